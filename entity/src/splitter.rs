@@ -1,0 +1,26 @@
+//! A synced splitter.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "splitters")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub integration_id: i64,
+    pub project_id: i64,
+    pub fid: String,
+    pub name: String,
+    /// `SERVICE` or `DISTRIBUTION`.
+    pub kind: String,
+    /// As the platform says it, e.g. `1:16`.
+    pub ratio: String,
+    pub port_count: i32,
+    pub box_fid: Option<String>,
+    pub element_id: Option<i64>,
+    pub remote_updated_at: Option<DateTimeUtc>,
+    pub synced_at: DateTimeUtc,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

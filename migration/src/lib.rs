@@ -1,0 +1,43 @@
+//! Schema migrations of mapping-gateway, applied in order by [`Migrator`].
+//!
+//! The gateway runs `Migrator::up` at start, so a fresh database (SQLite or PostgreSQL) is ready
+//! without a separate step; `mapping-gateway migrate` does the same from the command line.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_access;
+mod m20261129_000002_integrations;
+mod m20261129_000003_plant;
+mod m20261129_000004_bindings;
+mod m20261129_000005_sync_runs;
+
+/// Every migration of the gateway, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261129_000001_access::Migration),
+            Box::new(m20261129_000002_integrations::Migration),
+            Box::new(m20261129_000003_plant::Migration),
+            Box::new(m20261129_000004_bindings::Migration),
+            Box::new(m20261129_000005_sync_runs::Migration),
+        ]
+    }
+}
+
+/// Creates a plain (non-unique) index; a short helper since most tables have a few.
+pub(crate) fn index<T, C>(name: &str, table: T, cols: C) -> IndexCreateStatement
+where
+    T: IntoIden + 'static,
+    C: IntoIterator,
+    C::Item: IntoIndexColumn,
+{
+    let mut idx = Index::create();
+    idx.name(name).table(table);
+    for c in cols {
+        idx.col(c);
+    }
+    idx.to_owned()
+}

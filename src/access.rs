@@ -1,0 +1,237 @@
+//! API keys and roles (DESIGN section 6). A key is `mgw_` followed by 32 random hex digits; only
+//! its SHA-256 digest is stored. A plain digest suits here because keys are random with 128 bits
+//! of entropy: a slow password hash would only slow every request down.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+use sha2::{Digest, Sha256};
+
+use entity::api_key;
+
+use crate::{Error, Result};
+
+/// What a key may do. Higher roles may do everything lower ones may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Read everything.
+    Viewer,
+    /// Read, bind customers, run manual syncs.
+    Operator,
+    /// Everything, including integrations, projects, selection and keys.
+    Admin,
+}
+
+impl Role {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "VIEWER",
+            Role::Operator => "OPERATOR",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    /// Parses a stored or typed name, case-insensitively.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text.to_ascii_uppercase().as_str() {
+            "VIEWER" => Some(Role::Viewer),
+            "OPERATOR" => Some(Role::Operator),
+            "ADMIN" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who is acting: the key behind a request, or the gateway itself (scheduler, start-up).
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// The key's id; `None` for the gateway itself.
+    pub key_id: Option<i64>,
+    /// A name for the history: the key's name or a system name.
+    pub name: String,
+    /// What the actor may do.
+    pub role: Role,
+}
+
+impl Actor {
+    /// The gateway acting on its own behalf (scheduler, demo set-up).
+    pub fn system(name: &str) -> Actor {
+        Actor {
+            key_id: None,
+            name: name.to_owned(),
+            role: Role::Admin,
+        }
+    }
+
+    /// Fails with `FORBIDDEN` unless the actor's role is at least `needed`.
+    pub fn require(&self, needed: Role) -> Result<()> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                role: self.role.as_str().to_owned(),
+                needed: needed.as_str().to_owned(),
+            })
+        }
+    }
+}
+
+/// A key just created: the secret is shown once and never again.
+#[derive(Debug)]
+pub struct NewKey {
+    /// The stored row (digest only).
+    pub key: api_key::Model,
+    /// The secret to hand to the client.
+    pub secret: String,
+}
+
+fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn prefix_of(secret: &str) -> String {
+    secret.chars().take(12).collect()
+}
+
+async fn insert_key(
+    db: &DatabaseConnection,
+    name: &str,
+    role: Role,
+    secret: &str,
+) -> Result<api_key::Model> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::validation("name", "a key needs a name"));
+    }
+    let row = api_key::ActiveModel {
+        name: Set(name.to_owned()),
+        role: Set(role.as_str().to_owned()),
+        prefix: Set(prefix_of(secret)),
+        hash: Set(digest(secret)),
+        created_at: Set(Utc::now()),
+        revoked_at: Set(None),
+        last_used_at: Set(None),
+        ..Default::default()
+    };
+    Ok(row.insert(db).await?)
+}
+
+/// Creates a key with a fresh random secret.
+pub async fn create_key(db: &DatabaseConnection, name: &str, role: Role) -> Result<NewKey> {
+    let secret = format!("mgw_{}", crate::crypto::random_hex(16));
+    let key = insert_key(db, name, role, &secret).await?;
+    Ok(NewKey { key, secret })
+}
+
+/// Every key, oldest first, revoked ones included.
+pub async fn list_keys(db: &DatabaseConnection) -> Result<Vec<api_key::Model>> {
+    Ok(api_key::Entity::find()
+        .order_by_asc(api_key::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Revokes a key by id; its requests are refused from then on.
+pub async fn revoke_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Model> {
+    let key = api_key::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("API key {id}")))?;
+    let mut row: api_key::ActiveModel = key.into();
+    row.revoked_at = Set(Some(Utc::now()));
+    Ok(row.update(db).await?)
+}
+
+/// Resolves a secret to its actor; `None` when unknown or revoked.
+pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Option<Actor>> {
+    let Some(key) = api_key::Entity::find()
+        .filter(api_key::Column::Hash.eq(digest(secret)))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(role) = Role::parse(&key.role) else {
+        return Ok(None);
+    };
+    let now = Utc::now();
+    // Record use at most once a minute, so reads do not turn into a write each.
+    if key
+        .last_used_at
+        .is_none_or(|t| now - t > chrono::Duration::seconds(60))
+    {
+        let mut row: api_key::ActiveModel = key.clone().into();
+        row.last_used_at = Set(Some(now));
+        row.update(db).await?;
+    }
+    Ok(Some(Actor {
+        key_id: Some(key.id),
+        name: key.name,
+        role,
+    }))
+}
+
+/// Makes sure an active ADMIN key with this secret exists (the `ADMIN_API_KEY` setting).
+pub async fn ensure_admin_secret(db: &DatabaseConnection, secret: &str) -> Result<()> {
+    if secret.len() < 16 {
+        return Err(Error::validation(
+            "ADMIN_API_KEY",
+            "ADMIN_API_KEY must be at least 16 characters long",
+        ));
+    }
+    match api_key::Entity::find()
+        .filter(api_key::Column::Hash.eq(digest(secret)))
+        .one(db)
+        .await?
+    {
+        Some(key) if key.revoked_at.is_none() && key.role == Role::Admin.as_str() => Ok(()),
+        Some(key) => {
+            let mut row: api_key::ActiveModel = key.into();
+            row.role = Set(Role::Admin.as_str().to_owned());
+            row.revoked_at = Set(None);
+            row.update(db).await?;
+            Ok(())
+        }
+        None => insert_key(db, "ADMIN_API_KEY", Role::Admin, secret)
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// Creates a first ADMIN key when none is active, so a fresh installation can be used at once.
+pub async fn bootstrap_admin(db: &DatabaseConnection) -> Result<Option<NewKey>> {
+    let active_admin = api_key::Entity::find()
+        .filter(api_key::Column::Role.eq(Role::Admin.as_str()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db)
+        .await?;
+    if active_admin.is_some() {
+        return Ok(None);
+    }
+    create_key(db, "bootstrap admin", Role::Admin)
+        .await
+        .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Admin > Role::Operator && Role::Operator > Role::Viewer);
+        let viewer = Actor {
+            key_id: Some(1),
+            name: "v".into(),
+            role: Role::Viewer,
+        };
+        assert!(viewer.require(Role::Viewer).is_ok());
+        assert_eq!(viewer.require(Role::Admin).unwrap_err().code(), "FORBIDDEN");
+        assert_eq!(Role::parse("operator"), Some(Role::Operator));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

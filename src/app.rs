@@ -1,0 +1,121 @@
+//! Start-up: open the database, resolve the master key, ensure keys, serve.
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::access;
+use crate::config::{DbConfig, ServeConfig};
+use crate::crypto::{self, MasterKey};
+use crate::db::{self, Engine};
+
+/// The state shared by every request and background task.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// Encrypts and decrypts platform passwords.
+    pub master: MasterKey,
+}
+
+/// Finds the master key: `MASTER_KEY`, else (SQLite file only) the key file beside the database.
+pub fn resolve_master_key(config: &DbConfig) -> anyhow::Result<MasterKey> {
+    if let Some(text) = &config.master_key {
+        return MasterKey::from_base64(text);
+    }
+    match Engine::of(&config.database_url)? {
+        Engine::Postgres => anyhow::bail!(
+            "MASTER_KEY is required with PostgreSQL: set it to base64 of 32 random bytes \
+             (e.g. `openssl rand -base64 32`) and keep it safe"
+        ),
+        Engine::Sqlite => match db::sqlite_file(&config.database_url) {
+            None => {
+                tracing::warn!(
+                    "no MASTER_KEY with an in-memory database: using a throwaway key for this run"
+                );
+                Ok(MasterKey::generate().0)
+            }
+            Some(path) => {
+                let key_path = crypto::key_file_for(&path);
+                let (key, created) = MasterKey::load_or_create(&key_path).map_err(|e| {
+                    anyhow::anyhow!("cannot use master key file {}: {e}", key_path.display())
+                })?;
+                if created {
+                    tracing::info!(
+                        path = %key_path.display(),
+                        "generated a master key file (mode 0600); back it up with the database"
+                    );
+                }
+                Ok(key)
+            }
+        },
+    }
+}
+
+/// Connects, migrates and resolves the master key.
+pub async fn open(config: &DbConfig) -> anyhow::Result<AppState> {
+    Engine::of(&config.database_url)?;
+    let master = resolve_master_key(config)?;
+    let db = db::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    db::migrate(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
+    Ok(AppState { db, master })
+}
+
+/// Runs the HTTP server until SIGINT/SIGTERM.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let state = open(&config.db).await?;
+    if let Some(secret) = &config.admin_api_key {
+        access::ensure_admin_secret(&state.db, secret)
+            .await
+            .map_err(crate::Error::into_anyhow)?;
+    }
+    if let Some(new) = access::bootstrap_admin(&state.db)
+        .await
+        .map_err(crate::Error::into_anyhow)?
+    {
+        // Printed once, to stdout only, so a newcomer can start at once; it is never logged.
+        println!(
+            "Created the first ADMIN API key (shown only now, keep it):\n\n    {}\n\n\
+             Send it as `Authorization: Bearer <key>`.",
+            new.secret
+        );
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let router = crate::http::router(state, &config.limits, config.graphiql);
+    println!("GraphiQL: http://{addr}/graphql");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,93 @@
+//! Typed configuration, from flags and environment variables (flags win).
+
+use std::net::SocketAddr;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Settings shared by every command that opens the database.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DbConfig {
+    /// Database URL: `sqlite://FILE` (created if missing), `sqlite::memory:` or
+    /// `postgres://user:pass@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://mapping-gateway.db"
+    )]
+    pub database_url: String,
+
+    /// Base64 of 32 random bytes; encrypts platform passwords at rest. Required with PostgreSQL.
+    /// With a SQLite file and no key, one is generated into `<database>.master-key` (mode 0600).
+    #[arg(long, env = "MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+}
+
+/// Limits applied to every GraphQL operation.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Limits {
+    /// Deepest selection nesting an operation may have.
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 15)]
+    pub max_depth: usize,
+
+    /// Highest complexity an operation may have (connections count `first` times their
+    /// selection).
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
+    pub max_complexity: usize,
+
+    /// Largest request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 15,
+            max_complexity: 50_000,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Settings of `mapping-gateway serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub db: DbConfig,
+
+    #[command(flatten)]
+    pub limits: Limits,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Secret of an ADMIN key that is ensured (created or re-enabled) at start.
+    #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Option<String>,
+
+    /// Serve GraphiQL on `GET /graphql`.
+    #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+}
+
+/// Logging settings, common to every command.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LogConfig {
+    /// Log line format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}

@@ -1,0 +1,94 @@
+//! Opening the database (SQLite or PostgreSQL) and applying migrations.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+/// Which engine a URL points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded SQLite, the zero-set-up default.
+    Sqlite,
+    /// PostgreSQL, for production and several instances.
+    Postgres,
+}
+
+impl Engine {
+    /// Recognises the engine from a database URL.
+    pub fn of(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://")
+        }
+    }
+}
+
+/// The file behind a `sqlite://FILE` URL; `None` for in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || rest.contains("mode=memory") {
+        None
+    } else {
+        Some(PathBuf::from(path))
+    }
+}
+
+/// Connects to the database; a SQLite file is created when missing.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let engine = Engine::of(url)?;
+    let mut url = url.to_owned();
+    let mut options;
+    match engine {
+        Engine::Sqlite => {
+            let in_memory = sqlite_file(&url).is_none();
+            if !in_memory && !url.contains("mode=") {
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+            options = ConnectOptions::new(url);
+            // Every connection to `sqlite::memory:` is a database of its own: keep exactly one.
+            options.max_connections(if in_memory { 1 } else { 8 });
+            options.min_connections(1);
+        }
+        Engine::Postgres => {
+            options = ConnectOptions::new(url);
+            options.max_connections(16);
+        }
+    }
+    options
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    if db.get_database_backend() == DbBackend::Sqlite && matches!(engine, Engine::Sqlite) {
+        // WAL lets readers go on while a sync writes; NORMAL sync is safe under WAL.
+        db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
+        db.execute_unprepared("PRAGMA synchronous = NORMAL").await?;
+        db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
+    }
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await?;
+    Ok(())
+}
+
+/// True when the database answers and no migration is pending (the `/readyz` check).
+pub async fn ready(db: &DatabaseConnection) -> bool {
+    if db.ping().await.is_err() {
+        return false;
+    }
+    matches!(Migrator::get_pending_migrations(db).await, Ok(p) if p.is_empty())
+}

@@ -1,0 +1,131 @@
+//! The schema's one extension: every error gets a code, and a panic becomes an error.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+use futures::FutureExt;
+
+/// Factory of [`SafetyExtension`].
+pub struct Safety;
+
+impl ExtensionFactory for Safety {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(SafetyExtension)
+    }
+}
+
+/// Tags parse and validation failures (including the depth and complexity limits) with
+/// `VALIDATION`, and catches panics of resolvers as `INTERNAL` errors.
+pub struct SafetyExtension;
+
+/// Adds `code` (and `limit`, for the operation limits) to an error that has none.
+fn tag(mut err: ServerError, code: &str) -> ServerError {
+    let limit = match err.message.as_str() {
+        "Query is nested too deep." => Some("depth"),
+        "Query is too complex." => Some("complexity"),
+        _ => None,
+    };
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", code);
+    }
+    if let Some(limit) = limit {
+        ext.set("limit", limit);
+    }
+    err
+}
+
+#[async_trait::async_trait]
+impl Extension for SafetyExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| tag(e, "VALIDATION"))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx)
+            .await
+            .map_err(|errors| errors.into_iter().map(|e| tag(e, "VALIDATION")).collect())
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        match AssertUnwindSafe(next.run(ctx, operation_name))
+            .catch_unwind()
+            .await
+        {
+            // Errors left without a code come from input coercion inside the executor.
+            Ok(mut response) => {
+                response.errors = std::mem::take(&mut response.errors)
+                    .into_iter()
+                    .map(|e| tag(e, "VALIDATION"))
+                    .collect();
+                response
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "a resolver panicked");
+                Response::from_errors(vec![tag(
+                    ServerError::new("internal error", None),
+                    "INTERNAL",
+                )])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn boom(&self) -> i32 {
+            panic!("kaboom")
+        }
+        async fn fine(&self) -> i32 {
+            1
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_an_internal_error() {
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(Safety)
+            .finish();
+        let response = schema.execute("{ boom }").await;
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["errors"][0]["extensions"]["code"], "INTERNAL");
+        assert_eq!(json["errors"][0]["message"], "internal error");
+        // The schema keeps serving after the panic.
+        let json = serde_json::to_value(schema.execute("{ fine }").await).unwrap();
+        assert_eq!(json["data"]["fine"], 1);
+    }
+}

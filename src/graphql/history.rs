@@ -1,0 +1,74 @@
+//! The history of an integration.
+
+use async_graphql::{Context, Json, Object, ID};
+use chrono::{DateTime, Utc};
+
+use entity::history_entry;
+
+use crate::access::Role;
+use crate::graphql::guard::RoleGuard;
+use crate::graphql::ids::{self, HISTORY_ENTRY, INTEGRATION};
+use crate::graphql::paging::{self, Conn};
+use crate::graphql::state;
+
+/// One change or run in an integration's history.
+pub struct HistoryEntry(pub history_entry::Model);
+
+#[Object]
+impl HistoryEntry {
+    /// Opaque id.
+    async fn id(&self) -> ID {
+        ids::encode(HISTORY_ENTRY, self.0.id)
+    }
+    /// What happened, as a dotted name (`integration.created`, `integration.updated`, ...).
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+    /// One line for a person.
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    /// Who did it: the API key's name, or `scheduler`/`system`.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    /// The state before the change, without secrets.
+    async fn before(&self) -> Option<Json<serde_json::Value>> {
+        self.0.before.clone().map(Json)
+    }
+    /// The state after the change, without secrets.
+    async fn after(&self) -> Option<Json<serde_json::Value>> {
+        self.0.after.clone().map(Json)
+    }
+    /// When it happened.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// History queries.
+#[derive(Default)]
+pub struct HistoryQuery;
+
+#[Object]
+impl HistoryQuery {
+    /// The history of an integration, newest first.
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::complexity(first, child_complexity)"
+    )]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<Conn<HistoryEntry>> {
+        let request = paging::request("history", first, after)?;
+        let id = ids::decode(INTEGRATION, &integration_id)?;
+        let db = &state(ctx)?.db;
+        crate::integrations::find(db, id).await?;
+        let page = crate::history::page(db, id, request).await?;
+        Ok(paging::connection("history", page, |e| e.id, HistoryEntry))
+    }
+}

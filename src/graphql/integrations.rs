@@ -1,0 +1,228 @@
+//! Integrations: the `Integration` type, its queries and mutations.
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use entity::integration;
+
+use crate::access::Role;
+use crate::gateways::GatewayKind;
+use crate::graphql::guard::{actor, RoleGuard};
+use crate::graphql::ids::{self, INTEGRATION};
+use crate::graphql::state;
+use crate::integrations::{self as domain, IntegrationChanges, NewIntegration};
+
+/// A mapping platform the gateway can integrate with.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "GatewayKind")]
+pub enum GatewayEnum {
+    /// Geosite (GeoSite Telecom, by Digicade).
+    Geosite,
+}
+
+impl From<GatewayEnum> for GatewayKind {
+    fn from(value: GatewayEnum) -> Self {
+        match value {
+            GatewayEnum::Geosite => GatewayKind::Geosite,
+        }
+    }
+}
+
+impl From<GatewayKind> for GatewayEnum {
+    fn from(value: GatewayKind) -> Self {
+        match value {
+            GatewayKind::Geosite => GatewayEnum::Geosite,
+        }
+    }
+}
+
+/// When the integration syncs on its own.
+#[derive(SimpleObject)]
+pub struct Schedule {
+    /// Cron expression (minute hour day-of-month month day-of-week), e.g. `0 4 * * *`.
+    pub cron: String,
+    /// IANA time zone the expression is read in, e.g. `America/Sao_Paulo`.
+    pub timezone: String,
+}
+
+/// An integration with a mapping platform: credentials, one project, the elements to bring in.
+pub struct Integration(pub integration::Model);
+
+#[Object]
+impl Integration {
+    /// Opaque id.
+    async fn id(&self) -> ID {
+        ids::encode(INTEGRATION, self.0.id)
+    }
+    /// Unique display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Which platform.
+    async fn gateway(&self) -> Option<GatewayEnum> {
+        GatewayKind::parse(&self.0.gateway).map(Into::into)
+    }
+    /// Base URL of the platform's API.
+    async fn api_url(&self) -> &str {
+        &self.0.api_url
+    }
+    /// Platform user the gateway logs in as.
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+    /// True when a password is stored. The password itself is write-only.
+    async fn has_password(&self) -> bool {
+        self.0.password_ciphertext.is_some()
+    }
+    /// Public random identifier, sent to the platform as `origem` with every push.
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+    /// False when deactivated: never synced or pushed, data still readable.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+    /// When scheduled syncs run.
+    async fn schedule(&self) -> Schedule {
+        Schedule {
+            cron: self.0.schedule_cron.clone(),
+            timezone: self.0.schedule_timezone.clone(),
+        }
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// Input of `createIntegration`.
+#[derive(InputObject)]
+pub struct CreateIntegrationInput {
+    /// Unique, non-empty display name.
+    pub name: String,
+    /// Which platform.
+    pub gateway: GatewayEnum,
+    /// Absolute http(s) URL of the platform's API (see `gateways` for hints).
+    pub api_url: String,
+    /// Platform user.
+    pub username: String,
+    /// Platform password: stored encrypted, never returned.
+    #[graphql(secret)]
+    pub password: String,
+}
+
+/// Input of `updateIntegration`: give only what changes.
+#[derive(InputObject)]
+pub struct UpdateIntegrationInput {
+    /// New unique, non-empty display name.
+    pub name: Option<String>,
+    /// New absolute http(s) URL of the platform's API.
+    pub api_url: Option<String>,
+    /// New platform user.
+    pub username: Option<String>,
+    /// New platform password: stored encrypted, never returned.
+    #[graphql(secret)]
+    pub password: Option<String>,
+}
+
+/// Integration queries.
+#[derive(Default)]
+pub struct IntegrationQuery;
+
+#[Object]
+impl IntegrationQuery {
+    /// Every integration, by name.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn integrations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Integration>> {
+        let rows = domain::list(&state(ctx)?.db).await?;
+        Ok(rows.into_iter().map(Integration).collect())
+    }
+
+    /// One integration by id; `NOT_FOUND` when there is none.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn integration(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] id: ID,
+    ) -> async_graphql::Result<Integration> {
+        let id = ids::decode(INTEGRATION, &id)?;
+        Ok(Integration(domain::find(&state(ctx)?.db, id).await?))
+    }
+}
+
+/// Integration mutations.
+#[derive(Default)]
+pub struct IntegrationMutation;
+
+#[Object]
+impl IntegrationMutation {
+    /// Creates an integration (ADMIN). It starts active, with the default schedule (daily 04:00
+    /// America/Sao_Paulo) and element selection (service splitters and CTOs).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_integration(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new integration.")] input: CreateIntegrationInput,
+    ) -> async_graphql::Result<Integration> {
+        let app = state(ctx)?;
+        let row = domain::create(
+            &app.db,
+            &app.master,
+            actor(ctx)?,
+            NewIntegration {
+                name: input.name,
+                gateway: input.gateway.into(),
+                api_url: input.api_url,
+                username: input.username,
+                password: input.password,
+            },
+        )
+        .await?;
+        Ok(Integration(row))
+    }
+
+    /// Changes any subset of an integration's settings (ADMIN).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn update_integration(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateIntegrationInput,
+    ) -> async_graphql::Result<Integration> {
+        let app = state(ctx)?;
+        let id = ids::decode(INTEGRATION, &id)?;
+        let row = domain::update(
+            &app.db,
+            &app.master,
+            actor(ctx)?,
+            id,
+            IntegrationChanges {
+                name: input.name,
+                api_url: input.api_url,
+                username: input.username,
+                password: input.password,
+            },
+        )
+        .await?;
+        Ok(Integration(row))
+    }
+
+    /// Deactivates (`active: false`) or reactivates an integration (ADMIN).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn set_integration_active(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] id: ID,
+        #[graphql(desc = "The new state.")] active: bool,
+    ) -> async_graphql::Result<Integration> {
+        let app = state(ctx)?;
+        let id = ids::decode(INTEGRATION, &id)?;
+        Ok(Integration(
+            domain::set_active(&app.db, actor(ctx)?, id, active).await?,
+        ))
+    }
+}

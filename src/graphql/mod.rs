@@ -1,0 +1,70 @@
+//! The GraphQL API: schema assembly, access guards, error mapping and paging.
+//!
+//! Resolvers are thin: they decode ids and arguments, call a GraphQL-free domain function with the
+//! database, and wrap the result in an API type. One schema builder serves the server, the SDL
+//! export and the tests.
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+use crate::config::Limits;
+
+pub mod error;
+pub mod extension;
+pub mod gateways;
+pub mod guard;
+pub mod history;
+pub mod ids;
+pub mod integrations;
+pub mod paging;
+
+/// Every query field, merged from one struct per area.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    gateways::GatewayQuery,
+    integrations::IntegrationQuery,
+    history::HistoryQuery,
+);
+
+/// Every mutation field, merged from one struct per area.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(integrations::IntegrationMutation);
+
+/// The gateway's schema type.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// The schema with its limits and extensions, before per-process data is attached.
+///
+/// Extension order: `Safety` is the only extension; it tags validation failures (depth,
+/// complexity, syntax) with `VALIDATION` and turns a panicking resolver into an `INTERNAL` error.
+pub fn schema_builder(
+    limits: &Limits,
+) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .extension(extension::Safety)
+}
+
+/// The SDL of the schema, sorted so that it diffs well; `schema.graphql` holds it.
+pub fn sdl() -> String {
+    schema_builder(&Limits::default())
+        .finish()
+        .sdl_with_options(
+            async_graphql::SDLExportOptions::new()
+                .sorted_fields()
+                .sorted_arguments()
+                .sorted_enum_items(),
+        )
+}
+
+/// The process-wide state every resolver reads.
+pub fn state<'a>(
+    ctx: &'a async_graphql::Context<'_>,
+) -> async_graphql::Result<&'a crate::app::AppState> {
+    ctx.data::<crate::app::AppState>()
+        .map_err(|_| crate::Error::internal(anyhow::anyhow!("AppState missing from schema")).into())
+}

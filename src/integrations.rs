@@ -1,0 +1,352 @@
+//! Integrations with mapping platforms: create, edit, (de)activate, read.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, QueryOrder,
+    TransactionTrait,
+};
+use serde_json::json;
+
+use entity::{element_selection, integration};
+
+use crate::access::{Actor, Role};
+use crate::crypto::MasterKey;
+use crate::error::is_unique_violation;
+use crate::gateways::GatewayKind;
+use crate::{history, Error, Result};
+
+/// Default sync schedule of a new integration (cron, 5 fields) and its time zone.
+pub const DEFAULT_SCHEDULE: (&str, &str) = ("0 4 * * *", "America/Sao_Paulo");
+
+/// The element items selected when an integration is created.
+pub const DEFAULT_SELECTION: [&str; 2] = ["SERVICE", "CTO"];
+
+/// Input of [`create`].
+#[derive(Clone)]
+pub struct NewIntegration {
+    /// Unique display name.
+    pub name: String,
+    /// Which platform.
+    pub gateway: GatewayKind,
+    /// Absolute http(s) URL of the platform API.
+    pub api_url: String,
+    /// Platform user.
+    pub username: String,
+    /// Platform password (write-only).
+    pub password: String,
+}
+
+/// Input of [`update`]: only the given fields change.
+#[derive(Clone, Default)]
+pub struct IntegrationChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New API URL.
+    pub api_url: Option<String>,
+    /// New platform user.
+    pub username: Option<String>,
+    /// New platform password.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NewIntegration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewIntegration")
+            .field("name", &self.name)
+            .field("api_url", &self.api_url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+fn clean_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::validation("name", "the name must not be empty"));
+    }
+    if name.chars().count() > 120 {
+        return Err(Error::validation(
+            "name",
+            "the name is longer than 120 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn clean_url(api_url: &str) -> Result<String> {
+    let parsed = url::Url::parse(api_url.trim()).map_err(|_| {
+        Error::validation(
+            "apiUrl",
+            "apiUrl must be an absolute http(s) URL, e.g. https://provedor.geosite.com.br/api",
+        )
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(Error::validation(
+            "apiUrl",
+            "apiUrl must use http or https and name a host",
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::validation(
+            "apiUrl",
+            "apiUrl must not carry credentials; use username and password",
+        ));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+fn clean_required(field: &str, value: &str) -> Result<String> {
+    if value.trim().is_empty() {
+        return Err(Error::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    Ok(value.trim().to_owned())
+}
+
+fn clean_password(password: &str) -> Result<String> {
+    if password.is_empty() {
+        return Err(Error::validation("password", "password must not be empty"));
+    }
+    Ok(password.to_owned())
+}
+
+/// What the history keeps of an integration: everything but secrets.
+fn snapshot(row: &integration::Model) -> serde_json::Value {
+    json!({
+        "name": row.name,
+        "gateway": row.gateway,
+        "apiUrl": row.api_url,
+        "username": row.username,
+        "hasPassword": row.password_ciphertext.is_some(),
+        "active": row.active,
+        "schedule": { "cron": row.schedule_cron, "timezone": row.schedule_timezone },
+    })
+}
+
+fn name_conflict(err: sea_orm::DbErr, name: &str) -> Error {
+    if is_unique_violation(&err) {
+        Error::Conflict(format!("an integration named \"{name}\" already exists"))
+    } else {
+        err.into()
+    }
+}
+
+/// Associated data binding a password ciphertext to its row.
+fn password_context(id: i64) -> Vec<u8> {
+    format!("integration:{id}").into_bytes()
+}
+
+/// Creates an integration with the default schedule and element selection.
+pub async fn create(
+    db: &DatabaseConnection,
+    master: &MasterKey,
+    actor: &Actor,
+    input: NewIntegration,
+) -> Result<integration::Model> {
+    actor.require(Role::Admin)?;
+    let name = clean_name(&input.name)?;
+    let api_url = clean_url(&input.api_url)?;
+    let username = clean_required("username", &input.username)?;
+    let password = clean_password(&input.password)?;
+    let now = Utc::now();
+
+    let txn = db.begin().await?;
+    let row = integration::ActiveModel {
+        name: Set(name.clone()),
+        gateway: Set(input.gateway.as_str().to_owned()),
+        api_url: Set(api_url),
+        username: Set(username),
+        password_ciphertext: Set(None),
+        key: Set(crate::crypto::random_hex(16)),
+        active: Set(true),
+        schedule_cron: Set(DEFAULT_SCHEDULE.0.to_owned()),
+        schedule_timezone: Set(DEFAULT_SCHEDULE.1.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| name_conflict(e, &name))?;
+    // The row id is the associated data of the ciphertext, so it is sealed once the id exists.
+    let mut sealed: integration::ActiveModel = row.into();
+    let id = *sealed.id.as_ref();
+    sealed.password_ciphertext = Set(Some(master.encrypt(&password, &password_context(id))?));
+    let row = sealed.update(&txn).await?;
+    element_selection::Entity::insert_many(DEFAULT_SELECTION.map(|item| {
+        element_selection::ActiveModel {
+            integration_id: Set(row.id),
+            item: Set(item.to_owned()),
+            cursor: Set(None),
+        }
+    }))
+    .exec(&txn)
+    .await?;
+    history::record(
+        &txn,
+        Some(row.id),
+        actor,
+        "integration.created",
+        format!("created integration \"{}\"", row.name),
+        None,
+        Some(snapshot(&row)),
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(integration_id = row.id, name = %row.name, "integration created");
+    Ok(row)
+}
+
+/// Changes the given fields of an integration.
+pub async fn update(
+    db: &DatabaseConnection,
+    master: &MasterKey,
+    actor: &Actor,
+    id: i64,
+    changes: IntegrationChanges,
+) -> Result<integration::Model> {
+    actor.require(Role::Admin)?;
+    let txn = db.begin().await?;
+    let before = find(&txn, id).await?;
+    let mut row: integration::ActiveModel = before.clone().into();
+    let mut changed = Vec::new();
+    if let Some(name) = &changes.name {
+        row.name = Set(clean_name(name)?);
+        changed.push("name");
+    }
+    if let Some(api_url) = &changes.api_url {
+        row.api_url = Set(clean_url(api_url)?);
+        changed.push("apiUrl");
+    }
+    if let Some(username) = &changes.username {
+        row.username = Set(clean_required("username", username)?);
+        changed.push("username");
+    }
+    if let Some(password) = &changes.password {
+        let password = clean_password(password)?;
+        row.password_ciphertext = Set(Some(master.encrypt(&password, &password_context(id))?));
+        changed.push("password");
+    }
+    if changed.is_empty() {
+        return Err(Error::validation(
+            "input",
+            "nothing to change: give at least one field",
+        ));
+    }
+    row.updated_at = Set(Utc::now());
+    let name = changes.name.clone().unwrap_or_else(|| before.name.clone());
+    let after = row
+        .update(&txn)
+        .await
+        .map_err(|e| name_conflict(e, &name))?;
+    history::record(
+        &txn,
+        Some(id),
+        actor,
+        "integration.updated",
+        format!("changed {}", changed.join(", ")),
+        Some(snapshot(&before)),
+        Some(snapshot(&after)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Activates or deactivates an integration. A deactivated one is never synced or pushed; its
+/// data stays readable.
+pub async fn set_active(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: i64,
+    active: bool,
+) -> Result<integration::Model> {
+    actor.require(Role::Admin)?;
+    let txn = db.begin().await?;
+    let before = find(&txn, id).await?;
+    if before.active == active {
+        txn.commit().await?;
+        return Ok(before);
+    }
+    let mut row: integration::ActiveModel = before.clone().into();
+    row.active = Set(active);
+    row.updated_at = Set(Utc::now());
+    let after = row.update(&txn).await?;
+    let (action, summary) = if active {
+        ("integration.activated", "reactivated the integration")
+    } else {
+        ("integration.deactivated", "deactivated the integration")
+    };
+    history::record(
+        &txn,
+        Some(id),
+        actor,
+        action,
+        summary,
+        Some(snapshot(&before)),
+        Some(snapshot(&after)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Every integration, by name.
+pub async fn list(db: &DatabaseConnection) -> Result<Vec<integration::Model>> {
+    Ok(integration::Entity::find()
+        .order_by_asc(integration::Column::Name)
+        .all(db)
+        .await?)
+}
+
+/// One integration, or `NOT_FOUND`.
+pub async fn find<C: sea_orm::ConnectionTrait>(db: &C, id: i64) -> Result<integration::Model> {
+    integration::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("integration {id}")))
+}
+
+/// The decrypted platform password, for the platform client only.
+pub fn password(master: &MasterKey, row: &integration::Model) -> Result<Option<String>> {
+    row.password_ciphertext
+        .as_deref()
+        .map(|sealed| master.decrypt(sealed, &password_context(row.id)))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert_eq!(
+            clean_url("https://x.example/api/").unwrap(),
+            "https://x.example/api"
+        );
+        for bad in [
+            "",
+            "x.example",
+            "ftp://x.example",
+            "https://u:p@x.example",
+            "/api",
+        ] {
+            assert_eq!(clean_url(bad).unwrap_err().code(), "VALIDATION", "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let input = NewIntegration {
+            name: "n".into(),
+            gateway: GatewayKind::Geosite,
+            api_url: "http://x".into(),
+            username: "u".into(),
+            password: "hunter2-secret".into(),
+        };
+        assert!(!format!("{input:?}").contains("hunter2"));
+    }
+}

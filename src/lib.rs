@@ -1,0 +1,21 @@
+//! mapping-gateway: a GraphQL gateway between an ISP's management system and FTTH
+//! network-mapping platforms (Geosite first).
+//!
+//! Layers point one way: [`graphql`] → domain modules ([`integrations`], [`access`],
+//! [`history`]) → storage ([`entity`]) and platforms. The domain never imports the GraphQL layer.
+
+pub mod access;
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod gateways;
+pub mod graphql;
+pub mod history;
+pub mod http;
+pub mod integrations;
+pub mod paging;
+pub mod telemetry;
+
+pub use error::{Error, Result};

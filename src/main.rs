@@ -1,0 +1,143 @@
+//! The `mapping-gateway` command line: serve, migrate, schema, keys.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use mapping_gateway::access::{self, Role};
+use mapping_gateway::config::{DbConfig, LogConfig, ServeConfig};
+use mapping_gateway::{app, telemetry, Error};
+
+/// GraphQL gateway between an ISP's management system and FTTH network-mapping platforms.
+#[derive(Parser)]
+#[command(name = "mapping-gateway", version)]
+struct Cli {
+    #[command(flatten)]
+    log: LogConfig,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (GraphQL, GraphiQL, WebSocket, health).
+    Serve(ServeConfig),
+    /// Apply pending database migrations and exit.
+    Migrate(DbConfig),
+    /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
+    Schema,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (shown only once).
+    Create {
+        /// ADMIN, OPERATOR or VIEWER.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A name telling who or what uses the key.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbConfig,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbConfig,
+    },
+    /// Revoke a key by id (see `keys list`).
+    Revoke {
+        /// Id of the key.
+        id: i64,
+        #[command(flatten)]
+        db: DbConfig,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("unknown role {text:?}: use ADMIN, OPERATOR or VIEWER"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log.log_format);
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line, not a panic trace.
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(config) => app::serve(config).await,
+        Command::Migrate(db) => {
+            app::open(&db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", mapping_gateway::graphql::sdl());
+            Ok(())
+        }
+        Command::Keys { command } => keys(command).await,
+    }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { role, name, db } => {
+            let state = app::open(&db).await?;
+            let new = access::create_key(&state.db, &name, role)
+                .await
+                .map_err(Error::into_anyhow)?;
+            println!("{}", new.secret);
+            eprintln!(
+                "created {} key {} ({}); it is shown only now",
+                role.as_str(),
+                new.key.id,
+                new.key.name
+            );
+        }
+        KeysCommand::List { db } => {
+            let state = app::open(&db).await?;
+            println!(
+                "{:>4}  {:<9}  {:<14}  {:<8}  NAME",
+                "ID", "ROLE", "PREFIX", "STATE"
+            );
+            for key in access::list_keys(&state.db)
+                .await
+                .map_err(Error::into_anyhow)?
+            {
+                let status = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:>4}  {:<9}  {:<14}  {:<8}  {}",
+                    key.id, key.role, key.prefix, status, key.name
+                );
+            }
+        }
+        KeysCommand::Revoke { id, db } => {
+            let state = app::open(&db).await?;
+            let key = access::revoke_key(&state.db, id)
+                .await
+                .map_err(Error::into_anyhow)?;
+            println!("revoked key {} ({})", key.id, key.name);
+        }
+    }
+    Ok(())
+}

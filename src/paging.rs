@@ -1,0 +1,58 @@
+//! Keyset paging shared by every list that can grow: newest first, by id.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+
+use crate::Result;
+
+/// Largest page any list serves (DESIGN section 6).
+pub const MAX_PAGE_SIZE: u64 = 500;
+
+/// What page to read: at most `limit` rows after (older than) the row `after`.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    /// Rows to return.
+    pub limit: u64,
+    /// Id of the last row of the previous page.
+    pub after: Option<i64>,
+}
+
+/// One page of rows.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows, in order.
+    pub items: Vec<T>,
+    /// True when more rows follow.
+    pub has_next: bool,
+    /// Rows in the whole list.
+    pub total: u64,
+}
+
+/// Reads one page of `select` ordered by `id` descending.
+pub async fn newest_first<C, E>(
+    db: &C,
+    select: Select<E>,
+    id: E::Column,
+    request: PageRequest,
+) -> Result<Page<E::Model>>
+where
+    C: ConnectionTrait,
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let total = select.clone().count(db).await?;
+    let mut query = select.order_by_desc(id).limit(request.limit + 1);
+    if let Some(after) = request.after {
+        query = query.filter(id.lt(after));
+    }
+    let mut items = query.all(db).await?;
+    let has_next = items.len() as u64 > request.limit;
+    items.truncate(request.limit as usize);
+    Ok(Page {
+        items,
+        has_next,
+        total,
+    })
+}
