@@ -8,12 +8,20 @@ use entity::history_entry;
 use crate::access::Role;
 use crate::graphql::guard::RoleGuard;
 use crate::graphql::ids::{self, HISTORY_ENTRY, INTEGRATION};
-use crate::graphql::paging::{self, Conn};
+use crate::graphql::paging;
 use crate::graphql::state;
 
 /// One change or run in an integration's history.
 pub struct HistoryEntry(pub history_entry::Model);
 
+crate::connection_type!(
+    HistoryEntryConnection,
+    HistoryEntryEdge,
+    HistoryEntry,
+    "history entries"
+);
+
+/// One change or run in an integration's history.
 #[Object]
 impl HistoryEntry {
     /// Opaque id.
@@ -50,6 +58,7 @@ impl HistoryEntry {
 #[derive(Default)]
 pub struct HistoryQuery;
 
+/// History queries.
 #[Object]
 impl HistoryQuery {
     /// The history of an integration, newest first.
@@ -63,7 +72,7 @@ impl HistoryQuery {
         #[graphql(desc = "Id of the integration.")] integration_id: ID,
         #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
-    ) -> async_graphql::Result<Conn<HistoryEntry>> {
+    ) -> async_graphql::Result<HistoryEntryConnection> {
         let request = paging::request("history", first, after)?;
         let id = ids::decode(INTEGRATION, &integration_id)?;
         let db = &state(ctx)?.db;

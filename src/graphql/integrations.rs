@@ -48,6 +48,7 @@ pub struct Schedule {
 /// An integration with a mapping platform: credentials, one project, the elements to bring in.
 pub struct Integration(pub integration::Model);
 
+/// An integration with a mapping platform: credentials, one project, the elements to bring in.
 #[Object]
 impl Integration {
     /// Opaque id.

@@ -1,7 +1,6 @@
 //! Relay connections over the domain's keyset pages.
 
-use async_graphql::connection::{Connection, Edge};
-use async_graphql::{OutputType, SimpleObject};
+use async_graphql::SimpleObject;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 
@@ -11,15 +10,68 @@ use crate::Error;
 /// Page size when `first` is not given.
 pub const DEFAULT_PAGE_SIZE: i32 = 50;
 
-/// Fields every connection carries beside `edges` and `pageInfo`.
+/// Pagination state of a connection page (Relay).
 #[derive(SimpleObject)]
-pub struct ConnectionFields {
-    /// Number of items in the whole list, across all pages.
+pub struct PageInfo {
+    /// True when an earlier page exists (always false: lists page forward only).
+    pub has_previous_page: bool,
+    /// True when another page follows; pass `endCursor` as `after` to read it.
+    pub has_next_page: bool,
+    /// Cursor of the first edge of this page.
+    pub start_cursor: Option<String>,
+    /// Cursor of the last edge of this page.
+    pub end_cursor: Option<String>,
+}
+
+/// A page of a list, ready to become a connection type of [`connection_type!`].
+pub struct Parts<T> {
+    /// Cursor and node of each edge.
+    pub edges: Vec<(String, T)>,
+    /// Pagination state.
+    pub page_info: PageInfo,
+    /// Items in the whole list.
     pub total_count: u64,
 }
 
-/// A Relay connection with `totalCount`.
-pub type Conn<T> = Connection<String, T, ConnectionFields>;
+/// Declares a documented Relay connection type and its edge type for a node type.
+#[macro_export]
+macro_rules! connection_type {
+    ($conn:ident, $edge:ident, $node:ty, $what:literal) => {
+        #[doc = concat!("A page of ", $what, ", as a Relay connection.")]
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $conn {
+            /// The items of this page, each with its cursor.
+            pub edges: Vec<$edge>,
+            /// Where this page stands in the list.
+            pub page_info: $crate::graphql::paging::PageInfo,
+            /// Number of items in the whole list, across all pages.
+            pub total_count: u64,
+        }
+
+        #[doc = concat!("One of ", $what, " with its cursor.")]
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $edge {
+            /// Opaque cursor of this item; pass it as `after` to read what follows.
+            pub cursor: String,
+            /// The item.
+            pub node: $node,
+        }
+
+        impl From<$crate::graphql::paging::Parts<$node>> for $conn {
+            fn from(parts: $crate::graphql::paging::Parts<$node>) -> Self {
+                $conn {
+                    edges: parts
+                        .edges
+                        .into_iter()
+                        .map(|(cursor, node)| $edge { cursor, node })
+                        .collect(),
+                    page_info: parts.page_info,
+                    total_count: parts.total_count,
+                }
+            }
+        }
+    };
+}
 
 /// Checks `first`/`after` of a list named `list` (cursors of one list are refused by another).
 pub fn request(
@@ -55,24 +107,28 @@ pub fn request(
 }
 
 /// Builds a connection from a page; `key` gives each item's keyset id.
-pub fn connection<T, U: OutputType>(
+pub fn connection<T, U, C: From<Parts<U>>>(
     list: &str,
     page: Page<T>,
     key: impl Fn(&T) -> i64,
     wrap: impl Fn(T) -> U,
-) -> Conn<U> {
-    let mut conn = Connection::with_additional_fields(
-        false,
-        page.has_next,
-        ConnectionFields {
-            total_count: page.total,
-        },
-    );
-    conn.edges.extend(page.items.into_iter().map(|item| {
-        let cursor = B64.encode(format!("{list}:{}", key(&item)));
-        Edge::new(cursor, wrap(item))
-    }));
-    conn
+) -> C {
+    let edges: Vec<(String, U)> = page
+        .items
+        .into_iter()
+        .map(|item| (B64.encode(format!("{list}:{}", key(&item))), wrap(item)))
+        .collect();
+    let page_info = PageInfo {
+        has_previous_page: false,
+        has_next_page: page.has_next,
+        start_cursor: edges.first().map(|e| e.0.clone()),
+        end_cursor: edges.last().map(|e| e.0.clone()),
+    };
+    C::from(Parts {
+        edges,
+        page_info,
+        total_count: page.total,
+    })
 }
 
 /// Complexity of a connection: its selection counted `first` times.

@@ -1,0 +1,231 @@
+//! Test harness: a fresh database per test (SQLite always, PostgreSQL when `TEST_POSTGRES_URL`
+//! is set), the real router on an ephemeral port, and a GraphQL client.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use mapping_gateway::access::{self, Role};
+use mapping_gateway::app::{self, AppState};
+use mapping_gateway::config::{DbConfig, Limits};
+use serde_json::{json, Value};
+
+/// Which engine a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Random lowercase hex, for unique names.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", mapping_gateway::crypto::random_hex(6))
+}
+
+/// A fresh, empty database of the engine, or `None` when PostgreSQL is not configured outside CI.
+pub async fn fresh_database(engine: Engine) -> Option<DbConfig> {
+    match engine {
+        Engine::Sqlite => {
+            let dir = std::env::temp_dir().join(unique("mgw-test-"));
+            std::fs::create_dir_all(&dir).unwrap();
+            Some(DbConfig {
+                database_url: format!("sqlite://{}", dir.join("gateway.db").display()),
+                master_key: None,
+            })
+        }
+        Engine::Postgres => {
+            let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
+                // In CI a missing PostgreSQL is a failure, not a skip.
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "TEST_POSTGRES_URL must be set in CI"
+                );
+                eprintln!("TEST_POSTGRES_URL not set: skipping the PostgreSQL variant");
+                return None;
+            };
+            let admin = sea_orm::Database::connect(&base)
+                .await
+                .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL is set but unreachable: {e}"));
+            let name = unique("mgw_test_");
+            sea_orm::ConnectionTrait::execute_unprepared(
+                &admin,
+                &format!("CREATE DATABASE {name}"),
+            )
+            .await
+            .expect("create test database");
+            admin.close().await.ok();
+            let (prefix, _) = base.rsplit_once('/').expect("database URL with a path");
+            Some(DbConfig {
+                database_url: format!("{prefix}/{name}"),
+                master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
+            })
+        }
+    }
+}
+
+/// Every log line the process wrote during the tests (all levels from debug up).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,hyper=info,h2=info,rustls=info,tungstenite=info")
+            .with_writer(move || Capture(sink.clone()))
+            .with_ansi(false)
+            .try_init();
+        buffer
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A running gateway on an ephemeral port.
+pub struct TestApp {
+    pub engine: Engine,
+    pub url: String,
+    pub db_config: DbConfig,
+    pub state: AppState,
+    pub admin_key: String,
+    pub client: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestApp {
+    /// Starts the gateway with the default limits.
+    pub async fn start(engine: Engine) -> Option<TestApp> {
+        Self::start_with(engine, Limits::default()).await
+    }
+
+    /// Starts the gateway with the given limits.
+    pub async fn start_with(engine: Engine, limits: Limits) -> Option<TestApp> {
+        log_buffer();
+        let db_config = fresh_database(engine).await?;
+        let state = app::open(&db_config).await.expect("open database");
+        let admin_key = access::create_key(&state.db, "test admin", Role::Admin)
+            .await
+            .unwrap()
+            .secret;
+        let router = mapping_gateway::http::router(state.clone(), &limits, true);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Some(TestApp {
+            engine,
+            url: format!("http://{addr}"),
+            db_config,
+            state,
+            admin_key,
+            client: reqwest::Client::new(),
+            server,
+        })
+    }
+
+    /// A new key of the role.
+    pub async fn key(&self, role: Role) -> String {
+        access::create_key(&self.state.db, &unique("key-"), role)
+            .await
+            .unwrap()
+            .secret
+    }
+
+    /// Posts an operation and returns the status and JSON body.
+    pub async fn post(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, body)
+    }
+
+    /// Runs an operation as the admin, expecting success; returns `data`.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        self.ok_as(&self.admin_key, query, variables).await
+    }
+
+    /// Runs an operation with a key, expecting success; returns `data`.
+    pub async fn ok_as(&self, key: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(Some(key), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Runs an operation expecting an error; returns the first error's code and the body.
+    pub async fn error_code(&self, key: Option<&str>, query: &str, variables: Value) -> String {
+        let (_, body) = self.post(key, query, variables).await;
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error with a code: {body}"))
+            .to_owned()
+    }
+
+    /// Creates an integration through the API and returns its id.
+    pub async fn create_integration(&self, name: &str, api_url: &str) -> String {
+        let data = self
+            .ok(
+                "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
+                json!({ "input": {
+                    "name": name, "gateway": "GEOSITE", "apiUrl": api_url,
+                    "username": "integracao", "password": unique("pw-"),
+                }}),
+            )
+            .await;
+        data["createIntegration"]["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Declares each `async fn name(app: TestApp) { .. }` as two tests, `name::sqlite` and
+/// `name::postgres` (the latter skipped outside CI when PostgreSQL is not configured).
+#[macro_export]
+macro_rules! on_both_engines {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(TestApp::start(Engine::Sqlite).await.expect("sqlite")).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = TestApp::start(Engine::Postgres).await {
+                    run(app).await
+                }
+            }
+        }
+    )*};
+}

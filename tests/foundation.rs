@@ -1,0 +1,499 @@
+//! End-to-end tests of the foundation: access, integrations, history, limits, WebSockets,
+//! migrations and the schema file, over HTTP against a real database (SQLite and PostgreSQL).
+
+mod common;
+
+use common::{captured_logs, unique, Engine, TestApp};
+use futures::{SinkExt, StreamExt};
+use mapping_gateway::access::Role;
+use mapping_gateway::config::Limits;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const CREATE: &str = "mutation($input: CreateIntegrationInput!) {
+    createIntegration(input: $input) {
+        id name gateway apiUrl username hasPassword key active
+        schedule { cron timezone } createdAt updatedAt
+    }
+}";
+
+const UPDATE: &str = "mutation($id: ID!, $input: UpdateIntegrationInput!) {
+    updateIntegration(id: $id, input: $input) { id name apiUrl username hasPassword updatedAt }
+}";
+
+const LIST: &str = "{ integrations { id name active } }";
+
+fn input(name: &str, password: &str) -> Value {
+    json!({ "input": {
+        "name": name, "gateway": "GEOSITE", "apiUrl": "https://geo.example/api/",
+        "username": "integracao", "password": password,
+    }})
+}
+
+async fn integration_count(app: &TestApp) -> usize {
+    app.ok(LIST, json!({})).await["integrations"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+on_both_engines! {
+    async fn requests_without_a_valid_key_are_refused(app: TestApp) {
+        assert_eq!(app.error_code(None, LIST, json!({})).await, "UNAUTHENTICATED");
+        assert_eq!(
+            app.error_code(Some("mgw_00000000000000000000000000000000"), LIST, json!({})).await,
+            "UNAUTHENTICATED"
+        );
+        let (_, body) = app.post(None, CREATE, input("x", "pw")).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        assert_eq!(integration_count(&app).await, 0);
+    }
+
+    async fn roles_are_enforced(app: TestApp) {
+        let viewer = app.key(Role::Viewer).await;
+        let operator = app.key(Role::Operator).await;
+        // Reading is open to every role.
+        app.ok_as(&viewer, LIST, json!({})).await;
+        app.ok_as(&viewer, "{ gateways { kind } }", json!({})).await;
+        // Creating needs ADMIN, and a refused mutation leaves nothing behind.
+        for key in [&viewer, &operator] {
+            assert_eq!(
+                app.error_code(Some(key), CREATE, input("nope", "pw")).await,
+                "FORBIDDEN"
+            );
+        }
+        assert_eq!(integration_count(&app).await, 0);
+        app.ok(CREATE, input("yes", "pw")).await;
+        assert_eq!(integration_count(&app).await, 1);
+    }
+
+    async fn a_revoked_key_stops_working(app: TestApp) {
+        let new = mapping_gateway::access::create_key(&app.state.db, "temp", Role::Admin)
+            .await
+            .unwrap();
+        app.ok_as(&new.secret, LIST, json!({})).await;
+        mapping_gateway::access::revoke_key(&app.state.db, new.key.id).await.unwrap();
+        assert_eq!(app.error_code(Some(&new.secret), LIST, json!({})).await, "UNAUTHENTICATED");
+    }
+
+    async fn integrations_are_created_updated_and_deactivated(app: TestApp) {
+        let password = unique("pw-");
+        let created = app.ok(CREATE, input("Provedor Norte", &password)).await["createIntegration"].clone();
+        assert_eq!(created["name"], "Provedor Norte");
+        assert_eq!(created["gateway"], "GEOSITE");
+        assert_eq!(created["apiUrl"], "https://geo.example/api");
+        assert_eq!(created["hasPassword"], true);
+        assert_eq!(created["active"], true);
+        assert_eq!(created["schedule"], json!({ "cron": "0 4 * * *", "timezone": "America/Sao_Paulo" }));
+        assert_eq!(created["key"].as_str().unwrap().len(), 32);
+        let id = created["id"].as_str().unwrap().to_owned();
+
+        // Any subset of fields can change; the rest stay.
+        let updated = app
+            .ok(UPDATE, json!({ "id": id, "input": { "username": "outro" } }))
+            .await["updateIntegration"]
+            .clone();
+        assert_eq!(updated["username"], "outro");
+        assert_eq!(updated["name"], "Provedor Norte");
+        let renamed = app
+            .ok(UPDATE, json!({ "id": id, "input": { "name": "Provedor Sul", "apiUrl": "http://10.0.0.1:8080/geo" } }))
+            .await["updateIntegration"]
+            .clone();
+        assert_eq!(renamed["name"], "Provedor Sul");
+        assert_eq!(renamed["apiUrl"], "http://10.0.0.1:8080/geo");
+
+        let q = "mutation($id: ID!, $a: Boolean!) { setIntegrationActive(id: $id, active: $a) { active } }";
+        let off = app.ok(q, json!({ "id": id, "a": false })).await;
+        assert_eq!(off["setIntegrationActive"]["active"], false);
+        // A deactivated integration stays readable.
+        let one = app.ok("query($id: ID!) { integration(id: $id) { name active } }", json!({ "id": id })).await;
+        assert_eq!(one["integration"], json!({ "name": "Provedor Sul", "active": false }));
+        let on = app.ok(q, json!({ "id": id, "a": true })).await;
+        assert_eq!(on["setIntegrationActive"]["active"], true);
+
+        // Every change is in the history, newest first, with the actor and no secret.
+        let history = app
+            .ok(
+                "query($id: ID!) { history(integrationId: $id) { totalCount edges { node { action actor summary before after } } } }",
+                json!({ "id": id }),
+            )
+            .await["history"]
+            .clone();
+        assert_eq!(history["totalCount"], 5);
+        let actions: Vec<&str> = history["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "integration.activated",
+                "integration.deactivated",
+                "integration.updated",
+                "integration.updated",
+                "integration.created"
+            ]
+        );
+        let rename = &history["edges"][2]["node"];
+        assert_eq!(rename["actor"], "test admin");
+        assert_eq!(rename["before"]["name"], "Provedor Norte");
+        assert_eq!(rename["after"]["name"], "Provedor Sul");
+        assert!(!history.to_string().contains(&password));
+    }
+
+    async fn invalid_input_gets_validation_and_conflict_codes(app: TestApp) {
+        app.ok(CREATE, input("Único", "pw")).await;
+        let cases = [
+            (json!({ "name": "  " }), "VALIDATION", Some("name")),
+            (json!({ "apiUrl": "geo.example/api" }), "VALIDATION", Some("apiUrl")),
+            (json!({ "apiUrl": "ftp://geo.example" }), "VALIDATION", Some("apiUrl")),
+            (json!({ "username": "" }), "VALIDATION", Some("username")),
+            (json!({ "password": "" }), "VALIDATION", Some("password")),
+            (json!({ "name": "Único" }), "CONFLICT", None),
+        ];
+        for (patch, code, field) in cases {
+            let mut vars = input(&unique("n-"), "pw");
+            for (k, v) in patch.as_object().unwrap() {
+                vars["input"][k] = v.clone();
+            }
+            let (status, body) = app.post(Some(&app.admin_key), CREATE, vars).await;
+            assert_eq!(status, 200);
+            assert_eq!(body["errors"][0]["extensions"]["code"], code, "{patch}: {body}");
+            if let Some(field) = field {
+                assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+            }
+        }
+        assert_eq!(integration_count(&app).await, 1);
+        // A wrong enum value or a missing field is a validation error too.
+        let mut vars = input("x", "pw");
+        vars["input"]["gateway"] = json!("OZMAP");
+        assert_eq!(app.error_code(Some(&app.admin_key), CREATE, vars).await, "VALIDATION");
+        // Unknown ids are NOT_FOUND, renaming onto an existing name is CONFLICT.
+        let other = app.create_integration("Outro", "https://x.example").await;
+        assert_eq!(
+            app.error_code(Some(&app.admin_key), UPDATE, json!({ "id": other, "input": { "name": "Único" } })).await,
+            "CONFLICT"
+        );
+        assert_eq!(
+            app.error_code(Some(&app.admin_key), UPDATE, json!({ "id": "bm9wZQ", "input": { "name": "z" } })).await,
+            "NOT_FOUND"
+        );
+        assert_eq!(
+            app.error_code(Some(&app.admin_key), UPDATE, json!({ "id": other, "input": {} })).await,
+            "VALIDATION"
+        );
+    }
+
+    async fn the_password_is_never_returned_or_logged(app: TestApp) {
+        let password = unique("S3nha-");
+        let (_, created) = app.post(Some(&app.admin_key), CREATE, input("Secreta", &password)).await;
+        let id = created["data"]["createIntegration"]["id"].as_str().unwrap().to_owned();
+        let new_password = unique("Nova-");
+        let (_, updated) = app
+            .post(Some(&app.admin_key), UPDATE, json!({ "id": id, "input": { "password": new_password } }))
+            .await;
+        let (_, listed) = app.post(Some(&app.admin_key), "{ integrations { id name hasPassword } }", json!({})).await;
+        let (_, history) = app
+            .post(Some(&app.admin_key), "query($id: ID!) { history(integrationId: $id) { edges { node { before after summary } } } }", json!({ "id": id }))
+            .await;
+        // Asking for a password field is a schema error, not a leak.
+        let (_, asked) = app.post(Some(&app.admin_key), "{ integrations { password } }", json!({})).await;
+        assert_eq!(asked["errors"][0]["extensions"]["code"], "VALIDATION");
+        for body in [&created, &updated, &listed, &history, &asked] {
+            let text = body.to_string();
+            assert!(!text.contains(&password) && !text.contains(&new_password), "{text}");
+        }
+        // At rest it is ciphertext that decrypts with the master key and the row id.
+        use sea_orm::EntityTrait;
+        let row = entity::integration::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+        let sealed = row.password_ciphertext.clone().unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains(&new_password));
+        assert_eq!(
+            mapping_gateway::integrations::password(&app.state.master, &row).unwrap().unwrap(),
+            new_password
+        );
+        let logs = captured_logs();
+        assert!(logs.contains("integration created"), "logs are captured");
+        assert!(!logs.contains(&password) && !logs.contains(&new_password));
+    }
+
+    async fn pages_are_capped_and_cursors_checked(app: TestApp) {
+        let id = app.create_integration("Paginada", "https://x.example").await;
+        for i in 0..4 {
+            app.ok(UPDATE, json!({ "id": id, "input": { "username": format!("u{i}") } })).await;
+        }
+        let q = "query($id: ID!, $first: Int, $after: String) {
+            history(integrationId: $id, first: $first, after: $after) {
+                totalCount pageInfo { hasNextPage endCursor } edges { cursor node { summary } }
+            }
+        }";
+        assert_eq!(
+            app.error_code(Some(&app.admin_key), q, json!({ "id": id, "first": 501 })).await,
+            "VALIDATION"
+        );
+        app.ok(q, json!({ "id": id, "first": 500 })).await;
+        let page1 = app.ok(q, json!({ "id": id, "first": 3 })).await["history"].clone();
+        assert_eq!(page1["totalCount"], 5);
+        assert_eq!(page1["pageInfo"]["hasNextPage"], true);
+        let page2 = app
+            .ok(q, json!({ "id": id, "first": 3, "after": page1["pageInfo"]["endCursor"] }))
+            .await["history"]
+            .clone();
+        assert_eq!(page2["edges"].as_array().unwrap().len(), 2);
+        assert_eq!(page2["pageInfo"]["hasNextPage"], false);
+        assert_eq!(page2["edges"][1]["node"]["summary"], "created integration \"Paginada\"");
+        // A cursor that is not one of this list's is refused.
+        assert_eq!(
+            app.error_code(Some(&app.admin_key), q, json!({ "id": id, "after": "Zm9vOjE" })).await,
+            "VALIDATION"
+        );
+        let empty = app.ok(q, json!({ "id": id, "first": 0 })).await["history"].clone();
+        assert_eq!(empty["edges"], json!([]));
+    }
+
+    async fn gateways_describe_their_parameters(app: TestApp) {
+        let data = app
+            .ok("{ gateways { kind name parameters { field required generated secret hint } } }", json!({}))
+            .await;
+        let geosite = &data["gateways"][0];
+        assert_eq!(geosite["kind"], "GEOSITE");
+        let params = geosite["parameters"].as_array().unwrap();
+        let by_field = |f: &str| params.iter().find(|p| p["field"] == f).unwrap().clone();
+        assert_eq!(by_field("password")["secret"], true);
+        assert_eq!(by_field("apiUrl")["required"], true);
+        assert_eq!(by_field("key")["generated"], true);
+        assert!(params.iter().all(|p| !p["hint"].as_str().unwrap().is_empty()));
+    }
+
+    async fn health_and_readiness(app: TestApp) {
+        let health = app.client.get(format!("{}/healthz", app.url)).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = app.client.get(format!("{}/readyz", app.url)).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let page = app.client.get(format!("{}/graphql", app.url)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("/graphql/ws"));
+        // Operations are POST only: a query string on GET runs nothing.
+        let get = app
+            .client
+            .get(format!("{}/graphql?query=mutation%7BsetIntegrationActive(id%3A%22x%22%2Cactive%3Afalse)%7Bid%7D%7D", app.url))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert!(get.text().await.unwrap().contains("<html"));
+        let wrong_type = app
+            .client
+            .post(format!("{}/graphql", app.url))
+            .header("content-type", "text/plain")
+            .body(r#"{"query":"{ integrations { id } }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong_type.status(), 415);
+    }
+
+    async fn websockets_authenticate_in_connection_init(app: TestApp) {
+        app.create_integration("Via WS", "https://x.example").await;
+        let ws_url = app.url.replace("http://", "ws://") + "/graphql/ws";
+
+        // graphql-transport-ws with a key: ack, then the operation's result.
+        let mut socket = connect(&ws_url, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_key) } })).await;
+        assert_eq!(next_json(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "type": "subscribe", "id": "1", "payload": { "query": "{ integrations { name } }" } })).await;
+        let msg = next_json(&mut socket).await;
+        assert_eq!(msg["type"], "next");
+        assert_eq!(msg["payload"]["data"]["integrations"][0]["name"], "Via WS");
+
+        // The legacy graphql-ws protocol works too.
+        let mut legacy = connect(&ws_url, "graphql-ws").await;
+        send(&mut legacy, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_key) } })).await;
+        assert_eq!(next_json(&mut legacy).await["type"], "connection_ack");
+        send(&mut legacy, json!({ "type": "start", "id": "1", "payload": { "query": "{ integrations { name } }" } })).await;
+        let msg = next_json(&mut legacy).await;
+        assert_eq!(msg["type"], "data");
+        assert_eq!(msg["payload"]["data"]["integrations"][0]["name"], "Via WS");
+
+        // Without a valid key the connection is refused.
+        for payload in [json!({}), json!({ "authorization": "Bearer mgw_wrong" })] {
+            let mut refused = connect(&ws_url, "graphql-transport-ws").await;
+            send(&mut refused, json!({ "type": "connection_init", "payload": payload })).await;
+            let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                loop {
+                    match refused.next().await {
+                        None | Some(Err(_)) => return None,
+                        Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                        Some(Ok(Message::Text(t))) => {
+                            let v: Value = serde_json::from_str(&t).unwrap();
+                            assert_ne!(v["type"], "connection_ack", "an unauthenticated socket was accepted");
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                }
+            })
+            .await
+            .expect("the server closes the socket");
+            // async-graphql closes a refused graphql-transport-ws init with a close frame.
+            assert!(closed.is_some_and(|code| code >= 1000), "{closed:?}");
+        }
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str, protocol: &str) -> Socket {
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string().into())).await.unwrap();
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await.expect("socket open").unwrap() {
+                Message::Text(text) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    if v["type"] != "ka" && v["type"] != "ping" {
+                        return v;
+                    }
+                }
+                _ => continue,
+            }
+        }
+    });
+    wait.await.expect("a message within 10 s")
+}
+
+/// Limits are checked before anything runs: the refused mutation leaves no trace.
+async fn limits_reject_before_running(engine: Engine) {
+    let limits = Limits {
+        max_depth: 2,
+        max_complexity: 12,
+        max_body_bytes: 2048,
+    };
+    let Some(app) = TestApp::start_with(engine, limits).await else {
+        return;
+    };
+    let deep = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { schedule { cron } } }";
+    let (_, body) = app.post(Some(&app.admin_key), deep, input("deep", "pw")).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "depth", "{body}");
+
+    let complex = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) {
+        id name gateway apiUrl username hasPassword key active createdAt updatedAt a: id b: name c: key } }";
+    let (_, body) = app.post(Some(&app.admin_key), complex, input("complex", "pw")).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "complexity", "{body}");
+
+    let big = input(&"n".repeat(4096), "pw");
+    let (status, body) = app
+        .post(Some(&app.admin_key), "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }", big)
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "bodySize");
+
+    assert_eq!(
+        app.ok("{ integrations { id } }", json!({})).await["integrations"],
+        json!([]),
+        "no refused operation ran"
+    );
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(entity::history_entry::Entity::find().count(&app.state.db).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn limits_reject_before_running_sqlite() {
+    limits_reject_before_running(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn limits_reject_before_running_postgres() {
+    limits_reject_before_running(Engine::Postgres).await;
+}
+
+/// Migrations go up, all the way down, and up again on each engine.
+async fn migrations_up_down_up(engine: Engine) {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    let Some(config) = common::fresh_database(engine).await else {
+        return;
+    };
+    let db = mapping_gateway::db::connect(&config.database_url).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let count_tables = |db: sea_orm::DatabaseConnection| async move {
+        let sql = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('integrations','ports','bindings','sync_runs','api_keys','push_outbox','history_entries')",
+            _ => "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('integrations','ports','bindings','sync_runs','api_keys','push_outbox','history_entries')",
+        };
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    assert_eq!(count_tables(db.clone()).await, 7);
+    Migrator::down(&db, None).await.unwrap();
+    assert_eq!(count_tables(db.clone()).await, 0);
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(count_tables(db.clone()).await, 7);
+    assert!(mapping_gateway::db::ready(&db).await);
+}
+
+#[tokio::test]
+async fn migrations_up_down_up_sqlite() {
+    migrations_up_down_up(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn migrations_up_down_up_postgres() {
+    migrations_up_down_up(Engine::Postgres).await;
+}
+
+#[test]
+fn schema_file_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .unwrap_or_default();
+    let generated = mapping_gateway::graphql::sdl();
+    assert!(
+        committed == generated,
+        "schema.graphql is out of date; regenerate it with:\n\n    cargo run -- schema > schema.graphql\n"
+    );
+}
+
+#[test]
+fn every_type_field_and_argument_is_described() {
+    let sdl = mapping_gateway::graphql::sdl();
+    // In the SDL, a description precedes its item: every `type`, `input`, `enum` and field line
+    // must follow a description line (a closing `"""` or a one-line `"..."`).
+    let lines: Vec<&str> = sdl.lines().map(str::trim).collect();
+    let mut missing = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let declares = line.starts_with("type ")
+            || line.starts_with("input ")
+            || line.starts_with("enum ")
+            || (line.contains(':') && !line.starts_with('"') && !line.starts_with('#'))
+            || (line.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !line.is_empty());
+        if !declares || line.starts_with(')') || line.starts_with("schema") || line.starts_with("query:") || line.starts_with("mutation:") || line.starts_with("subscription:") {
+            continue;
+        }
+        let prev = if i > 0 { lines[i - 1] } else { "" };
+        if !(prev.ends_with('"')) {
+            missing.push(*line);
+        }
+    }
+    let missing: Vec<_> = missing.into_iter().filter(|l| !l.starts_with("directive")).collect();
+    assert!(missing.is_empty(), "undocumented items:\n{}", missing.join("\n"));
+}
