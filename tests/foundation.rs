@@ -355,7 +355,10 @@ async fn connect(url: &str, protocol: &str) -> Socket {
 }
 
 async fn send(socket: &mut Socket, value: Value) {
-    socket.send(Message::Text(value.to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
 }
 
 async fn next_json(socket: &mut Socket) -> Value {
@@ -386,19 +389,36 @@ async fn limits_reject_before_running(engine: Engine) {
         return;
     };
     let deep = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { schedule { cron } } }";
-    let (_, body) = app.post(Some(&app.admin_key), deep, input("deep", "pw")).await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
+    let (_, body) = app
+        .post(Some(&app.admin_key), deep, input("deep", "pw"))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{body}"
+    );
     assert_eq!(body["errors"][0]["extensions"]["limit"], "depth", "{body}");
 
     let complex = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) {
         id name gateway apiUrl username hasPassword key active createdAt updatedAt a: id b: name c: key } }";
-    let (_, body) = app.post(Some(&app.admin_key), complex, input("complex", "pw")).await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
-    assert_eq!(body["errors"][0]["extensions"]["limit"], "complexity", "{body}");
+    let (_, body) = app
+        .post(Some(&app.admin_key), complex, input("complex", "pw"))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "complexity",
+        "{body}"
+    );
 
     let big = input(&"n".repeat(4096), "pw");
     let (status, body) = app
-        .post(Some(&app.admin_key), "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }", big)
+        .post(
+            Some(&app.admin_key),
+            "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
+            big,
+        )
         .await;
     assert_eq!(status, 413);
     assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
@@ -410,7 +430,13 @@ async fn limits_reject_before_running(engine: Engine) {
         "no refused operation ran"
     );
     use sea_orm::{EntityTrait, PaginatorTrait};
-    assert_eq!(entity::history_entry::Entity::find().count(&app.state.db).await.unwrap(), 0);
+    assert_eq!(
+        entity::history_entry::Entity::find()
+            .count(&app.state.db)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -430,7 +456,9 @@ async fn migrations_up_down_up(engine: Engine) {
     let Some(config) = common::fresh_database(engine).await else {
         return;
     };
-    let db = mapping_gateway::db::connect(&config.database_url).await.unwrap();
+    let db = mapping_gateway::db::connect(&config.database_url)
+        .await
+        .unwrap();
     Migrator::up(&db, None).await.unwrap();
     let count_tables = |db: sea_orm::DatabaseConnection| async move {
         let sql = match db.get_database_backend() {
@@ -438,7 +466,10 @@ async fn migrations_up_down_up(engine: Engine) {
             _ => "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('integrations','ports','bindings','sync_runs','api_keys','push_outbox','history_entries')",
         };
         let row = db
-            .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
             .await
             .unwrap()
             .unwrap();
@@ -486,7 +517,13 @@ fn every_type_field_and_argument_is_described() {
             || line.starts_with("enum ")
             || (line.contains(':') && !line.starts_with('"') && !line.starts_with('#'))
             || (line.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !line.is_empty());
-        if !declares || line.starts_with(')') || line.starts_with("schema") || line.starts_with("query:") || line.starts_with("mutation:") || line.starts_with("subscription:") {
+        if !declares
+            || line.starts_with(')')
+            || line.starts_with("schema")
+            || line.starts_with("query:")
+            || line.starts_with("mutation:")
+            || line.starts_with("subscription:")
+        {
             continue;
         }
         let prev = if i > 0 { lines[i - 1] } else { "" };
@@ -494,6 +531,13 @@ fn every_type_field_and_argument_is_described() {
             missing.push(*line);
         }
     }
-    let missing: Vec<_> = missing.into_iter().filter(|l| !l.starts_with("directive")).collect();
-    assert!(missing.is_empty(), "undocumented items:\n{}", missing.join("\n"));
+    let missing: Vec<_> = missing
+        .into_iter()
+        .filter(|l| !l.starts_with("directive"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "undocumented items:\n{}",
+        missing.join("\n")
+    );
 }
