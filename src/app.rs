@@ -72,6 +72,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .map_err(crate::Error::into_anyhow)?;
     }
+    let _simulator = if config.demo {
+        Some(start_demo(&state, config.demo_boxes).await?)
+    } else {
+        None
+    };
     if let Some(new) = access::bootstrap_admin(&state.db)
         .await
         .map_err(crate::Error::into_anyhow)?
@@ -95,6 +100,93 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Name of the integration demo mode keeps pointed at its simulator.
+pub const DEMO_INTEGRATION: &str = "Demo";
+const DEMO_KEY_NAME: &str = "demo admin";
+
+/// Starts the in-process simulator, points the "Demo" integration at it (creating it the first
+/// time) and prints a fresh ADMIN key. Idempotent across restarts: one integration, one live
+/// demo key.
+pub async fn start_demo(
+    state: &AppState,
+    boxes: usize,
+) -> anyhow::Result<crate::simulator::RunningSimulator> {
+    use crate::integrations::{self, IntegrationChanges, NewIntegration};
+    let sim_config = crate::simulator::SimConfig {
+        seed: 7,
+        boxes,
+        ..Default::default()
+    };
+    let (username, password) = (sim_config.username.clone(), sim_config.password.clone());
+    let sim = crate::simulator::spawn(sim_config, ([127, 0, 0, 1], 0).into()).await?;
+    let actor = access::Actor::system("demo");
+    let existing = integrations::list(&state.db)
+        .await
+        .map_err(crate::Error::into_anyhow)?
+        .into_iter()
+        .find(|i| i.name == DEMO_INTEGRATION);
+    let result = match existing {
+        Some(row) => {
+            integrations::set_active(&state.db, &actor, row.id, true)
+                .await
+                .map_err(crate::Error::into_anyhow)?;
+            integrations::update(
+                &state.db,
+                &state.master,
+                &actor,
+                row.id,
+                IntegrationChanges {
+                    api_url: Some(sim.url.clone()),
+                    username: Some(username),
+                    password: Some(password),
+                    name: None,
+                },
+            )
+            .await
+        }
+        None => {
+            integrations::create(
+                &state.db,
+                &state.master,
+                &actor,
+                NewIntegration {
+                    name: DEMO_INTEGRATION.into(),
+                    gateway: crate::gateways::GatewayKind::Geosite,
+                    api_url: sim.url.clone(),
+                    username,
+                    password,
+                },
+            )
+            .await
+        }
+    };
+    result.map_err(crate::Error::into_anyhow)?;
+    for key in access::list_keys(&state.db)
+        .await
+        .map_err(crate::Error::into_anyhow)?
+    {
+        if key.name == DEMO_KEY_NAME && key.revoked_at.is_none() {
+            access::revoke_key(&state.db, key.id)
+                .await
+                .map_err(crate::Error::into_anyhow)?;
+        }
+    }
+    let key = access::create_key(&state.db, DEMO_KEY_NAME, access::Role::Admin)
+        .await
+        .map_err(crate::Error::into_anyhow)?;
+    println!(
+        "Demo: Geosite simulator at {} ({} boxes, {} splitters, {} ports); integration \"{}\" \
+         points at it.\nDemo ADMIN API key: {}",
+        sim.url,
+        sim.state.summary.boxes,
+        sim.state.summary.splitters,
+        sim.state.summary.ports,
+        DEMO_INTEGRATION,
+        key.secret
+    );
+    Ok(sim)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -73,6 +73,15 @@ pub struct ServeConfig {
     #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
     pub admin_api_key: Option<String>,
 
+    /// Demo mode: also start the Geosite simulator in-process with a generated network and a
+    /// "Demo" integration pointing at it, and print a fresh ADMIN key.
+    #[arg(long, env = "DEMO")]
+    pub demo: bool,
+
+    /// Boxes of the demo network.
+    #[arg(long, env = "DEMO_BOXES", default_value_t = 300)]
+    pub demo_boxes: usize,
+
     /// Serve GraphiQL on `GET /graphql`.
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,

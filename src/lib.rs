@@ -6,16 +6,20 @@
 
 pub mod access;
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod gateways;
+pub mod geosite;
 pub mod graphql;
 pub mod history;
 pub mod http;
 pub mod integrations;
 pub mod paging;
+pub mod platform;
+pub mod simulator;
 pub mod telemetry;
 
 pub use error::{Error, Result};

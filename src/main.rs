@@ -27,11 +27,35 @@ enum Command {
     Migrate(DbConfig),
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     Schema,
+    /// Run the Geosite simulator alone (for demos, tests and benchmarks).
+    Simulate(SimulateArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Port to listen on (loopback).
+    #[arg(long, default_value_t = 9090)]
+    port: u16,
+    /// Seed of the generated network.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Boxes to generate.
+    #[arg(long, default_value_t = 1000)]
+    boxes: usize,
+    /// Accepted user.
+    #[arg(long, default_value = "integracao")]
+    username: String,
+    /// Accepted password.
+    #[arg(long, default_value = "geosite")]
+    password: String,
+    /// Token lifetime in seconds.
+    #[arg(long, default_value_t = 1800)]
+    token_ttl_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -92,7 +116,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(command).await,
+        Command::Simulate(args) => simulate(args).await,
     }
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let config = mapping_gateway::simulator::SimConfig {
+        seed: args.seed,
+        boxes: args.boxes,
+        username: args.username,
+        password: args.password,
+        token_ttl: std::time::Duration::from_secs(args.token_ttl_secs),
+        ..Default::default()
+    };
+    let sim = mapping_gateway::simulator::spawn(config, ([127, 0, 0, 1], args.port).into()).await?;
+    let s = &sim.state.summary;
+    println!(
+        "Geosite simulator at {} ({} boxes, {} splitters, {} ports; projects {:?})",
+        sim.url, s.boxes, s.splitters, s.ports, s.projects
+    );
+    app::shutdown_signal().await;
+    Ok(())
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {

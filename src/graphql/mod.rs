@@ -16,6 +16,7 @@ pub mod history;
 pub mod ids;
 pub mod integrations;
 pub mod paging;
+pub mod platform;
 
 /// Every query field, merged from one struct per area.
 #[derive(MergedObject, Default)]
@@ -23,11 +24,15 @@ pub struct QueryRoot(
     gateways::GatewayQuery,
     integrations::IntegrationQuery,
     history::HistoryQuery,
+    platform::PlatformQuery,
 );
 
 /// Every mutation field, merged from one struct per area.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(integrations::IntegrationMutation);
+pub struct MutationRoot(
+    integrations::IntegrationMutation,
+    platform::PlatformMutation,
+);
 
 /// The gateway's schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

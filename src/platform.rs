@@ -1,0 +1,219 @@
+//! What the domain needs from a mapping platform, in the domain's own terms. The Geosite client
+//! implements it; sync and binding code use only this trait, so another platform is a new module.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+use entity::integration;
+
+use crate::catalog::ElementItem;
+use crate::crypto::MasterKey;
+use crate::gateways::GatewayKind;
+use crate::{Error, Result};
+
+/// A project (network design) on the platform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteProject {
+    /// The platform's id of the project.
+    pub remote_id: String,
+    /// Its name.
+    pub name: String,
+    /// When it last changed on the platform.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A box or point on the platform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteElement {
+    /// Platform id.
+    pub fid: String,
+    /// Name.
+    pub name: String,
+    /// Project it belongs to.
+    pub project_id: Option<String>,
+    /// Latitude, when the platform gave a location.
+    pub latitude: Option<f64>,
+    /// Longitude, when the platform gave a location.
+    pub longitude: Option<f64>,
+    /// The platform's last-change time.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// What a splitter is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitterKind {
+    /// Splitter de atendimento: customers are bound to its ports.
+    Service,
+    /// Any other splitter.
+    Distribution,
+}
+
+/// A splitter on the platform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteSplitter {
+    /// Platform id.
+    pub fid: String,
+    /// Name.
+    pub name: String,
+    /// Project it belongs to.
+    pub project_id: Option<String>,
+    /// Platform id of the box that houses it.
+    pub box_fid: Option<String>,
+    /// Service or distribution.
+    pub kind: SplitterKind,
+    /// Ratio as given, e.g. `1:16`.
+    pub ratio: String,
+    /// Output ports the ratio implies (16 for `1:16`); 0 when unknown.
+    pub port_count: i32,
+    /// The platform's last-change time.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// State of a splitter port on the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortStatus {
+    /// Livre.
+    Free,
+    /// Ocupada.
+    Occupied,
+    /// Reservada.
+    Reserved,
+    /// Danificada.
+    Damaged,
+}
+
+impl PortStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortStatus::Free => "FREE",
+            PortStatus::Occupied => "OCCUPIED",
+            PortStatus::Reserved => "RESERVED",
+            PortStatus::Damaged => "DAMAGED",
+        }
+    }
+}
+
+/// The customer the platform has on a port.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RemoteCustomer {
+    /// The ISP's contract (`id_cliente_servico`).
+    pub contract: Option<String>,
+    /// CPF or CNPJ as the platform has it.
+    pub document: Option<String>,
+    /// Customer name.
+    pub name: Option<String>,
+}
+
+/// A splitter output port on the platform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemotePort {
+    /// Platform id.
+    pub fid: String,
+    /// Platform id of its splitter.
+    pub splitter_fid: String,
+    /// Project it belongs to.
+    pub project_id: Option<String>,
+    /// 1-based port number.
+    pub number: i32,
+    /// Status.
+    pub status: PortStatus,
+    /// The customer on it, when the platform has one.
+    pub customer: Option<RemoteCustomer>,
+    /// The platform's last-change time.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Which records a listing returns. Conditions combine with AND.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Only records of this project.
+    pub project_id: Option<String>,
+    /// Only records changed at or after this time.
+    pub changed_since: Option<DateTime<Utc>>,
+    /// Only the record with this id.
+    pub fid: Option<String>,
+    /// Splitters: only those housed in this box.
+    pub box_fid: Option<String>,
+    /// Ports: only those of these splitters.
+    pub splitter_fids: Option<Vec<String>>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug)]
+pub struct ListPage<T> {
+    /// The records of the page.
+    pub records: Vec<T>,
+    /// How many records the whole listing has (as the platform counted at the first page).
+    pub total: u64,
+    /// The platform's clock when it answered.
+    pub clock: Option<DateTime<Utc>>,
+}
+
+/// A lazy listing: pages are fetched as the stream is polled, never all at once.
+pub type Listing<T> = BoxStream<'static, Result<ListPage<T>>>;
+
+/// A customer record to write on a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerRecord {
+    /// The ISP's contract.
+    pub contract: String,
+    /// CPF or CNPJ, digits only.
+    pub document: String,
+    /// Customer name.
+    pub name: String,
+}
+
+/// The outcome of a connection test.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// How long login and listing projects took.
+    pub latency: Duration,
+    /// Projects visible to the user.
+    pub project_count: u64,
+}
+
+/// A mapping platform, seen from the domain.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// Logs in and counts projects.
+    async fn check(&self) -> Result<Check>;
+    /// Every project visible to the user.
+    async fn projects(&self) -> Result<Vec<RemoteProject>>;
+    /// Creates a project by name.
+    async fn create_project(&self, name: &str) -> Result<RemoteProject>;
+    /// Lists boxes or points of one item (`CTO`, `CEO`, `POP`, `POLE`).
+    fn elements(&self, item: ElementItem, query: ListQuery) -> Listing<RemoteElement>;
+    /// Lists splitters.
+    fn splitters(&self, query: ListQuery) -> Listing<RemoteSplitter>;
+    /// Lists splitter ports.
+    fn ports(&self, query: ListQuery) -> Listing<RemotePort>;
+    /// Writes a customer on a port (`Some`), or frees it (`None`). Idempotent.
+    async fn set_port_customer(
+        &self,
+        port_fid: &str,
+        customer: Option<&CustomerRecord>,
+        origin: &str,
+    ) -> Result<()>;
+}
+
+/// Builds the platform client of an integration.
+pub fn connect(master: &MasterKey, row: &integration::Model) -> Result<Arc<dyn Platform>> {
+    let password = crate::integrations::password(master, row)?.unwrap_or_default();
+    match GatewayKind::parse(&row.gateway) {
+        Some(GatewayKind::Geosite) => Ok(Arc::new(crate::geosite::GeositeClient::new(
+            &row.api_url,
+            &row.username,
+            &password,
+            crate::geosite::ClientOptions::default(),
+        )?)),
+        None => Err(Error::internal(anyhow::anyhow!(
+            "unknown gateway {:?}",
+            row.gateway
+        ))),
+    }
+}

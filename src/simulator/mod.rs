@@ -1,0 +1,714 @@
+//! A Geosite simulator: an axum server that follows the same contract as the client
+//! (`../shared/geosite-api.md`), over a generated network, with faults that tests set at start or
+//! at run time through `/_sim/`, and a record of every write.
+//!
+//! Admin API (no auth, loopback use only):
+//! - `GET /_sim/faults`, `PUT /_sim/faults` (JSON [`Faults`]; resets fault counters);
+//! - `GET /_sim/writes` (every `save`/`delete`, oldest first);
+//! - `GET /_sim/stats` (records per feature, logins, refreshes, calls).
+
+pub mod network;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{SecondsFormat, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::geosite::wire;
+use store::Store;
+
+/// A fault injected on purpose.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// Added to every contract call.
+    pub latency_ms: u64,
+    /// Share (0..1) of contract calls answered 500.
+    pub error_rate: f64,
+    /// The next N contract calls are answered 429.
+    pub burst_429: u32,
+    /// `Retry-After` of those 429s, in seconds.
+    pub retry_after_secs: u64,
+    /// Listing requests fail (500) from the K-th one on (counted since the faults were set).
+    pub fail_list_page: Option<FailListPage>,
+    /// Tokens stop working after this many calls each.
+    pub expire_tokens_after_calls: Option<u32>,
+}
+
+/// See [`Faults::fail_list_page`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailListPage {
+    /// Only listings of this feature (all when absent).
+    pub feature: Option<String>,
+    /// 1-based number of the first listing request that fails.
+    pub page: u32,
+}
+
+/// How to start a simulator.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seed of the generated network.
+    pub seed: u64,
+    /// Boxes to generate.
+    pub boxes: usize,
+    /// Accepted user.
+    pub username: String,
+    /// Accepted password.
+    pub password: String,
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// Faults in force at start.
+    pub faults: Faults,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            boxes: 50,
+            username: "integracao".into(),
+            password: "geosite".into(),
+            token_ttl: Duration::from_secs(30 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// A write the simulator received.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WriteRecord {
+    /// Feature written.
+    pub feature: String,
+    /// `save` or `delete`.
+    pub action: String,
+    /// The request body.
+    pub body: Value,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+struct TokenInfo {
+    expires: Instant,
+    calls: u32,
+}
+
+/// The simulator's state, shared by its handlers.
+pub struct SimState {
+    config: SimConfig,
+    /// The records.
+    pub store: RwLock<Store>,
+    /// What was generated at start.
+    pub summary: network::Summary,
+    tokens: Mutex<HashMap<String, TokenInfo>>,
+    refresh_tokens: Mutex<HashMap<String, Instant>>,
+    faults: Mutex<Faults>,
+    burst_left: AtomicU64,
+    list_calls: Mutex<HashMap<String, u32>>,
+    writes: Mutex<Vec<WriteRecord>>,
+    logins: AtomicU64,
+    refreshes: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl SimState {
+    /// A simulator with a freshly generated network.
+    pub fn new(config: SimConfig) -> Arc<Self> {
+        let mut store = Store::new();
+        let summary = network::generate(&mut store, config.seed, config.boxes, Utc::now());
+        Arc::new(SimState {
+            burst_left: AtomicU64::new(config.faults.burst_429 as u64),
+            faults: Mutex::new(config.faults.clone()),
+            config,
+            store: RwLock::new(store),
+            summary,
+            tokens: Default::default(),
+            refresh_tokens: Default::default(),
+            list_calls: Default::default(),
+            writes: Default::default(),
+            logins: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Replaces the faults and resets their counters.
+    pub fn set_faults(&self, faults: Faults) {
+        self.burst_left
+            .store(faults.burst_429 as u64, Ordering::SeqCst);
+        self.list_calls.lock().unwrap().clear();
+        *self.faults.lock().unwrap() = faults;
+    }
+
+    /// Every write received so far.
+    pub fn writes(&self) -> Vec<WriteRecord> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    /// Logins so far.
+    pub fn logins(&self) -> u64 {
+        self.logins.load(Ordering::SeqCst)
+    }
+
+    /// Refreshes so far.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::SeqCst)
+    }
+
+    fn new_tokens(&self) -> Value {
+        let token = crate::crypto::random_hex(16);
+        let refresh = crate::crypto::random_hex(16);
+        let now = Instant::now();
+        self.tokens.lock().unwrap().insert(
+            token.clone(),
+            TokenInfo {
+                expires: now + self.config.token_ttl,
+                calls: 0,
+            },
+        );
+        self.refresh_tokens
+            .lock()
+            .unwrap()
+            .insert(refresh.clone(), now + self.config.refresh_ttl);
+        json!({ "token": token, "refreshToken": refresh })
+    }
+}
+
+/// A simulator serving on a loopback port.
+pub struct RunningSimulator {
+    /// Base URL, e.g. `http://127.0.0.1:41234`: the `apiUrl` of an integration.
+    pub url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Its state, for tests to inspect.
+    pub state: Arc<SimState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a simulator on `addr` (port 0 picks a free one).
+pub async fn spawn(config: SimConfig, addr: SocketAddr) -> std::io::Result<RunningSimulator> {
+    let state = SimState::new(config);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(RunningSimulator {
+        url: format!("http://{addr}"),
+        addr,
+        state,
+        task,
+    })
+}
+
+/// The simulator's routes.
+pub fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/auth/generatetoken", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/viabilidade/caixas", get(viability))
+        .route("/{feature}/desc", get(desc))
+        .route("/{feature}/list", get(list))
+        .route("/{feature}/save", post(save))
+        .route("/{feature}/delete", post(delete))
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/writes", get(get_writes))
+        .route("/_sim/stats", get(stats))
+        .layer(axum::middleware::map_response(date_header))
+        .with_state(state)
+}
+
+async fn date_header(mut response: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&wire::format_http_date(Utc::now())) {
+        response.headers_mut().insert(header::DATE, v);
+    }
+    response
+}
+
+fn fail(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "success": false, "message": message.into() })),
+    )
+        .into_response()
+}
+
+/// Latency, 429 bursts and random 500s, applied to every contract call.
+async fn chaos(state: &SimState) -> Result<(), Response> {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let faults = state.faults.lock().unwrap().clone();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if state
+        .burst_left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        let mut r = fail(StatusCode::TOO_MANY_REQUESTS, "rate limited");
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(faults.retry_after_secs),
+        );
+        return Err(r);
+    }
+    if faults.error_rate > 0.0 && rand::thread_rng().gen_bool(faults.error_rate.clamp(0.0, 1.0)) {
+        return Err(fail(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure"));
+    }
+    Ok(())
+}
+
+/// Checks `Authorization: Digicade-Rest-API:{token}`.
+fn authorize(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Digicade-Rest-API:"))
+        .ok_or_else(|| fail(StatusCode::UNAUTHORIZED, "missing token"))?;
+    let limit = state.faults.lock().unwrap().expire_tokens_after_calls;
+    let mut tokens = state.tokens.lock().unwrap();
+    let info = tokens
+        .get_mut(token)
+        .ok_or_else(|| fail(StatusCode::UNAUTHORIZED, "unknown token"))?;
+    info.calls += 1;
+    if info.expires < Instant::now() || limit.is_some_and(|n| info.calls > n) {
+        return Err(fail(StatusCode::UNAUTHORIZED, "token expired"));
+    }
+    Ok(())
+}
+
+async fn login(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    if let Err(r) = chaos(&state).await {
+        return r;
+    }
+    let creds: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let user = creds.get("username").and_then(Value::as_str);
+    let pass = creds.get("password").and_then(Value::as_str);
+    if user != Some(state.config.username.as_str()) || pass != Some(state.config.password.as_str())
+    {
+        return fail(StatusCode::UNAUTHORIZED, "invalid credentials");
+    }
+    state.logins.fetch_add(1, Ordering::SeqCst);
+    Json(state.new_tokens()).into_response()
+}
+
+async fn refresh(State(state): State<Arc<SimState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = chaos(&state).await {
+        return r;
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Digicade-Rest-API:"))
+        .map(str::to_owned);
+    let valid = token.as_ref().is_some_and(|t| {
+        state
+            .refresh_tokens
+            .lock()
+            .unwrap()
+            .remove(t)
+            .is_some_and(|exp| exp > Instant::now())
+    });
+    if !valid {
+        return fail(StatusCode::UNAUTHORIZED, "invalid refresh token");
+    }
+    state.refreshes.fetch_add(1, Ordering::SeqCst);
+    Json(state.new_tokens()).into_response()
+}
+
+async fn desc(
+    State(state): State<Arc<SimState>>,
+    Path(feature): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = chaos(&state).await {
+        return r;
+    }
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match store::columns_of(&feature) {
+        Some(cols) => Json(json!({
+            "columns": cols.iter().map(|c| json!({ "name": c })).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        None => fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}")),
+    }
+}
+
+/// Query string of `list`.
+#[derive(Deserialize)]
+struct ListParams {
+    columns: Option<String>,
+    filter: Option<String>,
+    sorter: Option<String>,
+    limit: Option<String>,
+    start: Option<String>,
+}
+
+async fn list(
+    State(state): State<Arc<SimState>>,
+    Path(feature): Path<String>,
+    Query(params): Query<ListParams>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = chaos(&state).await {
+        return r;
+    }
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    if let Some(rule) = state.faults.lock().unwrap().fail_list_page.clone() {
+        if rule.feature.as_deref().is_none_or(|f| f == feature) {
+            let mut calls = state.list_calls.lock().unwrap();
+            let n = calls.entry(feature.clone()).or_default();
+            *n += 1;
+            if *n >= rule.page {
+                return fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "simulated listing failure",
+                );
+            }
+        }
+    }
+    let store = state.store.read().unwrap();
+    let Some(table) = store.tables.get(feature.as_str()) else {
+        return fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}"));
+    };
+    let parse_json = |text: &Option<String>| -> Result<Value, Response> {
+        match text {
+            None => Ok(json!([])),
+            Some(t) => serde_json::from_str(t)
+                .map_err(|_| fail(StatusCode::BAD_REQUEST, "filter/sorter is not JSON")),
+        }
+    };
+    let (filter, sorter) = match (parse_json(&params.filter), parse_json(&params.sorter)) {
+        (Ok(f), Ok(s)) => (f, s),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let conditions = match store::parse_filter(table, &filter) {
+        Ok(c) => c,
+        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
+    };
+    let sort_keys = match store::parse_sorter(table, &sorter) {
+        Ok(s) => s,
+        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
+    };
+    let limit = params
+        .limit
+        .as_deref()
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(50)
+        .min(1000);
+    let start = params
+        .start
+        .as_deref()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(0);
+    let wanted: Vec<&str> = params
+        .columns
+        .as_deref()
+        .map(|c| {
+            c.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Rows are kept in fid order, so sorting by fid ascending (or not at all) needs no sort.
+    let by_fid =
+        sort_keys.is_empty() || sorter == json!([{ "property": "fid", "direction": "ASC" }]);
+    let matching = table
+        .rows
+        .values()
+        .filter(|row| store::matches(row, &conditions));
+    let (total, records): (usize, Vec<Value>) = if by_fid {
+        let mut total = 0;
+        let mut records = Vec::new();
+        for row in matching {
+            if total >= start && records.len() < limit {
+                records.push(table.to_json(row, &wanted));
+            }
+            total += 1;
+        }
+        (total, records)
+    } else {
+        let mut rows: Vec<&Vec<Value>> = matching.collect();
+        rows.sort_by(|a, b| store::order(a, b, &sort_keys));
+        let total = rows.len();
+        let records = rows
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .map(|r| table.to_json(r, &wanted))
+            .collect();
+        (total, records)
+    };
+    Json(json!({ "total": total, "records": records })).into_response()
+}
+
+fn record_write(state: &SimState, feature: &str, action: &str, body: &Value) {
+    state.writes.lock().unwrap().push(WriteRecord {
+        feature: feature.to_owned(),
+        action: action.to_owned(),
+        body: body.clone(),
+        at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    });
+}
+
+async fn save(
+    State(state): State<Arc<SimState>>,
+    Path(feature): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = chaos(&state).await {
+        return r;
+    }
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&body) else {
+        return fail(StatusCode::BAD_REQUEST, "the body must be a JSON object");
+    };
+    let mut store = state.store.write().unwrap();
+    let Some(&feature_name) = store::FEATURES.iter().find(|f| **f == feature) else {
+        return fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}"));
+    };
+    if feature_name == "portaSplitter" {
+        if let Some(status) = record.get("status") {
+            let ok = status
+                .as_str()
+                .is_some_and(|s| ["LIVRE", "OCUPADA", "RESERVADA", "DANIFICADA"].contains(&s));
+            if !ok {
+                return fail(StatusCode::BAD_REQUEST, format!("invalid status {status}"));
+            }
+        }
+    }
+    let table = store.tables.get(feature_name).expect("feature table");
+    if let Some(unknown) = record.keys().find(|k| table.col(k).is_none()) {
+        return fail(StatusCode::BAD_REQUEST, format!("unknown column {unknown}"));
+    }
+    let now = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
+    let fid = match record.get("fid") {
+        Some(fid) => {
+            let Some(fid) = wire::int(fid) else {
+                return fail(StatusCode::BAD_REQUEST, "fid must be a number");
+            };
+            let table = store.tables.get_mut(feature_name).expect("feature table");
+            let columns = table.columns;
+            let Some(row) = table.rows.get_mut(&fid) else {
+                return fail(
+                    StatusCode::NOT_FOUND,
+                    format!("no {feature} with fid {fid}"),
+                );
+            };
+            for (k, v) in &record {
+                if k != "fid" {
+                    let i = columns.iter().position(|c| c == k).expect("checked");
+                    row[i] = v.clone();
+                }
+            }
+            if let Some(i) = columns.iter().position(|c| *c == "dataAlteracao") {
+                row[i] = now;
+            }
+            fid
+        }
+        None => {
+            if feature_name == "projeto"
+                && record
+                    .get("nome")
+                    .and_then(Value::as_str)
+                    .is_none_or(|n| n.trim().is_empty())
+            {
+                return fail(StatusCode::BAD_REQUEST, "nome is required");
+            }
+            let mut fields: Vec<(&str, Value)> = record
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            fields.push(("dataAlteracao", now));
+            store.insert(feature_name, &fields)
+        }
+    };
+    drop(store);
+    record_write(&state, &feature, "save", &Value::Object(record));
+    Json(json!({ "success": true, "fid": fid })).into_response()
+}
+
+async fn delete(
+    State(state): State<Arc<SimState>>,
+    Path(feature): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = chaos(&state).await {
+        return r;
+    }
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(fid) = body.get("fid").and_then(wire::int) else {
+        return fail(StatusCode::BAD_REQUEST, "fid is required");
+    };
+    let removed = {
+        let mut store = state.store.write().unwrap();
+        match store.tables.get_mut(feature.as_str()) {
+            None => return fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}")),
+            Some(table) => table.rows.remove(&fid).is_some(),
+        }
+    };
+    if !removed {
+        return fail(
+            StatusCode::NOT_FOUND,
+            format!("no {feature} with fid {fid}"),
+        );
+    }
+    record_write(&state, &feature, "delete", &body);
+    Json(json!({ "success": true })).into_response()
+}
+
+/// Great-circle distance in meters.
+pub fn haversine_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
+    let r = 6_371_008.8;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lng2 - lng1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * r * a.sqrt().asin()
+}
+
+#[derive(Deserialize)]
+struct ViabilityParams {
+    raio: f64,
+    latitude: f64,
+    longitude: f64,
+}
+
+async fn viability(
+    State(state): State<Arc<SimState>>,
+    Query(params): Query<ViabilityParams>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = chaos(&state).await {
+        return r;
+    }
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let store = state.store.read().unwrap();
+    let splitters = &store.tables["splitter"];
+    let ports = &store.tables["portaSplitter"];
+    let (s_box, p_split, p_status) = (
+        splitters.col("fidCaixa").expect("col"),
+        ports.col("fidSplitter").expect("col"),
+        ports.col("status").expect("col"),
+    );
+    let mut boxes = Vec::new();
+    for (feature, label) in [("cto", "CTO"), ("caixaEmenda", "CEO")] {
+        let table = &store.tables[feature];
+        for row in table.rows.values() {
+            let Some((lat, lng)) =
+                wire::location(table.to_json(row, &[]).as_object().expect("object"))
+            else {
+                continue;
+            };
+            let distance = haversine_m(params.latitude, params.longitude, lat, lng);
+            if distance > params.raio {
+                continue;
+            }
+            let fid = row[0].clone();
+            let split_fids: Vec<&Value> = splitters
+                .rows
+                .values()
+                .filter(|s| store::compare(&s[s_box], &fid) == Some(std::cmp::Ordering::Equal))
+                .map(|s| &s[0])
+                .collect();
+            let (mut total, mut free, mut occupied) = (0, 0, 0);
+            for p in ports.rows.values() {
+                if split_fids
+                    .iter()
+                    .any(|f| store::compare(&p[p_split], f) == Some(std::cmp::Ordering::Equal))
+                {
+                    total += 1;
+                    match p[p_status].as_str() {
+                        Some("LIVRE") => free += 1,
+                        Some("OCUPADA") => occupied += 1,
+                        _ => {}
+                    }
+                }
+            }
+            let name = row[1].as_str().unwrap_or_default();
+            boxes.push(json!({
+                "fid": fid, "tipoCodigo": format!("{label}: {name}"),
+                "distancia": (distance * 10.0).round() / 10.0,
+                "qtdPortasSplitter": total, "qtdPortasSplitterDisp": free,
+                "qtdPortasSplitterOcup": occupied,
+                "geometryCaixaEmenda": row[3].clone(),
+            }));
+        }
+    }
+    boxes.sort_by(|a, b| {
+        a["distancia"]
+            .as_f64()
+            .partial_cmp(&b["distancia"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    Json(json!({ "success": "true", "caixas": boxes })).into_response()
+}
+
+async fn get_faults(State(state): State<Arc<SimState>>) -> Json<Faults> {
+    Json(state.faults.lock().unwrap().clone())
+}
+
+async fn put_faults(
+    State(state): State<Arc<SimState>>,
+    Json(faults): Json<Faults>,
+) -> Json<Faults> {
+    state.set_faults(faults.clone());
+    Json(faults)
+}
+
+async fn get_writes(State(state): State<Arc<SimState>>) -> Json<Vec<WriteRecord>> {
+    Json(state.writes())
+}
+
+async fn stats(State(state): State<Arc<SimState>>) -> Json<Value> {
+    let store = state.store.read().unwrap();
+    let counts: HashMap<&str, usize> = store
+        .tables
+        .iter()
+        .map(|(k, t)| (*k, t.rows.len()))
+        .collect();
+    Json(json!({
+        "records": counts,
+        "projects": state.summary.projects,
+        "logins": state.logins(),
+        "refreshes": state.refreshes(),
+        "calls": state.calls.load(Ordering::SeqCst),
+    }))
+}
