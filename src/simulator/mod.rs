@@ -248,16 +248,42 @@ async fn date_header(mut response: Response) -> Response {
     response
 }
 
-fn fail(status: StatusCode, message: impl Into<String>) -> Response {
-    (
+/// A refusal: status, message and, for 429, the `Retry-After` seconds.
+#[derive(Debug)]
+pub struct SimError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "success": false, "message": self.message })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+type Answer = Result<Response, SimError>;
+
+fn fail(status: StatusCode, message: impl Into<String>) -> SimError {
+    SimError {
         status,
-        Json(json!({ "success": false, "message": message.into() })),
-    )
-        .into_response()
+        message: message.into(),
+        retry_after: None,
+    }
 }
 
 /// Latency, 429 bursts and random 500s, applied to every contract call.
-async fn chaos(state: &SimState) -> Result<(), Response> {
+async fn chaos(state: &SimState) -> Result<(), SimError> {
     state.calls.fetch_add(1, Ordering::SeqCst);
     let faults = state.faults.lock().unwrap().clone();
     if faults.latency_ms > 0 {
@@ -268,12 +294,10 @@ async fn chaos(state: &SimState) -> Result<(), Response> {
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
     {
-        let mut r = fail(StatusCode::TOO_MANY_REQUESTS, "rate limited");
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(faults.retry_after_secs),
-        );
-        return Err(r);
+        return Err(SimError {
+            retry_after: Some(faults.retry_after_secs),
+            ..fail(StatusCode::TOO_MANY_REQUESTS, "rate limited")
+        });
     }
     if faults.error_rate > 0.0 && rand::thread_rng().gen_bool(faults.error_rate.clamp(0.0, 1.0)) {
         return Err(fail(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure"));
@@ -282,7 +306,7 @@ async fn chaos(state: &SimState) -> Result<(), Response> {
 }
 
 /// Checks `Authorization: Digicade-Rest-API:{token}`.
-fn authorize(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &SimState, headers: &HeaderMap) -> Result<(), SimError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -300,25 +324,21 @@ fn authorize(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
     Ok(())
 }
 
-async fn login(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
-    if let Err(r) = chaos(&state).await {
-        return r;
-    }
+async fn login(State(state): State<Arc<SimState>>, body: Bytes) -> Answer {
+    chaos(&state).await?;
     let creds: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let user = creds.get("username").and_then(Value::as_str);
     let pass = creds.get("password").and_then(Value::as_str);
     if user != Some(state.config.username.as_str()) || pass != Some(state.config.password.as_str())
     {
-        return fail(StatusCode::UNAUTHORIZED, "invalid credentials");
+        return Err(fail(StatusCode::UNAUTHORIZED, "invalid credentials"));
     }
     state.logins.fetch_add(1, Ordering::SeqCst);
-    Json(state.new_tokens()).into_response()
+    Ok(Json(state.new_tokens()).into_response())
 }
 
-async fn refresh(State(state): State<Arc<SimState>>, headers: HeaderMap) -> Response {
-    if let Err(r) = chaos(&state).await {
-        return r;
-    }
+async fn refresh(State(state): State<Arc<SimState>>, headers: HeaderMap) -> Answer {
+    chaos(&state).await?;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -333,29 +353,28 @@ async fn refresh(State(state): State<Arc<SimState>>, headers: HeaderMap) -> Resp
             .is_some_and(|exp| exp > Instant::now())
     });
     if !valid {
-        return fail(StatusCode::UNAUTHORIZED, "invalid refresh token");
+        return Err(fail(StatusCode::UNAUTHORIZED, "invalid refresh token"));
     }
     state.refreshes.fetch_add(1, Ordering::SeqCst);
-    Json(state.new_tokens()).into_response()
+    Ok(Json(state.new_tokens()).into_response())
 }
 
 async fn desc(
     State(state): State<Arc<SimState>>,
     Path(feature): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = chaos(&state).await {
-        return r;
-    }
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
     match store::columns_of(&feature) {
-        Some(cols) => Json(json!({
+        Some(cols) => Ok(Json(json!({
             "columns": cols.iter().map(|c| json!({ "name": c })).collect::<Vec<_>>()
         }))
-        .into_response(),
-        None => fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}")),
+        .into_response()),
+        None => Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("unknown feature {feature}"),
+        )),
     }
 }
 
@@ -374,48 +393,44 @@ async fn list(
     Path(feature): Path<String>,
     Query(params): Query<ListParams>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = chaos(&state).await {
-        return r;
-    }
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
     if let Some(rule) = state.faults.lock().unwrap().fail_list_page.clone() {
         if rule.feature.as_deref().is_none_or(|f| f == feature) {
             let mut calls = state.list_calls.lock().unwrap();
             let n = calls.entry(feature.clone()).or_default();
             *n += 1;
             if *n >= rule.page {
-                return fail(
+                return Err(fail(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "simulated listing failure",
-                );
+                ));
             }
         }
     }
     let store = state.store.read().unwrap();
     let Some(table) = store.tables.get(feature.as_str()) else {
-        return fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}"));
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("unknown feature {feature}"),
+        ));
     };
-    let parse_json = |text: &Option<String>| -> Result<Value, Response> {
+    let parse_json = |text: &Option<String>| -> Result<Value, SimError> {
         match text {
             None => Ok(json!([])),
             Some(t) => serde_json::from_str(t)
                 .map_err(|_| fail(StatusCode::BAD_REQUEST, "filter/sorter is not JSON")),
         }
     };
-    let (filter, sorter) = match (parse_json(&params.filter), parse_json(&params.sorter)) {
-        (Ok(f), Ok(s)) => (f, s),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (filter, sorter) = (parse_json(&params.filter)?, parse_json(&params.sorter)?);
     let conditions = match store::parse_filter(table, &filter) {
         Ok(c) => c,
-        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
+        Err(m) => return Err(fail(StatusCode::BAD_REQUEST, m)),
     };
     let sort_keys = match store::parse_sorter(table, &sorter) {
         Ok(s) => s,
-        Err(m) => return fail(StatusCode::BAD_REQUEST, m),
+        Err(m) => return Err(fail(StatusCode::BAD_REQUEST, m)),
     };
     let limit = params
         .limit
@@ -467,7 +482,7 @@ async fn list(
             .collect();
         (total, records)
     };
-    Json(json!({ "total": total, "records": records })).into_response()
+    Ok(Json(json!({ "total": total, "records": records })).into_response())
 }
 
 fn record_write(state: &SimState, feature: &str, action: &str, body: &Value) {
@@ -484,19 +499,21 @@ async fn save(
     Path(feature): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = chaos(&state).await {
-        return r;
-    }
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
     let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&body) else {
-        return fail(StatusCode::BAD_REQUEST, "the body must be a JSON object");
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object",
+        ));
     };
     let mut store = state.store.write().unwrap();
     let Some(&feature_name) = store::FEATURES.iter().find(|f| **f == feature) else {
-        return fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}"));
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("unknown feature {feature}"),
+        ));
     };
     if feature_name == "portaSplitter" {
         if let Some(status) = record.get("status") {
@@ -504,27 +521,33 @@ async fn save(
                 .as_str()
                 .is_some_and(|s| ["LIVRE", "OCUPADA", "RESERVADA", "DANIFICADA"].contains(&s));
             if !ok {
-                return fail(StatusCode::BAD_REQUEST, format!("invalid status {status}"));
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid status {status}"),
+                ));
             }
         }
     }
     let table = store.tables.get(feature_name).expect("feature table");
     if let Some(unknown) = record.keys().find(|k| table.col(k).is_none()) {
-        return fail(StatusCode::BAD_REQUEST, format!("unknown column {unknown}"));
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("unknown column {unknown}"),
+        ));
     }
     let now = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
     let fid = match record.get("fid") {
         Some(fid) => {
             let Some(fid) = wire::int(fid) else {
-                return fail(StatusCode::BAD_REQUEST, "fid must be a number");
+                return Err(fail(StatusCode::BAD_REQUEST, "fid must be a number"));
             };
             let table = store.tables.get_mut(feature_name).expect("feature table");
             let columns = table.columns;
             let Some(row) = table.rows.get_mut(&fid) else {
-                return fail(
+                return Err(fail(
                     StatusCode::NOT_FOUND,
                     format!("no {feature} with fid {fid}"),
-                );
+                ));
             };
             for (k, v) in &record {
                 if k != "fid" {
@@ -544,7 +567,7 @@ async fn save(
                     .and_then(Value::as_str)
                     .is_none_or(|n| n.trim().is_empty())
             {
-                return fail(StatusCode::BAD_REQUEST, "nome is required");
+                return Err(fail(StatusCode::BAD_REQUEST, "nome is required"));
             }
             let mut fields: Vec<(&str, Value)> = record
                 .iter()
@@ -556,7 +579,7 @@ async fn save(
     };
     drop(store);
     record_write(&state, &feature, "save", &Value::Object(record));
-    Json(json!({ "success": true, "fid": fid })).into_response()
+    Ok(Json(json!({ "success": true, "fid": fid })).into_response())
 }
 
 async fn delete(
@@ -564,32 +587,33 @@ async fn delete(
     Path(feature): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = chaos(&state).await {
-        return r;
-    }
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let Some(fid) = body.get("fid").and_then(wire::int) else {
-        return fail(StatusCode::BAD_REQUEST, "fid is required");
+        return Err(fail(StatusCode::BAD_REQUEST, "fid is required"));
     };
     let removed = {
         let mut store = state.store.write().unwrap();
         match store.tables.get_mut(feature.as_str()) {
-            None => return fail(StatusCode::NOT_FOUND, format!("unknown feature {feature}")),
+            None => {
+                return Err(fail(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown feature {feature}"),
+                ))
+            }
             Some(table) => table.rows.remove(&fid).is_some(),
         }
     };
     if !removed {
-        return fail(
+        return Err(fail(
             StatusCode::NOT_FOUND,
             format!("no {feature} with fid {fid}"),
-        );
+        ));
     }
     record_write(&state, &feature, "delete", &body);
-    Json(json!({ "success": true })).into_response()
+    Ok(Json(json!({ "success": true })).into_response())
 }
 
 /// Great-circle distance in meters.
@@ -613,13 +637,9 @@ async fn viability(
     State(state): State<Arc<SimState>>,
     Query(params): Query<ViabilityParams>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = chaos(&state).await {
-        return r;
-    }
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
     let store = state.store.read().unwrap();
     let splitters = &store.tables["splitter"];
     let ports = &store.tables["portaSplitter"];
@@ -678,7 +698,7 @@ async fn viability(
             .partial_cmp(&b["distancia"].as_f64())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    Json(json!({ "success": "true", "caixas": boxes })).into_response()
+    Ok(Json(json!({ "success": "true", "caixas": boxes })).into_response())
 }
 
 async fn get_faults(State(state): State<Arc<SimState>>) -> Json<Faults> {
