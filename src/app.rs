@@ -1,5 +1,8 @@
 //! Start-up: open the database, resolve the master key, ensure keys, serve.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
@@ -15,6 +18,29 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Encrypts and decrypts platform passwords.
     pub master: MasterKey,
+    /// Tunables of platform clients and syncs.
+    pub settings: Arc<Settings>,
+    /// The sync runs this instance executes.
+    pub runner: Arc<crate::sync::Runner>,
+}
+
+/// Tunables of platform clients and syncs.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Timeouts, retries and page size of the Geosite client.
+    pub geosite: crate::geosite::ClientOptions,
+    /// Overlap, mass-deletion share, heartbeats, schedule defaults.
+    pub sync: crate::sync::SyncSettings,
+}
+
+impl AppState {
+    /// The platform client of an integration.
+    pub fn platform(
+        &self,
+        row: &entity::integration::Model,
+    ) -> crate::Result<Arc<dyn crate::platform::Platform>> {
+        crate::platform::connect(&self.master, row, &self.settings.geosite)
+    }
 }
 
 /// Finds the master key: `MASTER_KEY`, else (SQLite file only) the key file beside the database.
@@ -51,8 +77,13 @@ pub fn resolve_master_key(config: &DbConfig) -> anyhow::Result<MasterKey> {
     }
 }
 
-/// Connects, migrates and resolves the master key.
+/// Connects, migrates and resolves the master key, with default settings.
 pub async fn open(config: &DbConfig) -> anyhow::Result<AppState> {
+    open_with(config, Settings::default()).await
+}
+
+/// Connects, migrates and resolves the master key.
+pub async fn open_with(config: &DbConfig, settings: Settings) -> anyhow::Result<AppState> {
     Engine::of(&config.database_url)?;
     let master = resolve_master_key(config)?;
     let db = db::connect(&config.database_url)
@@ -61,12 +92,33 @@ pub async fn open(config: &DbConfig) -> anyhow::Result<AppState> {
     db::migrate(&db)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
-    Ok(AppState { db, master })
+    Ok(AppState {
+        db,
+        master,
+        settings: Arc::new(settings),
+        runner: Arc::new(crate::sync::Runner::default()),
+    })
 }
 
 /// Runs the HTTP server until SIGINT/SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let state = open(&config.db).await?;
+    let settings = Settings {
+        sync: crate::sync::SyncSettings {
+            overlap: Duration::from_secs(config.sync.overlap_secs),
+            mass_deletion_share: config.sync.mass_deletion_share,
+            default_cron: config.sync.cron.clone(),
+            default_timezone: config.sync.timezone.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    crate::sync::scheduler::parse_cron(&config.sync.cron).map_err(crate::Error::into_anyhow)?;
+    crate::sync::scheduler::parse_zone(&config.sync.timezone).map_err(crate::Error::into_anyhow)?;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&config.sync.mass_deletion_share),
+        "MASS_DELETION_SHARE must be between 0 and 1"
+    );
+    let state = open_with(&config.db, settings).await?;
     if let Some(secret) = &config.admin_api_key {
         access::ensure_admin_secret(&state.db, secret)
             .await
@@ -92,12 +144,26 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
-    let router = crate::http::router(state, &config.limits, config.graphiql);
+    let router = crate::http::router(state.clone(), &config.limits, config.graphiql);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scheduler = config.sync.scheduler.then(|| {
+        tokio::spawn(crate::sync::scheduler::run(
+            state.clone(),
+            Arc::new(crate::sync::scheduler::SystemClock),
+            stop.clone(),
+        ))
+    });
     println!("GraphiQL: http://{addr}/graphql");
     tracing::info!(%addr, "listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // In-flight syncs are cancelled cleanly and recorded as cancelled.
+    stop.cancel();
+    if let Some(task) = scheduler {
+        let _ = task.await;
+    }
+    state.runner.shutdown(Duration::from_secs(30)).await;
     tracing::info!("stopped");
     Ok(())
 }

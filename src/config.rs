@@ -82,6 +82,9 @@ pub struct ServeConfig {
     #[arg(long, env = "DEMO_BOXES", default_value_t = 300)]
     pub demo_boxes: usize,
 
+    #[command(flatten)]
+    pub sync: SyncConfig,
+
     /// Serve GraphiQL on `GET /graphql`.
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
@@ -99,4 +102,32 @@ pub struct LogConfig {
         global = true
     )]
     pub log_format: LogFormat,
+}
+
+/// Sync settings of `serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SyncConfig {
+    /// Cron (5 fields) of the daily sync of new integrations.
+    #[arg(long = "sync-cron", env = "SYNC_CRON", default_value = "0 4 * * *")]
+    pub cron: String,
+
+    /// IANA time zone the schedule is read in (weekend FULL runs follow it too).
+    #[arg(
+        long = "sync-timezone",
+        env = "SYNC_TIMEZONE",
+        default_value = "America/Sao_Paulo"
+    )]
+    pub timezone: String,
+
+    /// Seconds subtracted from the cursor to absorb clock skew.
+    #[arg(long, env = "SYNC_OVERLAP_SECS", default_value_t = 300)]
+    pub overlap_secs: u64,
+
+    /// A full sync that would delete more than this share of the project's records stops.
+    #[arg(long, env = "MASS_DELETION_SHARE", default_value_t = 0.5)]
+    pub mass_deletion_share: f64,
+
+    /// Run the scheduler in this instance.
+    #[arg(long, env = "SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduler: bool,
 }

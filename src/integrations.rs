@@ -370,13 +370,16 @@ pub struct ConnectionTest {
 pub async fn test_connection(
     db: &DatabaseConnection,
     master: &MasterKey,
+    options: &crate::geosite::ClientOptions,
     actor: &Actor,
     id: i64,
 ) -> Result<ConnectionTest> {
     actor.require(Role::Admin)?;
     let row = find(db, id).await?;
     let started = std::time::Instant::now();
-    let outcome = crate::platform::connect(master, &row)?.check().await;
+    let outcome = crate::platform::connect(master, &row, options)?
+        .check()
+        .await;
     let latency_ms = started.elapsed().as_millis() as u64;
     let result = match outcome {
         Ok(check) => ConnectionTest {
@@ -416,10 +419,13 @@ pub async fn test_connection(
 pub async fn remote_projects(
     db: &DatabaseConnection,
     master: &MasterKey,
+    options: &crate::geosite::ClientOptions,
     actor: &Actor,
     id: i64,
 ) -> Result<Vec<crate::platform::RemoteProject>> {
     actor.require(Role::Admin)?;
     let row = find(db, id).await?;
-    crate::platform::connect(master, &row)?.projects().await
+    crate::platform::connect(master, &row, options)?
+        .projects()
+        .await
 }

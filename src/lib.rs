@@ -18,8 +18,12 @@ pub mod history;
 pub mod http;
 pub mod integrations;
 pub mod paging;
+pub mod plant;
 pub mod platform;
+pub mod projects;
+pub mod selection;
 pub mod simulator;
+pub mod sync;
 pub mod telemetry;
 
 pub use error::{Error, Result};

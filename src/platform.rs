@@ -202,14 +202,18 @@ pub trait Platform: Send + Sync {
 }
 
 /// Builds the platform client of an integration.
-pub fn connect(master: &MasterKey, row: &integration::Model) -> Result<Arc<dyn Platform>> {
+pub fn connect(
+    master: &MasterKey,
+    row: &integration::Model,
+    options: &crate::geosite::ClientOptions,
+) -> Result<Arc<dyn Platform>> {
     let password = crate::integrations::password(master, row)?.unwrap_or_default();
     match GatewayKind::parse(&row.gateway) {
         Some(GatewayKind::Geosite) => Ok(Arc::new(crate::geosite::GeositeClient::new(
             &row.api_url,
             &row.username,
             &password,
-            crate::geosite::ClientOptions::default(),
+            options.clone(),
         )?)),
         None => Err(Error::internal(anyhow::anyhow!(
             "unknown gateway {:?}",

@@ -12,6 +12,8 @@ pub struct Model {
     pub project_id: i64,
     pub item: String,
     pub fid: String,
+    /// The fid as a number, when it is one (listing order).
+    pub fid_num: Option<i64>,
     pub name: String,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,

@@ -12,6 +12,8 @@ pub struct Model {
     pub project_id: i64,
     pub splitter_id: i64,
     pub fid: String,
+    /// The fid as a number, when it is one (listing order).
+    pub fid_num: Option<i64>,
     pub number: i32,
     /// `FREE`, `OCCUPIED`, `RESERVED` or `DAMAGED`.
     pub status: String,

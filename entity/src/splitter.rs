@@ -11,6 +11,8 @@ pub struct Model {
     pub integration_id: i64,
     pub project_id: i64,
     pub fid: String,
+    /// The fid as a number, when it is one (listing order).
+    pub fid_num: Option<i64>,
     pub name: String,
     /// `SERVICE` or `DISTRIBUTION`.
     pub kind: String,

@@ -1,8 +1,11 @@
 //! The synced copy of the plant: elements (boxes and points), splitters and their ports.
 //!
 //! Every row carries its platform `fid` as text (platforms differ in id types) and is unique per
-//! integration, so a sync can upsert by `(integration, fid)` idempotently. Rows hang off the
-//! project: unlinking the project cascades to the whole copy.
+//! integration, so a sync can upsert by `(integration, fid)` idempotently. `fid_num` is the fid as
+//! a number when it is one: listings arrive in fid order, and a full sync finds what the platform
+//! deleted by comparing each page with the local rows in the same fid range, so it needs no
+//! in-memory set of everything it saw. Rows hang off the project: unlinking the project cascades
+//! to the whole copy.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -48,6 +51,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Elements::ProjectId))
                     .col(string(Elements::Item))
                     .col(string(Elements::Fid))
+                    .col(big_integer_null(Elements::FidNum))
                     .col(string(Elements::Name))
                     .col(double_null(Elements::Latitude))
                     .col(double_null(Elements::Longitude))
@@ -68,6 +72,13 @@ impl MigrationTrait for Migration {
                 .unique()
                 .to_owned(),
             )
+            .await?;
+        manager
+            .create_index(crate::index(
+                "idx_elements_project_fid_num",
+                Elements::Table,
+                [Elements::ProjectId, Elements::FidNum],
+            ))
             .await?;
         // The bounding-box pre-filter of nearest-port searches reads this index.
         manager
@@ -98,6 +109,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Splitters::IntegrationId))
                     .col(big_integer(Splitters::ProjectId))
                     .col(string(Splitters::Fid))
+                    .col(big_integer_null(Splitters::FidNum))
                     .col(string(Splitters::Name))
                     .col(string(Splitters::Kind))
                     .col(string(Splitters::Ratio))
@@ -132,6 +144,13 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(crate::index(
+                "idx_splitters_project_fid_num",
+                Splitters::Table,
+                [Splitters::ProjectId, Splitters::FidNum],
+            ))
+            .await?;
+        manager
+            .create_index(crate::index(
                 "idx_splitters_element",
                 Splitters::Table,
                 [Splitters::ElementId],
@@ -156,6 +175,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Ports::ProjectId))
                     .col(big_integer(Ports::SplitterId))
                     .col(string(Ports::Fid))
+                    .col(big_integer_null(Ports::FidNum))
                     .col(integer(Ports::Number))
                     .col(string(Ports::Status))
                     .col(string_null(Ports::CustomerContract))
@@ -198,6 +218,13 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(crate::index(
+                "idx_ports_project_fid_num",
+                Ports::Table,
+                [Ports::ProjectId, Ports::FidNum],
+            ))
+            .await?;
+        manager
+            .create_index(crate::index(
                 "idx_ports_remote_updated",
                 Ports::Table,
                 [Ports::IntegrationId, Ports::RemoteUpdatedAt],
@@ -223,6 +250,7 @@ impl MigrationTrait for Migration {
 pub enum Elements {
     Table,
     Id,
+    FidNum,
     IntegrationId,
     ProjectId,
     Item,
@@ -238,6 +266,7 @@ pub enum Elements {
 pub enum Splitters {
     Table,
     Id,
+    FidNum,
     IntegrationId,
     ProjectId,
     Fid,
@@ -255,6 +284,7 @@ pub enum Splitters {
 pub enum Ports {
     Table,
     Id,
+    FidNum,
     IntegrationId,
     ProjectId,
     SplitterId,

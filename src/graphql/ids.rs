@@ -11,6 +11,8 @@ use crate::Error;
 pub const INTEGRATION: &str = "Integration";
 /// Kind tag of history entry ids.
 pub const HISTORY_ENTRY: &str = "HistoryEntry";
+/// Kind tag of project ids.
+pub const PROJECT: &str = "Project";
 /// Kind tag of sync run ids.
 pub const SYNC_RUN: &str = "SyncRun";
 

@@ -90,6 +90,29 @@ impl Integration {
             timezone: self.0.schedule_timezone.clone(),
         }
     }
+    /// The linked project; null until `setProject`.
+    async fn project(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::projects::Project>> {
+        Ok(crate::graphql::loaders::loaders(ctx)?
+            .project
+            .load_one(self.0.id)
+            .await
+            .map_err(crate::graphql::loaders::loader_error)?
+            .map(crate::graphql::projects::Project))
+    }
+    /// The selected element items, in catalog order.
+    async fn element_selection(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::projects::ElementItemKey>> {
+        let rows = crate::selection::get(&state(ctx)?.db, self.0.id).await?;
+        Ok(crate::selection::items(&rows)
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

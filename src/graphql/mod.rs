@@ -15,8 +15,11 @@ pub mod guard;
 pub mod history;
 pub mod ids;
 pub mod integrations;
+pub mod loaders;
 pub mod paging;
 pub mod platform;
+pub mod projects;
+pub mod sync;
 
 /// Every query field, merged from one struct per area.
 #[derive(MergedObject, Default)]
@@ -25,6 +28,8 @@ pub struct QueryRoot(
     integrations::IntegrationQuery,
     history::HistoryQuery,
     platform::PlatformQuery,
+    projects::ProjectQuery,
+    sync::SyncQuery,
 );
 
 /// Every mutation field, merged from one struct per area.
@@ -32,6 +37,8 @@ pub struct QueryRoot(
 pub struct MutationRoot(
     integrations::IntegrationMutation,
     platform::PlatformMutation,
+    projects::ProjectMutation,
+    sync::SyncMutation,
 );
 
 /// The gateway's schema type.

@@ -1,0 +1,234 @@
+//! Projects, the element catalog and the element selection.
+
+use async_graphql::{Context, Enum, Object, OneofObject, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use entity::project;
+
+use crate::access::Role;
+use crate::catalog::{Category, ElementItem};
+use crate::graphql::guard::{actor, RoleGuard};
+use crate::graphql::ids::{self, INTEGRATION, PROJECT};
+use crate::graphql::integrations::Integration;
+use crate::graphql::state;
+use crate::projects::{self as domain, ProjectChoice};
+
+/// A selectable item of the element catalog.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ElementItemKey {
+    /// Splitter de atendimento (always selected).
+    Service,
+    /// Splitter de distribuição.
+    Distribution,
+    /// Caixa de terminação óptica.
+    Cto,
+    /// Caixa de emenda óptica.
+    Ceo,
+    /// Point of presence.
+    Pop,
+    /// Pole.
+    Pole,
+}
+
+impl From<ElementItemKey> for ElementItem {
+    fn from(k: ElementItemKey) -> Self {
+        match k {
+            ElementItemKey::Service => ElementItem::Service,
+            ElementItemKey::Distribution => ElementItem::Distribution,
+            ElementItemKey::Cto => ElementItem::Cto,
+            ElementItemKey::Ceo => ElementItem::Ceo,
+            ElementItemKey::Pop => ElementItem::Pop,
+            ElementItemKey::Pole => ElementItem::Pole,
+        }
+    }
+}
+
+impl From<ElementItem> for ElementItemKey {
+    fn from(i: ElementItem) -> Self {
+        match i {
+            ElementItem::Service => ElementItemKey::Service,
+            ElementItem::Distribution => ElementItemKey::Distribution,
+            ElementItem::Cto => ElementItemKey::Cto,
+            ElementItem::Ceo => ElementItemKey::Ceo,
+            ElementItem::Pop => ElementItemKey::Pop,
+            ElementItem::Pole => ElementItemKey::Pole,
+        }
+    }
+}
+
+/// A category of the element catalog.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ElementCategoryKey {
+    /// Splitters.
+    Splitter,
+    /// Optical boxes (Caixa Óptica).
+    Box,
+    /// Points of presence.
+    Pop,
+    /// Poles.
+    Pole,
+}
+
+impl From<Category> for ElementCategoryKey {
+    fn from(c: Category) -> Self {
+        match c {
+            Category::Splitter => ElementCategoryKey::Splitter,
+            Category::Box => ElementCategoryKey::Box,
+            Category::Pop => ElementCategoryKey::Pop,
+            Category::Pole => ElementCategoryKey::Pole,
+        }
+    }
+}
+
+/// An item of the catalog.
+#[derive(SimpleObject)]
+#[graphql(name = "ElementItem")]
+pub struct CatalogItem {
+    /// The value to pass to `setElementSelection`.
+    pub key: ElementItemKey,
+    /// Label, in the users' language.
+    pub label: &'static str,
+    /// True when it cannot be deselected.
+    pub locked: bool,
+    /// True when new integrations select it.
+    pub default: bool,
+}
+
+/// A category of the catalog with its items.
+#[derive(SimpleObject)]
+pub struct ElementCategory {
+    /// Which category.
+    pub key: ElementCategoryKey,
+    /// Label, in the users' language.
+    pub label: &'static str,
+    /// True when at least one of its items must be selected.
+    pub required: bool,
+    /// Its items.
+    pub items: Vec<CatalogItem>,
+}
+
+/// The project of an integration: which network design on the platform is synced.
+pub struct Project(pub project::Model);
+
+/// The project of an integration: which network design on the platform is synced.
+#[Object]
+impl Project {
+    /// Opaque id.
+    async fn id(&self) -> ID {
+        ids::encode(PROJECT, self.0.id)
+    }
+    /// The platform's id of the project.
+    async fn remote_id(&self) -> &str {
+        &self.0.remote_id
+    }
+    /// Its name on the platform.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// True when the gateway created it on the platform.
+    async fn created_remotely(&self) -> bool {
+        self.0.created_remotely
+    }
+    /// When it was linked.
+    async fn linked_at(&self) -> DateTime<Utc> {
+        self.0.linked_at
+    }
+}
+
+/// Which project to link: an existing one on the platform, or a new one created by name.
+#[derive(OneofObject)]
+pub enum SetProjectInput {
+    /// The platform's id of an existing project (see `remoteProjects`).
+    RemoteId(String),
+    /// The name of a project to create on the platform.
+    NewName(String),
+}
+
+/// Project and selection queries.
+#[derive(Default)]
+pub struct ProjectQuery;
+
+/// Project and selection queries.
+#[Object]
+impl ProjectQuery {
+    /// The element catalog: categories, items, which are locked, required and selected by
+    /// default.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn element_catalog(&self) -> Vec<ElementCategory> {
+        crate::selection::catalog()
+            .into_iter()
+            .map(|c| ElementCategory {
+                key: c.category.into(),
+                label: c.label,
+                required: c.required,
+                items: c
+                    .items
+                    .into_iter()
+                    .map(|i| CatalogItem {
+                        key: i.item.into(),
+                        label: i.label,
+                        locked: i.locked,
+                        default: i.default,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// Project and selection mutations.
+#[derive(Default)]
+pub struct ProjectMutation;
+
+/// Project and selection mutations.
+#[Object]
+impl ProjectMutation {
+    /// Links the integration's one project (ADMIN): an existing remote project, or a new one
+    /// created on the platform. `CONFLICT` while another is linked.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn set_project(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+        #[graphql(desc = "The project to link.")] input: SetProjectInput,
+    ) -> async_graphql::Result<Project> {
+        let app = state(ctx)?;
+        let id = ids::decode(INTEGRATION, &integration_id)?;
+        let choice = match input {
+            SetProjectInput::RemoteId(r) => ProjectChoice::Existing(r),
+            SetProjectInput::NewName(n) => ProjectChoice::New(n),
+        };
+        Ok(Project(domain::set(app, actor(ctx)?, id, choice).await?))
+    }
+
+    /// Unlinks the project (ADMIN): deletes the synced copy (active bindings become ORPHANED)
+    /// and stops syncs until a project is set again.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn unlink_project(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+    ) -> async_graphql::Result<Integration> {
+        let app = state(ctx)?;
+        let id = ids::decode(INTEGRATION, &integration_id)?;
+        domain::unlink(&app.db, actor(ctx)?, id).await?;
+        Ok(Integration(crate::integrations::find(&app.db, id).await?))
+    }
+
+    /// Replaces the element selection (ADMIN). `SERVICE` is locked on, and at least one item of
+    /// `SPLITTER` and of `BOX` is required; a refusal is `INVALID_SELECTION`. Newly selected
+    /// items are listed in full by the next sync; records of removed items are deleted by it.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn set_element_selection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+        #[graphql(desc = "Every item to select.")] items: Vec<ElementItemKey>,
+    ) -> async_graphql::Result<Integration> {
+        let app = state(ctx)?;
+        let id = ids::decode(INTEGRATION, &integration_id)?;
+        let items: Vec<ElementItem> = items.into_iter().map(Into::into).collect();
+        crate::selection::set(&app.db, actor(ctx)?, id, &items).await?;
+        Ok(Integration(crate::integrations::find(&app.db, id).await?))
+    }
+}

@@ -1,0 +1,344 @@
+//! Sync runs: start, cancel, read.
+
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use entity::sync_run;
+
+use crate::access::Role;
+use crate::graphql::guard::{actor, RoleGuard};
+use crate::graphql::ids::{self, INTEGRATION, SYNC_RUN};
+use crate::graphql::integrations::Integration;
+use crate::graphql::loaders::{loader_error, loaders};
+use crate::graphql::paging;
+use crate::graphql::state;
+use crate::sync::{self as domain, Mode, RunRequest, Trigger};
+
+/// What a sync fetches and deletes.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every record of the selected items; also deletes what the platform no longer has.
+    Full,
+    /// Records changed since the last successful run (with an overlap); deletes only records of
+    /// deselected items.
+    Incremental,
+    /// One box with its splitters and their ports (see `syncElement`).
+    Element,
+}
+
+/// Who started a run.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SyncTrigger {
+    /// `startSync` or `syncElement`.
+    Manual,
+    /// The schedule.
+    Scheduled,
+}
+
+/// Where a run is.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Accepted, not started.
+    Queued,
+    /// In progress.
+    Running,
+    /// Finished; the cursor moved.
+    Succeeded,
+    /// Stopped by an error; the last good copy is intact.
+    Failed,
+    /// Stopped on request or at shutdown; the last good copy is intact.
+    Cancelled,
+}
+
+/// What a run did.
+#[derive(SimpleObject)]
+pub struct SyncCounts {
+    /// Records received from the platform.
+    pub fetched: i64,
+    /// Local records created.
+    pub created: i64,
+    /// Local records changed.
+    pub updated: i64,
+    /// Local records deleted (gone from the platform, or of deselected items).
+    pub deleted: i64,
+    /// Records received that were already up to date.
+    pub unchanged: i64,
+    /// Bindings orphaned because their port disappeared.
+    pub orphaned: i64,
+}
+
+/// Why a run failed.
+#[derive(SimpleObject)]
+pub struct SyncError {
+    /// Stable code: `PLATFORM_UNAVAILABLE`, `PLATFORM_AUTH`, `MASS_DELETION_GUARD`,
+    /// `INSTANCE_LOST`, `CANCELLED`, `INACTIVE_INTEGRATION`, `INTERNAL`, ...
+    pub code: String,
+    /// For a person.
+    pub message: String,
+}
+
+/// Where a running run is.
+#[derive(SimpleObject)]
+pub struct SyncPhase {
+    /// `STARTING`, `PURGING`, `ELEMENTS`, `SPLITTERS`, `PORTS`, `DELETING` or `DONE`.
+    pub phase: Option<String>,
+    /// The item being listed (`CTO`, `SPLITTER`, `PORT`, ...).
+    pub item: Option<String>,
+    /// Records processed so far.
+    pub processed: i64,
+    /// Records the listings started so far announced.
+    pub total: Option<i64>,
+}
+
+/// One sync run of an integration.
+pub struct SyncRun(pub sync_run::Model);
+
+fn parse_enum<T: Copy>(value: &str, table: &[(&str, T)]) -> Option<T> {
+    table.iter().find(|(k, _)| *k == value).map(|(_, v)| *v)
+}
+
+/// One sync run of an integration.
+#[Object]
+impl SyncRun {
+    /// Opaque id.
+    async fn id(&self) -> ID {
+        ids::encode(SYNC_RUN, self.0.id)
+    }
+    /// The integration synced.
+    async fn integration(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Integration>> {
+        Ok(loaders(ctx)?
+            .integration
+            .load_one(self.0.integration_id)
+            .await
+            .map_err(loader_error)?
+            .map(Integration))
+    }
+    /// What the run fetches and deletes.
+    async fn mode(&self) -> Option<SyncMode> {
+        parse_enum(
+            &self.0.mode,
+            &[
+                ("FULL", SyncMode::Full),
+                ("INCREMENTAL", SyncMode::Incremental),
+                ("ELEMENT", SyncMode::Element),
+            ],
+        )
+    }
+    /// Who started it.
+    async fn trigger(&self) -> Option<SyncTrigger> {
+        parse_enum(
+            &self.0.trigger,
+            &[
+                ("MANUAL", SyncTrigger::Manual),
+                ("SCHEDULED", SyncTrigger::Scheduled),
+            ],
+        )
+    }
+    /// Where it is.
+    async fn status(&self) -> Option<SyncStatus> {
+        parse_enum(
+            &self.0.status,
+            &[
+                ("QUEUED", SyncStatus::Queued),
+                ("RUNNING", SyncStatus::Running),
+                ("SUCCEEDED", SyncStatus::Succeeded),
+                ("FAILED", SyncStatus::Failed),
+                ("CANCELLED", SyncStatus::Cancelled),
+            ],
+        )
+    }
+    /// The box of an ELEMENT run.
+    async fn element_fid(&self) -> Option<&str> {
+        self.0.element_fid.as_deref()
+    }
+    /// True when a full sync was allowed to delete more than the mass-deletion share.
+    async fn allow_mass_deletion(&self) -> bool {
+        self.0.allow_mass_deletion
+    }
+    /// The schedule slot of a scheduled run.
+    async fn scheduled_for(&self) -> Option<DateTime<Utc>> {
+        self.0.scheduled_for
+    }
+    /// When it started.
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    /// When it ended.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    /// The cursor (platform clock) the run started from; null when it listed in full.
+    async fn cursor_before(&self) -> Option<DateTime<Utc>> {
+        self.0.cursor_before
+    }
+    /// The cursor after a successful run: the platform clock at its start.
+    async fn cursor_after(&self) -> Option<DateTime<Utc>> {
+        self.0.cursor_after
+    }
+    /// What it did so far.
+    async fn counts(&self) -> SyncCounts {
+        SyncCounts {
+            fetched: self.0.fetched,
+            created: self.0.created,
+            updated: self.0.updated,
+            deleted: self.0.deleted,
+            unchanged: self.0.unchanged,
+            orphaned: self.0.orphaned,
+        }
+    }
+    /// Where it is now.
+    async fn progress(&self) -> SyncPhase {
+        SyncPhase {
+            phase: self.0.phase.clone(),
+            item: self.0.current_item.clone(),
+            processed: self.0.processed,
+            total: self.0.total,
+        }
+    }
+    /// Why it failed or was cancelled; null otherwise.
+    async fn error(&self) -> Option<SyncError> {
+        Some(SyncError {
+            code: self.0.error_code.clone()?,
+            message: self.0.error_message.clone().unwrap_or_default(),
+        })
+    }
+    /// When the instance running it last proved alive.
+    async fn heartbeat_at(&self) -> Option<DateTime<Utc>> {
+        self.0.heartbeat_at
+    }
+}
+
+crate::connection_type!(SyncRunConnection, SyncRunEdge, SyncRun, "sync runs");
+
+/// Sync queries.
+#[derive(Default)]
+pub struct SyncQuery;
+
+/// Sync queries.
+#[Object]
+impl SyncQuery {
+    /// The runs of an integration, newest first.
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::complexity(first, child_complexity)"
+    )]
+    async fn sync_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<SyncRunConnection> {
+        let request = paging::request("syncRuns", first, after)?;
+        let id = ids::decode(INTEGRATION, &integration_id)?;
+        let db = &state(ctx)?.db;
+        crate::integrations::find(db, id).await?;
+        let page = domain::page(db, id, request).await?;
+        Ok(paging::connection("syncRuns", page, |r| r.id, SyncRun))
+    }
+
+    /// One run by id.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn sync_run(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the run.")] id: ID,
+    ) -> async_graphql::Result<SyncRun> {
+        let id = ids::decode(SYNC_RUN, &id)?;
+        Ok(SyncRun(domain::find(&state(ctx)?.db, id).await?))
+    }
+}
+
+/// Sync mutations.
+#[derive(Default)]
+pub struct SyncMutation;
+
+/// Sync mutations.
+#[Object]
+impl SyncMutation {
+    /// Starts a FULL or INCREMENTAL sync (OPERATOR) and returns at once with the RUNNING run;
+    /// follow it with `syncRun`. One run per integration at a time: a second start is
+    /// `SYNC_ALREADY_RUNNING` with the running run's id in `extensions.runId`. The first run of a
+    /// project is always FULL.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn start_sync(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+        #[graphql(desc = "FULL or INCREMENTAL (ELEMENT runs start with `syncElement`).")]
+        mode: SyncMode,
+        #[graphql(
+            desc = "Let a FULL sync delete more than the mass-deletion share of the project.",
+            default = false
+        )]
+        allow_mass_deletion: bool,
+    ) -> async_graphql::Result<SyncRun> {
+        let app = state(ctx)?;
+        let id = ids::decode(INTEGRATION, &integration_id)?;
+        let mode = match mode {
+            SyncMode::Full => Mode::Full,
+            SyncMode::Incremental => Mode::Incremental,
+            SyncMode::Element => {
+                return Err(crate::Error::validation(
+                    "mode",
+                    "ELEMENT runs start with syncElement(integrationId, fid)",
+                )
+                .into())
+            }
+        };
+        let run = domain::start(
+            app,
+            actor(ctx)?,
+            id,
+            RunRequest {
+                mode,
+                trigger: Trigger::Manual,
+                allow_mass_deletion,
+                element_fid: None,
+                scheduled_for: None,
+            },
+        )
+        .await?;
+        Ok(SyncRun(run))
+    }
+
+    /// Syncs one box by its platform fid, with its splitters and their ports (OPERATOR);
+    /// returns at once with the run.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn sync_element(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+        #[graphql(desc = "Platform fid of the box.")] fid: String,
+    ) -> async_graphql::Result<SyncRun> {
+        let app = state(ctx)?;
+        let id = ids::decode(INTEGRATION, &integration_id)?;
+        let run = domain::start(
+            app,
+            actor(ctx)?,
+            id,
+            RunRequest {
+                mode: Mode::Element,
+                trigger: Trigger::Manual,
+                allow_mass_deletion: false,
+                element_fid: Some(fid.trim().to_owned()),
+                scheduled_for: None,
+            },
+        )
+        .await?;
+        Ok(SyncRun(run))
+    }
+
+    /// Asks a run to stop (OPERATOR). It stops at the next page and is recorded CANCELLED; the
+    /// last good copy and the cursor stay as they were.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn cancel_sync(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the run.")] run_id: ID,
+    ) -> async_graphql::Result<SyncRun> {
+        let app = state(ctx)?;
+        let id = ids::decode(SYNC_RUN, &run_id)?;
+        Ok(SyncRun(domain::cancel(app, actor(ctx)?, id).await?))
+    }
+}
