@@ -92,3 +92,16 @@ pub async fn ready(db: &DatabaseConnection) -> bool {
     }
     matches!(Migrator::get_pending_migrations(db).await, Ok(p) if p.is_empty())
 }
+
+/// Begins a transaction that writes. On SQLite it starts as `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads first and writes later fails at once with "database is locked" when
+/// another connection wrote in between, while an immediate one waits for the write lock.
+pub async fn write_txn<C: sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<C::Transaction, sea_orm::DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

@@ -1,10 +1,7 @@
 //! Integrations with mapping platforms: create, edit, (de)activate, read.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, QueryOrder};
 use serde_json::json;
 
 use entity::{element_selection, integration};
@@ -152,7 +149,7 @@ pub async fn create(
     let password = clean_password(&input.password)?;
     let now = Utc::now();
 
-    let txn = db.begin().await?;
+    let txn = crate::db::write_txn(db).await?;
     let row = integration::ActiveModel {
         name: Set(name.clone()),
         gateway: Set(input.gateway.as_str().to_owned()),
@@ -208,7 +205,7 @@ pub async fn update(
     changes: IntegrationChanges,
 ) -> Result<integration::Model> {
     actor.require(Role::Admin)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::write_txn(db).await?;
     let before = find(&txn, id).await?;
     let mut row: integration::ActiveModel = before.clone().into();
     let mut changed = Vec::new();
@@ -264,7 +261,7 @@ pub async fn set_active(
     active: bool,
 ) -> Result<integration::Model> {
     actor.require(Role::Admin)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::write_txn(db).await?;
     let before = find(&txn, id).await?;
     if before.active == active {
         txn.commit().await?;

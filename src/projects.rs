@@ -4,7 +4,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, TransactionTrait,
+    EntityTrait, QueryFilter,
 };
 use serde_json::json;
 
@@ -79,7 +79,7 @@ pub async fn set(
             (platform.create_project(&name).await?, true)
         }
     };
-    let txn = db.begin().await?;
+    let txn = crate::db::write_txn(db).await?;
     let linked = project::ActiveModel {
         integration_id: Set(integration_id),
         remote_id: Set(remote.remote_id.clone()),
@@ -123,7 +123,7 @@ pub async fn set(
 pub async fn unlink(db: &DatabaseConnection, actor: &Actor, integration_id: i64) -> Result<u64> {
     actor.require(Role::Admin)?;
     integrations::find(db, integration_id).await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::write_txn(db).await?;
     let Some(current) = of(&txn, integration_id).await? else {
         return Err(Error::Conflict(
             "the integration has no project to unlink".into(),

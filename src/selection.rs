@@ -2,7 +2,6 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait,
 };
 use serde_json::json;
 
@@ -136,7 +135,7 @@ pub async fn set(
     wanted.sort();
     wanted.dedup();
     validate(&wanted)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::write_txn(db).await?;
     crate::integrations::find(&txn, integration_id).await?;
     let before = self::items(&get(&txn, integration_id).await?);
     let removed: Vec<&str> = before

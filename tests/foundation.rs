@@ -507,34 +507,44 @@ fn schema_file_matches_the_code() {
 #[test]
 fn every_type_field_and_argument_is_described() {
     let sdl = mapping_gateway::graphql::sdl();
-    // In the SDL, a description precedes its item: every `type`, `input`, `enum` and field line
-    // must follow a description line (a closing `"""` or a one-line `"..."`).
-    let lines: Vec<&str> = sdl.lines().map(str::trim).collect();
+    // In the SDL a description precedes its item, as a `"""` block or a one-line `"..."`.
+    // Every type, input, enum, field, argument and enum value must have one.
     let mut missing = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let declares = line.starts_with("type ")
-            || line.starts_with("input ")
-            || line.starts_with("enum ")
-            || (line.contains(':') && !line.starts_with('"') && !line.starts_with('#'))
-            || (line.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !line.is_empty());
-        if !declares
-            || line.starts_with(')')
-            || line.starts_with("schema")
-            || line.starts_with("query:")
-            || line.starts_with("mutation:")
-            || line.starts_with("subscription:")
-        {
+    let mut in_block = false;
+    let mut described = false;
+    for line in sdl.lines().map(str::trim) {
+        if in_block {
+            if line.ends_with("\"\"\"") {
+                in_block = false;
+                described = true;
+            }
             continue;
         }
-        let prev = if i > 0 { lines[i - 1] } else { "" };
-        if !(prev.ends_with('"')) {
-            missing.push(*line);
+        if line.starts_with("\"\"\"") {
+            if line.len() > 3 && line.ends_with("\"\"\"") {
+                described = true;
+            } else {
+                in_block = true;
+            }
+            continue;
         }
+        if line.starts_with('"') {
+            described = true;
+            continue;
+        }
+        let structural = line.is_empty()
+            || line == "}"
+            || line.starts_with(')')
+            || line.starts_with("schema")
+            || line.starts_with("directive")
+            || line.starts_with("query:")
+            || line.starts_with("mutation:")
+            || line.starts_with("subscription:");
+        if !structural && !described {
+            missing.push(line.to_owned());
+        }
+        described = false;
     }
-    let missing: Vec<_> = missing
-        .into_iter()
-        .filter(|l| !l.starts_with("directive"))
-        .collect();
     assert!(
         missing.is_empty(),
         "undocumented items:\n{}",

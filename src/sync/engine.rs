@@ -14,7 +14,7 @@ use futures::StreamExt;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -413,7 +413,7 @@ impl<'a> Engine<'a> {
                     .map(|r| fid_num(&r.fid))
                     .collect::<Vec<_>>(),
             )?;
-            let txn = self.db.begin().await?;
+            let txn = crate::db::write_txn(self.db).await?;
             let fids: Vec<String> = page.records.iter().map(|r| r.fid.clone()).collect();
             let existing: HashMap<String, element::Model> = element::Entity::find()
                 .filter(element::Column::IntegrationId.eq(self.integration.id))
@@ -537,7 +537,7 @@ impl<'a> Engine<'a> {
                     .map(|r| fid_num(&r.fid))
                     .collect::<Vec<_>>(),
             )?;
-            let txn = self.db.begin().await?;
+            let txn = crate::db::write_txn(self.db).await?;
             let keep = self.write_splitters(&txn, &page.records).await?;
             if full.is_some() {
                 let last_page = page.records.is_empty() || bounds.1.is_none();
@@ -683,7 +683,7 @@ impl<'a> Engine<'a> {
                     .map(|r| fid_num(&r.fid))
                     .collect::<Vec<_>>(),
             )?;
-            let txn = self.db.begin().await?;
+            let txn = crate::db::write_txn(self.db).await?;
             let keep = self.write_ports(&txn, &page.records).await?;
             if full {
                 let last_page = page.records.is_empty() || bounds.1.is_none();
@@ -896,7 +896,7 @@ impl<'a> Engine<'a> {
         let mut listed: Vec<String> = Vec::new();
         while let Some(page) = self.next_page(&mut listing).await? {
             self.counts.total += page.total as i64;
-            let txn = self.db.begin().await?;
+            let txn = crate::db::write_txn(self.db).await?;
             let keep = self.write_splitters(&txn, &page.records).await?;
             listed.extend(keep.into_iter().map(str::to_owned));
             txn.commit().await?;
@@ -927,7 +927,7 @@ impl<'a> Engine<'a> {
         let mut kept: HashSet<String> = HashSet::new();
         while let Some(page) = self.next_page(&mut listing).await? {
             self.counts.total += page.total as i64;
-            let txn = self.db.begin().await?;
+            let txn = crate::db::write_txn(self.db).await?;
             let keep = self.write_ports(&txn, &page.records).await?;
             kept.extend(keep.into_iter().map(str::to_owned));
             txn.commit().await?;
@@ -1083,7 +1083,7 @@ impl<'a> Engine<'a> {
 
     /// Orphans bindings, then deletes ports, splitters and elements, in one transaction.
     async fn delete(&mut self, doomed: &Doomed) -> Result<u64> {
-        let txn = self.db.begin().await?;
+        let txn = crate::db::write_txn(self.db).await?;
         let mut orphaned =
             plant::orphan_bindings(&txn, &PortScope::Ports(doomed.ports.clone())).await?;
         orphaned +=

@@ -94,6 +94,24 @@ impl Write for Capture {
     }
 }
 
+/// Settings for tests: small pages (so listings span many pages) and quick retries.
+pub fn test_settings() -> app::Settings {
+    app::Settings {
+        geosite: mapping_gateway::geosite::ClientOptions {
+            page_size: 40,
+            min_delay: std::time::Duration::from_millis(10),
+            max_delay: std::time::Duration::from_millis(50),
+            max_attempts: 3,
+            deadline: std::time::Duration::from_secs(20),
+            ..Default::default()
+        },
+        sync: mapping_gateway::sync::SyncSettings {
+            heartbeat_every: std::time::Duration::from_millis(200),
+            ..Default::default()
+        },
+    }
+}
+
 /// A running gateway on an ephemeral port.
 pub struct TestApp {
     pub engine: Engine,
@@ -121,7 +139,9 @@ impl TestApp {
     pub async fn start_with(engine: Engine, limits: Limits) -> Option<TestApp> {
         log_buffer();
         let db_config = fresh_database(engine).await?;
-        let state = app::open(&db_config).await.expect("open database");
+        let state = app::open_with(&db_config, test_settings())
+            .await
+            .expect("open database");
         let admin_key = access::create_key(&state.db, "test admin", Role::Admin)
             .await
             .unwrap()
@@ -191,12 +211,23 @@ impl TestApp {
 
     /// Creates an integration through the API and returns its id.
     pub async fn create_integration(&self, name: &str, api_url: &str) -> String {
+        self.create_integration_with(name, api_url, &unique("pw-"))
+            .await
+    }
+
+    /// Creates an integration with this password through the API and returns its id.
+    pub async fn create_integration_with(
+        &self,
+        name: &str,
+        api_url: &str,
+        password: &str,
+    ) -> String {
         let data = self
             .ok(
                 "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
                 json!({ "input": {
                     "name": name, "gateway": "GEOSITE", "apiUrl": api_url,
-                    "username": "integracao", "password": unique("pw-"),
+                    "username": "integracao", "password": password,
                 }}),
             )
             .await;
