@@ -5,7 +5,10 @@
 //! Admin API (no auth, loopback use only):
 //! - `GET /_sim/faults`, `PUT /_sim/faults` (JSON [`Faults`]; resets fault counters);
 //! - `GET /_sim/writes` (every `save`/`delete`, oldest first);
-//! - `GET /_sim/stats` (records per feature, logins, refreshes, calls).
+//! - `GET /_sim/stats` (records per feature, logins, refreshes, calls);
+//! - `POST /_sim/touch` `{"feature": "portaSplitter", "share": 0.01}` changes that share of the
+//!   feature's records (ports flip between LIVRE and RESERVADA, others get a new name) and moves
+//!   their `dataAlteracao`, as edits on the platform would (benchmarks of incremental syncs).
 
 pub mod network;
 pub mod store;
@@ -237,6 +240,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/writes", get(get_writes))
         .route("/_sim/stats", get(stats))
+        .route("/_sim/touch", post(touch))
         .layer(axum::middleware::map_response(date_header))
         .with_state(state)
 }
@@ -731,4 +735,51 @@ async fn stats(State(state): State<Arc<SimState>>) -> Json<Value> {
         "refreshes": state.refreshes(),
         "calls": state.calls.load(Ordering::SeqCst),
     }))
+}
+
+/// Body of `/_sim/touch`.
+#[derive(Deserialize)]
+struct Touch {
+    feature: String,
+    share: f64,
+}
+
+async fn touch(State(state): State<Arc<SimState>>, Json(touch): Json<Touch>) -> Answer {
+    let mut store = state.store.write().unwrap();
+    let Some(table) = store.tables.get_mut(touch.feature.as_str()) else {
+        return Err(fail(StatusCode::NOT_FOUND, format!("unknown feature {}", touch.feature)));
+    };
+    let every = if touch.share <= 0.0 {
+        usize::MAX
+    } else {
+        (1.0 / touch.share.min(1.0)).round().max(1.0) as usize
+    };
+    let (status, name, changed) = (
+        table.col("status"),
+        table.col("nome"),
+        table.col("dataAlteracao"),
+    );
+    let now = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
+    let mut touched = 0;
+    for (i, row) in table.rows.values_mut().enumerate() {
+        if i % every != 0 {
+            continue;
+        }
+        if let Some(c) = status {
+            let free = row[c] == json!("LIVRE");
+            row[c] = json!(if free { "RESERVADA" } else { "LIVRE" });
+            for col in ["contrato", "documento", "nomeCliente"] {
+                if let Some(k) = store::columns_of(&touch.feature).and_then(|cols| cols.iter().position(|x| *x == col)) {
+                    row[k] = Value::Null;
+                }
+            }
+        } else if let Some(c) = name {
+            row[c] = json!(format!("{}*", row[c].as_str().unwrap_or_default()));
+        }
+        if let Some(c) = changed {
+            row[c] = now.clone();
+        }
+        touched += 1;
+    }
+    Ok(Json(json!({ "touched": touched })).into_response())
 }

@@ -1,0 +1,423 @@
+//! Benchmarks, run on demand (not in CI). Each measured phase runs in a child process of its own,
+//! so its time and peak RSS are its alone; the simulator runs in another.
+//!
+//! ```sh
+//! cargo run --release --bin bench -- sync --boxes 5000,20000 --engines sqlite,postgres
+//! ```
+//!
+//! For each size and engine it measures, against the Geosite simulator over loopback HTTP:
+//! - the baseline: the same records fetched and written with one plain multi-row insert per page,
+//!   no diffing, no deletion tracking;
+//! - a full sync by the engine, into a fresh database;
+//! - an incremental sync after 1% of the records changed on the platform;
+//!
+//! and prints the ratios (full / baseline, incremental / full) and peak RSS as Markdown rows.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use futures::TryStreamExt;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::{json, Value};
+
+use mapping_gateway::access::Actor;
+use mapping_gateway::app::{self, AppState, Settings};
+use mapping_gateway::catalog::ElementItem;
+use mapping_gateway::config::DbConfig;
+use mapping_gateway::platform::{ListQuery, SplitterKind};
+use mapping_gateway::sync::{self, Mode, RunRequest, Trigger};
+
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Full and incremental sync against the baseline.
+    Sync {
+        /// Project sizes, in boxes (the simulator puts 80% of them in the synced project).
+        #[arg(long, value_delimiter = ',', default_value = "5000,20000")]
+        boxes: Vec<usize>,
+        /// Engines to measure.
+        #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+        engines: Vec<String>,
+        /// PostgreSQL server URL of a role that may create databases.
+        #[arg(long, env = "BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// (internal) The simulator, in its own process.
+    Simulate {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        boxes: usize,
+    },
+    /// (internal) One measured phase; prints one JSON line.
+    Phase {
+        /// `baseline`, `full` or `incremental`.
+        kind: String,
+        #[arg(long)]
+        sim: String,
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        master_key: String,
+    },
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Simulate { port, boxes } => {
+            let sim = mapping_gateway::simulator::spawn(
+                mapping_gateway::simulator::SimConfig {
+                    boxes,
+                    seed: 42,
+                    ..Default::default()
+                },
+                ([127, 0, 0, 1], port).into(),
+            )
+            .await?;
+            println!("ready {}", sim.url);
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        Cmd::Phase {
+            kind,
+            sim,
+            db,
+            master_key,
+        } => {
+            let config = DbConfig {
+                database_url: db,
+                master_key: Some(master_key),
+            };
+            let state = app::open_with(&config, Settings::default()).await?;
+            let started = Instant::now();
+            let counts = match kind.as_str() {
+                "baseline" => baseline(&state, &sim).await?,
+                "full" => engine_run(&state, &sim, Mode::Full).await?,
+                "incremental" => engine_run(&state, &sim, Mode::Incremental).await?,
+                other => anyhow::bail!("unknown phase {other}"),
+            };
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({ "secs": secs, "peak_rss_kb": peak_rss_kb(), "counts": counts })
+            );
+            Ok(())
+        }
+        Cmd::Sync {
+            boxes,
+            engines,
+            postgres_url,
+        } => orchestrate(boxes, engines, postgres_url).await,
+    }
+}
+
+/// Makes (or finds) the benchmark integration, linked to project 1 of the simulator.
+async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i64> {
+    let actor = Actor::system("bench");
+    if let Some(row) = mapping_gateway::integrations::list(&state.db)
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?
+        .into_iter()
+        .next()
+    {
+        return Ok(row.id);
+    }
+    let row = mapping_gateway::integrations::create(
+        &state.db,
+        &state.master,
+        &actor,
+        mapping_gateway::integrations::NewIntegration {
+            name: "bench".into(),
+            gateway: mapping_gateway::gateways::GatewayKind::Geosite,
+            api_url: sim.into(),
+            username: "integracao".into(),
+            password: "geosite".into(),
+        },
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    mapping_gateway::projects::set(
+        state,
+        &actor,
+        row.id,
+        mapping_gateway::projects::ProjectChoice::Existing("1".into()),
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    Ok(row.id)
+}
+
+async fn engine_run(state: &AppState, sim: &str, mode: Mode) -> anyhow::Result<Value> {
+    let id = integration(state, sim).await?;
+    let run = sync::start(
+        state,
+        &Actor::system("bench"),
+        id,
+        RunRequest {
+            mode,
+            trigger: Trigger::Manual,
+            allow_mass_deletion: false,
+            element_fid: None,
+            scheduled_for: None,
+        },
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    state.runner.idle().await;
+    let done = sync::find(&state.db, run.id)
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?;
+    anyhow::ensure!(
+        done.status == "SUCCEEDED",
+        "run {} ended {}: {:?}",
+        done.id,
+        done.status,
+        done.error_message
+    );
+    Ok(json!({
+        "fetched": done.fetched, "created": done.created, "updated": done.updated,
+        "deleted": done.deleted, "unchanged": done.unchanged,
+    }))
+}
+
+/// The baseline: fetch the same listings, insert every page with one plain multi-row INSERT.
+async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Value> {
+    use entity::{element, port, splitter};
+    let id = integration(state, sim).await?;
+    let project = mapping_gateway::projects::of(&state.db, id)
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?
+        .expect("project");
+    let row = mapping_gateway::integrations::find(&state.db, id)
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?;
+    let platform = state.platform(&row).map_err(mapping_gateway::Error::into_anyhow)?;
+    let query = ListQuery {
+        project_id: Some(project.remote_id.clone()),
+        ..Default::default()
+    };
+    let now = chrono::Utc::now();
+    let mut written = 0u64;
+    let mut listing = platform.elements(ElementItem::Cto, query.clone());
+    while let Some(page) = listing.try_next().await.map_err(mapping_gateway::Error::into_anyhow)? {
+        let rows: Vec<element::ActiveModel> = page
+            .records
+            .into_iter()
+            .map(|r| element::ActiveModel {
+                integration_id: Set(id),
+                project_id: Set(project.id),
+                item: Set("CTO".into()),
+                fid_num: Set(r.fid.parse().ok()),
+                fid: Set(r.fid),
+                name: Set(r.name),
+                latitude: Set(r.latitude),
+                longitude: Set(r.longitude),
+                remote_updated_at: Set(r.updated_at),
+                synced_at: Set(now),
+                ..Default::default()
+            })
+            .collect();
+        written += rows.len() as u64;
+        if !rows.is_empty() {
+            element::Entity::insert_many(rows).exec(&state.db).await?;
+        }
+    }
+    let mut listing = platform.splitters(query.clone());
+    while let Some(page) = listing.try_next().await.map_err(mapping_gateway::Error::into_anyhow)? {
+        let rows: Vec<splitter::ActiveModel> = page
+            .records
+            .into_iter()
+            .filter(|r| r.kind == SplitterKind::Service)
+            .map(|r| splitter::ActiveModel {
+                integration_id: Set(id),
+                project_id: Set(project.id),
+                fid_num: Set(r.fid.parse().ok()),
+                fid: Set(r.fid),
+                name: Set(r.name),
+                kind: Set("SERVICE".into()),
+                ratio: Set(r.ratio),
+                port_count: Set(r.port_count),
+                box_fid: Set(r.box_fid),
+                element_id: Set(None),
+                remote_updated_at: Set(r.updated_at),
+                synced_at: Set(now),
+                ..Default::default()
+            })
+            .collect();
+        written += rows.len() as u64;
+        if !rows.is_empty() {
+            splitter::Entity::insert_many(rows).exec(&state.db).await?;
+        }
+    }
+    let ids: std::collections::HashMap<String, i64> = splitter::Entity::find()
+        .filter(splitter::Column::IntegrationId.eq(id))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|s| (s.fid, s.id))
+        .collect();
+    let mut listing = platform.ports(query);
+    while let Some(page) = listing.try_next().await.map_err(mapping_gateway::Error::into_anyhow)? {
+        let rows: Vec<port::ActiveModel> = page
+            .records
+            .into_iter()
+            .filter_map(|r| {
+                let splitter_id = *ids.get(&r.splitter_fid)?;
+                let c = r.customer.unwrap_or_default();
+                Some(port::ActiveModel {
+                    integration_id: Set(id),
+                    project_id: Set(project.id),
+                    splitter_id: Set(splitter_id),
+                    fid_num: Set(r.fid.parse().ok()),
+                    fid: Set(r.fid),
+                    number: Set(r.number),
+                    status: Set(r.status.as_str().into()),
+                    customer_contract: Set(c.contract),
+                    customer_document: Set(c.document),
+                    customer_name: Set(c.name),
+                    remote_updated_at: Set(r.updated_at),
+                    synced_at: Set(now),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        written += rows.len() as u64;
+        if !rows.is_empty() {
+            port::Entity::insert_many(rows).exec(&state.db).await?;
+        }
+    }
+    Ok(json!({ "written": written }))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn fresh_db(engine: &str, pg: Option<&str>, tag: &str) -> anyhow::Result<String> {
+    match engine {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("mgw-bench-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            Ok(format!("sqlite://{}", dir.join("bench.db").display()))
+        }
+        "postgres" => {
+            let base = pg.ok_or_else(|| anyhow::anyhow!("set BENCH_POSTGRES_URL for postgres"))?;
+            let admin = sea_orm::Database::connect(base).await?;
+            let name = format!("mgw_bench_{tag}");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+            Ok(format!("{prefix}/{name}"))
+        }
+        other => anyhow::bail!("unknown engine {other}"),
+    }
+}
+
+fn phase(kind: &str, sim: &str, db: &str, key: &str) -> anyhow::Result<Value> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["phase", kind, "--sim", sim, "--db", db, "--master-key", key])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "phase {kind} failed");
+    let line = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(line.lines().last().unwrap_or_default())?)
+}
+
+async fn orchestrate(
+    sizes: Vec<usize>,
+    engines: Vec<String>,
+    pg: Option<String>,
+) -> anyhow::Result<()> {
+    let key = mapping_gateway::crypto::MasterKey::generate().1;
+    println!("| boxes | engine | records | baseline s | full s | full/baseline | full peak RSS MiB | baseline peak RSS MiB | incremental s | incremental/full |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for boxes in sizes {
+        let port = free_port();
+        let mut child = Child(
+            Command::new(std::env::current_exe()?)
+                .args(["simulate", "--port", &port.to_string(), "--boxes", &boxes.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()?,
+        );
+        let stdout = child.0.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let ready = lines.next().transpose()?.unwrap_or_default();
+        let sim = ready
+            .strip_prefix("ready ")
+            .ok_or_else(|| anyhow::anyhow!("simulator did not start: {ready}"))?
+            .to_owned();
+        for engine in &engines {
+            let db = fresh_db(engine, pg.as_deref(), &format!("base_{boxes}")).await?;
+            let base = phase("baseline", &sim, &db, &key)?;
+            let db = fresh_db(engine, pg.as_deref(), &format!("full_{boxes}")).await?;
+            let full = phase("full", &sim, &db, &key)?;
+            let client = reqwest::Client::new();
+            for feature in ["cto", "splitter", "portaSplitter"] {
+                client
+                    .post(format!("{sim}/_sim/touch"))
+                    .json(&json!({ "feature": feature, "share": 0.01 }))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+            // Let the touched records' time move past the platform clock's second.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let incr = phase("incremental", &sim, &db, &key)?;
+            let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
+            let mib = |v: &Value| v["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
+            println!(
+                "| {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} | {:.3} |",
+                base["counts"]["written"],
+                secs(&base),
+                secs(&full),
+                secs(&full) / secs(&base),
+                mib(&full),
+                mib(&base),
+                secs(&incr),
+                secs(&incr) / secs(&full),
+            );
+            eprintln!("  full: {}  incremental: {}", full["counts"], incr["counts"]);
+        }
+    }
+    Ok(())
+}
