@@ -64,6 +64,12 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         Engine::Postgres => {
             options = ConnectOptions::new(url);
             options.max_connections(16);
+            // Sync pages look rows up with IN lists of hundreds of parameters. After five runs
+            // PostgreSQL may cache a generic plan for such a statement, planned while the table
+            // was still small, and keep scanning the whole table with it; planning each run with
+            // its values keeps the index scan (measured: 180 ms -> 10 ms per page lookup).
+            options
+                .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
         }
     }
     options

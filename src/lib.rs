@@ -17,6 +17,7 @@ pub mod graphql;
 pub mod history;
 pub mod http;
 pub mod integrations;
+pub mod lookup;
 pub mod paging;
 pub mod plant;
 pub mod platform;

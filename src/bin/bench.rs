@@ -109,7 +109,21 @@ async fn main() -> anyhow::Result<()> {
                 database_url: db,
                 master_key: Some(master_key),
             };
-            let state = app::open_with(&config, Settings::default()).await?;
+            let mut state = app::open_with(&config, Settings::default()).await?;
+            // BENCH_PROFILE=1 prints where the database time went, by statement shape.
+            let profile: std::sync::Arc<
+                std::sync::Mutex<std::collections::HashMap<String, (u32, Duration)>>,
+            > = Default::default();
+            if std::env::var("BENCH_PROFILE").is_ok() {
+                let sink = profile.clone();
+                state.db.set_metric_callback(move |info| {
+                    let sql = info.statement.sql.chars().take(70).collect::<String>();
+                    let mut map = sink.lock().unwrap();
+                    let entry = map.entry(sql).or_default();
+                    entry.0 += 1;
+                    entry.1 += info.elapsed;
+                });
+            }
             let started = Instant::now();
             let counts = match kind.as_str() {
                 "baseline" => baseline(&state, &sim).await?,
@@ -118,6 +132,14 @@ async fn main() -> anyhow::Result<()> {
                 other => anyhow::bail!("unknown phase {other}"),
             };
             let secs = started.elapsed().as_secs_f64();
+            let mut shapes: Vec<_> = profile.lock().unwrap().clone().into_iter().collect();
+            shapes.sort_by_key(|s| std::cmp::Reverse(s.1 .1));
+            for (sql, (n, t)) in shapes.iter().take(8) {
+                eprintln!(
+                    "  [{kind}] {n:>6} x {:>8.1} ms  {sql}",
+                    t.as_secs_f64() * 1000.0
+                );
+            }
             println!(
                 "{}",
                 json!({ "secs": secs, "peak_rss_kb": peak_rss_kb(), "counts": counts })
@@ -212,7 +234,9 @@ async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Value> {
     let row = mapping_gateway::integrations::find(&state.db, id)
         .await
         .map_err(mapping_gateway::Error::into_anyhow)?;
-    let platform = state.platform(&row).map_err(mapping_gateway::Error::into_anyhow)?;
+    let platform = state
+        .platform(&row)
+        .map_err(mapping_gateway::Error::into_anyhow)?;
     let query = ListQuery {
         project_id: Some(project.remote_id.clone()),
         ..Default::default()
@@ -220,7 +244,11 @@ async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Value> {
     let now = chrono::Utc::now();
     let mut written = 0u64;
     let mut listing = platform.elements(ElementItem::Cto, query.clone());
-    while let Some(page) = listing.try_next().await.map_err(mapping_gateway::Error::into_anyhow)? {
+    while let Some(page) = listing
+        .try_next()
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?
+    {
         let rows: Vec<element::ActiveModel> = page
             .records
             .into_iter()
@@ -244,7 +272,11 @@ async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Value> {
         }
     }
     let mut listing = platform.splitters(query.clone());
-    while let Some(page) = listing.try_next().await.map_err(mapping_gateway::Error::into_anyhow)? {
+    while let Some(page) = listing
+        .try_next()
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?
+    {
         let rows: Vec<splitter::ActiveModel> = page
             .records
             .into_iter()
@@ -278,7 +310,11 @@ async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Value> {
         .map(|s| (s.fid, s.id))
         .collect();
     let mut listing = platform.ports(query);
-    while let Some(page) = listing.try_next().await.map_err(mapping_gateway::Error::into_anyhow)? {
+    while let Some(page) = listing
+        .try_next()
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?
+    {
         let rows: Vec<port::ActiveModel> = page
             .records
             .into_iter()
@@ -360,7 +396,9 @@ fn phase(kind: &str, sim: &str, db: &str, key: &str) -> anyhow::Result<Value> {
         .output()?;
     anyhow::ensure!(out.status.success(), "phase {kind} failed");
     let line = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(line.lines().last().unwrap_or_default())?)
+    Ok(serde_json::from_str(
+        line.lines().last().unwrap_or_default(),
+    )?)
 }
 
 async fn orchestrate(
@@ -375,7 +413,13 @@ async fn orchestrate(
         let port = free_port();
         let mut child = Child(
             Command::new(std::env::current_exe()?)
-                .args(["simulate", "--port", &port.to_string(), "--boxes", &boxes.to_string()])
+                .args([
+                    "simulate",
+                    "--port",
+                    &port.to_string(),
+                    "--boxes",
+                    &boxes.to_string(),
+                ])
                 .stdout(Stdio::piped())
                 .spawn()?,
         );
@@ -416,7 +460,10 @@ async fn orchestrate(
                 secs(&incr),
                 secs(&incr) / secs(&full),
             );
-            eprintln!("  full: {}  incremental: {}", full["counts"], incr["counts"]);
+            eprintln!(
+                "  full: {}  incremental: {}",
+                full["counts"], incr["counts"]
+            );
         }
     }
     Ok(())

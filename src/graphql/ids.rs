@@ -11,6 +11,14 @@ use crate::Error;
 pub const INTEGRATION: &str = "Integration";
 /// Kind tag of history entry ids.
 pub const HISTORY_ENTRY: &str = "HistoryEntry";
+/// Kind tag of element ids.
+pub const ELEMENT: &str = "Element";
+/// Kind tag of splitter ids.
+pub const SPLITTER: &str = "Splitter";
+/// Kind tag of port ids.
+pub const PORT: &str = "Port";
+/// Kind tag of binding ids.
+pub const BINDING: &str = "Binding";
 /// Kind tag of project ids.
 pub const PROJECT: &str = "Project";
 /// Kind tag of sync run ids.

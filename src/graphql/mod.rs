@@ -17,6 +17,7 @@ pub mod ids;
 pub mod integrations;
 pub mod loaders;
 pub mod paging;
+pub mod plant;
 pub mod platform;
 pub mod projects;
 pub mod sync;
@@ -30,6 +31,7 @@ pub struct QueryRoot(
     platform::PlatformQuery,
     projects::ProjectQuery,
     sync::SyncQuery,
+    plant::PlantQuery,
 );
 
 /// Every mutation field, merged from one struct per area.

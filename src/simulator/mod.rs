@@ -460,9 +460,12 @@ async fn list(
     // Rows are kept in fid order, so sorting by fid ascending (or not at all) needs no sort.
     let by_fid =
         sort_keys.is_empty() || sorter == json!([{ "property": "fid", "direction": "ASC" }]);
+    // A `fid >` (or `>=`) condition, as keyset paging sends, starts the scan there.
+    let from = store::fid_lower_bound(&conditions);
     let matching = table
         .rows
-        .values()
+        .range(from..)
+        .map(|(_, row)| row)
         .filter(|row| store::matches(row, &conditions));
     let (total, records): (usize, Vec<Value>) = if by_fid {
         let mut total = 0;
@@ -747,7 +750,10 @@ struct Touch {
 async fn touch(State(state): State<Arc<SimState>>, Json(touch): Json<Touch>) -> Answer {
     let mut store = state.store.write().unwrap();
     let Some(table) = store.tables.get_mut(touch.feature.as_str()) else {
-        return Err(fail(StatusCode::NOT_FOUND, format!("unknown feature {}", touch.feature)));
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("unknown feature {}", touch.feature),
+        ));
     };
     let every = if touch.share <= 0.0 {
         usize::MAX
@@ -769,7 +775,9 @@ async fn touch(State(state): State<Arc<SimState>>, Json(touch): Json<Touch>) -> 
             let free = row[c] == json!("LIVRE");
             row[c] = json!(if free { "RESERVADA" } else { "LIVRE" });
             for col in ["contrato", "documento", "nomeCliente"] {
-                if let Some(k) = store::columns_of(&touch.feature).and_then(|cols| cols.iter().position(|x| *x == col)) {
+                if let Some(k) = store::columns_of(&touch.feature)
+                    .and_then(|cols| cols.iter().position(|x| *x == col))
+                {
                     row[k] = Value::Null;
                 }
             }

@@ -147,6 +147,23 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     Some(x.cmp(&y))
 }
 
+/// The smallest fid a row can have and still meet `fid >`/`fid >=` conditions (column 0).
+pub fn fid_lower_bound(conditions: &[Condition]) -> i64 {
+    conditions
+        .iter()
+        .filter(|c| c.column == 0)
+        .filter_map(|c| {
+            let v = wire::int(&c.value)?;
+            match c.operator.as_str() {
+                ">" => Some(v.saturating_add(1)),
+                ">=" | "=" => Some(v),
+                _ => None,
+            }
+        })
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
 /// True when a row meets every condition.
 pub fn matches(row: &[Value], conditions: &[Condition]) -> bool {
     conditions.iter().all(|c| {

@@ -333,6 +333,11 @@ impl<'a> Engine<'a> {
     }
 
     async fn save_progress(&self) -> Result<()> {
+        self.save_progress_in(self.db).await
+    }
+
+    /// Writes the run's progress; inside a page's transaction it shares that page's commit.
+    async fn save_progress_in<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
         let c = self.counts;
         sync_run::ActiveModel {
             id: Set(self.run_id),
@@ -349,7 +354,7 @@ impl<'a> Engine<'a> {
             heartbeat_at: Set(Some(Utc::now())),
             ..Default::default()
         }
-        .update(self.db)
+        .update(db)
         .await?;
         Ok(())
     }
@@ -488,8 +493,8 @@ impl<'a> Engine<'a> {
                     .await?;
                 self.doomed.elements.extend(gone);
             }
+            self.counted_page(&txn, page.records.len()).await?;
             txn.commit().await?;
-            self.counted_page(page.records.len()).await?;
         }
         if full {
             // Whatever lies past the last listed fid is gone too.
@@ -507,10 +512,10 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    async fn counted_page(&mut self, n: usize) -> Step {
+    async fn counted_page<C: ConnectionTrait>(&mut self, txn: &C, n: usize) -> Step {
         self.counts.fetched += n as i64;
         self.counts.processed += n as i64;
-        self.save_progress().await?;
+        self.save_progress_in(txn).await?;
         Ok(())
     }
 
@@ -547,8 +552,8 @@ impl<'a> Engine<'a> {
                     .await?;
                 self.doomed.splitters.extend(gone);
             }
+            self.counted_page(&txn, page.records.len()).await?;
             txn.commit().await?;
-            self.counted_page(page.records.len()).await?;
         }
         if full.is_some() {
             let tail = self
@@ -693,8 +698,8 @@ impl<'a> Engine<'a> {
                     .await?;
                 self.doomed.ports.extend(gone);
             }
+            self.counted_page(&txn, page.records.len()).await?;
             txn.commit().await?;
-            self.counted_page(page.records.len()).await?;
         }
         if full {
             let tail = self
@@ -899,8 +904,8 @@ impl<'a> Engine<'a> {
             let txn = crate::db::write_txn(self.db).await?;
             let keep = self.write_splitters(&txn, &page.records).await?;
             listed.extend(keep.into_iter().map(str::to_owned));
+            self.counted_page(&txn, page.records.len()).await?;
             txn.commit().await?;
-            self.counted_page(page.records.len()).await?;
         }
         let local: Vec<(i64, String)> = splitter::Entity::find()
             .select_only()
@@ -930,8 +935,8 @@ impl<'a> Engine<'a> {
             let txn = crate::db::write_txn(self.db).await?;
             let keep = self.write_ports(&txn, &page.records).await?;
             kept.extend(keep.into_iter().map(str::to_owned));
+            self.counted_page(&txn, page.records.len()).await?;
             txn.commit().await?;
-            self.counted_page(page.records.len()).await?;
         }
         let splitter_ids: Vec<i64> = local
             .iter()
@@ -1099,10 +1104,10 @@ impl<'a> Engine<'a> {
         }
         deleted += plant::delete_ids(&txn, "splitters", &doomed.splitters).await?;
         deleted += plant::delete_ids(&txn, "elements", &doomed.elements).await?;
-        txn.commit().await?;
         self.counts.deleted += deleted as i64;
         self.counts.orphaned += orphaned as i64;
-        self.save_progress().await?;
+        self.save_progress_in(&txn).await?;
+        txn.commit().await?;
         Ok(deleted)
     }
 

@@ -1,0 +1,362 @@
+//! Reads of the synced plant for the API: filtered element pages, nearest free ports, bindings.
+//! Batch loads by id lists live in the GraphQL loaders; these are the root queries.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
+
+use entity::{binding, element, port, splitter};
+
+use crate::catalog::ElementItem;
+use crate::paging::{Page, PageRequest};
+use crate::{Error, Result};
+
+/// Binding statuses that hold a port.
+pub const ACTIVE_ON_PORT: [&str; 2] = ["PENDING", "CONFIRMED"];
+
+/// `column IN (1,2,3)` with the ids inlined: integers only, so it is safe, and a tree of any size
+/// costs one statement without meeting a bind-parameter limit.
+pub fn in_ids(column: &str, ids: &[i64]) -> sea_orm::sea_query::SimpleExpr {
+    if ids.is_empty() {
+        return Expr::cust("1 = 0");
+    }
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    Expr::cust(format!("{column} IN ({})", list.join(",")))
+}
+
+/// A latitude/longitude rectangle.
+#[derive(Clone, Copy, Debug)]
+pub struct BBox {
+    /// South edge.
+    pub min_latitude: f64,
+    /// West edge.
+    pub min_longitude: f64,
+    /// North edge.
+    pub max_latitude: f64,
+    /// East edge.
+    pub max_longitude: f64,
+}
+
+/// Filter of [`elements`].
+#[derive(Clone, Debug, Default)]
+pub struct ElementFilter {
+    /// Only these items.
+    pub items: Option<Vec<ElementItem>>,
+    /// Name contains (case-insensitive), or fid equals.
+    pub search: Option<String>,
+    /// Inside this rectangle.
+    pub bbox: Option<BBox>,
+    /// Changed on the platform at or after.
+    pub changed_since: Option<DateTime<Utc>>,
+    /// With (true) or without (false) a bindable free port.
+    pub has_free_ports: Option<bool>,
+}
+
+fn check_latitude(field: &str, v: f64) -> Result<()> {
+    if !(-90.0..=90.0).contains(&v) || v.is_nan() {
+        return Err(Error::validation(
+            field,
+            format!("{field} must be between -90 and 90"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_longitude(field: &str, v: f64) -> Result<()> {
+    if !(-180.0..=180.0).contains(&v) || v.is_nan() {
+        return Err(Error::validation(
+            field,
+            format!("{field} must be between -180 and 180"),
+        ));
+    }
+    Ok(())
+}
+
+/// SQL that is true when element `e` has a bindable free port.
+fn free_port_exists(element: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM splitters s JOIN ports p ON p.splitter_id = s.id \
+         WHERE s.element_id = {element} AND s.kind = 'SERVICE' AND p.status = 'FREE' \
+         AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
+         AND b.status IN ('PENDING', 'CONFIRMED')))"
+    )
+}
+
+/// One page of an integration's elements, by id.
+pub async fn elements<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+    filter: &ElementFilter,
+    request: PageRequest,
+) -> Result<Page<element::Model>> {
+    let mut select =
+        element::Entity::find().filter(element::Column::IntegrationId.eq(integration_id));
+    if let Some(items) = &filter.items {
+        let names: Vec<&str> = items
+            .iter()
+            .filter(|i| i.is_element())
+            .map(|i| i.as_str())
+            .collect();
+        select = select.filter(element::Column::Item.is_in(names));
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let pattern = format!(
+            "%{}%",
+            search
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        select = select.filter(
+            Condition::any()
+                .add(Expr::cust_with_values(
+                    "LOWER(name) LIKE ? ESCAPE '\\'",
+                    [pattern],
+                ))
+                .add(element::Column::Fid.eq(search)),
+        );
+    }
+    if let Some(b) = filter.bbox {
+        check_latitude("minLatitude", b.min_latitude)?;
+        check_latitude("maxLatitude", b.max_latitude)?;
+        check_longitude("minLongitude", b.min_longitude)?;
+        check_longitude("maxLongitude", b.max_longitude)?;
+        if b.min_latitude > b.max_latitude || b.min_longitude > b.max_longitude {
+            return Err(Error::validation(
+                "bbox",
+                "bbox minimums must not exceed its maximums",
+            ));
+        }
+        select = select
+            .filter(element::Column::Latitude.between(b.min_latitude, b.max_latitude))
+            .filter(element::Column::Longitude.between(b.min_longitude, b.max_longitude));
+    }
+    if let Some(since) = filter.changed_since {
+        select = select.filter(element::Column::RemoteUpdatedAt.gte(since));
+    }
+    if let Some(has) = filter.has_free_ports {
+        let exists = free_port_exists("elements.id");
+        select = select.filter(Expr::cust(if has {
+            exists
+        } else {
+            format!("NOT {exists}")
+        }));
+    }
+    let total = select.clone().count(db).await?;
+    let mut query = select
+        .order_by_asc(element::Column::Id)
+        .limit(request.limit + 1);
+    if let Some(after) = request.after {
+        query = query.filter(element::Column::Id.gt(after));
+    }
+    let mut items = query.all(db).await?;
+    let has_next = items.len() as u64 > request.limit;
+    items.truncate(request.limit as usize);
+    Ok(Page {
+        items,
+        has_next,
+        total,
+    })
+}
+
+/// Great-circle distance in meters (haversine, mean Earth radius).
+pub fn distance_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
+    crate::simulator::haversine_m(lat1, lng1, lat2, lng2)
+}
+
+/// A free port near a point.
+#[derive(Clone, Debug)]
+pub struct FreePort {
+    /// The port.
+    pub port: port::Model,
+    /// Its splitter.
+    pub splitter: splitter::Model,
+    /// The box.
+    pub element: element::Model,
+    /// Distance from the point to the box, in meters.
+    pub distance_m: f64,
+}
+
+/// Largest search radius, in meters.
+pub const MAX_RADIUS_M: f64 = 5000.0;
+/// Largest number of free ports returned.
+pub const MAX_FREE_PORTS: u64 = 100;
+
+/// The nearest FREE ports of SERVICE splitters with no active binding, nearest first (then by
+/// box, splitter and port number). The indexed latitude/longitude rectangle around the circle
+/// pre-filters; the great-circle distance ranks.
+pub async fn free_ports<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+    latitude: f64,
+    longitude: f64,
+    radius_m: f64,
+    first: u64,
+) -> Result<Vec<FreePort>> {
+    check_latitude("latitude", latitude)?;
+    check_longitude("longitude", longitude)?;
+    if !(radius_m > 0.0 && radius_m <= MAX_RADIUS_M) {
+        return Err(Error::validation(
+            "radiusMeters",
+            format!("radiusMeters must be above 0 and at most {MAX_RADIUS_M}"),
+        ));
+    }
+    if first == 0 || first > MAX_FREE_PORTS {
+        return Err(Error::validation(
+            "first",
+            format!("first must be between 1 and {MAX_FREE_PORTS}"),
+        ));
+    }
+    let dlat = radius_m / 111_320.0;
+    let dlng = radius_m / (111_320.0 * latitude.to_radians().cos().abs().max(0.01));
+    let sql = format!(
+        "SELECT p.id AS port_id, s.id AS splitter_id, e.id AS element_id, p.number AS number, \
+                e.latitude AS latitude, e.longitude AS longitude \
+         FROM elements e JOIN splitters s ON s.element_id = e.id JOIN ports p ON p.splitter_id = s.id \
+         WHERE e.integration_id = {integration_id} \
+           AND e.latitude BETWEEN {} AND {} AND e.longitude BETWEEN {} AND {} \
+           AND s.kind = 'SERVICE' AND p.status = 'FREE' \
+           AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
+                           AND b.status IN ('PENDING', 'CONFIRMED'))",
+        latitude - dlat,
+        latitude + dlat,
+        longitude - dlng,
+        longitude + dlng
+    );
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    let mut hits = Vec::new();
+    for row in rows {
+        let lat: f64 = row.try_get("", "latitude")?;
+        let lng: f64 = row.try_get("", "longitude")?;
+        let d = distance_m(latitude, longitude, lat, lng);
+        if d <= radius_m {
+            hits.push((
+                d,
+                row.try_get::<i64>("", "element_id")?,
+                row.try_get::<i64>("", "splitter_id")?,
+                row.try_get::<i32>("", "number")?,
+                row.try_get::<i64>("", "port_id")?,
+            ));
+        }
+    }
+    hits.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then(a.1.cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
+    });
+    hits.truncate(first as usize);
+    let ids =
+        |f: fn(&(f64, i64, i64, i32, i64)) -> i64| -> Vec<i64> { hits.iter().map(f).collect() };
+    let ports: std::collections::HashMap<i64, port::Model> = port::Entity::find()
+        .filter(in_ids("id", &ids(|h| h.4)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let splitters: std::collections::HashMap<i64, splitter::Model> = splitter::Entity::find()
+        .filter(in_ids("id", &ids(|h| h.2)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let elements: std::collections::HashMap<i64, element::Model> = element::Entity::find()
+        .filter(in_ids("id", &ids(|h| h.1)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    Ok(hits
+        .into_iter()
+        .filter_map(|(d, e, s, _, p)| {
+            Some(FreePort {
+                port: ports.get(&p)?.clone(),
+                splitter: splitters.get(&s)?.clone(),
+                element: elements.get(&e)?.clone(),
+                distance_m: d,
+            })
+        })
+        .collect())
+}
+
+/// Digits of a CPF/CNPJ given formatted or not.
+pub fn digits(document: &str) -> String {
+    document.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Filter of [`bindings`].
+#[derive(Clone, Debug, Default)]
+pub struct BindingFilter {
+    /// Only this integration's.
+    pub integration_id: Option<i64>,
+    /// CPF/CNPJ, formatted or digits.
+    pub document: Option<String>,
+    /// The ISP's contract.
+    pub contract: Option<String>,
+    /// Only these statuses.
+    pub status: Option<Vec<String>>,
+}
+
+/// One page of bindings, newest first.
+pub async fn bindings<C: ConnectionTrait>(
+    db: &C,
+    filter: &BindingFilter,
+    request: PageRequest,
+) -> Result<Page<binding::Model>> {
+    let mut select = binding::Entity::find();
+    if let Some(id) = filter.integration_id {
+        select = select.filter(binding::Column::IntegrationId.eq(id));
+    }
+    if let Some(doc) = &filter.document {
+        select = select.filter(binding::Column::Document.eq(digits(doc)));
+    }
+    if let Some(contract) = &filter.contract {
+        select = select.filter(binding::Column::Contract.eq(contract.trim()));
+    }
+    if let Some(status) = &filter.status {
+        select = select.filter(binding::Column::Status.is_in(status.clone()));
+    }
+    crate::paging::newest_first(db, select, binding::Column::Id, request).await
+}
+
+/// A model by id, or `NOT_FOUND` naming it.
+pub async fn by_id<E, C>(db: &C, what: &str, id: i64) -> Result<E::Model>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+    <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<i64>,
+{
+    E::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("{what} {id}")))
+}
+
+/// An element of an integration by platform fid (any item).
+pub async fn element_by_fid<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+    fid: &str,
+) -> Result<element::Model> {
+    element::Entity::find()
+        .filter(element::Column::IntegrationId.eq(integration_id))
+        .filter(element::Column::Fid.eq(fid.trim()))
+        .order_by_asc(element::Column::Id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("element with fid {fid}")))
+}
