@@ -139,7 +139,6 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) 
             return error_response(StatusCode::OK, gql.message, "INTERNAL", None);
         }
     };
-    let request = request.data(graphql::loaders::Loaders::new(&http.app.db));
     let request = match actor {
         Some(actor) => request.data(actor),
         None => request,
@@ -168,7 +167,6 @@ async fn graphql_ws(
                         Ok(Some(actor)) => {
                             let mut data = Data::default();
                             data.insert(actor);
-                            data.insert(graphql::loaders::Loaders::new(&app.db));
                             Ok(data)
                         }
                         Ok(None) => Err(Error::Unauthenticated.into()),

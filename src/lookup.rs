@@ -108,20 +108,24 @@ pub async fn elements<C: ConnectionTrait>(
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        let pattern = format!(
-            "%{}%",
-            search
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        // A substring test rather than LIKE: no wildcard in the text can change its meaning.
+        // The needle is a SQL string literal with quotes doubled, which both engines read
+        // literally (PostgreSQL with its default standard_conforming_strings).
+        let position = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "strpos",
+            _ => "instr",
+        };
+        let needle: String = search
+            .to_lowercase()
+            .chars()
+            .filter(|c| *c != '\0' && *c != '\\')
+            .collect::<String>()
+            .replace('\'', "''");
         select = select.filter(
             Condition::any()
-                .add(Expr::cust_with_values(
-                    "LOWER(name) LIKE ? ESCAPE '\\'",
-                    [pattern],
-                ))
+                .add(Expr::cust(format!(
+                    "{position}(LOWER(name), '{needle}') > 0"
+                )))
                 .add(element::Column::Fid.eq(search)),
         );
     }

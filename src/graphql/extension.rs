@@ -4,10 +4,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use futures::FutureExt;
 
 /// Factory of [`SafetyExtension`].
@@ -19,8 +20,8 @@ impl ExtensionFactory for Safety {
     }
 }
 
-/// Tags parse and validation failures (including the depth and complexity limits) with
-/// `VALIDATION`, and catches panics of resolvers as `INTERNAL` errors.
+/// Gives each operation its DataLoaders, tags parse and validation failures (including the depth
+/// and complexity limits) with `VALIDATION`, and catches panics of resolvers as `INTERNAL` errors.
 pub struct SafetyExtension;
 
 /// Adds `code` (and `limit`, for the operation limits) to an error that has none.
@@ -42,6 +43,21 @@ fn tag(mut err: ServerError, code: &str) -> ServerError {
 
 #[async_trait::async_trait]
 impl Extension for SafetyExtension {
+    /// Gives every operation (over HTTP or WebSocket) fresh DataLoaders, so their caches never
+    /// outlive it.
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let request = match ctx.data_opt::<crate::app::AppState>() {
+            Some(app) => request.data(super::loaders::Loaders::new(&app.db)),
+            None => request,
+        };
+        next.run(ctx, request).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,

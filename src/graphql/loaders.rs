@@ -4,17 +4,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::{integration, project};
 
+/// A loader with a per-request cache, so that a prefetched tree answers its nested fields from
+/// memory (see `plant::prefetch_tree`).
+pub type Cached<L> = DataLoader<L, HashMapCache>;
+
 /// Every loader of one request.
 pub struct Loaders {
     /// Project by integration id.
-    pub project: DataLoader<ProjectByIntegration>,
+    pub project: Cached<ProjectByIntegration>,
     /// Integration by id.
-    pub integration: DataLoader<IntegrationById>,
+    pub integration: Cached<IntegrationById>,
     /// The plant tree.
     pub plant: PlantLoaders,
 }
@@ -23,8 +27,8 @@ impl Loaders {
     /// Fresh loaders for one request.
     pub fn new(db: &DatabaseConnection) -> Self {
         Loaders {
-            project: DataLoader::new(ProjectByIntegration(db.clone()), tokio::spawn),
-            integration: DataLoader::new(IntegrationById(db.clone()), tokio::spawn),
+            project: dl(ProjectByIntegration(db.clone())),
+            integration: dl(IntegrationById(db.clone())),
             plant: PlantLoaders::new(db),
         }
     }
@@ -125,18 +129,17 @@ where
     E: sea_orm::EntityTrait,
     E::Model: Clone + Send + Sync,
 {
-    type Value = E::Model;
+    /// `None` for a key without a row, so that absence is cached too.
+    type Value = Option<E::Model>;
     type Error = Arc<crate::Error>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let key = self.0.key;
-        Ok(self
-            .0
-            .fetch(keys)
-            .await?
-            .into_iter()
-            .map(|m| (key(&m), m))
-            .collect())
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|k| (*k, None)).collect();
+        for m in self.0.fetch(keys).await? {
+            out.insert(key(&m), Some(m));
+        }
+        Ok(out)
     }
 }
 
@@ -150,7 +153,7 @@ where
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let key = self.0.key;
-        let mut out: HashMap<i64, Vec<E::Model>> = HashMap::new();
+        let mut out: HashMap<i64, Vec<E::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
         for m in self.0.fetch(keys).await? {
             out.entry(key(&m)).or_default().push(m);
         }
@@ -195,7 +198,7 @@ impl Loader<i64> for FreePortCounts {
             ))
             .await
             .map_err(|e| Arc::new(e.into()))?;
-        let mut out = HashMap::new();
+        let mut out: HashMap<i64, i64> = keys.iter().map(|k| (*k, 0)).collect();
         for row in rows {
             let k: i64 = row.try_get("", "k").map_err(|e| Arc::new(e.into()))?;
             let n: i64 = row.try_get("", "n").map_err(|e| Arc::new(e.into()))?;
@@ -208,27 +211,38 @@ impl Loader<i64> for FreePortCounts {
 /// Loaders of the plant tree.
 pub struct PlantLoaders {
     /// Element by id.
-    pub element: DataLoader<One<entity::element::Entity>>,
+    pub element: Cached<One<entity::element::Entity>>,
     /// Splitter by id.
-    pub splitter: DataLoader<One<entity::splitter::Entity>>,
+    pub splitter: Cached<One<entity::splitter::Entity>>,
     /// Port by id.
-    pub port: DataLoader<One<entity::port::Entity>>,
+    pub port: Cached<One<entity::port::Entity>>,
     /// Project by id.
-    pub project: DataLoader<One<entity::project::Entity>>,
+    pub project: Cached<One<entity::project::Entity>>,
     /// Splitters of each element, by fid.
-    pub splitters_of_element: DataLoader<Many<entity::splitter::Entity>>,
+    pub splitters_of_element: Cached<Many<entity::splitter::Entity>>,
     /// Ports of each splitter, by number.
-    pub ports_of_splitter: DataLoader<Many<entity::port::Entity>>,
+    pub ports_of_splitter: Cached<Many<entity::port::Entity>>,
     /// The active (PENDING or CONFIRMED) binding of each port.
-    pub active_binding_of_port: DataLoader<One<entity::binding::Entity>>,
+    pub active_binding_of_port: Cached<One<entity::binding::Entity>>,
     /// Bindable free ports per element.
-    pub free_ports_of_element: DataLoader<FreePortCounts>,
+    pub free_ports_of_element: Cached<FreePortCounts>,
     /// Bindable free ports per splitter.
-    pub free_ports_of_splitter: DataLoader<FreePortCounts>,
+    pub free_ports_of_splitter: Cached<FreePortCounts>,
 }
 
-fn dl<L: Loader<i64>>(loader: L) -> DataLoader<L> {
-    DataLoader::new(loader, tokio::spawn)
+/// How long a loader gathers keys before it queries. Batching by time window is best effort (a
+/// busy machine can cut a level in two); element trees do not depend on it, they are prefetched
+/// level by level.
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Keys per query: ids are inlined as integers, so no bind-parameter limit applies, and the
+/// largest tree a request may ask for (500 boxes) stays under this.
+pub const MAX_BATCH: usize = 100_000;
+
+fn dl<L: Loader<i64>>(loader: L) -> Cached<L> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+        .delay(BATCH_WINDOW)
+        .max_batch_size(MAX_BATCH)
 }
 
 impl PlantLoaders {
@@ -252,29 +266,20 @@ impl PlantLoaders {
                 "number",
                 |m| m.splitter_id,
             ))),
-            active_binding_of_port: DataLoader::new(
-                One(Rows::<binding::Entity>::new(
-                    db,
-                    "status IN ('PENDING', 'CONFIRMED') AND port_id",
-                    "id",
-                    |m| m.port_id.unwrap_or_default(),
-                )),
-                tokio::spawn,
-            ),
-            free_ports_of_element: DataLoader::new(
-                FreePortCounts {
-                    db: db.clone(),
-                    per_element: true,
-                },
-                tokio::spawn,
-            ),
-            free_ports_of_splitter: DataLoader::new(
-                FreePortCounts {
-                    db: db.clone(),
-                    per_element: false,
-                },
-                tokio::spawn,
-            ),
+            active_binding_of_port: dl(One(Rows::<binding::Entity>::new(
+                db,
+                "status IN ('PENDING', 'CONFIRMED') AND port_id",
+                "id",
+                |m| m.port_id.unwrap_or_default(),
+            ))),
+            free_ports_of_element: dl(FreePortCounts {
+                db: db.clone(),
+                per_element: true,
+            }),
+            free_ports_of_splitter: dl(FreePortCounts {
+                db: db.clone(),
+                per_element: false,
+            }),
         }
     }
 }

@@ -120,6 +120,7 @@ impl Element {
             .load_one(self.0.project_id)
             .await
             .map_err(loader_error)?
+            .flatten()
             .map(Project))
     }
     /// The splitters it houses, by fid.
@@ -204,6 +205,7 @@ impl Splitter {
             .load_one(id)
             .await
             .map_err(loader_error)?
+            .flatten()
             .map(Element))
     }
     /// The platform fid of the housing box, always there even when `box` is null.
@@ -284,6 +286,7 @@ impl Port {
             .load_one(self.0.id)
             .await
             .map_err(loader_error)?
+            .flatten()
             .map(Binding))
     }
     /// Its splitter.
@@ -294,6 +297,7 @@ impl Port {
             .load_one(self.0.splitter_id)
             .await
             .map_err(loader_error)?
+            .flatten()
             .map(Splitter))
     }
 }
@@ -359,6 +363,7 @@ impl Binding {
             .load_one(id)
             .await
             .map_err(loader_error)?
+            .flatten()
             .map(Port))
     }
     /// Where it was when orphaned; null while it has a port.
@@ -452,6 +457,88 @@ impl FreePort {
     }
 }
 
+/// Loads the tree under a page of elements level by level, as far as the selection reaches, and
+/// primes the request's loaders with it: one statement per level whatever the page size, and no
+/// dependence on batching windows. Nested fields then answer from the loaders' cache.
+async fn prefetch_tree(
+    ctx: &Context<'_>,
+    elements: &[element::Model],
+) -> async_graphql::Result<()> {
+    use async_graphql::dataloader::Loader;
+    use sea_orm::{EntityTrait, QueryFilter, QueryOrder};
+    let node = ctx.look_ahead().field("edges").field("node");
+    let splitters_wanted = node.field("splitters");
+    let l = &loaders(ctx)?.plant;
+    let db = &state(ctx)?.db;
+    let element_ids: Vec<i64> = elements.iter().map(|e| e.id).collect();
+    l.element
+        .feed_many(elements.iter().map(|e| (e.id, Some(e.clone()))))
+        .await;
+    if node.field("freePortCount").exists() {
+        let counts = l
+            .free_ports_of_element
+            .loader()
+            .load(&element_ids)
+            .await
+            .map_err(loader_error)?;
+        l.free_ports_of_element.feed_many(counts).await;
+    }
+    if !splitters_wanted.exists() || elements.is_empty() {
+        return Ok(());
+    }
+    let splitters = splitter::Entity::find()
+        .filter(lookup::in_ids("element_id", &element_ids))
+        .order_by_asc(sea_orm::sea_query::Expr::cust("fid_num, fid"))
+        .all(db)
+        .await?;
+    let mut by_element: std::collections::HashMap<i64, Vec<splitter::Model>> =
+        element_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for s in &splitters {
+        if let Some(e) = s.element_id {
+            by_element.entry(e).or_default().push(s.clone());
+        }
+    }
+    l.splitters_of_element.feed_many(by_element).await;
+    l.splitter
+        .feed_many(splitters.iter().map(|s| (s.id, Some(s.clone()))))
+        .await;
+    let splitter_ids: Vec<i64> = splitters.iter().map(|s| s.id).collect();
+    if splitters_wanted.field("freePortCount").exists() {
+        let counts = l
+            .free_ports_of_splitter
+            .loader()
+            .load(&splitter_ids)
+            .await
+            .map_err(loader_error)?;
+        l.free_ports_of_splitter.feed_many(counts).await;
+    }
+    let ports_wanted = splitters_wanted.field("ports");
+    if !ports_wanted.exists() || splitter_ids.is_empty() {
+        return Ok(());
+    }
+    let ports = l
+        .ports_of_splitter
+        .loader()
+        .load(&splitter_ids)
+        .await
+        .map_err(loader_error)?;
+    let port_ids: Vec<i64> = ports.values().flatten().map(|p| p.id).collect();
+    l.port
+        .feed_many(ports.values().flatten().map(|p| (p.id, Some(p.clone()))))
+        .await;
+    l.ports_of_splitter.feed_many(ports).await;
+    if ports_wanted.field("binding").exists() && !port_ids.is_empty() {
+        let bindings = l
+            .active_binding_of_port
+            .loader()
+            .load(&port_ids)
+            .await
+            .map_err(loader_error)?;
+        l.active_binding_of_port.feed_many(bindings).await;
+    }
+    Ok(())
+}
+
 /// Plant queries.
 #[derive(Default)]
 pub struct PlantQuery;
@@ -490,6 +577,7 @@ impl PlantQuery {
             has_free_ports: f.has_free_ports,
         };
         let page = lookup::elements(db, id, &filter, request).await?;
+        prefetch_tree(ctx, &page.items).await?;
         Ok(paging::connection("elements", page, |e| e.id, Element))
     }
 

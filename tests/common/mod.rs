@@ -137,11 +137,39 @@ impl TestApp {
 
     /// Starts the gateway with the given limits.
     pub async fn start_with(engine: Engine, limits: Limits) -> Option<TestApp> {
+        Self::start_inner(engine, limits, None).await
+    }
+
+    /// Starts the gateway counting every SQL statement it sends into `counter`.
+    pub async fn start_counting(
+        engine: Engine,
+        limits: Limits,
+        counter: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Option<TestApp> {
+        Self::start_inner(engine, limits, Some(counter)).await
+    }
+
+    async fn start_inner(
+        engine: Engine,
+        limits: Limits,
+        counter: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    ) -> Option<TestApp> {
         log_buffer();
         let db_config = fresh_database(engine).await?;
-        let state = app::open_with(&db_config, test_settings())
+        let mut state = app::open_with(&db_config, test_settings())
             .await
             .expect("open database");
+        if let Some(counter) = counter {
+            state.db.set_metric_callback(move |info| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if std::env::var("SHOW_SQL").is_ok() {
+                    eprintln!(
+                        "SQL {}",
+                        info.statement.sql.chars().take(100).collect::<String>()
+                    );
+                }
+            });
+        }
         let admin_key = access::create_key(&state.db, "test admin", Role::Admin)
             .await
             .unwrap()
@@ -196,7 +224,11 @@ impl TestApp {
     pub async fn ok_as(&self, key: &str, query: &str, variables: Value) -> Value {
         let (status, body) = self.post(Some(key), query, variables).await;
         assert_eq!(status, 200, "{body}");
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        if body.get("errors").is_some() {
+            let logs = captured_logs();
+            let errors: Vec<&str> = logs.lines().filter(|l| l.contains("ERROR")).collect();
+            panic!("unexpected errors: {body}\n{}", errors.join("\n"));
+        }
         body["data"].clone()
     }
 

@@ -1,0 +1,444 @@
+//! The read API end to end: element trees, filters, pagination edges, nearest free ports,
+//! bindings, DataLoader batching and cost limits, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{Engine, TestApp};
+use mapping_gateway::simulator::{self, RunningSimulator, SimConfig};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{json, Value};
+
+async fn synced(app: &TestApp, boxes: usize, items: &[&str]) -> (RunningSimulator, String) {
+    let sim = simulator::spawn(
+        SimConfig {
+            boxes,
+            seed: 21,
+            ..Default::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let id = app
+        .create_integration_with(&common::unique("Leitura "), &sim.url, "geosite")
+        .await;
+    let project = sim.state.summary.projects[0];
+    app.ok(
+        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
+        json!({ "i": id, "r": project.to_string() }),
+    )
+    .await;
+    app.ok(
+        "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { id } }",
+        json!({ "i": id, "items": items }),
+    )
+    .await;
+    let run = app
+        .ok(
+            "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
+            json!({ "i": id }),
+        )
+        .await["startSync"]["id"]
+        .clone();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let r = app
+                .ok(
+                    "query($r: ID!) { syncRun(id: $r) { status error { message } } }",
+                    json!({ "r": run }),
+                )
+                .await;
+            match r["syncRun"]["status"].as_str().unwrap() {
+                "SUCCEEDED" => return,
+                "RUNNING" | "QUEUED" => tokio::time::sleep(Duration::from_millis(25)).await,
+                other => panic!("sync ended {other}: {r}"),
+            }
+        }
+    })
+    .await
+    .expect("sync ends");
+    (sim, id)
+}
+
+const TREE: &str = "query($i: ID!, $first: Int, $after: String) {
+  elements(integrationId: $i, first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id fid item name latitude longitude remoteUpdatedAt syncedAt freePortCount project { name }
+      splitters { id fid name kind ratio portCount freePortCount boxFid box { fid }
+        ports { id fid number status platformCustomer { contract document name } binding { id } splitter { fid } }
+      }
+    } }
+  }
+}";
+
+async fn bind(app: &TestApp, port: &entity::port::Model, contract: &str, document: &str) -> i64 {
+    let now = Utc::now();
+    entity::binding::ActiveModel {
+        integration_id: Set(port.integration_id),
+        port_id: Set(Some(port.id)),
+        status: Set("PENDING".into()),
+        document: Set(document.into()),
+        contract: Set(contract.into()),
+        name: Set("Cliente Teste".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap()
+    .id
+}
+
+/// Bindable free ports per element, straight from the tables.
+async fn free_by_element(app: &TestApp) -> std::collections::HashMap<String, i64> {
+    let splitters = entity::splitter::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    let ports = entity::port::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    let bound: Vec<i64> = entity::binding::Entity::find()
+        .filter(entity::binding::Column::Status.is_in(["PENDING", "CONFIRMED"]))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|b| b.port_id)
+        .collect();
+    let elements = entity::element::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    elements
+        .into_iter()
+        .map(|e| {
+            let n = ports
+                .iter()
+                .filter(|p| p.status == "FREE" && !bound.contains(&p.id))
+                .filter(|p| {
+                    splitters.iter().any(|s| {
+                        s.id == p.splitter_id && s.element_id == Some(e.id) && s.kind == "SERVICE"
+                    })
+                })
+                .count() as i64;
+            (e.fid, n)
+        })
+        .collect()
+}
+
+on_both_engines! {
+    async fn element_trees_carry_every_level(app: TestApp) {
+        let (_sim, id) = synced(&app, 30, &["SERVICE", "DISTRIBUTION", "CTO"]).await;
+        let port = entity::port::Entity::find().filter(entity::port::Column::Status.eq("FREE")).one(&app.state.db).await.unwrap().unwrap();
+        let binding = bind(&app, &port, "880001", "52998224725").await;
+        let data = app.ok(TREE, json!({ "i": id, "first": 60 })).await;
+        let conn = &data["elements"];
+        let expected_free = free_by_element(&app).await;
+        assert_eq!(conn["totalCount"].as_u64().unwrap() as usize, expected_free.len());
+        let mut saw_binding = false;
+        let mut saw_customer = false;
+        for edge in conn["edges"].as_array().unwrap() {
+            let e = &edge["node"];
+            assert_eq!(e["item"], "CTO");
+            assert!(e["latitude"].is_f64() && e["project"]["name"].is_string());
+            assert_eq!(e["freePortCount"], expected_free[e["fid"].as_str().unwrap()], "{e}");
+            for s in e["splitters"].as_array().unwrap() {
+                assert_eq!(s["box"]["fid"], e["fid"]);
+                assert_eq!(s["boxFid"], e["fid"]);
+                assert!(s["ratio"] == "1:8" || s["ratio"] == "1:16");
+                let ports = s["ports"].as_array().unwrap();
+                assert_eq!(ports.len() as i64, s["portCount"].as_i64().unwrap());
+                let numbers: Vec<i64> = ports.iter().map(|p| p["number"].as_i64().unwrap()).collect();
+                assert!(numbers.windows(2).all(|w| w[0] < w[1]), "ports by number");
+                for p in ports {
+                    assert_eq!(p["splitter"]["fid"], s["fid"]);
+                    if p["status"] == "OCCUPIED" && !p["platformCustomer"].is_null() {
+                        saw_customer = true;
+                        assert!(p["platformCustomer"]["contract"].is_string());
+                    }
+                    if !p["binding"].is_null() {
+                        saw_binding = true;
+                        assert_eq!(p["fid"], port.fid);
+                        assert_eq!(p["binding"]["id"], mapping_gateway::graphql::ids::encode("Binding", binding).to_string());
+                    }
+                }
+            }
+        }
+        assert!(saw_binding && saw_customer);
+
+        // Single lookups, and ids of the wrong kind or garbage are NOT_FOUND.
+        let first = &conn["edges"][0]["node"];
+        let one = app.ok("query($e: ID!) { element(id: $e) { fid splitters { id ports { id } } } }", json!({ "e": first["id"] })).await;
+        assert_eq!(one["element"]["fid"], first["fid"]);
+        let by_fid = app.ok("query($i: ID!, $f: String!) { elementByFid(integrationId: $i, fid: $f) { id } }", json!({ "i": id, "f": first["fid"] })).await;
+        assert_eq!(by_fid["elementByFid"]["id"], first["id"]);
+        let sid = &one["element"]["splitters"][0]["id"];
+        let s = app.ok("query($s: ID!) { splitter(id: $s) { box { fid } } }", json!({ "s": sid })).await;
+        assert_eq!(s["splitter"]["box"]["fid"], first["fid"]);
+        let pid = &one["element"]["splitters"][0]["ports"][0]["id"];
+        let p = app.ok("query($p: ID!) { port(id: $p) { number splitter { id } } }", json!({ "p": pid })).await;
+        assert_eq!(p["port"]["splitter"]["id"], *sid);
+        for (q, v) in [
+            ("query($x: ID!) { element(id: $x) { id } }", sid.clone()),
+            ("query($x: ID!) { port(id: $x) { id } }", json!("garbage")),
+        ] {
+            assert_eq!(app.error_code(Some(&app.admin_key), q, json!({ "x": v })).await, "NOT_FOUND");
+        }
+        assert_eq!(
+            app.error_code(Some(&app.admin_key), "query($i: ID!) { elementByFid(integrationId: $i, fid: \"0\") { id } }", json!({ "i": id })).await,
+            "NOT_FOUND"
+        );
+    }
+
+    async fn a_splitter_in_an_unselected_box_keeps_its_box_fid(app: TestApp) {
+        let (sim, id) = synced(&app, 40, &["SERVICE", "DISTRIBUTION", "CTO"]).await;
+        let ceo_fid = {
+            let store = sim.state.store.read().unwrap();
+            let ceos: Vec<i64> = store.tables["caixaEmenda"].rows.keys().copied().collect();
+            store.tables["splitter"].rows.values()
+                .find(|r| r[2] == json!(sim.state.summary.projects[0]) && r[3].as_i64().is_some_and(|b| ceos.contains(&b)))
+                .map(|r| r[3].as_i64().unwrap())
+                .expect("a splitter in a CEO")
+        };
+        let s = entity::splitter::Entity::find().filter(entity::splitter::Column::BoxFid.eq(ceo_fid.to_string())).one(&app.state.db).await.unwrap().unwrap();
+        let sid = mapping_gateway::graphql::ids::encode("Splitter", s.id);
+        let data = app.ok("query($s: ID!) { splitter(id: $s) { box { fid } boxFid } }", json!({ "s": sid })).await;
+        assert_eq!(data["splitter"]["box"], Value::Null);
+        assert_eq!(data["splitter"]["boxFid"], ceo_fid.to_string());
+        let _ = id;
+    }
+
+    async fn filters_and_pagination_edges(app: TestApp) {
+        let (_sim, id) = synced(&app, 30, &["SERVICE", "CTO", "CEO"]).await;
+        let q = "query($i: ID!, $f: ElementFilterInput, $first: Int, $after: String) {
+            elements(integrationId: $i, filter: $f, first: $first, after: $after) {
+                totalCount pageInfo { hasNextPage endCursor } edges { node { id fid item name latitude longitude } }
+            }
+        }";
+        let all = app.ok(q, json!({ "i": id, "first": 500 })).await["elements"].clone();
+        let total = all["totalCount"].as_u64().unwrap();
+        let nodes: Vec<Value> = all["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()).collect();
+        assert_eq!(nodes.len() as u64, total);
+        let ctos = nodes.iter().filter(|n| n["item"] == "CTO").count() as u64;
+        let only_cto = app.ok(q, json!({ "i": id, "f": { "items": ["CTO"] }, "first": 500 })).await;
+        assert_eq!(only_cto["elements"]["totalCount"].as_u64().unwrap(), ctos);
+        assert!(ctos > 0 && ctos < total);
+        // Search: a piece of a name in another case, or an exact fid.
+        let target = &nodes[3];
+        let piece = target["name"].as_str().unwrap()[4..].to_lowercase();
+        let found = app.ok(q, json!({ "i": id, "f": { "search": piece }, "first": 500 })).await;
+        assert!(found["elements"]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == target["id"]));
+        for hostile in ["'; DROP TABLE elements; --", "%", "_", "\\'", "o'neil"] {
+            let none = app.ok(q, json!({ "i": id, "f": { "search": hostile } })).await;
+            assert_eq!(none["elements"]["totalCount"], 0, "{hostile}");
+        }
+        let by_fid = app.ok(q, json!({ "i": id, "f": { "search": target["fid"] } })).await;
+        assert_eq!(by_fid["elements"]["edges"][0]["node"]["id"], target["id"]);
+        // A bounding box around one element.
+        let (lat, lng) = (target["latitude"].as_f64().unwrap(), target["longitude"].as_f64().unwrap());
+        let bbox = json!({ "minLatitude": lat - 1e-7, "maxLatitude": lat + 1e-7, "minLongitude": lng - 1e-7, "maxLongitude": lng + 1e-7 });
+        let boxed = app.ok(q, json!({ "i": id, "f": { "bbox": bbox } })).await;
+        assert_eq!(boxed["elements"]["totalCount"], 1);
+        let bad = json!({ "minLatitude": 10.0, "maxLatitude": 95.0, "minLongitude": 0.0, "maxLongitude": 1.0 });
+        assert_eq!(app.error_code(Some(&app.admin_key), q, json!({ "i": id, "f": { "bbox": bad } })).await, "VALIDATION");
+        // changedSince: nothing is newer than the future; everything is newer than the past.
+        let future = app.ok(q, json!({ "i": id, "f": { "changedSince": "2999-01-01T00:00:00Z" } })).await;
+        assert_eq!(future["elements"]["totalCount"], 0);
+        let past = app.ok(q, json!({ "i": id, "f": { "changedSince": "2000-01-01T00:00:00Z" } })).await;
+        assert_eq!(past["elements"]["totalCount"].as_u64().unwrap(), total);
+        // hasFreePorts splits the set.
+        let with = app.ok(q, json!({ "i": id, "f": { "hasFreePorts": true } })).await["elements"]["totalCount"].as_u64().unwrap();
+        let without = app.ok(q, json!({ "i": id, "f": { "hasFreePorts": false } })).await["elements"]["totalCount"].as_u64().unwrap();
+        assert_eq!(with + without, total);
+        let expected_with = free_by_element(&app).await.values().filter(|n| **n > 0).count() as u64;
+        assert_eq!(with, expected_with);
+        // Pages: walk to the end; the last page says so; an empty result is a valid page.
+        let mut after: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let page = app.ok(q, json!({ "i": id, "first": 7, "after": after })).await["elements"].clone();
+            seen += page["edges"].as_array().unwrap().len();
+            if page["pageInfo"]["hasNextPage"] == false {
+                break;
+            }
+            after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+        assert_eq!(seen as u64, total);
+        let empty = app.ok(q, json!({ "i": id, "f": { "search": "nada-disso" } })).await["elements"].clone();
+        assert_eq!(empty, json!({ "totalCount": 0, "pageInfo": { "hasNextPage": false, "endCursor": null }, "edges": [] }));
+        // A cursor from another list is refused.
+        let history = app.ok("query($i: ID!) { history(integrationId: $i, first: 1) { pageInfo { endCursor } } }", json!({ "i": id })).await;
+        let foreign = history["history"]["pageInfo"]["endCursor"].clone();
+        assert_eq!(app.error_code(Some(&app.admin_key), q, json!({ "i": id, "after": foreign })).await, "VALIDATION");
+        assert_eq!(app.error_code(Some(&app.admin_key), q, json!({ "i": id, "first": 501 })).await, "VALIDATION");
+    }
+
+    async fn free_ports_are_nearest_first_and_exclude_bound_ones(app: TestApp) {
+        let (_sim, id) = synced(&app, 40, &["SERVICE", "DISTRIBUTION", "CTO"]).await;
+        let q = "query($i: ID!, $lat: Float!, $lng: Float!, $r: Float, $first: Int) {
+            freePorts(integrationId: $i, latitude: $lat, longitude: $lng, radiusMeters: $r, first: $first) {
+                distanceMeters port { id fid status } splitter { kind } element { fid }
+            }
+        }";
+        let (lat, lng) = (-3.78, -38.53);
+        let expected = |bound: &[i64]| {
+            let db = app.state.db.clone();
+            let bound = bound.to_vec();
+            async move {
+                let elements = entity::element::Entity::find().all(&db).await.unwrap();
+                let splitters = entity::splitter::Entity::find().filter(entity::splitter::Column::Kind.eq("SERVICE")).all(&db).await.unwrap();
+                let ports = entity::port::Entity::find().filter(entity::port::Column::Status.eq("FREE")).all(&db).await.unwrap();
+                let mut hits = Vec::new();
+                for p in ports.iter().filter(|p| !bound.contains(&p.id)) {
+                    let Some(s) = splitters.iter().find(|s| s.id == p.splitter_id) else { continue };
+                    let Some(e) = elements.iter().find(|e| Some(e.id) == s.element_id) else { continue };
+                    let d = mapping_gateway::lookup::distance_m(lat, lng, e.latitude.unwrap(), e.longitude.unwrap());
+                    if d <= 3000.0 {
+                        hits.push((d, e.id, s.id, p.number, p.fid.clone()));
+                    }
+                }
+                hits.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+                hits.into_iter().take(25).map(|h| h.4).collect::<Vec<_>>()
+            }
+        };
+        let data = app.ok(q, json!({ "i": id, "lat": lat, "lng": lng, "r": 3000.0, "first": 25 })).await;
+        let got: Vec<String> = data["freePorts"].as_array().unwrap().iter().map(|f| f["port"]["fid"].as_str().unwrap().to_owned()).collect();
+        assert!(!got.is_empty());
+        assert_eq!(got, expected(&[]).await, "exact order");
+        let hits = data["freePorts"].as_array().unwrap();
+        assert!(hits.iter().all(|h| h["port"]["status"] == "FREE" && h["splitter"]["kind"] == "SERVICE"));
+        let d: Vec<f64> = hits.iter().map(|h| h["distanceMeters"].as_f64().unwrap()).collect();
+        assert!(d.windows(2).all(|w| w[0] <= w[1]) && d.iter().all(|x| *x <= 3000.0));
+        // A bound port is no longer offered.
+        let nearest = entity::port::Entity::find().filter(entity::port::Column::Fid.eq(got[0].clone())).one(&app.state.db).await.unwrap().unwrap();
+        bind(&app, &nearest, "880002", "52998224725").await;
+        let data = app.ok(q, json!({ "i": id, "lat": lat, "lng": lng, "r": 3000.0, "first": 25 })).await;
+        let again: Vec<String> = data["freePorts"].as_array().unwrap().iter().map(|f| f["port"]["fid"].as_str().unwrap().to_owned()).collect();
+        assert!(!again.contains(&got[0]));
+        assert_eq!(again, expected(&[nearest.id]).await);
+        // Defaults, and bad input by code.
+        let default = app.ok("query($i: ID!) { freePorts(integrationId: $i, latitude: -3.78, longitude: -38.53) { port { id } } }", json!({ "i": id })).await;
+        assert!(default["freePorts"].as_array().unwrap().len() <= 10);
+        for vars in [
+            json!({ "i": id, "lat": 91.0, "lng": lng }),
+            json!({ "i": id, "lat": lat, "lng": -181.0 }),
+            json!({ "i": id, "lat": lat, "lng": lng, "r": 5001.0 }),
+            json!({ "i": id, "lat": lat, "lng": lng, "r": 0.0 }),
+            json!({ "i": id, "lat": lat, "lng": lng, "first": 101 }),
+        ] {
+            assert_eq!(app.error_code(Some(&app.admin_key), q, vars.clone()).await, "VALIDATION", "{vars}");
+        }
+    }
+
+    async fn bindings_are_found_by_document_contract_and_status(app: TestApp) {
+        let (_sim, id) = synced(&app, 10, &["SERVICE", "CTO"]).await;
+        let ports = entity::port::Entity::find().filter(entity::port::Column::Status.eq("FREE")).all(&app.state.db).await.unwrap();
+        bind(&app, &ports[0], "990001", "52998224725").await;
+        bind(&app, &ports[1], "990002", "11222333000181").await;
+        let q = "query($f: BindingFilterInput, $first: Int) { bindings(filter: $f, first: $first) {
+            totalCount edges { node { contract document status port { fid } } } } }";
+        let formatted = app.ok(q, json!({ "f": { "document": "529.982.247-25" } })).await;
+        assert_eq!(formatted["bindings"]["totalCount"], 1);
+        assert_eq!(formatted["bindings"]["edges"][0]["node"]["contract"], "990001");
+        let cnpj = app.ok(q, json!({ "f": { "document": "11.222.333/0001-81", "integrationId": id } })).await;
+        assert_eq!(cnpj["bindings"]["edges"][0]["node"]["port"]["fid"], ports[1].fid);
+        let by_contract = app.ok(q, json!({ "f": { "contract": "990002" } })).await;
+        assert_eq!(by_contract["bindings"]["totalCount"], 1);
+        let pending = app.ok(q, json!({ "f": { "status": ["PENDING"] } })).await;
+        assert_eq!(pending["bindings"]["totalCount"], 2);
+        let released = app.ok(q, json!({ "f": { "status": ["RELEASED"] } })).await;
+        assert_eq!(released["bindings"]["totalCount"], 0);
+        let newest = app.ok(q, json!({ "first": 1 })).await;
+        assert_eq!(newest["bindings"]["edges"][0]["node"]["contract"], "990002");
+    }
+
+    async fn too_large_a_tree_is_refused_before_it_runs(app: TestApp) {
+        let (_sim, id) = synced(&app, 10, &["SERVICE", "CTO"]).await;
+        let (_, body) = app.post(Some(&app.admin_key), TREE, json!({ "i": id, "first": 500 })).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["limit"], "complexity");
+        assert!(body["data"].is_null());
+    }
+}
+
+/// Statements a tree query costs for 100 and for 1,000 boxes: the same.
+async fn tree_queries_cost_a_constant_number_of_statements(engine: Engine) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    // A 1,000-box tree is over the default cost limit; the limit is a setting.
+    let limits = mapping_gateway::config::Limits {
+        max_complexity: 2_000_000,
+        ..Default::default()
+    };
+    let Some(app) = TestApp::start_counting(engine, limits, counter.clone()).await else {
+        return;
+    };
+    // 1,250 boxes: the synced project gets 80% of them, CTOs and CEOs.
+    let (_sim, id) = synced(&app, 1250, &["SERVICE", "CTO", "CEO"]).await;
+    let q = "query($i: ID!, $n: Int!, $after: String) {
+        a: elements(integrationId: $i, first: $n) { edges { node { fid freePortCount splitters { fid freePortCount ports { number binding { id } } } } } }
+        b: elements(integrationId: $i, first: $n, after: $after) { edges { node { fid splitters { fid ports { number status binding { id } } } } } }
+    }";
+    let cursor = |n: i64| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let page = app
+                .ok("query($i: ID!, $n: Int!) { elements(integrationId: $i, first: $n) { pageInfo { endCursor } } }", json!({ "i": id, "n": n }))
+                .await;
+            page["elements"]["pageInfo"]["endCursor"].clone()
+        }
+    };
+    let mut counts = Vec::new();
+    for n in [50, 500] {
+        let after = cursor(n).await;
+        counter.store(0, Ordering::SeqCst);
+        let data = app
+            .ok_as(&app.admin_key, "query($i: ID!, $n: Int!, $after: String) { a: elements(integrationId: $i, first: $n) { edges { node { fid } } } b: elements(integrationId: $i, first: $n, after: $after) { edges { node { fid } } } }", json!({ "i": id, "n": n, "after": after }))
+            .await;
+        let baseline = counter.swap(0, Ordering::SeqCst);
+        let boxes = data["a"]["edges"].as_array().unwrap().len()
+            + data["b"]["edges"].as_array().unwrap().len();
+        assert_eq!(boxes, 2 * n as usize, "a tree of {} boxes", 2 * n);
+        let tree = app
+            .ok_as(
+                &app.admin_key,
+                q,
+                json!({ "i": id, "n": n, "after": after }),
+            )
+            .await;
+        let statements = counter.load(Ordering::SeqCst);
+        let ports: usize = tree["a"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e["node"]["splitters"].as_array().unwrap().iter())
+            .map(|s| s["ports"].as_array().unwrap().len())
+            .sum();
+        assert!(ports > n as usize);
+        counts.push((2 * n, statements - baseline.min(statements), statements));
+    }
+    assert_eq!(
+        counts[0].2, counts[1].2,
+        "statements for 100 and 1,000 boxes: {counts:?}"
+    );
+    assert!(counts[1].2 <= 16, "a handful of statements: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_queries_cost_a_constant_number_of_statements_sqlite() {
+    tree_queries_cost_a_constant_number_of_statements(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_queries_cost_a_constant_number_of_statements_postgres() {
+    tree_queries_cost_a_constant_number_of_statements(Engine::Postgres).await;
+}
