@@ -91,6 +91,7 @@ pub async fn elements<C: ConnectionTrait>(
     integration_id: i64,
     filter: &ElementFilter,
     request: PageRequest,
+    with_total: bool,
 ) -> Result<Page<element::Model>> {
     let mut select =
         element::Entity::find().filter(element::Column::IntegrationId.eq(integration_id));
@@ -155,7 +156,12 @@ pub async fn elements<C: ConnectionTrait>(
             format!("NOT {exists}")
         }));
     }
-    let total = select.clone().count(db).await?;
+    // The count costs a statement of its own: only when the caller asked for it.
+    let total = if with_total {
+        select.clone().count(db).await?
+    } else {
+        0
+    };
     let mut query = select
         .order_by_asc(element::Column::Id)
         .limit(request.limit + 1);
@@ -222,15 +228,19 @@ pub async fn free_ports<C: ConnectionTrait>(
     }
     let dlat = radius_m / 111_320.0;
     let dlng = radius_m / (111_320.0 * latitude.to_radians().cos().abs().max(0.01));
+    // One statement: every column of the three rows comes back prefixed, and only the nearest
+    // `first` rows are turned into models.
     let sql = format!(
-        "SELECT p.id AS port_id, s.id AS splitter_id, e.id AS element_id, p.number AS number, \
-                e.latitude AS latitude, e.longitude AS longitude \
+        "SELECT {}, {}, {} \
          FROM elements e JOIN splitters s ON s.element_id = e.id JOIN ports p ON p.splitter_id = s.id \
          WHERE e.integration_id = {integration_id} \
            AND e.latitude BETWEEN {} AND {} AND e.longitude BETWEEN {} AND {} \
            AND s.kind = 'SERVICE' AND p.status = 'FREE' \
            AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
                            AND b.status IN ('PENDING', 'CONFIRMED'))",
+        prefixed::<element::Entity>("e"),
+        prefixed::<splitter::Entity>("s"),
+        prefixed::<port::Entity>("p"),
         latitude - dlat,
         latitude + dlat,
         longitude - dlng,
@@ -240,17 +250,17 @@ pub async fn free_ports<C: ConnectionTrait>(
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await?;
     let mut hits = Vec::new();
-    for row in rows {
-        let lat: f64 = row.try_get("", "latitude")?;
-        let lng: f64 = row.try_get("", "longitude")?;
+    for (i, row) in rows.iter().enumerate() {
+        let lat: f64 = row.try_get("", "e_latitude")?;
+        let lng: f64 = row.try_get("", "e_longitude")?;
         let d = distance_m(latitude, longitude, lat, lng);
         if d <= radius_m {
             hits.push((
                 d,
-                row.try_get::<i64>("", "element_id")?,
-                row.try_get::<i64>("", "splitter_id")?,
-                row.try_get::<i32>("", "number")?,
-                row.try_get::<i64>("", "port_id")?,
+                row.try_get::<i64>("", "e_id")?,
+                row.try_get::<i64>("", "s_id")?,
+                row.try_get::<i32>("", "p_number")?,
+                i,
             ));
         }
     }
@@ -261,40 +271,27 @@ pub async fn free_ports<C: ConnectionTrait>(
             .then(a.3.cmp(&b.3))
     });
     hits.truncate(first as usize);
-    let ids =
-        |f: fn(&(f64, i64, i64, i32, i64)) -> i64| -> Vec<i64> { hits.iter().map(f).collect() };
-    let ports: std::collections::HashMap<i64, port::Model> = port::Entity::find()
-        .filter(in_ids("id", &ids(|h| h.4)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    let splitters: std::collections::HashMap<i64, splitter::Model> = splitter::Entity::find()
-        .filter(in_ids("id", &ids(|h| h.2)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    let elements: std::collections::HashMap<i64, element::Model> = element::Entity::find()
-        .filter(in_ids("id", &ids(|h| h.1)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    Ok(hits
-        .into_iter()
-        .filter_map(|(d, e, s, _, p)| {
-            Some(FreePort {
-                port: ports.get(&p)?.clone(),
-                splitter: splitters.get(&s)?.clone(),
-                element: elements.get(&e)?.clone(),
+    hits.into_iter()
+        .map(|(d, _, _, _, i)| {
+            use sea_orm::FromQueryResult;
+            let row = &rows[i];
+            Ok(FreePort {
+                port: port::Model::from_query_result(row, "p_")?,
+                splitter: splitter::Model::from_query_result(row, "s_")?,
+                element: element::Model::from_query_result(row, "e_")?,
                 distance_m: d,
             })
         })
-        .collect())
+        .collect()
+}
+
+/// `t.col AS t_col, ...` for every column of an entity.
+fn prefixed<E: EntityTrait>(alias: &str) -> String {
+    use sea_orm::{IdenStatic, Iterable};
+    E::Column::iter()
+        .map(|c| format!("{alias}.{0} AS {alias}_{0}", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Digits of a CPF/CNPJ given formatted or not.
