@@ -208,6 +208,7 @@ pub async fn start_demo(
                     username: Some(username),
                     password: Some(password),
                     name: None,
+                    schedule: None,
                 },
             )
             .await
@@ -224,6 +225,10 @@ pub async fn start_demo(
                     username,
                     password,
                 },
+                (
+                    &state.settings.sync.default_cron,
+                    &state.settings.sync.default_timezone,
+                ),
             )
             .await
         }

@@ -44,6 +44,8 @@ pub struct IntegrationChanges {
     pub username: Option<String>,
     /// New platform password.
     pub password: Option<String>,
+    /// New schedule: a 5-field cron expression and an IANA time zone.
+    pub schedule: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for NewIntegration {
@@ -141,6 +143,7 @@ pub async fn create(
     master: &MasterKey,
     actor: &Actor,
     input: NewIntegration,
+    schedule: (&str, &str),
 ) -> Result<integration::Model> {
     actor.require(Role::Admin)?;
     let name = clean_name(&input.name)?;
@@ -158,8 +161,8 @@ pub async fn create(
         password_ciphertext: Set(None),
         key: Set(crate::crypto::random_hex(16)),
         active: Set(true),
-        schedule_cron: Set(DEFAULT_SCHEDULE.0.to_owned()),
-        schedule_timezone: Set(DEFAULT_SCHEDULE.1.to_owned()),
+        schedule_cron: Set(schedule.0.to_owned()),
+        schedule_timezone: Set(schedule.1.to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -225,6 +228,13 @@ pub async fn update(
         let password = clean_password(password)?;
         row.password_ciphertext = Set(Some(master.encrypt(&password, &password_context(id))?));
         changed.push("password");
+    }
+    if let Some((cron, timezone)) = &changes.schedule {
+        crate::sync::scheduler::parse_cron(cron)?;
+        crate::sync::scheduler::parse_zone(timezone)?;
+        row.schedule_cron = Set(cron.trim().to_owned());
+        row.schedule_timezone = Set(timezone.trim().to_owned());
+        changed.push("schedule");
     }
     if changed.is_empty() {
         return Err(Error::validation(

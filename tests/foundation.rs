@@ -254,6 +254,21 @@ on_both_engines! {
         assert_eq!(empty["edges"], json!([]));
     }
 
+    async fn the_schedule_can_be_changed_and_is_checked(app: TestApp) {
+        let id = app.create_integration("Agendada", "https://x.example").await;
+        let q = "mutation($id: ID!, $s: ScheduleInput!) { updateIntegration(id: $id, input: { schedule: $s }) { schedule { cron timezone } } }";
+        let data = app.ok(q, json!({ "id": id, "s": { "cron": "30 5 * * 1-5", "timezone": "America/Manaus" } })).await;
+        assert_eq!(data["updateIntegration"]["schedule"], json!({ "cron": "30 5 * * 1-5", "timezone": "America/Manaus" }));
+        for (s, field) in [
+            (json!({ "cron": "61 * * * *", "timezone": "America/Manaus" }), "cron"),
+            (json!({ "cron": "0 4 * * *", "timezone": "Mars/Olympus" }), "timezone"),
+        ] {
+            let (_, body) = app.post(Some(&app.admin_key), q, json!({ "id": id, "s": s })).await;
+            assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+            assert_eq!(body["errors"][0]["extensions"]["field"], field);
+        }
+    }
+
     async fn gateways_describe_their_parameters(app: TestApp) {
         let data = app
             .ok("{ gateways { kind name parameters { field required generated secret hint } } }", json!({}))
@@ -550,4 +565,70 @@ fn every_type_field_and_argument_is_described() {
         "undocumented items:\n{}",
         missing.join("\n")
     );
+}
+
+fn gateway(args: &[&str], db: &mapping_gateway::config::DbConfig) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
+    cmd.args(args).env("DATABASE_URL", &db.database_url);
+    match &db.master_key {
+        Some(key) => cmd.env("MASTER_KEY", key),
+        None => cmd.env_remove("MASTER_KEY"),
+    };
+    cmd.output().unwrap()
+}
+
+on_both_engines! {
+    async fn keys_are_managed_from_the_command_line(app: TestApp) {
+        let out = gateway(&["keys", "create", "--role", "VIEWER", "--name", "erp"], &app.db_config);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(key.starts_with("mgw_") && key.len() == 36, "{key}");
+        app.ok_as(&key, LIST, json!({})).await;
+        assert_eq!(app.error_code(Some(&key), CREATE, input("x", "pw")).await, "FORBIDDEN");
+        let out = gateway(&["keys", "list"], &app.db_config);
+        let listing = String::from_utf8(out.stdout).unwrap();
+        let row = listing.lines().find(|l| l.ends_with("erp")).expect("listed");
+        assert!(row.contains("VIEWER") && row.contains("active") && !listing.contains(&key));
+        let id = row.split_whitespace().next().unwrap();
+        let out = gateway(&["keys", "revoke", id], &app.db_config);
+        assert!(out.status.success());
+        assert_eq!(app.error_code(Some(&key), LIST, json!({})).await, "UNAUTHENTICATED");
+        let out = gateway(&["keys", "create", "--role", "ROOT", "--name", "x"], &app.db_config);
+        assert!(!out.status.success());
+    }
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_line() {
+    let db = mapping_gateway::config::DbConfig {
+        database_url: "postgres://nobody@127.0.0.1:1/none".into(),
+        master_key: None,
+    };
+    let out = gateway(&["serve", "--listen", "127.0.0.1:0"], &db);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: MASTER_KEY is required with PostgreSQL"),
+        "{stderr}"
+    );
+    let db = mapping_gateway::config::DbConfig {
+        database_url: "mysql://x".into(),
+        master_key: None,
+    };
+    let out = gateway(&["migrate"], &db);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .starts_with("error: DATABASE_URL must start with"));
+    let db = mapping_gateway::config::DbConfig {
+        database_url: "sqlite::memory:".into(),
+        master_key: Some("too-short".into()),
+    };
+    let out = gateway(&["migrate"], &db);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("MASTER_KEY"));
 }

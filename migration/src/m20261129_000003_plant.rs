@@ -80,12 +80,17 @@ impl MigrationTrait for Migration {
                 [Elements::ProjectId, Elements::FidNum],
             ))
             .await?;
-        // The bounding-box pre-filter of nearest-port searches reads this index.
+        // The bounding-box pre-filter of nearest-port searches reads this index: equality on the
+        // integration, then a range on latitude, longitude checked from the index itself.
         manager
             .create_index(crate::index(
                 "idx_elements_lat_lng",
                 Elements::Table,
-                [Elements::Latitude, Elements::Longitude],
+                [
+                    Elements::IntegrationId,
+                    Elements::Latitude,
+                    Elements::Longitude,
+                ],
             ))
             .await?;
         manager

@@ -187,6 +187,7 @@ async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i64> {
             username: "integracao".into(),
             password: "geosite".into(),
         },
+        mapping_gateway::integrations::DEFAULT_SCHEDULE,
     )
     .await
     .map_err(mapping_gateway::Error::into_anyhow)?;

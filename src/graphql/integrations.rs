@@ -139,6 +139,16 @@ pub struct CreateIntegrationInput {
     pub password: String,
 }
 
+/// When an integration syncs on its own.
+#[derive(InputObject)]
+pub struct ScheduleInput {
+    /// Cron expression, 5 fields (minute hour day-of-month month day-of-week), e.g. `0 4 * * *`.
+    pub cron: String,
+    /// IANA time zone the expression is read in, e.g. `America/Sao_Paulo`; weekend runs (FULL)
+    /// follow it too.
+    pub timezone: String,
+}
+
 /// Input of `updateIntegration`: give only what changes.
 #[derive(InputObject)]
 pub struct UpdateIntegrationInput {
@@ -151,6 +161,8 @@ pub struct UpdateIntegrationInput {
     /// New platform password: stored encrypted, never returned.
     #[graphql(secret)]
     pub password: Option<String>,
+    /// New schedule.
+    pub schedule: Option<ScheduleInput>,
 }
 
 /// Integration queries.
@@ -204,6 +216,10 @@ impl IntegrationMutation {
                 username: input.username,
                 password: input.password,
             },
+            (
+                &app.settings.sync.default_cron,
+                &app.settings.sync.default_timezone,
+            ),
         )
         .await?;
         Ok(Integration(row))
@@ -229,6 +245,7 @@ impl IntegrationMutation {
                 api_url: input.api_url,
                 username: input.username,
                 password: input.password,
+                schedule: input.schedule.map(|s| (s.cron, s.timezone)),
             },
         )
         .await?;
