@@ -577,17 +577,21 @@ async fn prefetch_tree(
         .map_err(loader_error)?;
     let port_ids: Vec<i64> = ports.values().flatten().map(|p| p.id).collect();
     tree.ports_by_splitter = Some(ports);
-    if ports_wanted.field("binding").exists() {
-        let found = l
-            .active_binding_of_port
-            .loader()
-            .load(&port_ids)
-            .await
-            .map_err(loader_error)?;
+    if ports_wanted.field("binding").exists() && !port_ids.is_empty() {
+        // Keyed through the splitters (a few thousand ids) rather than every port id.
+        let list: Vec<String> = splitter_ids.iter().map(i64::to_string).collect();
+        let found = binding::Entity::find()
+            .filter(sea_orm::sea_query::Expr::cust(format!(
+                "status IN ('PENDING', 'CONFIRMED') AND port_id IN \
+                 (SELECT id FROM ports WHERE splitter_id IN ({}))",
+                list.join(",")
+            )))
+            .all(db)
+            .await?;
         tree.active_binding = Some(
             found
                 .into_iter()
-                .filter_map(|(k, v)| Some((k, v?)))
+                .filter_map(|b| Some((b.port_id?, b)))
                 .collect(),
         );
     }
