@@ -94,6 +94,35 @@ fn fid_num(fid: &str) -> Option<i64> {
     fid.parse().ok()
 }
 
+/// The records of one listing page, of whichever feature.
+enum Batch {
+    Elements(ElementItem, Vec<RemoteElement>),
+    Splitters(Vec<RemoteSplitter>),
+    Ports(Vec<RemotePort>),
+}
+
+impl Batch {
+    fn fids(&self) -> Vec<&str> {
+        match self {
+            Batch::Elements(_, r) => r.iter().map(|x| x.fid.as_str()).collect(),
+            Batch::Splitters(r) => r.iter().map(|x| x.fid.as_str()).collect(),
+            Batch::Ports(r) => r.iter().map(|x| x.fid.as_str()).collect(),
+        }
+    }
+
+    fn fid_nums(&self) -> Vec<Option<i64>> {
+        self.fids().into_iter().map(fid_num).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.fids().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Tracks the fid range a listing has covered, page after page.
 struct Range {
     last: Option<i64>,
@@ -284,18 +313,47 @@ impl<'a> Engine<'a> {
                 for item in self.element_items() {
                     let since = self.since(&[item]);
                     let listing = self.platform.elements(item, self.query(since));
-                    self.sync_elements(item, listing, since.is_none()).await?;
+                    self.set_phase("ELEMENTS", item.as_str());
+                    let scope = format!(
+                        "project_id = {} AND item = '{}'",
+                        self.project.id,
+                        item.as_str()
+                    );
+                    self.sync_listing(
+                        listing,
+                        |r| Batch::Elements(item, r),
+                        ("elements", &scope),
+                        since.is_none(),
+                        false,
+                    )
+                    .await?;
                 }
                 let kinds: Vec<ElementItem> = [ElementItem::Service, ElementItem::Distribution]
                     .into_iter()
                     .filter(|i| self.selected(*i))
                     .collect();
                 let since = self.since(&kinds);
+                let scope = format!("project_id = {}", self.project.id);
                 let listing = self.platform.splitters(self.query(since));
-                self.sync_splitters(listing, since.is_none().then_some(()))
-                    .await?;
+                self.set_phase("SPLITTERS", "SPLITTER");
+                self.sync_listing(
+                    listing,
+                    Batch::Splitters,
+                    ("splitters", &scope),
+                    since.is_none(),
+                    false,
+                )
+                .await?;
                 let listing = self.platform.ports(self.query(since));
-                self.sync_ports(listing, since.is_none()).await?;
+                self.set_phase("PORTS", "PORT");
+                self.sync_listing(
+                    listing,
+                    Batch::Ports,
+                    ("ports", &scope),
+                    since.is_none(),
+                    false,
+                )
+                .await?;
             }
         }
         self.apply_deletions().await?;
@@ -304,6 +362,11 @@ impl<'a> Engine<'a> {
             self.advance_cursors().await?;
         }
         Ok(())
+    }
+
+    fn set_phase(&mut self, phase: &'static str, item: &'static str) {
+        self.phase = phase;
+        self.item = Some(item);
     }
 
     fn checkpoint(&self) -> Step {
@@ -391,182 +454,152 @@ impl<'a> Engine<'a> {
         Ok(gone)
     }
 
-    async fn sync_elements(
+    /// Lists one feature page by page and writes each page in its own transaction. With `full`
+    /// the listing covers the whole `scope` of `table`, so local rows of each page's fid range
+    /// that the page lacks (or that are no longer selected) are doomed, and so is whatever lies
+    /// past the last fid. With `collect`, returns every fid kept (element syncs, one box).
+    async fn sync_listing<T: Send + 'static>(
         &mut self,
-        item: ElementItem,
-        mut listing: Listing<RemoteElement>,
+        mut listing: Listing<T>,
+        wrap: impl Fn(Vec<T>) -> Batch,
+        (table, scope): (&'static str, &str),
         full: bool,
-    ) -> Step {
-        self.phase = "ELEMENTS";
-        self.item = Some(item.as_str());
-        let scope = format!(
-            "project_id = {} AND item = '{}'",
-            self.project.id,
-            item.as_str()
-        );
+        collect: bool,
+    ) -> Step<HashSet<String>> {
         let mut range = Range { last: None };
         let mut first = true;
+        let mut kept = HashSet::new();
         while let Some(page) = self.next_page(&mut listing).await? {
             if first {
                 self.counts.total += page.total as i64;
                 first = false;
             }
-            let bounds = range.advance(
-                &page
-                    .records
-                    .iter()
-                    .map(|r| fid_num(&r.fid))
-                    .collect::<Vec<_>>(),
-            )?;
+            let batch = wrap(page.records);
+            let bounds = range.advance(&batch.fid_nums())?;
             let txn = crate::db::write_txn(self.db).await?;
-            let fids: Vec<String> = page.records.iter().map(|r| r.fid.clone()).collect();
-            let existing: HashMap<String, element::Model> = element::Entity::find()
-                .filter(element::Column::IntegrationId.eq(self.integration.id))
-                .filter(element::Column::Item.eq(item.as_str()))
-                .filter(element::Column::Fid.is_in(fids))
-                .all(&txn)
-                .await?
-                .into_iter()
-                .map(|e| (e.fid.clone(), e))
-                .collect();
-            let now = Utc::now();
-            let mut writes = Vec::new();
-            for rec in &page.records {
-                let same = existing.get(&rec.fid).is_some_and(|e| {
-                    e.project_id == self.project.id
-                        && e.name == rec.name
-                        && e.latitude == rec.latitude
-                        && e.longitude == rec.longitude
-                        && e.remote_updated_at == rec.updated_at
-                });
-                if same {
-                    self.counts.unchanged += 1;
-                    continue;
-                }
-                if existing.contains_key(&rec.fid) {
-                    self.counts.updated += 1;
-                } else {
-                    self.counts.created += 1;
-                }
-                writes.push(element::ActiveModel {
-                    integration_id: Set(self.integration.id),
-                    project_id: Set(self.project.id),
-                    item: Set(item.as_str().to_owned()),
-                    fid: Set(rec.fid.clone()),
-                    fid_num: Set(fid_num(&rec.fid)),
-                    name: Set(rec.name.clone()),
-                    latitude: Set(rec.latitude),
-                    longitude: Set(rec.longitude),
-                    remote_updated_at: Set(rec.updated_at),
-                    synced_at: Set(now),
-                    ..Default::default()
-                });
-            }
-            for chunk in chunked(writes, 500) {
-                element::Entity::insert_many(chunk)
-                    .on_conflict(
-                        OnConflict::columns([
-                            element::Column::IntegrationId,
-                            element::Column::Item,
-                            element::Column::Fid,
-                        ])
-                        .update_columns([
-                            element::Column::ProjectId,
-                            element::Column::FidNum,
-                            element::Column::Name,
-                            element::Column::Latitude,
-                            element::Column::Longitude,
-                            element::Column::RemoteUpdatedAt,
-                            element::Column::SyncedAt,
-                        ])
-                        .to_owned(),
-                    )
-                    .exec(&txn)
-                    .await?;
-            }
+            let keep = self.write_batch(&txn, &batch).await?;
             if full {
-                let keep: HashSet<&str> = page.records.iter().map(|r| r.fid.as_str()).collect();
-                let last_page = page.records.is_empty() || bounds.1.is_none();
+                let last_page = batch.is_empty() || bounds.1.is_none();
                 let hi = if last_page { None } else { bounds.1 };
                 let gone = self
-                    .gone_in_range(&txn, "elements", &scope, (bounds.0, hi), &keep)
+                    .gone_in_range(&txn, table, scope, (bounds.0, hi), &keep)
                     .await?;
-                self.doomed.elements.extend(gone);
+                self.doom(table, gone);
             }
-            self.counted_page(&txn, page.records.len()).await?;
+            self.counted_page(&txn, batch.len()).await?;
             txn.commit().await?;
+            if collect {
+                kept.extend(keep.into_iter().map(str::to_owned));
+            }
         }
         if full {
-            // Whatever lies past the last listed fid is gone too.
             let tail = self
-                .gone_in_range(
-                    self.db,
-                    "elements",
-                    &scope,
-                    (range.last, None),
-                    &HashSet::new(),
-                )
+                .gone_in_range(self.db, table, scope, (range.last, None), &HashSet::new())
                 .await?;
-            self.doomed.elements.extend(tail);
+            self.doom(table, tail);
         }
-        Ok(())
+        Ok(kept)
+    }
+
+    fn doom(&mut self, table: &str, ids: Vec<i64>) {
+        match table {
+            "elements" => self.doomed.elements.extend(ids),
+            "splitters" => self.doomed.splitters.extend(ids),
+            _ => self.doomed.ports.extend(ids),
+        }
+    }
+
+    async fn write_batch<'b, C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        batch: &'b Batch,
+    ) -> Step<HashSet<&'b str>> {
+        match batch {
+            Batch::Elements(item, records) => self.write_elements(txn, *item, records).await,
+            Batch::Splitters(records) => self.write_splitters(txn, records).await,
+            Batch::Ports(records) => self.write_ports(txn, records).await,
+        }
+    }
+
+    /// Upserts boxes or points of one item; returns the fids kept (all of them).
+    async fn write_elements<'r, C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        item: ElementItem,
+        records: &'r [RemoteElement],
+    ) -> Step<HashSet<&'r str>> {
+        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+        let existing: HashMap<String, element::Model> = element::Entity::find()
+            .filter(element::Column::IntegrationId.eq(self.integration.id))
+            .filter(element::Column::Item.eq(item.as_str()))
+            .filter(element::Column::Fid.is_in(fids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|e| (e.fid.clone(), e))
+            .collect();
+        let now = Utc::now();
+        let mut writes = Vec::new();
+        for rec in records {
+            let same = existing.get(&rec.fid).is_some_and(|e| {
+                e.project_id == self.project.id
+                    && e.name == rec.name
+                    && e.latitude == rec.latitude
+                    && e.longitude == rec.longitude
+                    && e.remote_updated_at == rec.updated_at
+            });
+            if same {
+                self.counts.unchanged += 1;
+                continue;
+            }
+            if existing.contains_key(&rec.fid) {
+                self.counts.updated += 1;
+            } else {
+                self.counts.created += 1;
+            }
+            writes.push(element::ActiveModel {
+                integration_id: Set(self.integration.id),
+                project_id: Set(self.project.id),
+                item: Set(item.as_str().to_owned()),
+                fid: Set(rec.fid.clone()),
+                fid_num: Set(fid_num(&rec.fid)),
+                name: Set(rec.name.clone()),
+                latitude: Set(rec.latitude),
+                longitude: Set(rec.longitude),
+                remote_updated_at: Set(rec.updated_at),
+                synced_at: Set(now),
+                ..Default::default()
+            });
+        }
+        for chunk in chunked(writes, 500) {
+            element::Entity::insert_many(chunk)
+                .on_conflict(
+                    OnConflict::columns([
+                        element::Column::IntegrationId,
+                        element::Column::Item,
+                        element::Column::Fid,
+                    ])
+                    .update_columns([
+                        element::Column::ProjectId,
+                        element::Column::FidNum,
+                        element::Column::Name,
+                        element::Column::Latitude,
+                        element::Column::Longitude,
+                        element::Column::RemoteUpdatedAt,
+                        element::Column::SyncedAt,
+                    ])
+                    .to_owned(),
+                )
+                .exec(txn)
+                .await?;
+        }
+        Ok(records.iter().map(|r| r.fid.as_str()).collect())
     }
 
     async fn counted_page<C: ConnectionTrait>(&mut self, txn: &C, n: usize) -> Step {
         self.counts.fetched += n as i64;
         self.counts.processed += n as i64;
         self.save_progress_in(txn).await?;
-        Ok(())
-    }
-
-    /// `full` is `Some` when the listing covers every splitter of the project.
-    async fn sync_splitters(
-        &mut self,
-        mut listing: Listing<RemoteSplitter>,
-        full: Option<()>,
-    ) -> Step {
-        self.phase = "SPLITTERS";
-        self.item = Some("SPLITTER");
-        let scope = format!("project_id = {}", self.project.id);
-        let mut range = Range { last: None };
-        let mut first = true;
-        while let Some(page) = self.next_page(&mut listing).await? {
-            if first {
-                self.counts.total += page.total as i64;
-                first = false;
-            }
-            let bounds = range.advance(
-                &page
-                    .records
-                    .iter()
-                    .map(|r| fid_num(&r.fid))
-                    .collect::<Vec<_>>(),
-            )?;
-            let txn = crate::db::write_txn(self.db).await?;
-            let keep = self.write_splitters(&txn, &page.records).await?;
-            if full.is_some() {
-                let last_page = page.records.is_empty() || bounds.1.is_none();
-                let hi = if last_page { None } else { bounds.1 };
-                let gone = self
-                    .gone_in_range(&txn, "splitters", &scope, (bounds.0, hi), &keep)
-                    .await?;
-                self.doomed.splitters.extend(gone);
-            }
-            self.counted_page(&txn, page.records.len()).await?;
-            txn.commit().await?;
-        }
-        if full.is_some() {
-            let tail = self
-                .gone_in_range(
-                    self.db,
-                    "splitters",
-                    &scope,
-                    (range.last, None),
-                    &HashSet::new(),
-                )
-                .await?;
-            self.doomed.splitters.extend(tail);
-        }
         Ok(())
     }
 
@@ -668,52 +701,6 @@ impl<'a> Engine<'a> {
                 .await?;
         }
         Ok(keep)
-    }
-
-    async fn sync_ports(&mut self, mut listing: Listing<RemotePort>, full: bool) -> Step {
-        self.phase = "PORTS";
-        self.item = Some("PORT");
-        let scope = format!("project_id = {}", self.project.id);
-        let mut range = Range { last: None };
-        let mut first = true;
-        while let Some(page) = self.next_page(&mut listing).await? {
-            if first {
-                self.counts.total += page.total as i64;
-                first = false;
-            }
-            let bounds = range.advance(
-                &page
-                    .records
-                    .iter()
-                    .map(|r| fid_num(&r.fid))
-                    .collect::<Vec<_>>(),
-            )?;
-            let txn = crate::db::write_txn(self.db).await?;
-            let keep = self.write_ports(&txn, &page.records).await?;
-            if full {
-                let last_page = page.records.is_empty() || bounds.1.is_none();
-                let hi = if last_page { None } else { bounds.1 };
-                let gone = self
-                    .gone_in_range(&txn, "ports", &scope, (bounds.0, hi), &keep)
-                    .await?;
-                self.doomed.ports.extend(gone);
-            }
-            self.counted_page(&txn, page.records.len()).await?;
-            txn.commit().await?;
-        }
-        if full {
-            let tail = self
-                .gone_in_range(
-                    self.db,
-                    "ports",
-                    &scope,
-                    (range.last, None),
-                    &HashSet::new(),
-                )
-                .await?;
-            self.doomed.ports.extend(tail);
-        }
-        Ok(())
     }
 
     /// Upserts ports of known splitters of selected kinds; returns the fids kept.
@@ -896,17 +883,13 @@ impl<'a> Engine<'a> {
             box_fid: Some(fid.clone()),
             ..Default::default()
         };
-        let mut listing = self.platform.splitters(query);
-        self.phase = "SPLITTERS";
-        let mut listed: Vec<String> = Vec::new();
-        while let Some(page) = self.next_page(&mut listing).await? {
-            self.counts.total += page.total as i64;
-            let txn = crate::db::write_txn(self.db).await?;
-            let keep = self.write_splitters(&txn, &page.records).await?;
-            listed.extend(keep.into_iter().map(str::to_owned));
-            self.counted_page(&txn, page.records.len()).await?;
-            txn.commit().await?;
-        }
+        let listing = self.platform.splitters(query);
+        self.set_phase("SPLITTERS", "SPLITTER");
+        let listed: Vec<String> = self
+            .sync_listing(listing, Batch::Splitters, ("splitters", ""), false, true)
+            .await?
+            .into_iter()
+            .collect();
         let local: Vec<(i64, String)> = splitter::Entity::find()
             .select_only()
             .column(splitter::Column::Id)
@@ -924,20 +907,14 @@ impl<'a> Engine<'a> {
         if listed.is_empty() {
             return Ok(());
         }
-        let mut listing = self.platform.ports(ListQuery {
+        let listing = self.platform.ports(ListQuery {
             splitter_fids: Some(listed.clone()),
             ..Default::default()
         });
-        self.phase = "PORTS";
-        let mut kept: HashSet<String> = HashSet::new();
-        while let Some(page) = self.next_page(&mut listing).await? {
-            self.counts.total += page.total as i64;
-            let txn = crate::db::write_txn(self.db).await?;
-            let keep = self.write_ports(&txn, &page.records).await?;
-            kept.extend(keep.into_iter().map(str::to_owned));
-            self.counted_page(&txn, page.records.len()).await?;
-            txn.commit().await?;
-        }
+        self.set_phase("PORTS", "PORT");
+        let kept = self
+            .sync_listing(listing, Batch::Ports, ("ports", ""), false, true)
+            .await?;
         let splitter_ids: Vec<i64> = local
             .iter()
             .filter(|(_, f)| listed.contains(f))
@@ -968,7 +945,15 @@ impl<'a> Engine<'a> {
     ) -> Step {
         let before = self.doomed.elements.len();
         let fetched = self.counts.fetched;
-        self.sync_elements(item, listing, false).await?;
+        self.set_phase("ELEMENTS", item.as_str());
+        self.sync_listing(
+            listing,
+            |r| Batch::Elements(item, r),
+            ("elements", ""),
+            false,
+            false,
+        )
+        .await?;
         if self.counts.fetched == fetched {
             let gone: Vec<i64> = element::Entity::find()
                 .select_only()
