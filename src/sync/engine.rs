@@ -571,28 +571,16 @@ impl<'a> Engine<'a> {
                 ..Default::default()
             });
         }
-        for chunk in chunked(writes, 500) {
-            element::Entity::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::columns([
-                        element::Column::IntegrationId,
-                        element::Column::Item,
-                        element::Column::Fid,
-                    ])
-                    .update_columns([
-                        element::Column::ProjectId,
-                        element::Column::FidNum,
-                        element::Column::Name,
-                        element::Column::Latitude,
-                        element::Column::Longitude,
-                        element::Column::RemoteUpdatedAt,
-                        element::Column::SyncedAt,
-                    ])
-                    .to_owned(),
-                )
-                .exec(txn)
-                .await?;
-        }
+        upsert::<element::Entity, _>(
+            txn,
+            writes,
+            [
+                element::Column::IntegrationId,
+                element::Column::Item,
+                element::Column::Fid,
+            ],
+        )
+        .await?;
         Ok(records.iter().map(|r| r.fid.as_str()).collect())
     }
 
@@ -679,27 +667,12 @@ impl<'a> Engine<'a> {
                 ..Default::default()
             });
         }
-        for chunk in chunked(writes, 500) {
-            splitter::Entity::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::columns([splitter::Column::IntegrationId, splitter::Column::Fid])
-                        .update_columns([
-                            splitter::Column::ProjectId,
-                            splitter::Column::FidNum,
-                            splitter::Column::Name,
-                            splitter::Column::Kind,
-                            splitter::Column::Ratio,
-                            splitter::Column::PortCount,
-                            splitter::Column::BoxFid,
-                            splitter::Column::ElementId,
-                            splitter::Column::RemoteUpdatedAt,
-                            splitter::Column::SyncedAt,
-                        ])
-                        .to_owned(),
-                )
-                .exec(txn)
-                .await?;
-        }
+        upsert::<splitter::Entity, _>(
+            txn,
+            writes,
+            [splitter::Column::IntegrationId, splitter::Column::Fid],
+        )
+        .await?;
         Ok(keep)
     }
 
@@ -786,27 +759,12 @@ impl<'a> Engine<'a> {
             });
         }
         self.park_displaced_ports(txn, &slots).await?;
-        for chunk in chunked(writes, 500) {
-            port::Entity::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::columns([port::Column::IntegrationId, port::Column::Fid])
-                        .update_columns([
-                            port::Column::ProjectId,
-                            port::Column::SplitterId,
-                            port::Column::FidNum,
-                            port::Column::Number,
-                            port::Column::Status,
-                            port::Column::CustomerContract,
-                            port::Column::CustomerDocument,
-                            port::Column::CustomerName,
-                            port::Column::RemoteUpdatedAt,
-                            port::Column::SyncedAt,
-                        ])
-                        .to_owned(),
-                )
-                .exec(txn)
-                .await?;
-        }
+        upsert::<port::Entity, _>(
+            txn,
+            writes,
+            [port::Column::IntegrationId, port::Column::Fid],
+        )
+        .await?;
         Ok(keep)
     }
 
@@ -1133,6 +1091,33 @@ impl<'a> Engine<'a> {
             .await?;
         Ok(())
     }
+}
+
+/// Inserts rows, or updates every other column of the row with the same `key`, in multi-row
+/// statements of 500 rows (well under PostgreSQL's bind-parameter limit).
+async fn upsert<E, C>(
+    txn: &C,
+    rows: Vec<E::ActiveModel>,
+    key: impl IntoIterator<Item = E::Column>,
+) -> Result<()>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
+    C: ConnectionTrait,
+{
+    use sea_orm::{IdenStatic, Iterable};
+    let key: Vec<E::Column> = key.into_iter().collect();
+    let key_names: Vec<&str> = key.iter().map(|c| c.as_str()).collect();
+    let update =
+        E::Column::iter().filter(|c| c.as_str() != "id" && !key_names.contains(&c.as_str()));
+    let conflict = OnConflict::columns(key).update_columns(update).to_owned();
+    for chunk in chunked(rows, 500) {
+        E::insert_many(chunk)
+            .on_conflict(conflict.clone())
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
