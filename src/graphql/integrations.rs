@@ -107,11 +107,16 @@ impl Integration {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<crate::graphql::projects::ElementItemKey>> {
-        let rows = crate::selection::get(&state(ctx)?.db, self.0.id).await?;
-        Ok(crate::selection::items(&rows)
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let rows = crate::graphql::loaders::loaders(ctx)?
+            .plant
+            .selection
+            .load_one(self.0.id)
+            .await
+            .map_err(crate::graphql::loaders::loader_error)?
+            .unwrap_or_default();
+        let mut items = crate::selection::items(&rows);
+        items.sort();
+        Ok(items.into_iter().map(Into::into).collect())
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {

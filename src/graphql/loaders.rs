@@ -228,6 +228,8 @@ pub struct PlantLoaders {
     pub free_ports_of_element: Cached<FreePortCounts>,
     /// Bindable free ports per splitter.
     pub free_ports_of_splitter: Cached<FreePortCounts>,
+    /// Selected items of each integration.
+    pub selection: Cached<Many<entity::element_selection::Entity>>,
 }
 
 /// How long a loader gathers keys before it queries. Batching by time window is best effort (a
@@ -280,6 +282,12 @@ impl PlantLoaders {
                 db: db.clone(),
                 per_element: false,
             }),
+            selection: dl(Many(Rows::<entity::element_selection::Entity>::new(
+                db,
+                "integration_id",
+                "item",
+                |m| m.integration_id,
+            ))),
         }
     }
 }
