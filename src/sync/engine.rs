@@ -222,6 +222,7 @@ impl<'a> Engine<'a> {
         // The first run of a project is always full.
         if mode == Mode::Incremental && selection.iter().all(|s| s.cursor.is_none()) {
             mode = Mode::Full;
+            tracing::info!("first run of the project: running FULL instead of INCREMENTAL");
             sync_run::Entity::update_many()
                 .col_expr(
                     sync_run::Column::Mode,
