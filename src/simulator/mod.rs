@@ -128,7 +128,15 @@ pub struct SimState {
     logins: AtomicU64,
     refreshes: AtomicU64,
     calls: AtomicU64,
+    /// Bumped by every write; cached listings of an older version are stale.
+    version: AtomicU64,
+    /// fids matching a (feature, filter without the keyset bound), in fid order: keyset pages of
+    /// one listing then count and slice with a binary search instead of a scan each.
+    matching: Mutex<HashMap<String, Matching>>,
 }
+
+/// The store version a set of matching fids was computed at, and the fids.
+type Matching = (u64, Arc<Vec<i64>>);
 
 impl SimState {
     /// A simulator with a freshly generated network.
@@ -148,6 +156,8 @@ impl SimState {
             logins: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            version: AtomicU64::new(0),
+            matching: Default::default(),
         })
     }
 
@@ -460,25 +470,49 @@ async fn list(
     // Rows are kept in fid order, so sorting by fid ascending (or not at all) needs no sort.
     let by_fid =
         sort_keys.is_empty() || sorter == json!([{ "property": "fid", "direction": "ASC" }]);
-    // A `fid >` (or `>=`) condition, as keyset paging sends, starts the scan there.
-    let from = store::fid_lower_bound(&conditions);
-    let matching = table
-        .rows
-        .range(from..)
-        .map(|(_, row)| row)
-        .filter(|row| store::matches(row, &conditions));
     let (total, records): (usize, Vec<Value>) = if by_fid {
-        let mut total = 0;
-        let mut records = Vec::new();
-        for row in matching {
-            if total >= start && records.len() < limit {
-                records.push(table.to_json(row, &wanted));
+        // Keyset pages (`fid >` bound, fid order) of one listing share the set of matching fids.
+        let (base, from) = store::split_fid_bound(&conditions);
+        let key = format!("{feature}|{}", store::filter_key(&filter));
+        let version = state.version.load(Ordering::SeqCst);
+        let cached = state
+            .matching
+            .lock()
+            .unwrap()
+            .get(&key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, fids)| fids.clone());
+        let fids = cached.unwrap_or_else(|| {
+            let fids: Arc<Vec<i64>> = Arc::new(
+                table
+                    .rows
+                    .iter()
+                    .filter(|(_, row)| store::matches(row, &base))
+                    .map(|(fid, _)| *fid)
+                    .collect(),
+            );
+            let mut cache = state.matching.lock().unwrap();
+            if cache.len() > 64 {
+                cache.clear();
             }
-            total += 1;
-        }
-        (total, records)
+            cache.insert(key, (version, fids.clone()));
+            fids
+        });
+        let rest = &fids[fids.partition_point(|f| *f < from)..];
+        let records = rest
+            .iter()
+            .skip(start)
+            .take(limit)
+            .filter_map(|fid| table.rows.get(fid))
+            .map(|row| table.to_json(row, &wanted))
+            .collect();
+        (rest.len(), records)
     } else {
-        let mut rows: Vec<&Vec<Value>> = matching.collect();
+        let mut rows: Vec<&Vec<Value>> = table
+            .rows
+            .values()
+            .filter(|row| store::matches(row, &conditions))
+            .collect();
         rows.sort_by(|a, b| store::order(a, b, &sort_keys));
         let total = rows.len();
         let records = rows
@@ -493,6 +527,7 @@ async fn list(
 }
 
 fn record_write(state: &SimState, feature: &str, action: &str, body: &Value) {
+    state.version.fetch_add(1, Ordering::SeqCst);
     state.writes.lock().unwrap().push(WriteRecord {
         feature: feature.to_owned(),
         action: action.to_owned(),
@@ -789,5 +824,7 @@ async fn touch(State(state): State<Arc<SimState>>, Json(touch): Json<Touch>) -> 
         }
         touched += 1;
     }
+    drop(store);
+    state.version.fetch_add(1, Ordering::SeqCst);
     Ok(Json(json!({ "touched": touched })).into_response())
 }

@@ -147,6 +147,39 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     Some(x.cmp(&y))
 }
 
+/// Splits off the keyset bound: the conditions other than `fid >`/`fid >=`, and the smallest
+/// fid those bounds allow.
+pub fn split_fid_bound(conditions: &[Condition]) -> (Vec<Condition>, i64) {
+    let is_bound = |c: &Condition| c.column == 0 && (c.operator == ">" || c.operator == ">=");
+    let bound: Vec<Condition> = conditions.iter().filter(|c| is_bound(c)).cloned().collect();
+    let base = conditions
+        .iter()
+        .filter(|c| !is_bound(c))
+        .cloned()
+        .collect();
+    (base, fid_lower_bound(&bound))
+}
+
+/// A cache key for a filter without its keyset bound.
+pub fn filter_key(filter: &Value) -> String {
+    let items: Vec<&Value> = filter
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|i| {
+                    !(i.get("property") == Some(&Value::from("fid"))
+                        && matches!(
+                            i.get("operator").and_then(Value::as_str),
+                            Some(">") | Some(">=")
+                        ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::to_string(&items).unwrap_or_default()
+}
+
 /// The smallest fid a row can have and still meet `fid >`/`fid >=` conditions (column 0).
 pub fn fid_lower_bound(conditions: &[Condition]) -> i64 {
     conditions
