@@ -9,30 +9,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{Engine, TestApp};
-use mapping_gateway::simulator::{self, RunningSimulator, SimConfig};
+use mapping_gateway::simulator::RunningSimulator;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 async fn synced(app: &TestApp, boxes: usize, items: &[&str]) -> (RunningSimulator, String) {
-    let sim = simulator::spawn(
-        SimConfig {
-            boxes,
-            seed: 21,
-            ..Default::default()
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
-    let id = app
-        .create_integration_with(&common::unique("Leitura "), &sim.url, "geosite")
-        .await;
-    let project = sim.state.summary.projects[0];
-    app.ok(
-        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
-        json!({ "i": id, "r": project.to_string() }),
-    )
-    .await;
+    let (sim, id, _) = common::linked_simulator(app, boxes, 21).await;
     app.ok(
         "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { id } }",
         json!({ "i": id, "items": items }),

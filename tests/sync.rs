@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{Engine, TestApp};
 use mapping_gateway::geosite::{Feature, GeositeClient};
-use mapping_gateway::simulator::{self, FailListPage, Faults, RunningSimulator, SimConfig};
+use mapping_gateway::simulator::{FailListPage, Faults, RunningSimulator};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
@@ -25,25 +25,7 @@ struct World {
 }
 
 async fn world(app: &TestApp, boxes: usize) -> World {
-    let sim = simulator::spawn(
-        SimConfig {
-            boxes,
-            seed: 11,
-            ..Default::default()
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
-    let id = app
-        .create_integration_with(&common::unique("Sync "), &sim.url, "geosite")
-        .await;
-    let project = sim.state.summary.projects[0];
-    app.ok(
-        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
-        json!({ "i": id, "r": project.to_string() }),
-    )
-    .await;
+    let (sim, id, project) = common::linked_simulator(app, boxes, 11).await;
     let geo = GeositeClient::new(&sim.url, "integracao", "geosite", Default::default()).unwrap();
     World {
         sim,

@@ -62,6 +62,18 @@ struct Counts {
     total: i64,
 }
 
+impl Counts {
+    /// Counts a listed record as unchanged, updated or created; true when it must be written.
+    fn tally(&mut self, exists: bool, same: bool) -> bool {
+        match (exists, same) {
+            (true, true) => self.unchanged += 1,
+            (true, false) => self.updated += 1,
+            (false, _) => self.created += 1,
+        }
+        !(exists && same)
+    }
+}
+
 /// Local rows the platform no longer has, deleted once the listing is complete.
 #[derive(Default)]
 struct Doomed {
@@ -549,14 +561,8 @@ impl<'a> Engine<'a> {
                     && e.longitude == rec.longitude
                     && e.remote_updated_at == rec.updated_at
             });
-            if same {
-                self.counts.unchanged += 1;
+            if !self.counts.tally(existing.contains_key(&rec.fid), same) {
                 continue;
-            }
-            if existing.contains_key(&rec.fid) {
-                self.counts.updated += 1;
-            } else {
-                self.counts.created += 1;
             }
             writes.push(element::ActiveModel {
                 integration_id: Set(self.integration.id),
@@ -643,14 +649,8 @@ impl<'a> Engine<'a> {
                     && s.element_id == element_id
                     && s.remote_updated_at == rec.updated_at
             });
-            if same {
-                self.counts.unchanged += 1;
+            if !self.counts.tally(existing.contains_key(&rec.fid), same) {
                 continue;
-            }
-            if existing.contains_key(&rec.fid) {
-                self.counts.updated += 1;
-            } else {
-                self.counts.created += 1;
             }
             writes.push(splitter::ActiveModel {
                 integration_id: Set(self.integration.id),
@@ -733,14 +733,8 @@ impl<'a> Engine<'a> {
                     && p.customer_name == customer.name
                     && p.remote_updated_at == rec.updated_at
             });
-            if same {
-                self.counts.unchanged += 1;
+            if !self.counts.tally(existing.contains_key(&rec.fid), same) {
                 continue;
-            }
-            if existing.contains_key(&rec.fid) {
-                self.counts.updated += 1;
-            } else {
-                self.counts.created += 1;
             }
             slots.push((*splitter_id, rec.number, rec.fid.as_str()));
             writes.push(port::ActiveModel {

@@ -267,6 +267,35 @@ impl TestApp {
     }
 }
 
+/// A simulator with a generated network and an integration of `app` linked to its first (and
+/// largest) project. Returns the simulator, the integration id and the project's fid.
+pub async fn linked_simulator(
+    app: &TestApp,
+    boxes: usize,
+    seed: u64,
+) -> (mapping_gateway::simulator::RunningSimulator, String, i64) {
+    let sim = mapping_gateway::simulator::spawn(
+        mapping_gateway::simulator::SimConfig {
+            boxes,
+            seed,
+            ..Default::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let id = app
+        .create_integration_with(&unique("Integração "), &sim.url, "geosite")
+        .await;
+    let project = sim.state.summary.projects[0];
+    app.ok(
+        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
+        json!({ "i": id, "r": project.to_string() }),
+    )
+    .await;
+    (sim, id, project)
+}
+
 /// Declares each `async fn name(app: TestApp) { .. }` as two tests, `name::sqlite` and
 /// `name::postgres` (the latter skipped outside CI when PostgreSQL is not configured).
 #[macro_export]
