@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement,
 };
 
 use entity::{binding, element, port, splitter};
@@ -157,25 +156,15 @@ pub async fn elements<C: ConnectionTrait>(
         }));
     }
     // The count costs a statement of its own: only when the caller asked for it.
-    let total = if with_total {
-        select.clone().count(db).await?
-    } else {
-        0
-    };
-    let mut query = select
-        .order_by_asc(element::Column::Id)
-        .limit(request.limit + 1);
-    if let Some(after) = request.after {
-        query = query.filter(element::Column::Id.gt(after));
-    }
-    let mut items = query.all(db).await?;
-    let has_next = items.len() as u64 > request.limit;
-    items.truncate(request.limit as usize);
-    Ok(Page {
-        items,
-        has_next,
-        total,
-    })
+    crate::paging::keyset(
+        db,
+        select,
+        element::Column::Id,
+        request,
+        crate::paging::Walk::OldestFirst,
+        with_total,
+    )
+    .await
 }
 
 /// Great-circle distance in meters (haversine, mean Earth radius).

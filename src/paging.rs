@@ -30,6 +30,15 @@ pub struct Page<T> {
     pub total: u64,
 }
 
+/// Which way a keyset page walks the ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk {
+    /// Highest id first (history, runs, bindings).
+    NewestFirst,
+    /// Lowest id first (elements).
+    OldestFirst,
+}
+
 /// Reads one page of `select` ordered by `id` descending.
 pub async fn newest_first<C, E>(
     db: &C,
@@ -42,10 +51,39 @@ where
     E: EntityTrait,
     E::Model: Sync,
 {
-    let total = select.clone().count(db).await?;
-    let mut query = select.order_by_desc(id).limit(request.limit + 1);
+    keyset(db, select, id, request, Walk::NewestFirst, true).await
+}
+
+/// Reads one page of `select` by `id` in the given direction; `total` is counted (one more
+/// statement) only when `with_total`, and is 0 otherwise.
+pub async fn keyset<C, E>(
+    db: &C,
+    select: Select<E>,
+    id: E::Column,
+    request: PageRequest,
+    walk: Walk,
+    with_total: bool,
+) -> Result<Page<E::Model>>
+where
+    C: ConnectionTrait,
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let total = if with_total {
+        select.clone().count(db).await?
+    } else {
+        0
+    };
+    let mut query = match walk {
+        Walk::NewestFirst => select.order_by_desc(id),
+        Walk::OldestFirst => select.order_by_asc(id),
+    }
+    .limit(request.limit + 1);
     if let Some(after) = request.after {
-        query = query.filter(id.lt(after));
+        query = query.filter(match walk {
+            Walk::NewestFirst => id.lt(after),
+            Walk::OldestFirst => id.gt(after),
+        });
     }
     let mut items = query.all(db).await?;
     let has_next = items.len() as u64 > request.limit;

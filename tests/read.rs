@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use common::{Engine, TestApp};
 use mapping_gateway::simulator::RunningSimulator;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 async fn synced(app: &TestApp, boxes: usize, items: &[&str]) -> (RunningSimulator, String) {
@@ -60,22 +59,15 @@ const TREE: &str = "query($i: ID!, $first: Int, $after: String) {
 }";
 
 async fn bind(app: &TestApp, port: &entity::port::Model, contract: &str, document: &str) -> i64 {
-    let now = Utc::now();
-    entity::binding::ActiveModel {
-        integration_id: Set(port.integration_id),
-        port_id: Set(Some(port.id)),
-        status: Set("PENDING".into()),
-        document: Set(document.into()),
-        contract: Set(contract.into()),
-        name: Set("Cliente Teste".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&app.state.db)
+    common::insert_binding(
+        app,
+        port.integration_id,
+        Some(port.id),
+        contract,
+        document,
+        "PENDING",
+    )
     .await
-    .unwrap()
-    .id
 }
 
 /// Bindable free ports per element, straight from the tables.

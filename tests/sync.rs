@@ -529,20 +529,13 @@ async fn bind(
     contract: &str,
     status: &str,
 ) -> i64 {
-    let now = Utc::now();
-    entity::binding::ActiveModel {
-        integration_id: Set(integration_id),
-        port_id: Set(port_id),
-        status: Set(status.into()),
-        document: Set("52998224725".into()),
-        contract: Set(contract.into()),
-        name: Set("Ana Teste".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&app.state.db)
+    common::insert_binding(
+        app,
+        integration_id,
+        port_id,
+        contract,
+        "52998224725",
+        status,
+    )
     .await
-    .unwrap()
-    .id
 }

@@ -296,6 +296,34 @@ pub async fn linked_simulator(
     (sim, id, project)
 }
 
+/// Inserts a binding row directly (the binding API comes later); returns its id.
+pub async fn insert_binding(
+    app: &TestApp,
+    integration_id: i64,
+    port_id: Option<i64>,
+    contract: &str,
+    document: &str,
+    status: &str,
+) -> i64 {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let now = chrono::Utc::now();
+    entity::binding::ActiveModel {
+        integration_id: Set(integration_id),
+        port_id: Set(port_id),
+        status: Set(status.into()),
+        document: Set(document.into()),
+        contract: Set(contract.into()),
+        name: Set("Cliente Teste".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap()
+    .id
+}
+
 /// Declares each `async fn name(app: TestApp) { .. }` as two tests, `name::sqlite` and
 /// `name::postgres` (the latter skipped outside CI when PostgreSQL is not configured).
 #[macro_export]
