@@ -1,5 +1,5 @@
 //! API keys and roles (DESIGN section 6). A key is `mgw_` followed by 32 random hex digits; only
-//! its SHA-256 digest is stored. A plain digest suits here because keys are random with 128 bits
+//! its SHA-256 digest and an 8-character display prefix are stored. A plain digest suits here because keys are random with 128 bits
 //! of entropy: a slow password hash would only slow every request down.
 
 use chrono::Utc;
@@ -92,8 +92,15 @@ fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Characters of a key kept for display: `mgw_` and 4 hex digits, 16 of its 128 bits, enough to
+/// tell keys apart in `keys list` and too few to help guess one.
+pub const PREFIX_CHARS: usize = 8;
+
+/// Shortest `ADMIN_API_KEY` accepted, so that a chosen secret is not weaker than a generated one.
+pub const MIN_ADMIN_SECRET_CHARS: usize = 32;
+
 fn prefix_of(secret: &str) -> String {
-    secret.chars().take(12).collect()
+    secret.chars().take(PREFIX_CHARS).collect()
 }
 
 async fn insert_key(
@@ -102,12 +109,9 @@ async fn insert_key(
     role: Role,
     secret: &str,
 ) -> Result<api_key::Model> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::validation("name", "a key needs a name"));
-    }
+    let name = crate::text::clean_line("name", name, 120)?;
     let row = api_key::ActiveModel {
-        name: Set(name.to_owned()),
+        name: Set(name),
         role: Set(role.as_str().to_owned()),
         prefix: Set(prefix_of(secret)),
         hash: Set(digest(secret)),
@@ -159,14 +163,27 @@ pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Optio
         return Ok(None);
     };
     let now = Utc::now();
-    // Record use at most once a minute, so reads do not turn into a write each.
+    // Record use at most once a minute, so reads do not turn into a write each. The write is
+    // best-effort and off the request's path: a database busy with a sync's write lock must not
+    // delay or fail a read.
     if key
         .last_used_at
         .is_none_or(|t| now - t > chrono::Duration::seconds(60))
     {
-        let mut row: api_key::ActiveModel = key.clone().into();
-        row.last_used_at = Set(Some(now));
-        row.update(db).await?;
+        let db = db.clone();
+        let id = key.id;
+        tokio::spawn(async move {
+            let update = api_key::Entity::update_many()
+                .col_expr(
+                    api_key::Column::LastUsedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(api_key::Column::Id.eq(id))
+                .exec(&db);
+            if let Err(e) = update.await {
+                tracing::debug!(key_id = id, error = %e, "could not record the key's last use");
+            }
+        });
     }
     Ok(Some(Actor {
         key_id: Some(key.id),
@@ -177,10 +194,16 @@ pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Optio
 
 /// Makes sure an active ADMIN key with this secret exists (the `ADMIN_API_KEY` setting).
 pub async fn ensure_admin_secret(db: &DatabaseConnection, secret: &str) -> Result<()> {
-    if secret.len() < 16 {
+    if secret.chars().count() < MIN_ADMIN_SECRET_CHARS {
         return Err(Error::validation(
             "ADMIN_API_KEY",
-            "ADMIN_API_KEY must be at least 16 characters long",
+            format!("ADMIN_API_KEY must be at least {MIN_ADMIN_SECRET_CHARS} characters long"),
+        ));
+    }
+    if secret.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::validation(
+            "ADMIN_API_KEY",
+            "ADMIN_API_KEY must not contain spaces or control characters",
         ));
     }
     match api_key::Entity::find()

@@ -100,8 +100,26 @@ pub async fn open_with(config: &DbConfig, settings: Settings) -> anyhow::Result<
     })
 }
 
-/// Runs the HTTP server until SIGINT/SIGTERM.
+/// Runs the HTTP server until SIGINT/SIGTERM. Shutdown stops accepting, cancels syncs in
+/// flight (recorded as CANCELLED) and waits for requests, at most `SHUTDOWN_TIMEOUT_SECS` in all;
+/// then it returns anyway.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    crate::sync::scheduler::parse_cron(&config.sync.cron).map_err(crate::Error::into_anyhow)?;
+    crate::sync::scheduler::parse_zone(&config.sync.timezone).map_err(crate::Error::into_anyhow)?;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&config.sync.mass_deletion_share),
+        "MASS_DELETION_SHARE must be between 0 and 1"
+    );
+    let mut network =
+        crate::outbound::NetworkPolicy::with_networks(&config.allowed_platform_networks)?;
+    // The demo's simulator listens on loopback, which the policy refuses: admit exactly it.
+    let simulator = if config.demo {
+        let sim = spawn_demo_simulator(config.demo_boxes).await?;
+        network.admit_socket(sim.addr);
+        Some(sim)
+    } else {
+        None
+    };
     let settings = Settings {
         sync: crate::sync::SyncSettings {
             overlap: Duration::from_secs(config.sync.overlap_secs),
@@ -110,25 +128,20 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             default_timezone: config.sync.timezone.clone(),
             ..Default::default()
         },
-        ..Default::default()
+        geosite: crate::geosite::ClientOptions {
+            network: Arc::new(network),
+            ..Default::default()
+        },
     };
-    crate::sync::scheduler::parse_cron(&config.sync.cron).map_err(crate::Error::into_anyhow)?;
-    crate::sync::scheduler::parse_zone(&config.sync.timezone).map_err(crate::Error::into_anyhow)?;
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&config.sync.mass_deletion_share),
-        "MASS_DELETION_SHARE must be between 0 and 1"
-    );
     let state = open_with(&config.db, settings).await?;
     if let Some(secret) = &config.admin_api_key {
         access::ensure_admin_secret(&state.db, secret)
             .await
             .map_err(crate::Error::into_anyhow)?;
     }
-    let _simulator = if config.demo {
-        Some(start_demo(&state, config.demo_boxes).await?)
-    } else {
-        None
-    };
+    if let Some(sim) = &simulator {
+        link_demo(&state, sim).await?;
+    }
     if let Some(new) = access::bootstrap_admin(&state.db)
         .await
         .map_err(crate::Error::into_anyhow)?
@@ -155,16 +168,41 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     println!("GraphiQL: http://{addr}/graphql");
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    // In-flight syncs are cancelled cleanly and recorded as cancelled.
-    stop.cancel();
-    if let Some(task) = scheduler {
-        let _ = task.await;
+    let signalled = tokio_util::sync::CancellationToken::new();
+    let server = crate::http::serve(listener, router, &config.limits, {
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            signalled.cancel();
+        }
+    });
+    tokio::pin!(server);
+    let deadline = Duration::from_secs(config.shutdown_timeout_secs);
+    // Until a signal, the server runs; after it, requests in flight get what is left of the
+    // deadline while syncs are cancelled beside them.
+    tokio::select! {
+        result = &mut server => result?,
+        () = signalled.cancelled() => {}
     }
-    state.runner.shutdown(Duration::from_secs(30)).await;
-    tracing::info!("stopped");
+    let started = tokio::time::Instant::now();
+    stop.cancel();
+    let drain = async {
+        let (served, _) = tokio::join!(&mut server, async {
+            if let Some(task) = scheduler {
+                let _ = task.await;
+            }
+            state.runner.shutdown(deadline).await;
+        });
+        served
+    };
+    match tokio::time::timeout(deadline, drain).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!(
+            deadline_secs = deadline.as_secs(),
+            "requests still in flight at the shutdown deadline; exiting anyway"
+        ),
+    }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
     Ok(())
 }
 
@@ -172,21 +210,31 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 pub const DEMO_INTEGRATION: &str = "Demo";
 const DEMO_KEY_NAME: &str = "demo admin";
 
-/// Starts the in-process simulator, points the "Demo" integration at it (creating it the first
-/// time) and prints a fresh ADMIN key. Idempotent across restarts: one integration, one live
-/// demo key.
-pub async fn start_demo(
-    state: &AppState,
-    boxes: usize,
-) -> anyhow::Result<crate::simulator::RunningSimulator> {
-    use crate::integrations::{self, IntegrationChanges, NewIntegration};
-    let sim_config = crate::simulator::SimConfig {
+/// Credentials of the demo simulator.
+fn demo_simulator_config(boxes: usize) -> crate::simulator::SimConfig {
+    crate::simulator::SimConfig {
         seed: 7,
         boxes,
         ..Default::default()
-    };
-    let (username, password) = (sim_config.username.clone(), sim_config.password.clone());
-    let sim = crate::simulator::spawn(sim_config, ([127, 0, 0, 1], 0).into()).await?;
+    }
+}
+
+/// Starts the in-process simulator of demo mode on a free loopback port.
+pub async fn spawn_demo_simulator(
+    boxes: usize,
+) -> anyhow::Result<crate::simulator::RunningSimulator> {
+    Ok(crate::simulator::spawn(demo_simulator_config(boxes), ([127, 0, 0, 1], 0).into()).await?)
+}
+
+/// Points the "Demo" integration at the simulator (creating it the first time) and prints a
+/// fresh ADMIN key. Idempotent across restarts: one integration, one live demo key.
+pub async fn link_demo(
+    state: &AppState,
+    sim: &crate::simulator::RunningSimulator,
+) -> anyhow::Result<()> {
+    use crate::integrations::{self, IntegrationChanges, NewIntegration};
+    let defaults = crate::simulator::SimConfig::default();
+    let (username, password) = (defaults.username, defaults.password);
     let actor = access::Actor::system("demo");
     let existing = integrations::list(&state.db)
         .await
@@ -201,6 +249,7 @@ pub async fn start_demo(
             integrations::update(
                 &state.db,
                 &state.master,
+                &state.settings.geosite.network,
                 &actor,
                 row.id,
                 IntegrationChanges {
@@ -217,6 +266,7 @@ pub async fn start_demo(
             integrations::create(
                 &state.db,
                 &state.master,
+                &state.settings.geosite.network,
                 &actor,
                 NewIntegration {
                     name: DEMO_INTEGRATION.into(),
@@ -233,7 +283,7 @@ pub async fn start_demo(
             .await
         }
     };
-    result.map_err(crate::Error::into_anyhow)?;
+    let integration = result.map_err(crate::Error::into_anyhow)?;
     for key in access::list_keys(&state.db)
         .await
         .map_err(crate::Error::into_anyhow)?
@@ -249,15 +299,16 @@ pub async fn start_demo(
         .map_err(crate::Error::into_anyhow)?;
     println!(
         "Demo: Geosite simulator at {} ({} boxes, {} splitters, {} ports); integration \"{}\" \
-         points at it.\nDemo ADMIN API key: {}",
+         (id {}) points at it.\nDemo ADMIN API key: {}",
         sim.url,
         sim.state.summary.boxes,
         sim.state.summary.splitters,
         sim.state.summary.ports,
         DEMO_INTEGRATION,
+        crate::graphql::ids::encode(crate::graphql::ids::INTEGRATION, integration.id).as_str(),
         key.secret
     );
-    Ok(sim)
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

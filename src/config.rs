@@ -1,6 +1,7 @@
 //! Typed configuration, from flags and environment variables (flags win).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -41,9 +42,35 @@ pub struct Limits {
     #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
     pub max_complexity: usize,
 
-    /// Largest request body, in bytes.
+    /// Largest request body and WebSocket message, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Most selections (fields, fragments, spreads) an operation may have with its fragments
+    /// expanded; measured before validation.
+    #[arg(long, env = "MAX_QUERY_NODES", default_value_t = 1_000)]
+    pub max_nodes: u64,
+
+    /// Seconds a client has to send a request's headers (also how long a kept-alive connection
+    /// may sit idle between requests).
+    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a GraphQL operation may run before it is answered with a timeout.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a WebSocket has to send `connection_init` before it is closed with 4408.
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Most connections (HTTP and WebSocket) open at once; more are closed on arrival.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -52,7 +79,32 @@ impl Default for Limits {
             max_depth: 15,
             max_complexity: 50_000,
             max_body_bytes: 256 * 1024,
+            max_nodes: 1_000,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            request_timeout_secs: 30,
+            ws_init_timeout_secs: 10,
+            max_connections: 1024,
         }
+    }
+}
+
+impl Limits {
+    /// Time to send a request's headers, or to start the next one on a kept-alive connection.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+    /// Time to send a request's body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+    /// Time an operation may run.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+    /// Time a WebSocket has to authenticate.
+    pub fn ws_init_timeout(&self) -> Duration {
+        Duration::from_secs(self.ws_init_timeout_secs)
     }
 }
 
@@ -84,6 +136,17 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub sync: SyncConfig,
+
+    /// Seconds a shutdown waits for requests and syncs in flight before the process exits
+    /// anyway; syncs still running are recorded as CANCELLED.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+
+    /// Networks (CIDRs, comma-separated) a platform URL may point at although they are
+    /// loopback, private, link-local or otherwise internal, e.g. `10.20.0.0/16` for an
+    /// on-premises Geosite.
+    #[arg(long, env = "ALLOWED_PLATFORM_NETWORKS", value_delimiter = ',')]
+    pub allowed_platform_networks: Vec<String>,
 
     /// Serve GraphiQL on `GET /graphql`.
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]

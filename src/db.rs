@@ -44,10 +44,14 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
 /// Connects to the database; a SQLite file is created when missing.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let engine = Engine::of(url)?;
+    let original = url;
     let mut url = url.to_owned();
     let mut options;
     match engine {
         Engine::Sqlite => {
+            if let Some(path) = sqlite_file(&url) {
+                restrict_files(&path)?;
+            }
             let in_memory = sqlite_file(&url).is_none();
             if !in_memory && !url.contains("mode=") {
                 url.push_str(if url.contains('?') {
@@ -81,8 +85,41 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
         db.execute_unprepared("PRAGMA synchronous = NORMAL").await?;
         db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
+        if let Some(path) = sqlite_file(original) {
+            // The -wal and -shm files exist now; they hold the same data.
+            restrict_files(&path)?;
+        }
     }
     Ok(db)
+}
+
+/// Creates a SQLite database file readable by its owner only (0600), and narrows an existing
+/// one and its `-wal`/`-shm` companions to that: they hold integrations, bindings and key
+/// digests.
+fn restrict_files(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| anyhow::anyhow!("cannot restrict {}: {e}", file.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Applies every pending migration.

@@ -10,6 +10,7 @@ use crate::access::{Actor, Role};
 use crate::crypto::MasterKey;
 use crate::error::is_unique_violation;
 use crate::gateways::GatewayKind;
+use crate::outbound::NetworkPolicy;
 use crate::{history, Error, Result};
 
 /// Default sync schedule of a new integration (cron, 5 fields) and its time zone.
@@ -58,21 +59,28 @@ impl std::fmt::Debug for NewIntegration {
     }
 }
 
+/// Longest integration name and platform username, in characters.
+const MAX_NAME_CHARS: usize = 120;
+/// Longest API URL, in bytes.
+const MAX_URL_BYTES: usize = 2048;
+/// Longest platform password, in bytes.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
 fn clean_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::validation("name", "the name must not be empty"));
-    }
-    if name.chars().count() > 120 {
-        return Err(Error::validation(
-            "name",
-            "the name is longer than 120 characters",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::text::clean_line("name", name, MAX_NAME_CHARS)
 }
 
-fn clean_url(api_url: &str) -> Result<String> {
+fn clean_username(username: &str) -> Result<String> {
+    crate::text::clean_line("username", username, MAX_NAME_CHARS)
+}
+
+fn clean_url(api_url: &str, network: &NetworkPolicy) -> Result<String> {
+    if api_url.len() > MAX_URL_BYTES {
+        return Err(Error::validation(
+            "apiUrl",
+            format!("apiUrl is longer than {MAX_URL_BYTES} bytes"),
+        ));
+    }
     let parsed = url::Url::parse(api_url.trim()).map_err(|_| {
         Error::validation(
             "apiUrl",
@@ -91,22 +99,33 @@ fn clean_url(api_url: &str) -> Result<String> {
             "apiUrl must not carry credentials; use username and password",
         ));
     }
+    network
+        .check_url(&parsed)
+        .map_err(|refused| Error::validation("apiUrl", format!("apiUrl: {refused}")))?;
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
-fn clean_required(field: &str, value: &str) -> Result<String> {
-    if value.trim().is_empty() {
-        return Err(Error::validation(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    Ok(value.trim().to_owned())
+/// Host and port of a stored, cleaned URL.
+fn origin_of(api_url: &str) -> Option<(String, Option<u16>)> {
+    let url = url::Url::parse(api_url).ok()?;
+    Some((url.host_str()?.to_owned(), url.port_or_known_default()))
 }
 
 fn clean_password(password: &str) -> Result<String> {
     if password.is_empty() {
         return Err(Error::validation("password", "password must not be empty"));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::validation(
+            "password",
+            format!("password is longer than {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    if password.contains('\0') {
+        return Err(Error::validation(
+            "password",
+            "password must not contain NUL",
+        ));
     }
     Ok(password.to_owned())
 }
@@ -141,14 +160,15 @@ fn password_context(id: i64) -> Vec<u8> {
 pub async fn create(
     db: &DatabaseConnection,
     master: &MasterKey,
+    network: &NetworkPolicy,
     actor: &Actor,
     input: NewIntegration,
     schedule: (&str, &str),
 ) -> Result<integration::Model> {
     actor.require(Role::Admin)?;
     let name = clean_name(&input.name)?;
-    let api_url = clean_url(&input.api_url)?;
-    let username = clean_required("username", &input.username)?;
+    let api_url = clean_url(&input.api_url, network)?;
+    let username = clean_username(&input.username)?;
     let password = clean_password(&input.password)?;
     let now = Utc::now();
 
@@ -199,10 +219,13 @@ pub async fn create(
     Ok(row)
 }
 
-/// Changes the given fields of an integration.
+/// Changes the given fields of an integration. Moving `apiUrl` to another host or port, or
+/// changing `username`, needs the password in the same change: otherwise the stored password
+/// would be sent to wherever the new URL points.
 pub async fn update(
     db: &DatabaseConnection,
     master: &MasterKey,
+    network: &NetworkPolicy,
     actor: &Actor,
     id: i64,
     changes: IntegrationChanges,
@@ -217,11 +240,25 @@ pub async fn update(
         changed.push("name");
     }
     if let Some(api_url) = &changes.api_url {
-        row.api_url = Set(clean_url(api_url)?);
+        let api_url = clean_url(api_url, network)?;
+        if origin_of(&api_url) != origin_of(&before.api_url) && changes.password.is_none() {
+            return Err(Error::validation(
+                "password",
+                "moving apiUrl to another host needs the password again in the same change",
+            ));
+        }
+        row.api_url = Set(api_url);
         changed.push("apiUrl");
     }
     if let Some(username) = &changes.username {
-        row.username = Set(clean_required("username", username)?);
+        let username = clean_username(username)?;
+        if username != before.username && changes.password.is_none() {
+            return Err(Error::validation(
+                "password",
+                "changing username needs the password again in the same change",
+            ));
+        }
+        row.username = Set(username);
         changed.push("username");
     }
     if let Some(password) = &changes.password {
@@ -330,8 +367,9 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
+        let open = NetworkPolicy::default();
         assert_eq!(
-            clean_url("https://x.example/api/").unwrap(),
+            clean_url("https://x.example/api/", &open).unwrap(),
             "https://x.example/api"
         );
         for bad in [
@@ -340,8 +378,15 @@ mod tests {
             "ftp://x.example",
             "https://u:p@x.example",
             "/api",
+            "http://169.254.169.254/",
+            "http://2130706433/",
+            "http://[::1]:8080/",
         ] {
-            assert_eq!(clean_url(bad).unwrap_err().code(), "VALIDATION", "{bad}");
+            assert_eq!(
+                clean_url(bad, &open).unwrap_err().code(),
+                "VALIDATION",
+                "{bad}"
+            );
         }
     }
 
@@ -384,9 +429,11 @@ pub async fn test_connection(
     actor.require(Role::Admin)?;
     let row = find(db, id).await?;
     let started = std::time::Instant::now();
-    let outcome = crate::platform::connect(master, &row, options)?
-        .check()
-        .await;
+    // An address the policy refuses is a failed test, like any other unreachable platform.
+    let outcome = match crate::platform::connect(master, &row, options) {
+        Ok(platform) => platform.check().await,
+        Err(e) => Err(e),
+    };
     let latency_ms = started.elapsed().as_millis() as u64;
     let result = match outcome {
         Ok(check) => ConnectionTest {

@@ -18,6 +18,7 @@ pub mod history;
 pub mod http;
 pub mod integrations;
 pub mod lookup;
+pub mod outbound;
 pub mod paging;
 pub mod plant;
 pub mod platform;
@@ -26,5 +27,6 @@ pub mod selection;
 pub mod simulator;
 pub mod sync;
 pub mod telemetry;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -108,26 +108,25 @@ pub async fn elements<C: ConnectionTrait>(
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        // A substring test rather than LIKE: no wildcard in the text can change its meaning.
-        // The needle is a SQL string literal with quotes doubled, which both engines read
-        // literally (PostgreSQL with its default standard_conforming_strings).
+        // A substring test rather than LIKE, with the text as a bound parameter: no wildcard,
+        // quote or backslash in it can change its meaning. PostgreSQL text cannot hold NUL, so
+        // a search carrying one can match no stored name and is answered as such.
         let position = match db.get_database_backend() {
             sea_orm::DbBackend::Postgres => "strpos",
             _ => "instr",
         };
-        let needle: String = search
-            .to_lowercase()
-            .chars()
-            .filter(|c| *c != '\0' && *c != '\\')
-            .collect::<String>()
-            .replace('\'', "''");
-        select = select.filter(
-            Condition::any()
-                .add(Expr::cust(format!(
-                    "{position}(LOWER(name), '{needle}') > 0"
-                )))
-                .add(element::Column::Fid.eq(search)),
-        );
+        if search.contains('\0') {
+            select = select.filter(Expr::cust("1 = 0"));
+        } else {
+            select = select.filter(
+                Condition::any()
+                    .add(Expr::cust_with_values(
+                        format!("{position}(LOWER(name), ?) > 0"),
+                        [search.to_lowercase()],
+                    ))
+                    .add(element::Column::Fid.eq(search)),
+            );
+        }
     }
     if let Some(b) = filter.bbox {
         check_latitude("minLatitude", b.min_latitude)?;

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (GraphQL, GraphiQL, WebSocket, health).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply pending database migrations and exit.
     Migrate(DbConfig),
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
@@ -89,11 +89,24 @@ fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| format!("unknown role {text:?}: use ADMIN, OPERATOR or VIEWER"))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log.log_format);
-    match run(cli.command).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(run(cli.command));
+    // `serve` has already waited for what it may; a task still busy (a request that ignores its
+    // deadline) must not keep the process alive, as dropping the runtime would.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One clear line, not a panic trace.
@@ -105,7 +118,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(config) => app::serve(config).await,
+        Command::Serve(config) => app::serve(*config).await,
         Command::Migrate(db) => {
             app::open(&db).await?;
             println!("migrations applied");

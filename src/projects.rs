@@ -51,7 +51,7 @@ pub async fn set(
     let platform = app.platform(&row)?;
     let (remote, created) = match choice {
         ProjectChoice::Existing(remote_id) => {
-            let remote_id = remote_id.trim().to_owned();
+            let remote_id = crate::text::clean_line("remoteId", &remote_id, 64)?;
             let found = platform
                 .projects()
                 .await?
@@ -66,13 +66,7 @@ pub async fn set(
             (found, false)
         }
         ProjectChoice::New(name) => {
-            let name = name.trim().to_owned();
-            if name.is_empty() {
-                return Err(Error::validation(
-                    "newName",
-                    "the project name must not be empty",
-                ));
-            }
+            let name = crate::text::clean_line("newName", &name, 120)?;
             if !row.active {
                 return Err(Error::InactiveIntegration);
             }

@@ -91,17 +91,17 @@ on_both_engines! {
 
         // Any subset of fields can change; the rest stay.
         let updated = app
-            .ok(UPDATE, json!({ "id": id, "input": { "username": "outro" } }))
+            .ok(UPDATE, json!({ "id": id, "input": { "username": "outro", "password": "novo" } }))
             .await["updateIntegration"]
             .clone();
         assert_eq!(updated["username"], "outro");
         assert_eq!(updated["name"], "Provedor Norte");
         let renamed = app
-            .ok(UPDATE, json!({ "id": id, "input": { "name": "Provedor Sul", "apiUrl": "http://10.0.0.1:8080/geo" } }))
+            .ok(UPDATE, json!({ "id": id, "input": { "name": "Provedor Sul", "apiUrl": "https://sul.example:8443/geo", "password": "novo" } }))
             .await["updateIntegration"]
             .clone();
         assert_eq!(renamed["name"], "Provedor Sul");
-        assert_eq!(renamed["apiUrl"], "http://10.0.0.1:8080/geo");
+        assert_eq!(renamed["apiUrl"], "https://sul.example:8443/geo");
 
         let q = "mutation($id: ID!, $a: Boolean!) { setIntegrationActive(id: $id, active: $a) { active } }";
         let off = app.ok(q, json!({ "id": id, "a": false })).await;
@@ -223,7 +223,7 @@ on_both_engines! {
     async fn pages_are_capped_and_cursors_checked(app: TestApp) {
         let id = app.create_integration("Paginada", "https://x.example").await;
         for i in 0..4 {
-            app.ok(UPDATE, json!({ "id": id, "input": { "username": format!("u{i}") } })).await;
+            app.ok(UPDATE, json!({ "id": id, "input": { "name": format!("Paginada {i}") } })).await;
         }
         let q = "query($id: ID!, $first: Int, $after: String) {
             history(integrationId: $id, first: $first, after: $after) {
@@ -399,6 +399,7 @@ async fn limits_reject_before_running(engine: Engine) {
         max_depth: 2,
         max_complexity: 12,
         max_body_bytes: 2048,
+        ..Limits::default()
     };
     let Some(app) = TestApp::start_with(engine, limits).await else {
         return;

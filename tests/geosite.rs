@@ -22,6 +22,7 @@ fn fast() -> ClientOptions {
         max_delay: Duration::from_millis(50),
         max_attempts: 4,
         deadline: Duration::from_secs(20),
+        network: common::loopback_allowed(),
         ..Default::default()
     }
 }

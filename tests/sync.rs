@@ -26,7 +26,16 @@ struct World {
 
 async fn world(app: &TestApp, boxes: usize) -> World {
     let (sim, id, project) = common::linked_simulator(app, boxes, 11).await;
-    let geo = GeositeClient::new(&sim.url, "integracao", "geosite", Default::default()).unwrap();
+    let geo = GeositeClient::new(
+        &sim.url,
+        "integracao",
+        "geosite",
+        mapping_gateway::geosite::ClientOptions {
+            network: common::loopback_allowed(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     World {
         sim,
         geo,
@@ -505,6 +514,13 @@ on_both_engines! {
         // While it looks alive to the database, new runs are refused.
         let (_, body) = app.post(Some(&app.admin_key), "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }", json!({ "i": w.id })).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "SYNC_ALREADY_RUNNING");
+        // A schedule whose last slot is years away, so that this tick only sweeps (a daily slot
+        // within the catch-up hour would claim a run of its own).
+        app.ok(
+            "mutation($i: ID!) { updateIntegration(id: $i, input: { schedule: { cron: \"0 4 29 2 *\", timezone: \"UTC\" } }) { id } }",
+            json!({ "i": w.id }),
+        )
+        .await;
         mapping_gateway::sync::scheduler::tick(&app.state, Utc::now()).await.unwrap();
         let row = entity::sync_run::Entity::find_by_id(dead.id).one(&app.state.db).await.unwrap().unwrap();
         assert_eq!(row.status, "FAILED");

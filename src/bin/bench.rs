@@ -24,6 +24,16 @@ use serde_json::{json, Value};
 
 use mapping_gateway::access::Actor;
 use mapping_gateway::app::{self, AppState, Settings};
+
+/// Default settings, with loopback admitted: the simulator listens there.
+fn local_settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.geosite.network = std::sync::Arc::new(
+        mapping_gateway::outbound::NetworkPolicy::with_networks(&["127.0.0.0/8"])
+            .expect("a valid CIDR"),
+    );
+    settings
+}
 use mapping_gateway::catalog::ElementItem;
 use mapping_gateway::config::DbConfig;
 use mapping_gateway::platform::{ListQuery, SplitterKind};
@@ -119,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
                 database_url: db,
                 master_key: Some(master_key),
             };
-            let mut state = app::open_with(&config, Settings::default()).await?;
+            let mut state = app::open_with(&config, local_settings()).await?;
             // BENCH_PROFILE=1 prints where the database time went, by statement shape.
             let profile: std::sync::Arc<
                 std::sync::Mutex<std::collections::HashMap<String, (u32, Duration)>>,
@@ -179,6 +189,7 @@ async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i64> {
     let row = mapping_gateway::integrations::create(
         &state.db,
         &state.master,
+        &state.settings.geosite.network,
         &actor,
         mapping_gateway::integrations::NewIntegration {
             name: "bench".into(),
@@ -597,7 +608,7 @@ async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()> {
         database_url: db,
         master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
     };
-    let state = app::open_with(&config, Settings::default()).await?;
+    let state = app::open_with(&config, local_settings()).await?;
     let id = integration(&state, &sim).await?;
     mapping_gateway::selection::set(
         &state.db,

@@ -54,6 +54,8 @@ pub struct ClientOptions {
     pub renew_margin: Duration,
     /// Records asked for per page (servers may cap lower).
     pub page_size: u32,
+    /// Which addresses the client may connect to.
+    pub network: Arc<crate::outbound::NetworkPolicy>,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +71,7 @@ impl Default for ClientOptions {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             renew_margin: Duration::from_secs(60),
             page_size: 500,
+            network: Default::default(),
         }
     }
 }
@@ -236,6 +239,18 @@ enum Failure {
     Unauthorized,
 }
 
+/// The policy refusal behind a reqwest error, if that is what it is.
+fn refused_address(err: &reqwest::Error) -> Option<&crate::outbound::AddressRefused> {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<crate::outbound::AddressRefused>() {
+            return Some(refused);
+        }
+        source = cause.source();
+    }
+    None
+}
+
 impl GeositeClient {
     /// A client for `api_url` with these credentials.
     pub fn new(
@@ -244,10 +259,21 @@ impl GeositeClient {
         password: &str,
         options: ClientOptions,
     ) -> Result<Self> {
+        let url = url::Url::parse(api_url)
+            .map_err(|_| Error::validation("apiUrl", "apiUrl is not an absolute URL"))?;
+        // Literal addresses never reach the resolver: they are checked here, names there.
+        options
+            .network
+            .check_url(&url)
+            .map_err(|refused| Error::PlatformUnavailable(refused.to_string()))?;
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .user_agent(concat!("mapping-gateway/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(options.network.resolver())
+            // A redirect could lead the login body (with the password) to another host, or to
+            // a literal internal address that no resolver sees.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(Error::internal)?;
         Ok(GeositeClient {
@@ -290,14 +316,17 @@ impl GeositeClient {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
+                if let Some(refused) = refused_address(&e) {
+                    return Err(Failure::Final(Error::PlatformUnavailable(
+                        refused.to_string(),
+                    )));
+                }
+                // One message for every transport failure: whether a port is closed, open but
+                // silent, or speaking something else must not be told apart from outside.
                 return Err(Failure::Retry {
-                    reason: if e.is_timeout() {
-                        "timed out".into()
-                    } else {
-                        "connection failed".into()
-                    },
+                    reason: "could not reach the platform".into(),
                     wait: None,
-                })
+                });
             }
         };
         let status = response.status();

@@ -7,22 +7,100 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
     NextValidation,
 };
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use futures::FutureExt;
 
 /// Factory of [`SafetyExtension`].
-pub struct Safety;
+pub struct Safety {
+    /// Most selections an operation may have with its fragments expanded.
+    pub max_nodes: u64,
+}
 
 impl ExtensionFactory for Safety {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(SafetyExtension)
+        Arc::new(SafetyExtension {
+            max_nodes: self.max_nodes,
+        })
     }
 }
 
-/// Gives each operation its DataLoaders, tags parse and validation failures (including the depth
-/// and complexity limits) with `VALIDATION`, and catches panics of resolvers as `INTERNAL` errors.
-pub struct SafetyExtension;
+/// Gives each operation its DataLoaders; measures the document before async-graphql validates
+/// it and picks the operation to run, refusing with `VALIDATION` what is too large or ambiguous;
+/// tags parse and validation failures (including the depth and complexity limits) with
+/// `VALIDATION`; and catches panics of resolvers as `INTERNAL` errors.
+pub struct SafetyExtension {
+    max_nodes: u64,
+}
+
+/// Set once an operation passed every check and began to execute; lets the HTTP layer answer
+/// request errors (parse, limits, validation) with 400.
+#[derive(Default)]
+pub struct Executed(std::sync::atomic::AtomicBool);
+
+impl Executed {
+    /// True once execution began.
+    pub fn get(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A request-level refusal, with its code (and the limit, when one was hit).
+fn refusal(message: impl Into<String>, limit: Option<&str>) -> ServerError {
+    let mut err = ServerError::new(message, None);
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    ext.set("code", "VALIDATION");
+    if let Some(limit) = limit {
+        ext.set("limit", limit);
+    }
+    err
+}
+
+/// Parses the document once (async-graphql reuses the parse), refuses it when its expanded size
+/// is over `max_nodes`, and checks that the operation to run is named unambiguously.
+fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<()> {
+    let operation_name = request.operation_name.clone();
+    let doc = request.parsed_query().map_err(|e| tag(e, "VALIDATION"))?;
+    match super::cost::expanded_nodes(doc) {
+        Ok(n) if n > max_nodes => {
+            return Err(refusal(
+                format!(
+                    "the operation has {} selections with its fragments expanded; the limit is                      {max_nodes}",
+                    if n == u64::MAX {
+                        "too many".to_owned()
+                    } else {
+                        n.to_string()
+                    }
+                ),
+                Some("nodes"),
+            ))
+        }
+        Ok(_) => {}
+        Err(super::cost::CostError::FragmentCycle(name)) => {
+            return Err(refusal(
+                format!("fragment {name} spreads itself"),
+                None,
+            ))
+        }
+    }
+    match (&doc.operations, operation_name) {
+        (DocumentOperations::Multiple(ops), Some(name)) if !ops.contains_key(name.as_str()) => {
+            Err(refusal(
+                format!("the document has no operation named {name:?}"),
+                None,
+            ))
+        }
+        (DocumentOperations::Single(_), Some(name)) => Err(refusal(
+            format!("the document has no operation named {name:?}"),
+            None,
+        )),
+        (DocumentOperations::Multiple(ops), None) if ops.len() > 1 => Err(refusal(
+            "the document has several operations: say which to run with operationName",
+            None,
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Adds `code` (and `limit`, for the operation limits) to an error that has none.
 fn tag(mut err: ServerError, code: &str) -> ServerError {
@@ -51,10 +129,11 @@ impl Extension for SafetyExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let request = match ctx.data_opt::<crate::app::AppState>() {
+        let mut request = match ctx.data_opt::<crate::app::AppState>() {
             Some(app) => request.data(super::loaders::Loaders::new(&app.db)),
             None => request,
         };
+        check_document(&mut request, self.max_nodes)?;
         next.run(ctx, request).await
     }
 
@@ -86,6 +165,9 @@ impl Extension for SafetyExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
+        if let Some(executed) = ctx.data_opt::<Arc<Executed>>() {
+            executed.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         match AssertUnwindSafe(next.run(ctx, operation_name))
             .catch_unwind()
             .await
@@ -137,7 +219,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_an_internal_error() {
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
-            .extension(Safety)
+            .extension(Safety { max_nodes: 100 })
             .finish();
         let response = schema.execute("{ boom }").await;
         let json = serde_json::to_value(&response).unwrap();

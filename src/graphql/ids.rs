@@ -29,16 +29,30 @@ pub fn encode(kind: &str, id: i64) -> ID {
     ID(B64.encode(format!("{kind}:{id}")))
 }
 
+/// The positive number of `base64url("tag:N")`, only in the one spelling [`encode`] writes: a
+/// leading zero, a sign, padding or another base64 spelling of the same bytes is refused, so
+/// that every row has exactly one id and one cursor.
+pub fn decode_tagged(tag: &str, text: &str) -> Option<i64> {
+    let bytes = B64.decode(text).ok()?;
+    let decoded = std::str::from_utf8(&bytes).ok()?;
+    let (k, n) = decoded.split_once(':')?;
+    let n: i64 = n.parse().ok()?;
+    (k == tag && n > 0 && encode(tag, n).as_str() == text).then_some(n)
+}
+
 /// Decodes an API id of the given kind; anything else is `NOT_FOUND`.
 pub fn decode(kind: &str, id: &ID) -> Result<i64, Error> {
-    B64.decode(id.as_str())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| {
-            let (k, n) = text.split_once(':')?;
-            (k == kind).then(|| n.parse().ok()).flatten()
-        })
-        .ok_or_else(|| Error::NotFound(format!("{kind} {}", id.as_str())))
+    decode_tagged(kind, id.as_str())
+        .ok_or_else(|| Error::NotFound(format!("{kind} {}", printable(id.as_str()))))
+}
+
+/// An id as it may appear in a message: short, and without control characters.
+fn printable(text: &str) -> String {
+    let mut shown: String = text.chars().take(40).filter(|c| !c.is_control()).collect();
+    if text.chars().count() > 40 {
+        shown.push('…');
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -54,5 +68,16 @@ mod tests {
             decode(INTEGRATION, &ID("%%".into())).unwrap_err().code(),
             "NOT_FOUND"
         );
+        // Other spellings of the same row are refused: leading zero, sign, zero, negative.
+        for text in [
+            "Integration:07",
+            "Integration:+7",
+            "Integration:0",
+            "Integration:-7",
+        ] {
+            let other = ID(B64.encode(text));
+            assert!(decode(INTEGRATION, &other).is_err(), "{text}");
+        }
+        assert!(decode(INTEGRATION, &ID(format!("{}=", id.as_str()))).is_err());
     }
 }

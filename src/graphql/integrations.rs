@@ -213,6 +213,7 @@ impl IntegrationMutation {
         let row = domain::create(
             &app.db,
             &app.master,
+            &app.settings.geosite.network,
             actor(ctx)?,
             NewIntegration {
                 name: input.name,
@@ -243,6 +244,7 @@ impl IntegrationMutation {
         let row = domain::update(
             &app.db,
             &app.master,
+            &app.settings.geosite.network,
             actor(ctx)?,
             id,
             IntegrationChanges {

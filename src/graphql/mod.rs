@@ -8,6 +8,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 
+pub mod cost;
 pub mod error;
 pub mod extension;
 pub mod gateways;
@@ -48,8 +49,9 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// The schema with its limits and extensions, before per-process data is attached.
 ///
-/// Extension order: `Safety` is the only extension; it tags validation failures (depth,
-/// complexity, syntax) with `VALIDATION` and turns a panicking resolver into an `INTERNAL` error.
+/// Extension order: `Safety` is the only extension; it measures the document before validation
+/// (`MAX_QUERY_NODES`), tags validation failures (depth, complexity, syntax) with `VALIDATION`
+/// and turns a panicking resolver into an `INTERNAL` error.
 pub fn schema_builder(
     limits: &Limits,
 ) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
@@ -60,7 +62,9 @@ pub fn schema_builder(
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
-    .extension(extension::Safety)
+    .extension(extension::Safety {
+        max_nodes: limits.max_nodes,
+    })
 }
 
 /// The SDL of the schema, sorted so that it diffs well; `schema.graphql` holds it.

@@ -1,8 +1,6 @@
 //! Relay connections over the domain's keyset pages.
 
 use async_graphql::SimpleObject;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
 
 use crate::paging::{Page, PageRequest, MAX_PAGE_SIZE};
 use crate::Error;
@@ -88,16 +86,9 @@ pub fn request(
     }
     let after = after
         .map(|cursor| {
-            B64.decode(&cursor)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|text| {
-                    let (kind, id) = text.split_once(':')?;
-                    (kind == list).then(|| id.parse::<i64>().ok()).flatten()
-                })
-                .ok_or_else(|| {
-                    Error::validation("after", format!("this cursor does not belong to {list}"))
-                })
+            super::ids::decode_tagged(list, &cursor).ok_or_else(|| {
+                Error::validation("after", format!("this cursor does not belong to {list}"))
+            })
         })
         .transpose()?;
     Ok(PageRequest {
@@ -116,7 +107,7 @@ pub fn connection<T, U, C: From<Parts<U>>>(
     let edges: Vec<(String, U)> = page
         .items
         .into_iter()
-        .map(|item| (B64.encode(format!("{list}:{}", key(&item))), wrap(item)))
+        .map(|item| (super::ids::encode(list, key(&item)).0, wrap(item)))
         .collect();
     let page_info = PageInfo {
         has_previous_page: false,

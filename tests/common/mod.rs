@@ -94,6 +94,11 @@ impl Write for Capture {
     }
 }
 
+/// A policy admitting loopback, where the tests' simulators and mock platforms listen.
+pub fn loopback_allowed() -> Arc<mapping_gateway::outbound::NetworkPolicy> {
+    Arc::new(mapping_gateway::outbound::NetworkPolicy::with_networks(&["127.0.0.0/8"]).unwrap())
+}
+
 /// Settings for tests: small pages (so listings span many pages) and quick retries.
 pub fn test_settings() -> app::Settings {
     app::Settings {
@@ -103,6 +108,7 @@ pub fn test_settings() -> app::Settings {
             max_delay: std::time::Duration::from_millis(50),
             max_attempts: 3,
             deadline: std::time::Duration::from_secs(20),
+            network: loopback_allowed(),
             ..Default::default()
         },
         sync: mapping_gateway::sync::SyncSettings {
@@ -178,7 +184,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
+            mapping_gateway::http::serve(listener, router, &limits, std::future::pending())
+                .await
+                .unwrap();
         });
         Some(TestApp {
             engine,

@@ -1,0 +1,131 @@
+//! The size of an operation with its fragments expanded, computed before validation.
+//!
+//! async-graphql's validation and complexity rules walk fragments as they are spread, so a
+//! document of ten fragments each spreading the next ten times (under 1 KB) expands to 10^10
+//! selections and pins a worker thread for minutes. Here each fragment's size is computed once
+//! and memoised by name, so the walk is linear in the document, whatever it expands to.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
+};
+use async_graphql::{Name, Positioned};
+
+/// What [`expanded_nodes`] found wrong with a document.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CostError {
+    /// A fragment spreads itself, directly or through others.
+    FragmentCycle(String),
+}
+
+/// Selections (fields, inline fragments and fragment spreads) of every operation in the
+/// document, each fragment spread counted with the full size of its fragment. Saturates at
+/// `u64::MAX`. A spread of an unknown fragment counts one; validation reports it.
+pub fn expanded_nodes(doc: &ExecutableDocument) -> Result<u64, CostError> {
+    let mut walk = Walk {
+        fragments: &doc.fragments,
+        sizes: HashMap::new(),
+    };
+    let mut total = 0u64;
+    match &doc.operations {
+        DocumentOperations::Single(op) => {
+            total = walk.selection_set(&op.node.selection_set)?;
+        }
+        DocumentOperations::Multiple(ops) => {
+            for op in ops.values() {
+                total = total.saturating_add(walk.selection_set(&op.node.selection_set)?);
+            }
+        }
+    }
+    Ok(total)
+}
+
+struct Walk<'a> {
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    /// `None` while a fragment is being measured: meeting it again is a cycle.
+    sizes: HashMap<&'a str, Option<u64>>,
+}
+
+impl<'a> Walk<'a> {
+    fn selection_set(&mut self, set: &'a Positioned<SelectionSet>) -> Result<u64, CostError> {
+        let mut total = 0u64;
+        for selection in &set.node.items {
+            let size = match &selection.node {
+                Selection::Field(field) => self.selection_set(&field.node.selection_set)?,
+                Selection::InlineFragment(inline) => {
+                    self.selection_set(&inline.node.selection_set)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(spread.node.fragment_name.node.as_str())?
+                }
+            };
+            total = total.saturating_add(1).saturating_add(size);
+        }
+        Ok(total)
+    }
+
+    fn fragment(&mut self, name: &'a str) -> Result<u64, CostError> {
+        match self.sizes.get(name) {
+            Some(Some(size)) => return Ok(*size),
+            Some(None) => return Err(CostError::FragmentCycle(name.to_owned())),
+            None => {}
+        }
+        let Some(definition) = self.fragments.get(name) else {
+            return Ok(0);
+        };
+        self.sizes.insert(name, None);
+        let size = self.selection_set(&definition.node.selection_set)?;
+        self.sizes.insert(name, Some(size));
+        Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(query: &str) -> Result<u64, CostError> {
+        expanded_nodes(&async_graphql::parser::parse_query(query).unwrap())
+    }
+
+    /// `levels` fragments, each spreading the next `fan` times; the last asks `__typename`.
+    pub(crate) fn bomb(levels: usize, fan: usize) -> String {
+        let mut q = String::from("query{...F0}");
+        for i in 0..levels {
+            q.push_str(&format!(" fragment F{i} on QueryRoot{{"));
+            for _ in 0..fan {
+                q.push_str(&format!("...F{} ", i + 1));
+            }
+            q.push('}');
+        }
+        q.push_str(&format!(" fragment F{levels} on QueryRoot{{__typename}}"));
+        q
+    }
+
+    #[test]
+    fn counts_fields_fragments_and_spreads() {
+        assert_eq!(nodes("{ a b { c d } }").unwrap(), 4);
+        assert_eq!(nodes("{ ... on Q { a } }").unwrap(), 2);
+        // Each spread counts itself and the whole fragment.
+        assert_eq!(nodes("{ ...F ...F } fragment F on Q { a b }").unwrap(), 6);
+        assert_eq!(nodes("query A { a } query B { b c }").unwrap(), 3);
+        assert_eq!(nodes("{ ...Missing }").unwrap(), 1);
+    }
+
+    #[test]
+    fn the_fragment_bomb_is_measured_without_expanding_it() {
+        // 10 levels of fan 10: 10^10 __typename selections plus the spreads.
+        let size = nodes(&bomb(10, 10)).unwrap();
+        assert!(size > 10_000_000_000, "{size}");
+        assert_eq!(nodes(&bomb(1, 2)).unwrap(), 1 + 2 * 2);
+    }
+
+    #[test]
+    fn cycles_are_reported() {
+        assert_eq!(
+            nodes("{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }"),
+            Err(CostError::FragmentCycle("A".into()))
+        );
+    }
+}

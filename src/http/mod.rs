@@ -1,0 +1,286 @@
+//! The HTTP surface: `/graphql` (POST operations, GET GraphiQL), `/graphql/ws`, `/healthz`,
+//! `/readyz`; and the connection loop that serves it ([`serve`]).
+//!
+//! An operation is authenticated before its body is read: anonymous requests and bad keys get
+//! 401 without the document ever being parsed. Request errors (a body that is not a GraphQL
+//! request, a document over the limits, an ambiguous or unknown operation name) answer 400 with
+//! `extensions.code`.
+
+mod serve;
+mod ws;
+
+pub use serve::serve;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::{GraphiQLSource, WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql_axum::GraphQLResponse;
+use axum::body::Body;
+use axum::extract::{Extension, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::access::{self, Actor};
+use crate::app::AppState;
+use crate::config::Limits;
+use crate::graphql::{self, AppSchema};
+use crate::Error;
+
+#[derive(Clone)]
+struct Http {
+    app: AppState,
+    schema: AppSchema,
+    max_body_bytes: usize,
+    body_timeout: Duration,
+    request_timeout: Duration,
+    ws_init_timeout: Duration,
+    graphiql: bool,
+}
+
+/// The gateway's router.
+pub fn router(app: AppState, limits: &Limits, graphiql: bool) -> Router {
+    let schema = graphql::schema_builder(limits).data(app.clone()).finish();
+    Router::new()
+        .route("/graphql", get(graphiql_page).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        // The schema's own extension already turns resolver panics into errors; this layer is
+        // the backstop for anything outside it.
+        .layer(CatchPanicLayer::new())
+        .with_state(Http {
+            app,
+            schema,
+            max_body_bytes: limits.max_body_bytes,
+            body_timeout: limits.body_timeout(),
+            request_timeout: limits.request_timeout(),
+            ws_init_timeout: limits.ws_init_timeout(),
+            graphiql,
+        })
+}
+
+/// A GraphQL-shaped error response outside of execution.
+fn error_response(
+    status: StatusCode,
+    message: String,
+    code: &str,
+    limit: Option<&str>,
+) -> Response {
+    let mut extensions = json!({ "code": code });
+    if let Some(limit) = limit {
+        extensions["limit"] = json!(limit);
+    }
+    (
+        status,
+        Json(json!({ "errors": [{ "message": message, "extensions": extensions }] })),
+    )
+        .into_response()
+}
+
+async fn graphiql_page(State(http): State<Http>) -> Response {
+    if !http.graphiql {
+        return (StatusCode::NOT_FOUND, "GraphiQL is turned off").into_response();
+    }
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .header("Authorization", "Bearer PASTE-YOUR-API-KEY")
+            .title("mapping-gateway")
+            .finish(),
+    )
+    .into_response()
+}
+
+/// Resolves `Bearer <key>` to an actor; anything else (no key, an unknown or revoked one) is
+/// `None`.
+async fn actor_from(app: &AppState, authorization: Option<&str>) -> Result<Option<Actor>, Error> {
+    let Some(secret) = authorization.and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim)
+    }) else {
+        return Ok(None);
+    };
+    access::authenticate(&app.db, secret).await
+}
+
+async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.starts_with("application/graphql-response+json")
+        });
+    if !is_json {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send operations as POST with Content-Type: application/json".into(),
+            "VALIDATION",
+            None,
+        );
+    }
+    // Who is asking comes first: nothing of an anonymous request is read, let alone parsed.
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let actor = match actor_from(&http.app, authorization).await {
+        Ok(Some(actor)) => actor,
+        Ok(None) => {
+            let mut response = error_response(
+                StatusCode::UNAUTHORIZED,
+                Error::Unauthenticated.message(),
+                Error::Unauthenticated.code(),
+                None,
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer".parse().expect("header value"),
+            );
+            return response;
+        }
+        Err(e) => {
+            let gql: async_graphql::Error = e.into();
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                gql.message,
+                "INTERNAL",
+                None,
+            );
+        }
+    };
+    // Read the body under the limits before anything else runs, whatever Content-Length says.
+    let bytes = match tokio::time::timeout(
+        http.body_timeout,
+        axum::body::to_bytes(body, http.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {} bytes", http.max_body_bytes),
+                "VALIDATION",
+                Some("bodySize"),
+            )
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    http.body_timeout.as_secs()
+                ),
+                "VALIDATION",
+                Some("bodyTimeout"),
+            )
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            // serde's own message names internal types; say what is expected instead.
+            let at = if e.line() > 0 {
+                format!(" (line {}, column {})", e.line(), e.column())
+            } else {
+                String::new()
+            };
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the body is not a GraphQL request: expected a JSON object with a \"query\" \
+                     string and optional \"operationName\" and \"variables\"{at}"
+                ),
+                "VALIDATION",
+                None,
+            );
+        }
+    };
+    let executed = Arc::new(crate::graphql::extension::Executed::default());
+    let request = request.data(actor).data(executed.clone());
+    let response =
+        match tokio::time::timeout(http.request_timeout, http.schema.execute(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(
+                    limit_secs = http.request_timeout.as_secs(),
+                    "an operation ran out of time"
+                );
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the operation did not finish within {} s",
+                        http.request_timeout.as_secs()
+                    ),
+                    "INTERNAL",
+                    Some("requestTimeout"),
+                );
+            }
+        };
+    // Refused before it ran (parse, limits, validation, operation name): a bad request.
+    let status = if !executed.get() && response.is_err() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (status, GraphQLResponse::from(response)).into_response()
+}
+
+async fn graphql_ws(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+    slot: Option<Extension<serve::ConnectionSlot>>,
+) -> Response {
+    let slot = slot.map(|Extension(slot)| slot);
+    // The first protocol offered that is one of the two GraphQL ones.
+    let Some(protocol) = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|offered| {
+            offered
+                .split(',')
+                .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
+        })
+    else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "offer the graphql-transport-ws or graphql-ws subprotocol".into(),
+            "VALIDATION",
+            None,
+        );
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Frames and messages are bounded like request bodies, also before authentication.
+        .max_message_size(http.max_body_bytes)
+        .max_frame_size(http.max_body_bytes)
+        .on_upgrade(move |socket| {
+            ws::serve(
+                socket,
+                http.schema.clone(),
+                http.app.clone(),
+                protocol,
+                http.ws_init_timeout,
+                slot,
+            )
+        })
+}
+
+async fn readyz(State(http): State<Http>) -> Response {
+    if crate::db::ready(&http.app.db).await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unreachable or migrations pending",
+        )
+            .into_response()
+    }
+}

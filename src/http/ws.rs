@@ -1,0 +1,142 @@
+//! `/graphql/ws`: both GraphQL WebSocket protocols, authenticated in `connection_init`.
+//!
+//! async-graphql's socket has no deadline for `connection_init` and answers a refused init with
+//! close code 1002; this loop drives its message stream itself to add what the
+//! graphql-transport-ws spec asks for: 4408 when no `connection_init` arrives in time, 4403 when
+//! the key is refused, 4401 when an operation comes before the handshake, and 1009 for a message
+//! over `MAX_BODY_BYTES` (enforced by the WebSocket codec while reading, before any parse).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::{WebSocket as GraphQLStream, WebSocketProtocols, WsMessage};
+use async_graphql::Data;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+
+use crate::app::AppState;
+use crate::graphql::AppSchema;
+use crate::Error;
+
+/// Close codes of the graphql-transport-ws protocol.
+mod close {
+    pub const TOO_BIG: u16 = 1009;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
+}
+
+/// Serves one upgraded socket until either side closes it.
+pub async fn serve(
+    socket: WebSocket,
+    schema: AppSchema,
+    app: AppState,
+    protocol: WebSocketProtocols,
+    init_timeout: Duration,
+    slot: Option<super::serve::ConnectionSlot>,
+) {
+    let (mut sink, stream) = socket.split();
+    let too_big = Arc::new(AtomicBool::new(false));
+    let authenticated = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicBool::new(false));
+    let input = {
+        let too_big = too_big.clone();
+        stream
+            .take_while(|message| futures::future::ready(!matches!(message, Ok(Message::Close(_)))))
+            .filter_map(move |message| {
+                let bytes = match message {
+                    Ok(Message::Text(text)) => Some(axum::body::Bytes::from(text)),
+                    Ok(Message::Binary(bytes)) => Some(bytes),
+                    Ok(_) => None,
+                    Err(e) => {
+                        // The codec stops reading at the size limit; any other error ends the
+                        // socket too.
+                        if e.to_string().contains("too long") || e.to_string().contains("size") {
+                            too_big.store(true, Ordering::Relaxed);
+                        }
+                        tracing::debug!(error = %e, "websocket read failed");
+                        None
+                    }
+                };
+                futures::future::ready(bytes.map(|b| b.to_vec()))
+            })
+    };
+    let on_init = {
+        let (authenticated, refused) = (authenticated.clone(), refused.clone());
+        move |payload: serde_json::Value| async move {
+            // The key travels in the connection_init payload, since browsers cannot set
+            // headers on a WebSocket.
+            let authorization = payload
+                .get("authorization")
+                .or_else(|| payload.get("Authorization"))
+                .and_then(|v| v.as_str());
+            match super::actor_from(&app, authorization).await {
+                Ok(Some(actor)) => {
+                    authenticated.store(true, Ordering::Relaxed);
+                    let mut data = Data::default();
+                    data.insert(actor);
+                    Ok(data)
+                }
+                Ok(None) => {
+                    refused.store(true, Ordering::Relaxed);
+                    Err(Error::Unauthenticated.into())
+                }
+                Err(e) => {
+                    refused.store(true, Ordering::Relaxed);
+                    Err(e.into())
+                }
+            }
+        }
+    };
+    let mut messages = GraphQLStream::new(schema, input, protocol)
+        .on_connection_init(on_init)
+        .keepalive_timeout(None);
+    let deadline = tokio::time::sleep(init_timeout);
+    tokio::pin!(deadline);
+    let close_with = |code: u16, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        }))
+    };
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            () = &mut deadline, if !authenticated.load(Ordering::Relaxed) => {
+                let _ = sink
+                    .send(close_with(close::INIT_TIMEOUT, "Connection initialisation timeout"))
+                    .await;
+                break;
+            }
+        };
+        let outgoing = match message {
+            Some(WsMessage::Text(text)) => Message::Text(text.into()),
+            Some(WsMessage::Close(code, reason)) => {
+                let (code, reason) = match code {
+                    1002 if refused.load(Ordering::Relaxed) => {
+                        (close::FORBIDDEN, "Forbidden".to_owned())
+                    }
+                    1011 if !authenticated.load(Ordering::Relaxed) => {
+                        (close::UNAUTHORIZED, "Unauthorized".to_owned())
+                    }
+                    _ => (code, reason),
+                };
+                let _ = sink.send(close_with(code, &reason)).await;
+                break;
+            }
+            None => {
+                if too_big.load(Ordering::Relaxed) {
+                    let _ = sink
+                        .send(close_with(close::TOO_BIG, "message over MAX_BODY_BYTES"))
+                        .await;
+                }
+                break;
+            }
+        };
+        if sink.send(outgoing).await.is_err() {
+            break;
+        }
+    }
+    drop(slot);
+}

@@ -1,0 +1,74 @@
+//! Checks for short texts people type (names, usernames, cron lines): they end up in logs,
+//! history entries and other people's screens, so control characters and bidirectional overrides
+//! (which split log lines, colour terminals or reverse what a reader sees) are refused, and
+//! lengths are bounded.
+
+use crate::{Error, Result};
+
+/// Bidirectional formatting characters and line separators that change how a text reads.
+fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            | '\u{2028}' | '\u{2029}' | '\u{FEFF}'
+    )
+}
+
+/// The trimmed text, or `VALIDATION` on `field` when it is empty, longer than `max_chars` or
+/// carries control characters or bidirectional overrides.
+pub fn clean_line(field: &str, value: &str, max_chars: usize) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max_chars {
+        return Err(Error::validation(
+            field,
+            format!("{field} is longer than {max_chars} characters"),
+        ));
+    }
+    if value.chars().any(|c| c.is_control() || is_deceptive(c)) {
+        return Err(Error::validation(
+            field,
+            format!("{field} must not contain control characters or bidirectional overrides"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_and_bidi_characters_are_refused() {
+        assert_eq!(
+            clean_line("name", "  Provedor Ceará ", 20).unwrap(),
+            "Provedor Ceará"
+        );
+        for bad in [
+            "",
+            "   ",
+            "two\nlines",
+            "nul\0",
+            "esc \u{1b}[31mred",
+            "tab\there",
+            "rtl \u{202E}gnp.exe",
+            "isolate \u{2067}x",
+            "line\u{2028}sep",
+            "del\u{7f}",
+            "c1\u{85}next",
+        ] {
+            assert_eq!(
+                clean_line("name", bad, 20).unwrap_err().code(),
+                "VALIDATION",
+                "{bad:?}"
+            );
+        }
+        assert!(clean_line("name", &"x".repeat(21), 20).is_err());
+        assert!(clean_line("name", &"ç".repeat(20), 20).is_ok());
+    }
+}
