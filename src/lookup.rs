@@ -111,9 +111,9 @@ pub async fn elements<C: ConnectionTrait>(
         // A substring test rather than LIKE, with the text as a bound parameter: no wildcard,
         // quote or backslash in it can change its meaning. PostgreSQL text cannot hold NUL, so
         // a search carrying one can match no stored name and is answered as such.
-        let position = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => "strpos",
-            _ => "instr",
+        let (position, placeholder) = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => ("strpos", "$1"),
+            _ => ("instr", "?"),
         };
         if search.contains('\0') {
             select = select.filter(Expr::cust("1 = 0"));
@@ -121,7 +121,7 @@ pub async fn elements<C: ConnectionTrait>(
             select = select.filter(
                 Condition::any()
                     .add(Expr::cust_with_values(
-                        format!("{position}(LOWER(name), ?) > 0"),
+                        format!("{position}(LOWER(name), {placeholder}) > 0"),
                         [search.to_lowercase()],
                     ))
                     .add(element::Column::Fid.eq(search)),
@@ -216,12 +216,17 @@ pub async fn free_ports<C: ConnectionTrait>(
     }
     let dlat = radius_m / 111_320.0;
     let dlng = radius_m / (111_320.0 * latitude.to_radians().cos().abs().max(0.01));
+    let backend = db.get_database_backend();
+    let p = |n: usize| match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
     // One statement: every column of the three rows comes back prefixed, and only the nearest
-    // `first` rows are turned into models.
+    // `first` rows are turned into models. Every value is a bound parameter.
     let sql = format!(
         "SELECT {}, {}, {} \
          FROM elements e JOIN splitters s ON s.element_id = e.id JOIN ports p ON p.splitter_id = s.id \
-         WHERE e.integration_id = {integration_id} \
+         WHERE e.integration_id = {} \
            AND e.latitude BETWEEN {} AND {} AND e.longitude BETWEEN {} AND {} \
            AND s.kind = 'SERVICE' AND p.status = 'FREE' \
            AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
@@ -229,13 +234,21 @@ pub async fn free_ports<C: ConnectionTrait>(
         prefixed::<element::Entity>("e"),
         prefixed::<splitter::Entity>("s"),
         prefixed::<port::Entity>("p"),
-        latitude - dlat,
-        latitude + dlat,
-        longitude - dlng,
-        longitude + dlng
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
     );
+    let values: [sea_orm::Value; 5] = [
+        integration_id.into(),
+        (latitude - dlat).into(),
+        (latitude + dlat).into(),
+        (longitude - dlng).into(),
+        (longitude + dlng).into(),
+    ];
     let rows = db
-        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     let mut hits = Vec::new();
     for (i, row) in rows.iter().enumerate() {

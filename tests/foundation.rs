@@ -3,13 +3,10 @@
 
 mod common;
 
-use common::{captured_logs, unique, Engine, TestApp};
-use futures::{SinkExt, StreamExt};
+use common::{captured_logs, connect, next_json, send, unique, Engine, TestApp};
 use mapping_gateway::access::Role;
 use mapping_gateway::config::Limits;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 const CREATE: &str = "mutation($input: CreateIntegrationInput!) {
     createIntegration(input: $input) {
@@ -337,60 +334,11 @@ on_both_engines! {
         for payload in [json!({}), json!({ "authorization": "Bearer mgw_wrong" })] {
             let mut refused = connect(&ws_url, "graphql-transport-ws").await;
             send(&mut refused, json!({ "type": "connection_init", "payload": payload })).await;
-            let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-                loop {
-                    match refused.next().await {
-                        None | Some(Err(_)) => return None,
-                        Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                        Some(Ok(Message::Text(t))) => {
-                            let v: Value = serde_json::from_str(&t).unwrap();
-                            assert_ne!(v["type"], "connection_ack", "an unauthenticated socket was accepted");
-                        }
-                        Some(Ok(_)) => {}
-                    }
-                }
-            })
-            .await
-            .expect("the server closes the socket");
-            // async-graphql closes a refused graphql-transport-ws init with a close frame.
-            assert!(closed.is_some_and(|code| code >= 1000), "{closed:?}");
+            let closed = common::close_code(&mut refused).await;
+            // graphql-transport-ws: a refused connection_init is 4403 Forbidden.
+            assert_eq!(closed, Some(4403));
         }
     }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(url: &str, protocol: &str) -> Socket {
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn send(socket: &mut Socket, value: Value) {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .unwrap();
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match socket.next().await.expect("socket open").unwrap() {
-                Message::Text(text) => {
-                    let v: Value = serde_json::from_str(&text).unwrap();
-                    if v["type"] != "ka" && v["type"] != "ping" {
-                        return v;
-                    }
-                }
-                _ => continue,
-            }
-        }
-    });
-    wait.await.expect("a message within 10 s")
 }
 
 /// Limits are checked before anything runs: the refused mutation leaves no trace.

@@ -211,7 +211,7 @@ on_both_engines! {
         let piece = target["name"].as_str().unwrap()[4..].to_lowercase();
         let found = app.ok(q, json!({ "i": id, "f": { "search": piece }, "first": 500 })).await;
         assert!(found["elements"]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == target["id"]));
-        for hostile in ["'; DROP TABLE elements; --", "%", "_", "\\'", "o'neil"] {
+        for hostile in ["'; DROP TABLE elements; --", "%", "_", "\\'", "o'neil", "\\", "\u{0}", "%%", "C_O", "%CTO%"] {
             let none = app.ok(q, json!({ "i": id, "f": { "search": hostile } })).await;
             assert_eq!(none["elements"]["totalCount"], 0, "{hostile}");
         }

@@ -16,7 +16,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 
 use crate::app::AppState;
-use crate::graphql::AppSchema;
 use crate::Error;
 
 /// Close codes of the graphql-transport-ws protocol.
@@ -28,9 +27,9 @@ mod close {
 }
 
 /// Serves one upgraded socket until either side closes it.
-pub async fn serve(
+pub async fn serve<E: async_graphql::Executor>(
     socket: WebSocket,
-    schema: AppSchema,
+    schema: E,
     app: AppState,
     protocol: WebSocketProtocols,
     init_timeout: Duration,

@@ -5,10 +5,13 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use futures::{SinkExt, StreamExt};
 use mapping_gateway::access::{self, Role};
 use mapping_gateway::app::{self, AppState};
 use mapping_gateway::config::{DbConfig, Limits};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Which engine a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +125,7 @@ pub fn test_settings() -> app::Settings {
 pub struct TestApp {
     pub engine: Engine,
     pub url: String,
+    pub addr: std::net::SocketAddr,
     pub db_config: DbConfig,
     pub state: AppState,
     pub admin_key: String,
@@ -143,7 +147,16 @@ impl TestApp {
 
     /// Starts the gateway with the given limits.
     pub async fn start_with(engine: Engine, limits: Limits) -> Option<TestApp> {
-        Self::start_inner(engine, limits, None).await
+        Self::start_inner(engine, limits, test_settings(), None).await
+    }
+
+    /// Starts the gateway with the given limits and settings.
+    pub async fn start_configured(
+        engine: Engine,
+        limits: Limits,
+        settings: app::Settings,
+    ) -> Option<TestApp> {
+        Self::start_inner(engine, limits, settings, None).await
     }
 
     /// Starts the gateway counting every SQL statement it sends into `counter`.
@@ -152,17 +165,18 @@ impl TestApp {
         limits: Limits,
         counter: Arc<std::sync::atomic::AtomicUsize>,
     ) -> Option<TestApp> {
-        Self::start_inner(engine, limits, Some(counter)).await
+        Self::start_inner(engine, limits, test_settings(), Some(counter)).await
     }
 
     async fn start_inner(
         engine: Engine,
         limits: Limits,
+        settings: app::Settings,
         counter: Option<Arc<std::sync::atomic::AtomicUsize>>,
     ) -> Option<TestApp> {
         log_buffer();
         let db_config = fresh_database(engine).await?;
-        let mut state = app::open_with(&db_config, test_settings())
+        let mut state = app::open_with(&db_config, settings)
             .await
             .expect("open database");
         if let Some(counter) = counter {
@@ -191,6 +205,7 @@ impl TestApp {
         Some(TestApp {
             engine,
             url: format!("http://{addr}"),
+            addr,
             db_config,
             state,
             admin_key,
@@ -209,10 +224,20 @@ impl TestApp {
 
     /// Posts an operation and returns the status and JSON body.
     pub async fn post(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        self.post_body(
+            key,
+            json!({ "query": query, "variables": variables }).to_string(),
+        )
+        .await
+    }
+
+    /// Posts a raw JSON body and returns the status and JSON answer.
+    pub async fn post_body(&self, key: Option<&str>, body: String) -> (u16, Value) {
         let mut request = self
             .client
             .post(format!("{}/graphql", self.url))
-            .json(&json!({ "query": query, "variables": variables }));
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
@@ -247,6 +272,16 @@ impl TestApp {
             .as_str()
             .unwrap_or_else(|| panic!("expected an error with a code: {body}"))
             .to_owned()
+    }
+
+    /// Runs `testIntegration` on an integration; returns `{ ok code message }`.
+    pub async fn test_integration(&self, id: &str) -> Value {
+        self.ok(
+            "mutation($id: ID!) { testIntegration(id: $id) { ok code message } }",
+            json!({ "id": id }),
+        )
+        .await["testIntegration"]
+            .clone()
     }
 
     /// Creates an integration through the API and returns its id.
@@ -330,6 +365,79 @@ pub async fn insert_binding(
     .await
     .unwrap()
     .id
+}
+
+/// `levels` fragments, each spreading the next `fan` times; the last asks `__typename`.
+pub fn fragment_bomb(levels: usize, fan: usize) -> String {
+    let mut q = String::from("query{...F0}");
+    for i in 0..levels {
+        q.push_str(&format!(" fragment F{i} on QueryRoot{{"));
+        for _ in 0..fan {
+            q.push_str(&format!("...F{} ", i + 1));
+        }
+        q.push('}');
+    }
+    q.push_str(&format!(" fragment F{levels} on QueryRoot{{__typename}}"));
+    q
+}
+
+/// A WebSocket client.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(url: &str, protocol: &str) -> Socket {
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+pub async fn send(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+pub async fn next_json(socket: &mut Socket) -> Value {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await.expect("socket open").unwrap() {
+                Message::Text(text) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    if v["type"] != "ka" && v["type"] != "ping" {
+                        return v;
+                    }
+                }
+                _ => continue,
+            }
+        }
+    });
+    wait.await.expect("a message within 10 s")
+}
+
+/// Waits (10 s at most) for the server to close the socket; returns the close code, `None` when
+/// the connection just ended. Fails if the server acknowledges the connection.
+pub async fn close_code(socket: &mut Socket) -> Option<u16> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    assert_ne!(
+                        v["type"], "connection_ack",
+                        "an unauthenticated socket was accepted"
+                    );
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closes the socket within 10 s")
 }
 
 /// Declares each `async fn name(app: TestApp) { .. }` as two tests, `name::sqlite` and

@@ -1,0 +1,368 @@
+//! Attacks on connections, driven with raw sockets, WebSockets and the binary: slow and idle
+//! connections, too many of them, WebSocket abuse, operations past their deadline, SIGTERM.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{close_code, connect, fragment_bomb, send, unique, Engine, TestApp};
+use mapping_gateway::config::Limits;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn quick_limits() -> Limits {
+    Limits {
+        header_timeout_secs: 1,
+        body_timeout_secs: 1,
+        ws_init_timeout_secs: 1,
+        request_timeout_secs: 2,
+        ..Limits::default()
+    }
+}
+
+/// Reads until the server closes the connection; returns what arrived. Fails after 10 s.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed() {
+    let app = TestApp::start_with(Engine::Sqlite, quick_limits())
+        .await
+        .unwrap();
+    // Half the headers, then nothing.
+    let mut half = TcpStream::connect(app.addr).await.unwrap();
+    half.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .await
+        .unwrap();
+    read_until_closed(&mut half).await;
+
+    // Complete headers, a body that stalls halfway: answered 408 with a code, then closed.
+    let mut stalled = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 100\r\n\r\n{{\"query\":",
+        app.admin_key
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"VALIDATION\"") && answer.contains("bodyTimeout"),
+        "{answer}"
+    );
+
+    // A kept-alive connection that sits idle after its request.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Many of them at once: all closed, and the server still answers.
+    let mut many = Vec::new();
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHo").await.unwrap();
+        many.push(s);
+    }
+    for s in &mut many {
+        read_until_closed(s).await;
+    }
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connections_are_capped() {
+    let app = TestApp::start_with(
+        Engine::Sqlite,
+        Limits {
+            max_connections: 3,
+            header_timeout_secs: 30,
+            ..Limits::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        // One request each, so the server has surely accepted them.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut over = TcpStream::connect(app.addr).await.unwrap();
+    let _ = over
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let answer = read_until_closed(&mut over).await;
+    assert!(
+        answer.is_empty(),
+        "a connection over the cap was served: {answer}"
+    );
+    drop(held);
+    // Once they are gone, connections are served again.
+    let served = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(r) = app.client.get(format!("{}/healthz", app.url)).send().await {
+                return r.status();
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(served, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_must_authenticate_in_time_and_keep_messages_small() {
+    let app = TestApp::start_with(
+        Engine::Sqlite,
+        Limits {
+            max_body_bytes: 64 * 1024,
+            ..quick_limits()
+        },
+    )
+    .await
+    .unwrap();
+    let ws_url = app.url.replace("http://", "ws://") + "/graphql/ws";
+    // Never sends connection_init: 4408 after WS_INIT_TIMEOUT_SECS.
+    let mut silent = connect(&ws_url, "graphql-transport-ws").await;
+    assert_eq!(close_code(&mut silent).await, Some(4408));
+    // An operation before the handshake: 4401.
+    let mut early = connect(&ws_url, "graphql-transport-ws").await;
+    send(
+        &mut early,
+        json!({ "type": "subscribe", "id": "1", "payload": { "query": "{ gateways { kind } }" } }),
+    )
+    .await;
+    assert_eq!(close_code(&mut early).await, Some(4401));
+    // A message over MAX_BODY_BYTES, before authentication: closed, never parsed.
+    for protocol in ["graphql-transport-ws", "graphql-ws"] {
+        let mut big = connect(&ws_url, protocol).await;
+        let padding = "x".repeat(5 * 1024 * 1024);
+        use futures::SinkExt;
+        let _ = big
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_key), "pad": padding } })
+                    .to_string()
+                    .into(),
+            ))
+            .await;
+        let code = close_code(&mut big).await;
+        assert!(code.is_none() || code == Some(1009), "{protocol}: {code:?}");
+    }
+    // An authenticated socket works.
+    let mut good = connect(&ws_url, "graphql-transport-ws").await;
+    send(&mut good, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_key) } })).await;
+    assert_eq!(common::next_json(&mut good).await["type"], "connection_ack");
+    send(
+        &mut good,
+        json!({ "type": "subscribe", "id": "1", "payload": { "query": fragment_bomb(10, 10) } }),
+    )
+    .await;
+    let answer = common::next_json(&mut good).await;
+    let error = if answer["payload"].is_array() {
+        &answer["payload"][0]
+    } else {
+        &answer["payload"]["errors"][0]
+    };
+    assert_eq!(error["extensions"]["limit"], "nodes", "{answer}");
+}
+
+/// Starts the binary with these settings; returns the child with its stdout read line by line.
+fn spawn_gateway(
+    envs: &[(&str, String)],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
+    cmd.arg("serve")
+        .env_remove("MASTER_KEY")
+        .env_remove("ADMIN_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Waits for a stdout line starting with `prefix`; returns the rest of it.
+async fn line_after(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("the gateway ended before printing {prefix:?}");
+    })
+    .await
+    .expect("the gateway starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_within_the_deadline_and_cancels_syncs() {
+    let dir = std::env::temp_dir().join(unique("mgw-term-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database_url = format!("sqlite://{}", dir.join("gw.db").display());
+    let (mut child, mut lines) = spawn_gateway(&[
+        ("DATABASE_URL", database_url.clone()),
+        ("LISTEN", "127.0.0.1:0".into()),
+        ("DEMO", "true".into()),
+        ("DEMO_BOXES", "40".into()),
+        ("SCHEDULER", "false".into()),
+        ("SHUTDOWN_TIMEOUT_SECS", "3".into()),
+        ("BODY_TIMEOUT_SECS", "120".into()),
+    ]);
+    let demo = line_after(&mut lines, "Demo: Geosite simulator at ").await;
+    let sim_url = demo.split_whitespace().next().unwrap().to_owned();
+    let integration = demo
+        .split("(id ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_owned();
+    let key = line_after(&mut lines, "Demo ADMIN API key:").await;
+    let graphiql = line_after(&mut lines, "GraphiQL:").await;
+    let base = graphiql.trim_end_matches("/graphql").to_owned();
+    let client = reqwest::Client::new();
+    let gql = |query: &'static str, variables: Value| {
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        async move {
+            client
+                .post(format!("{base}/graphql"))
+                .bearer_auth(key)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let linked = gql(
+        "mutation($i: ID!) { setProject(integrationId: $i, input: { remoteId: \"1\" }) { id } }",
+        json!({ "i": integration }),
+    )
+    .await;
+    assert!(linked.get("errors").is_none(), "{linked}");
+    // A slow platform keeps the sync in flight.
+    client
+        .put(format!("{sim_url}/_sim/faults"))
+        .json(&json!({ "latencyMs": 2000 }))
+        .send()
+        .await
+        .unwrap();
+    let started = gql(
+        "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
+        json!({ "i": integration }),
+    )
+    .await;
+    let run_id = started["data"]["startSync"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A request in flight that will never finish its body.
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut stalled = TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(format!("POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {key}\r\nContent-Length: 50\r\n\r\n{{").as_bytes())
+        .await
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the process exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // The run was recorded as cancelled.
+    let db = sea_orm::Database::connect(&database_url).await.unwrap();
+    use sea_orm::EntityTrait;
+    let run_id = mapping_gateway::graphql::ids::decode(
+        mapping_gateway::graphql::ids::SYNC_RUN,
+        &async_graphql::ID(run_id),
+    )
+    .unwrap();
+    let run = entity::sync_run::Entity::find_by_id(run_id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, "CANCELLED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_past_its_deadline_is_answered() {
+    let mut settings = common::test_settings();
+    settings.geosite.request_timeout = Duration::from_secs(60);
+    settings.geosite.deadline = Duration::from_secs(60);
+    let app = TestApp::start_configured(Engine::Sqlite, quick_limits(), settings)
+        .await
+        .unwrap();
+    // A platform that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let id = app
+        .create_integration("Muda", &format!("http://{addr}/api"))
+        .await;
+    let (status, body) = app
+        .post(
+            Some(&app.admin_key),
+            "mutation($id: ID!) { testIntegration(id: $id) { ok } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "requestTimeout");
+    assert!(body["errors"][0]["extensions"]["code"].is_string());
+}

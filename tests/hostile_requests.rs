@@ -1,0 +1,210 @@
+//! Attacks on the request surface, driven over HTTP and shown refused: operation bombs (with and
+//! without a key, while the server keeps answering), request errors, anonymous introspection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fragment_bomb, Engine, TestApp};
+use mapping_gateway::access::Role;
+use mapping_gateway::config::Limits;
+use serde_json::json;
+
+async fn history_count(app: &TestApp) -> u64 {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    entity::history_entry::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap()
+}
+
+/// The bombs of the hostile-input review.
+fn bombs() -> Vec<(&'static str, String)> {
+    let inline = format!("{{ {} }}", "...{ __typename } ".repeat(10_000));
+    let aliases = format!(
+        "{{ {} }}",
+        (0..2000)
+            .map(|i| format!("a{i}: integrations {{ id }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    vec![
+        ("10-level fragment bomb", fragment_bomb(10, 10)),
+        ("7-level fragment bomb", fragment_bomb(7, 10)),
+        ("10,000 inline fragments", inline),
+        ("2,000 aliases of a list", aliases),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_bombs_are_refused_by_size_before_validation() {
+    let app = TestApp::start_with(
+        Engine::Sqlite,
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            ..Limits::default()
+        },
+    )
+    .await
+    .unwrap();
+    for (what, query) in bombs() {
+        let body = json!({ "query": query }).to_string();
+        let (status, answer) = app.post_body(Some(&app.admin_key), body.clone()).await;
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{what}"
+        );
+        assert_eq!(
+            answer["errors"][0]["extensions"]["limit"], "nodes",
+            "{what}"
+        );
+        // Without a key nothing is even parsed.
+        let (status, answer) = app.post_body(None, body.clone()).await;
+        assert_eq!(status, 401, "{what}");
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        let (status, _) = app
+            .post_body(Some("mgw_00000000000000000000000000000000"), body)
+            .await;
+        assert_eq!(status, 401, "{what}: a bad key is refused like no key");
+    }
+    // A refused mutation bomb leaves nothing behind.
+    let id = app.create_integration("Alvo", "https://x.example").await;
+    let before = history_count(&app).await;
+    let mutation = format!(
+        "mutation {{ {} }}",
+        (0..1500)
+            .map(|i| format!(
+                "a{i}: setIntegrationActive(id: \"{id}\", active: {}) {{ id }}",
+                i % 2 == 0
+            ))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let (status, answer) = app
+        .post_body(
+            Some(&app.admin_key),
+            json!({ "query": mutation }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["limit"], "nodes");
+    assert_eq!(history_count(&app).await, before, "no refused mutation ran");
+    // The limit is a setting: an operation under it runs.
+    app.ok(
+        "{ a: integrations { id } b: integrations { name } }",
+        json!({}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_keeps_answering_while_bombs_arrive() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let bomb = json!({ "query": fragment_bomb(10, 10) }).to_string();
+    let mut attackers = Vec::new();
+    for round in 0..8 {
+        let (client, url) = (app.client.clone(), app.url.clone());
+        let (bomb, key) = (
+            bomb.clone(),
+            (round % 2 == 0).then(|| app.admin_key.clone()),
+        );
+        attackers.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let mut request = client
+                    .post(format!("{url}/graphql"))
+                    .header("content-type", "application/json")
+                    .body(bomb.clone());
+                if let Some(key) = &key {
+                    request = request.bearer_auth(key);
+                }
+                let status = request.send().await.unwrap().status().as_u16();
+                assert!(status == 400 || status == 401, "{status}");
+            }
+        }));
+    }
+    for _ in 0..20 {
+        let health = tokio::time::timeout(
+            Duration::from_secs(5),
+            app.client.get(format!("{}/healthz", app.url)).send(),
+        )
+        .await
+        .expect("/healthz answers while bombs arrive")
+        .unwrap();
+        assert_eq!(health.status(), 200);
+    }
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_errors_carry_codes_and_4xx() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let key = app.admin_key.clone();
+    let cases = [
+        json!({ "query": "query A { gateways { kind } } query B { integrations { id } }" }),
+        json!({ "query": "query A { gateways { kind } } query B { integrations { id } }", "operationName": "C" }),
+        json!({ "query": "{ gateways { kind } }", "operationName": "Nope" }),
+        json!({ "query": "{ gateways { kind " }),
+        json!({ "query": "{ nothingHere }" }),
+        json!({ "query": "{ ...A } fragment A on QueryRoot { ...B } fragment B on QueryRoot { ...A }" }),
+    ];
+    for case in cases {
+        let (status, body) = app.post_body(Some(&key), case.to_string()).await;
+        assert_eq!(status, 400, "{case}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{case}: {body}"
+        );
+    }
+    for raw in [
+        "null",
+        "[]",
+        "\"x\"",
+        "{\"query\": 1}",
+        "{",
+        "",
+        "{\"variables\": {}}",
+    ] {
+        let (status, body) = app.post_body(Some(&key), raw.to_owned()).await;
+        assert_eq!(status, 400, "{raw}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{raw}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            !message.contains("struct"),
+            "internal type named: {message}"
+        );
+    }
+    // The one operation of two named by operationName runs.
+    let (status, body) = app.post_body(
+        Some(&key),
+        json!({ "query": "query A { gateways { kind } } query B { integrations { id } }", "operationName": "A" }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["gateways"][0]["kind"], "GEOSITE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_needs_a_key_but_graphiql_loads_without_one() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let q = "{ __schema { queryType { name } types { name } } }";
+    let (status, body) = app.post(None, q, json!({})).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert!(body.get("data").is_none(), "{body}");
+    let viewer = app.key(Role::Viewer).await;
+    let data = app.ok_as(&viewer, q, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "QueryRoot");
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+}
