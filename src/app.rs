@@ -179,21 +179,29 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tokio::pin!(server);
     let deadline = Duration::from_secs(config.shutdown_timeout_secs);
     // Until a signal, the server runs; after it, requests in flight get what is left of the
-    // deadline while syncs are cancelled beside them.
+    // deadline while syncs are cancelled beside them. The server may also finish first (with
+    // nothing in flight it drains at once), so its result is kept rather than polled again.
+    let mut served = None;
     tokio::select! {
-        result = &mut server => result?,
+        result = &mut server => served = Some(result),
         () = signalled.cancelled() => {}
     }
     let started = tokio::time::Instant::now();
     stop.cancel();
     let drain = async {
-        let (served, _) = tokio::join!(&mut server, async {
+        let requests = async {
+            match served.take() {
+                Some(result) => result,
+                None => (&mut server).await,
+            }
+        };
+        let syncs = async {
             if let Some(task) = scheduler {
                 let _ = task.await;
             }
             state.runner.shutdown(deadline).await;
-        });
-        served
+        };
+        tokio::join!(requests, syncs).0
     };
     match tokio::time::timeout(deadline, drain).await {
         Ok(result) => result?,

@@ -194,6 +194,8 @@ async fn websockets_must_authenticate_in_time_and_keep_messages_small() {
         &answer["payload"]["errors"][0]
     };
     assert_eq!(error["extensions"]["limit"], "nodes", "{answer}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.ends_with("the limit is 1000"), "{message}");
 }
 
 /// Starts the binary with these settings; returns the child with its stdout read line by line.
@@ -365,4 +367,44 @@ async fn an_operation_past_its_deadline_is_answered() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["limit"], "requestTimeout");
     assert!(body["errors"][0]["extensions"]["code"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_server_stops_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(unique("mgw-idle-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, mut lines) = spawn_gateway(&[
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("gw.db").display()),
+        ),
+        ("LISTEN", "127.0.0.1:0".into()),
+        ("SCHEDULER", "false".into()),
+    ]);
+    line_after(&mut lines, "GraphiQL:").await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the process exits after SIGTERM")
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Log lines written to a pipe or file carry no colour codes.
+    assert!(
+        stderr.contains("shutting down") && !stderr.contains('\u{1b}'),
+        "{stderr}"
+    );
 }

@@ -65,7 +65,8 @@ fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<()> {
         Ok(n) if n > max_nodes => {
             return Err(refusal(
                 format!(
-                    "the operation has {} selections with its fragments expanded; the limit is                      {max_nodes}",
+                    "the operation has {} selections with its fragments expanded; the limit is \
+                     {max_nodes}",
                     if n == u64::MAX {
                         "too many".to_owned()
                     } else {
@@ -77,10 +78,7 @@ fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<()> {
         }
         Ok(_) => {}
         Err(super::cost::CostError::FragmentCycle(name)) => {
-            return Err(refusal(
-                format!("fragment {name} spreads itself"),
-                None,
-            ))
+            return Err(refusal(format!("fragment {name} spreads itself"), None))
         }
     }
     match (&doc.operations, operation_name) {
