@@ -30,47 +30,48 @@ pub struct DbConfig {
     pub master_key: Option<String>,
 }
 
-/// Limits applied to every GraphQL operation.
+/// Limits applied to every GraphQL operation and connection. The `Default` impl holds the
+/// documented defaults; the flags read theirs from it.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {
     /// Deepest selection nesting an operation may have.
-    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 15)]
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = Limits::default().max_depth)]
     pub max_depth: usize,
 
     /// Highest complexity an operation may have (connections count `first` times their
     /// selection).
-    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = Limits::default().max_complexity)]
     pub max_complexity: usize,
 
     /// Largest request body and WebSocket message, in bytes.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
 
     /// Most selections (fields, fragments, spreads) an operation may have with its fragments
     /// expanded; measured before validation.
-    #[arg(long, env = "MAX_QUERY_NODES", default_value_t = 1_000)]
+    #[arg(long, env = "MAX_QUERY_NODES", default_value_t = Limits::default().max_nodes)]
     pub max_nodes: u64,
 
     /// Seconds a client has to send a request's headers (also how long a kept-alive connection
     /// may sit idle between requests).
-    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = Limits::default().header_timeout_secs)]
     pub header_timeout_secs: u64,
 
     /// Seconds a client has to send a request's body.
-    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = Limits::default().body_timeout_secs)]
     pub body_timeout_secs: u64,
 
     /// Seconds a GraphQL operation may run before it is answered with a timeout. Above the
     /// platform client's own 90 s budget, so `testIntegration` reports a slow platform itself.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout_secs)]
     pub request_timeout_secs: u64,
 
     /// Seconds a WebSocket has to send `connection_init` before it is closed with 4408.
-    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = Limits::default().ws_init_timeout_secs)]
     pub ws_init_timeout_secs: u64,
 
     /// Most connections (HTTP and WebSocket) open at once; more are closed on arrival.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
 }
 
@@ -172,23 +173,23 @@ pub struct LogConfig {
 #[derive(Clone, Debug, clap::Args)]
 pub struct SyncConfig {
     /// Cron (5 fields) of the daily sync of new integrations.
-    #[arg(long = "sync-cron", env = "SYNC_CRON", default_value = "0 4 * * *")]
+    #[arg(long = "sync-cron", env = "SYNC_CRON", default_value = crate::schedule::DEFAULT_CRON)]
     pub cron: String,
 
     /// IANA time zone the schedule is read in (weekend FULL runs follow it too).
     #[arg(
         long = "sync-timezone",
         env = "SYNC_TIMEZONE",
-        default_value = "America/Sao_Paulo"
+        default_value = crate::schedule::DEFAULT_TIMEZONE
     )]
     pub timezone: String,
 
     /// Seconds subtracted from the cursor to absorb clock skew.
-    #[arg(long, env = "SYNC_OVERLAP_SECS", default_value_t = 300)]
+    #[arg(long, env = "SYNC_OVERLAP_SECS", default_value_t = crate::sync::settings::DEFAULT_OVERLAP.as_secs())]
     pub overlap_secs: u64,
 
     /// A full sync that would delete more than this share of the project's records stops.
-    #[arg(long, env = "MASS_DELETION_SHARE", default_value_t = 0.5)]
+    #[arg(long, env = "MASS_DELETION_SHARE", default_value_t = crate::sync::settings::DEFAULT_MASS_DELETION_SHARE)]
     pub mass_deletion_share: f64,
 
     /// Run the scheduler in this instance.

@@ -22,7 +22,26 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
+/// Associated data binding a platform password's ciphertext to its integration row, so that a
+/// ciphertext copied onto another row does not open.
+fn password_context(integration_id: i64) -> Vec<u8> {
+    format!("integration:{integration_id}").into_bytes()
+}
+
 impl MasterKey {
+    /// Seals the platform password of an integration.
+    pub fn seal_password(&self, integration_id: i64, password: &str) -> Result<Vec<u8>> {
+        self.encrypt(password, &password_context(integration_id))
+    }
+
+    /// The decrypted platform password of an integration row, for platform clients only.
+    pub fn open_password(&self, row: &entity::integration::Model) -> Result<Option<String>> {
+        row.password_ciphertext
+            .as_deref()
+            .map(|sealed| self.decrypt(sealed, &password_context(row.id)))
+            .transpose()
+    }
+
     /// Parses base64 of exactly 32 bytes.
     pub fn from_base64(text: &str) -> anyhow::Result<Self> {
         let bytes = B64

@@ -11,10 +11,8 @@ use crate::crypto::MasterKey;
 use crate::error::is_unique_violation;
 use crate::gateways::GatewayKind;
 use crate::outbound::NetworkPolicy;
+use crate::state::AppState;
 use crate::{history, Error, Result};
-
-/// Default sync schedule of a new integration (cron, 5 fields) and its time zone.
-pub const DEFAULT_SCHEDULE: (&str, &str) = ("0 4 * * *", "America/Sao_Paulo");
 
 /// The element items selected when an integration is created.
 pub const DEFAULT_SELECTION: [&str; 2] = ["SERVICE", "CTO"];
@@ -151,11 +149,6 @@ fn name_conflict(err: sea_orm::DbErr, name: &str) -> Error {
     }
 }
 
-/// Associated data binding a password ciphertext to its row.
-fn password_context(id: i64) -> Vec<u8> {
-    format!("integration:{id}").into_bytes()
-}
-
 /// Creates an integration with the default schedule and element selection.
 pub async fn create(
     db: &DatabaseConnection,
@@ -193,7 +186,7 @@ pub async fn create(
     // The row id is the associated data of the ciphertext, so it is sealed once the id exists.
     let mut sealed: integration::ActiveModel = row.into();
     let id = *sealed.id.as_ref();
-    sealed.password_ciphertext = Set(Some(master.encrypt(&password, &password_context(id))?));
+    sealed.password_ciphertext = Set(Some(master.seal_password(id, &password)?));
     let row = sealed.update(&txn).await?;
     element_selection::Entity::insert_many(DEFAULT_SELECTION.map(|item| {
         element_selection::ActiveModel {
@@ -263,12 +256,12 @@ pub async fn update(
     }
     if let Some(password) = &changes.password {
         let password = clean_password(password)?;
-        row.password_ciphertext = Set(Some(master.encrypt(&password, &password_context(id))?));
+        row.password_ciphertext = Set(Some(master.seal_password(id, &password)?));
         changed.push("password");
     }
     if let Some((cron, timezone)) = &changes.schedule {
-        crate::sync::scheduler::parse_cron(cron)?;
-        crate::sync::scheduler::parse_zone(timezone)?;
+        crate::schedule::parse_cron(cron)?;
+        crate::schedule::parse_zone(timezone)?;
         row.schedule_cron = Set(cron.trim().to_owned());
         row.schedule_timezone = Set(timezone.trim().to_owned());
         changed.push("schedule");
@@ -353,14 +346,6 @@ pub async fn find<C: sea_orm::ConnectionTrait>(db: &C, id: i64) -> Result<integr
         .ok_or_else(|| Error::NotFound(format!("integration {id}")))
 }
 
-/// The decrypted platform password, for the platform client only.
-pub fn password(master: &MasterKey, row: &integration::Model) -> Result<Option<String>> {
-    row.password_ciphertext
-        .as_deref()
-        .map(|sealed| master.decrypt(sealed, &password_context(row.id)))
-        .transpose()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,18 +404,13 @@ pub struct ConnectionTest {
 }
 
 /// Logs in to the platform and counts projects; records the outcome in the history.
-pub async fn test_connection(
-    db: &DatabaseConnection,
-    master: &MasterKey,
-    options: &crate::geosite::ClientOptions,
-    actor: &Actor,
-    id: i64,
-) -> Result<ConnectionTest> {
+pub async fn test_connection(app: &AppState, actor: &Actor, id: i64) -> Result<ConnectionTest> {
     actor.require(Role::Admin)?;
+    let db = &app.db;
     let row = find(db, id).await?;
     let started = std::time::Instant::now();
     // An address the policy refuses is a failed test, like any other unreachable platform.
-    let outcome = match crate::platform::connect(master, &row, options) {
+    let outcome = match app.platform(&row) {
         Ok(platform) => platform.check().await,
         Err(e) => Err(e),
     };
@@ -471,15 +451,11 @@ pub async fn test_connection(
 
 /// The projects the platform offers, read live; nothing is stored.
 pub async fn remote_projects(
-    db: &DatabaseConnection,
-    master: &MasterKey,
-    options: &crate::geosite::ClientOptions,
+    app: &AppState,
     actor: &Actor,
     id: i64,
 ) -> Result<Vec<crate::platform::RemoteProject>> {
     actor.require(Role::Admin)?;
-    let row = find(db, id).await?;
-    crate::platform::connect(master, &row, options)?
-        .projects()
-        .await
+    let row = find(&app.db, id).await?;
+    app.platform(&row)?.projects().await
 }

@@ -5,13 +5,13 @@
 //! [`history`]) → storage ([`entity`]) and platforms. The domain never imports the GraphQL layer.
 
 pub mod access;
-pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod gateways;
+pub mod geo;
 pub mod geosite;
 pub mod graphql;
 pub mod history;
@@ -23,8 +23,11 @@ pub mod paging;
 pub mod plant;
 pub mod platform;
 pub mod projects;
+pub mod schedule;
 pub mod selection;
+pub mod server;
 pub mod simulator;
+pub mod state;
 pub mod sync;
 pub mod telemetry;
 pub mod text;

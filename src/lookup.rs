@@ -168,7 +168,7 @@ pub async fn elements<C: ConnectionTrait>(
 
 /// Great-circle distance in meters (haversine, mean Earth radius).
 pub fn distance_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
-    crate::simulator::haversine_m(lat1, lng1, lat2, lng2)
+    crate::geo::haversine_m(lat1, lng1, lat2, lng2)
 }
 
 /// A free port near a point.

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use mapping_gateway::access::{self, Role};
 use mapping_gateway::config::{DbConfig, LogConfig, ServeConfig};
-use mapping_gateway::{app, telemetry, Error};
+use mapping_gateway::{server, telemetry, Error};
 
 /// GraphQL gateway between an ISP's management system and FTTH network-mapping platforms.
 #[derive(Parser)]
@@ -118,9 +118,9 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(config) => app::serve(*config).await,
+        Command::Serve(config) => server::serve(*config).await,
         Command::Migrate(db) => {
-            app::open(&db).await?;
+            server::open(&db).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -148,14 +148,14 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         "Geosite simulator at {} ({} boxes, {} splitters, {} ports; projects {:?})",
         sim.url, s.boxes, s.splitters, s.ports, s.projects
     );
-    app::shutdown_signal().await;
+    server::shutdown_signal().await;
     Ok(())
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create { role, name, db } => {
-            let state = app::open(&db).await?;
+            let state = server::open(&db).await?;
             let new = access::create_key(&state.db, &name, role)
                 .await
                 .map_err(Error::into_anyhow)?;
@@ -168,7 +168,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::List { db } => {
-            let state = app::open(&db).await?;
+            let state = server::open(&db).await?;
             println!(
                 "{:>4}  {:<9}  {:<14}  {:<8}  NAME",
                 "ID", "ROLE", "PREFIX", "STATE"
@@ -189,7 +189,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { id, db } => {
-            let state = app::open(&db).await?;
+            let state = server::open(&db).await?;
             let key = access::revoke_key(&state.db, id)
                 .await
                 .map_err(Error::into_anyhow)?;

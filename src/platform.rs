@@ -1,6 +1,7 @@
 //! What the domain needs from a mapping platform, in the domain's own terms. The Geosite client
 //! implements it; sync and binding code use only this trait, so another platform is a new module.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,23 +202,50 @@ pub trait Platform: Send + Sync {
     ) -> Result<()>;
 }
 
-/// Builds the platform client of an integration.
-pub fn connect(
-    master: &MasterKey,
-    row: &integration::Model,
-    options: &crate::geosite::ClientOptions,
-) -> Result<Arc<dyn Platform>> {
-    let password = crate::integrations::password(master, row)?.unwrap_or_default();
-    match GatewayKind::parse(&row.gateway) {
-        Some(GatewayKind::Geosite) => Ok(Arc::new(crate::geosite::GeositeClient::new(
-            &row.api_url,
-            &row.username,
-            &password,
-            options.clone(),
-        )?)),
-        None => Err(Error::internal(anyhow::anyhow!(
-            "unknown gateway {:?}",
-            row.gateway
-        ))),
+/// Builds clients of one kind of platform from an integration's URL and credentials.
+pub trait Connector: Send + Sync {
+    /// A client for this platform installation.
+    fn connect(&self, api_url: &str, username: &str, password: &str) -> Result<Arc<dyn Platform>>;
+}
+
+/// The platforms this gateway can talk to, one [`Connector`] per gateway kind. Start-up fills it
+/// (the only place that names an implementation); the domain asks it for clients.
+#[derive(Clone, Default)]
+pub struct Registry {
+    connectors: HashMap<GatewayKind, Arc<dyn Connector>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("kinds", &self.connectors.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Adds (or replaces) the connector of a gateway kind.
+    pub fn with(mut self, kind: GatewayKind, connector: Arc<dyn Connector>) -> Self {
+        self.connectors.insert(kind, connector);
+        self
+    }
+
+    /// The platform client of an integration, with its password decrypted for it.
+    pub fn connect(
+        &self,
+        master: &MasterKey,
+        row: &integration::Model,
+    ) -> Result<Arc<dyn Platform>> {
+        let kind = GatewayKind::parse(&row.gateway).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("unknown gateway {:?} stored", row.gateway))
+        })?;
+        let connector = self.connectors.get(&kind).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!(
+                "no connector registered for {}",
+                kind.as_str()
+            ))
+        })?;
+        let password = master.open_password(row)?.unwrap_or_default();
+        connector.connect(&row.api_url, &row.username, &password)
     }
 }

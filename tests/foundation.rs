@@ -209,7 +209,7 @@ on_both_engines! {
         let sealed = row.password_ciphertext.clone().unwrap();
         assert!(!String::from_utf8_lossy(&sealed).contains(&new_password));
         assert_eq!(
-            mapping_gateway::integrations::password(&app.state.master, &row).unwrap().unwrap(),
+            app.state.master.open_password(&row).unwrap().unwrap(),
             new_password
         );
         let logs = captured_logs();

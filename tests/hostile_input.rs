@@ -12,7 +12,7 @@ use mapping_gateway::config::Limits;
 use serde_json::{json, Value};
 
 /// Settings with no network admitted: the production default.
-fn strict_settings() -> mapping_gateway::app::Settings {
+fn strict_settings() -> mapping_gateway::server::Options {
     let mut settings = common::test_settings();
     settings.geosite.network = Default::default();
     settings

@@ -458,7 +458,7 @@ on_both_engines! {
         // A second instance sharing the database.
         let mut other_settings = common::test_settings();
         other_settings.sync.instance_id = "other-instance".into();
-        let other = mapping_gateway::app::open_with(&app.db_config, other_settings).await.unwrap();
+        let other = mapping_gateway::server::open_with(&app.db_config, other_settings).await.unwrap();
         // Saturday 2026-11-28 04:00 in São Paulo is 07:00 UTC.
         let saturday = Utc.with_ymd_and_hms(2026, 11, 28, 7, 5, 0).unwrap();
         let mine = mapping_gateway::sync::scheduler::tick(&app.state, saturday).await.unwrap();

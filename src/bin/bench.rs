@@ -23,11 +23,12 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::{json, Value};
 
 use mapping_gateway::access::Actor;
-use mapping_gateway::app::{self, AppState, Settings};
+use mapping_gateway::server::{self, Options};
+use mapping_gateway::state::AppState;
 
-/// Default settings, with loopback admitted: the simulator listens there.
-fn local_settings() -> Settings {
-    let mut settings = Settings::default();
+/// Default options, with loopback admitted: the simulator listens there.
+fn local_settings() -> Options {
+    let mut settings = Options::default();
     settings.geosite.network = std::sync::Arc::new(
         mapping_gateway::outbound::NetworkPolicy::with_networks(&["127.0.0.0/8"])
             .expect("a valid CIDR"),
@@ -129,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
                 database_url: db,
                 master_key: Some(master_key),
             };
-            let mut state = app::open_with(&config, local_settings()).await?;
+            let mut state = server::open_with(&config, local_settings()).await?;
             // BENCH_PROFILE=1 prints where the database time went, by statement shape.
             let profile: std::sync::Arc<
                 std::sync::Mutex<std::collections::HashMap<String, (u32, Duration)>>,
@@ -189,7 +190,7 @@ async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i64> {
     let row = mapping_gateway::integrations::create(
         &state.db,
         &state.master,
-        &state.settings.geosite.network,
+        &state.settings.network,
         &actor,
         mapping_gateway::integrations::NewIntegration {
             name: "bench".into(),
@@ -198,7 +199,10 @@ async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i64> {
             username: "integracao".into(),
             password: "geosite".into(),
         },
-        mapping_gateway::integrations::DEFAULT_SCHEDULE,
+        (
+            mapping_gateway::schedule::DEFAULT_CRON,
+            mapping_gateway::schedule::DEFAULT_TIMEZONE,
+        ),
     )
     .await
     .map_err(mapping_gateway::Error::into_anyhow)?;
@@ -608,7 +612,7 @@ async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()> {
         database_url: db,
         master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
     };
-    let state = app::open_with(&config, local_settings()).await?;
+    let state = server::open_with(&config, local_settings()).await?;
     let id = integration(&state, &sim).await?;
     mapping_gateway::selection::set(
         &state.db,

@@ -239,6 +239,26 @@ enum Failure {
     Unauthorized,
 }
 
+/// Builds Geosite clients with the same options: the registry entry of `GEOSITE`.
+#[derive(Clone, Debug, Default)]
+pub struct GeositeConnector(pub ClientOptions);
+
+impl crate::platform::Connector for GeositeConnector {
+    fn connect(
+        &self,
+        api_url: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Arc<dyn crate::platform::Platform>> {
+        Ok(Arc::new(GeositeClient::new(
+            api_url,
+            username,
+            password,
+            self.0.clone(),
+        )?))
+    }
+}
+
 /// The policy refusal behind a reqwest error, if that is what it is.
 fn refused_address(err: &reqwest::Error) -> Option<&crate::outbound::AddressRefused> {
     let mut source = std::error::Error::source(err);

@@ -127,7 +127,7 @@ impl Extension for SafetyExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let mut request = match ctx.data_opt::<crate::app::AppState>() {
+        let mut request = match ctx.data_opt::<crate::state::AppState>() {
             Some(app) => request.data(super::loaders::Loaders::new(&app.db)),
             None => request,
         };

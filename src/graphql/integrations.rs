@@ -213,7 +213,7 @@ impl IntegrationMutation {
         let row = domain::create(
             &app.db,
             &app.master,
-            &app.settings.geosite.network,
+            &app.settings.network,
             actor(ctx)?,
             NewIntegration {
                 name: input.name,
@@ -244,7 +244,7 @@ impl IntegrationMutation {
         let row = domain::update(
             &app.db,
             &app.master,
-            &app.settings.geosite.network,
+            &app.settings.network,
             actor(ctx)?,
             id,
             IntegrationChanges {

@@ -82,7 +82,7 @@ pub fn sdl() -> String {
 /// The process-wide state every resolver reads.
 pub fn state<'a>(
     ctx: &'a async_graphql::Context<'_>,
-) -> async_graphql::Result<&'a crate::app::AppState> {
-    ctx.data::<crate::app::AppState>()
+) -> async_graphql::Result<&'a crate::state::AppState> {
+    ctx.data::<crate::state::AppState>()
         .map_err(|_| crate::Error::internal(anyhow::anyhow!("AppState missing from schema")).into())
 }

@@ -53,9 +53,7 @@ impl PlatformQuery {
     ) -> async_graphql::Result<Vec<RemoteProject>> {
         let app = state(ctx)?;
         let id = ids::decode(INTEGRATION, &integration_id)?;
-        let projects =
-            domain::remote_projects(&app.db, &app.master, &app.settings.geosite, actor(ctx)?, id)
-                .await?;
+        let projects = domain::remote_projects(app, actor(ctx)?, id).await?;
         Ok(projects
             .into_iter()
             .map(|p| RemoteProject {
@@ -84,9 +82,7 @@ impl PlatformMutation {
     ) -> async_graphql::Result<IntegrationTest> {
         let app = state(ctx)?;
         let id = ids::decode(INTEGRATION, &id)?;
-        let test =
-            domain::test_connection(&app.db, &app.master, &app.settings.geosite, actor(ctx)?, id)
-                .await?;
+        let test = domain::test_connection(app, actor(ctx)?, id).await?;
         Ok(IntegrationTest {
             ok: test.ok,
             latency_ms: test.latency_ms,

@@ -26,9 +26,9 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::access::{self, Actor};
-use crate::app::AppState;
 use crate::config::Limits;
 use crate::graphql::{self, AppSchema};
+use crate::state::AppState;
 use crate::Error;
 
 #[derive(Clone)]

@@ -15,7 +15,7 @@ use async_graphql::Data;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::Error;
 
 /// Close codes of the graphql-transport-ws protocol.

@@ -658,16 +658,6 @@ async fn delete(
     Ok(Json(json!({ "success": true })).into_response())
 }
 
-/// Great-circle distance in meters.
-pub fn haversine_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
-    let r = 6_371_008.8;
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = (lat2 - lat1).to_radians();
-    let dl = (lng2 - lng1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * r * a.sqrt().asin()
-}
-
 #[derive(Deserialize)]
 struct ViabilityParams {
     raio: f64,
@@ -699,7 +689,7 @@ async fn viability(
             else {
                 continue;
             };
-            let distance = haversine_m(params.latitude, params.longitude, lat, lng);
+            let distance = crate::geo::haversine_m(params.latitude, params.longitude, lat, lng);
             if distance > params.raio {
                 continue;
             }

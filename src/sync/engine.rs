@@ -21,12 +21,12 @@ use tokio_util::sync::CancellationToken;
 use entity::{element, element_selection, integration, port, project, splitter, sync_run};
 
 use super::{Mode, Outcome};
-use crate::app::AppState;
 use crate::catalog::ElementItem;
 use crate::plant::{self, PortScope};
 use crate::platform::{
     ListPage, ListQuery, Listing, Platform, RemoteElement, RemotePort, RemoteSplitter, SplitterKind,
 };
+use crate::state::AppState;
 use crate::{Error, Result};
 
 /// Why a run stopped early.

@@ -2,7 +2,6 @@
 //! (daily 04:00 America/Sao_Paulo by default), FULL on Saturdays and Sundays and INCREMENTAL on
 //! other days. Instances claim each slot through the database, so exactly one runs it.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc, Weekday};
@@ -13,8 +12,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use entity::{integration, project};
 
 use super::Mode;
-use crate::app::AppState;
-use crate::{Error, Result};
+pub use crate::schedule::{parse_cron, parse_zone};
+use crate::state::AppState;
+use crate::Result;
 
 /// Where the scheduler reads the time; tests inject a fixed one.
 pub trait Clock: Send + Sync {
@@ -29,32 +29,6 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
-}
-
-/// Parses a 5-field cron expression; the error names the problem.
-pub fn parse_cron(expression: &str) -> Result<Cron> {
-    let expression = crate::text::clean_line("cron", expression, 100)?;
-    // croner also reads 6 and 7 fields (seconds, years): a stray field would turn a daily sync
-    // into one every few seconds.
-    let fields = expression.split_whitespace().count();
-    if fields != 5 {
-        return Err(Error::validation(
-            "cron",
-            format!(
-                "a cron expression has exactly 5 fields (minute hour day month weekday), got \
-                 {fields}"
-            ),
-        ));
-    }
-    Cron::from_str(&expression)
-        .map_err(|e| Error::validation("cron", format!("invalid cron expression: {e}")))
-}
-
-/// Parses an IANA time zone name.
-pub fn parse_zone(name: &str) -> Result<Tz> {
-    let name = crate::text::clean_line("timezone", name, 64)?;
-    name.parse::<Tz>()
-        .map_err(|_| Error::validation("timezone", format!("unknown time zone {name:?}")))
 }
 
 /// The latest slot at or before `now`, and its mode (FULL on weekends in the zone).

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::{SinkExt, StreamExt};
 use mapping_gateway::access::{self, Role};
-use mapping_gateway::app::{self, AppState};
 use mapping_gateway::config::{DbConfig, Limits};
+use mapping_gateway::server;
+use mapping_gateway::state::AppState;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -103,8 +104,8 @@ pub fn loopback_allowed() -> Arc<mapping_gateway::outbound::NetworkPolicy> {
 }
 
 /// Settings for tests: small pages (so listings span many pages) and quick retries.
-pub fn test_settings() -> app::Settings {
-    app::Settings {
+pub fn test_settings() -> server::Options {
+    server::Options {
         geosite: mapping_gateway::geosite::ClientOptions {
             page_size: 40,
             min_delay: std::time::Duration::from_millis(10),
@@ -154,7 +155,7 @@ impl TestApp {
     pub async fn start_configured(
         engine: Engine,
         limits: Limits,
-        settings: app::Settings,
+        settings: server::Options,
     ) -> Option<TestApp> {
         Self::start_inner(engine, limits, settings, None).await
     }
@@ -171,12 +172,12 @@ impl TestApp {
     async fn start_inner(
         engine: Engine,
         limits: Limits,
-        settings: app::Settings,
+        settings: server::Options,
         counter: Option<Arc<std::sync::atomic::AtomicUsize>>,
     ) -> Option<TestApp> {
         log_buffer();
         let db_config = fresh_database(engine).await?;
-        let mut state = app::open_with(&db_config, settings)
+        let mut state = server::open_with(&db_config, settings)
             .await
             .expect("open database");
         if let Some(counter) = counter {

@@ -1,45 +1,36 @@
-//! Start-up: open the database, resolve the master key, ensure keys, serve.
+//! Start-up: open the database, resolve the master key, ensure keys, build the platform
+//! registry, serve, run the demo, shut down. The only place that wires concrete parts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::access;
 use crate::config::{DbConfig, ServeConfig};
 use crate::crypto::{self, MasterKey};
 use crate::db::{self, Engine};
+use crate::gateways::GatewayKind;
+use crate::platform::Registry;
+use crate::state::{AppState, Settings};
 
-/// The state shared by every request and background task.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The database.
-    pub db: DatabaseConnection,
-    /// Encrypts and decrypts platform passwords.
-    pub master: MasterKey,
-    /// Tunables of platform clients and syncs.
-    pub settings: Arc<Settings>,
-    /// The sync runs this instance executes.
-    pub runner: Arc<crate::sync::Runner>,
-}
-
-/// Tunables of platform clients and syncs.
+/// What start-up is given: the platform clients' options (their network policy is also what
+/// integrations are checked against) and the sync tunables.
 #[derive(Clone, Debug, Default)]
-pub struct Settings {
-    /// Timeouts, retries and page size of the Geosite client.
+pub struct Options {
+    /// Timeouts, retries, page size and network policy of the Geosite client.
     pub geosite: crate::geosite::ClientOptions,
     /// Overlap, mass-deletion share, heartbeats, schedule defaults.
     pub sync: crate::sync::SyncSettings,
 }
 
-impl AppState {
-    /// The platform client of an integration.
-    pub fn platform(
-        &self,
-        row: &entity::integration::Model,
-    ) -> crate::Result<Arc<dyn crate::platform::Platform>> {
-        crate::platform::connect(&self.master, row, &self.settings.geosite)
+impl Options {
+    /// The platform registry: the one place that names the implementations.
+    fn registry(&self) -> Registry {
+        Registry::default().with(
+            GatewayKind::Geosite,
+            Arc::new(crate::geosite::GeositeConnector(self.geosite.clone())),
+        )
     }
 }
 
@@ -77,13 +68,13 @@ pub fn resolve_master_key(config: &DbConfig) -> anyhow::Result<MasterKey> {
     }
 }
 
-/// Connects, migrates and resolves the master key, with default settings.
+/// Connects, migrates and resolves the master key, with default options.
 pub async fn open(config: &DbConfig) -> anyhow::Result<AppState> {
-    open_with(config, Settings::default()).await
+    open_with(config, Options::default()).await
 }
 
 /// Connects, migrates and resolves the master key.
-pub async fn open_with(config: &DbConfig, settings: Settings) -> anyhow::Result<AppState> {
+pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<AppState> {
     Engine::of(&config.database_url)?;
     let master = resolve_master_key(config)?;
     let db = db::connect(&config.database_url)
@@ -95,7 +86,11 @@ pub async fn open_with(config: &DbConfig, settings: Settings) -> anyhow::Result<
     Ok(AppState {
         db,
         master,
-        settings: Arc::new(settings),
+        platforms: Arc::new(options.registry()),
+        settings: Arc::new(Settings {
+            sync: options.sync,
+            network: options.geosite.network,
+        }),
         runner: Arc::new(crate::sync::Runner::default()),
     })
 }
@@ -104,8 +99,8 @@ pub async fn open_with(config: &DbConfig, settings: Settings) -> anyhow::Result<
 /// flight (recorded as CANCELLED) and waits for requests, at most `SHUTDOWN_TIMEOUT_SECS` in all;
 /// then it returns anyway.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    crate::sync::scheduler::parse_cron(&config.sync.cron).map_err(crate::Error::into_anyhow)?;
-    crate::sync::scheduler::parse_zone(&config.sync.timezone).map_err(crate::Error::into_anyhow)?;
+    crate::schedule::parse_cron(&config.sync.cron).map_err(crate::Error::into_anyhow)?;
+    crate::schedule::parse_zone(&config.sync.timezone).map_err(crate::Error::into_anyhow)?;
     anyhow::ensure!(
         (0.0..=1.0).contains(&config.sync.mass_deletion_share),
         "MASS_DELETION_SHARE must be between 0 and 1"
@@ -120,7 +115,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     } else {
         None
     };
-    let settings = Settings {
+    let options = Options {
         sync: crate::sync::SyncSettings {
             overlap: Duration::from_secs(config.sync.overlap_secs),
             mass_deletion_share: config.sync.mass_deletion_share,
@@ -133,7 +128,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    let state = open_with(&config.db, settings).await?;
+    let state = open_with(&config.db, options).await?;
     if let Some(secret) = &config.admin_api_key {
         access::ensure_admin_secret(&state.db, secret)
             .await
@@ -257,7 +252,7 @@ pub async fn link_demo(
             integrations::update(
                 &state.db,
                 &state.master,
-                &state.settings.geosite.network,
+                &state.settings.network,
                 &actor,
                 row.id,
                 IntegrationChanges {
@@ -274,7 +269,7 @@ pub async fn link_demo(
             integrations::create(
                 &state.db,
                 &state.master,
-                &state.settings.geosite.network,
+                &state.settings.network,
                 &actor,
                 NewIntegration {
                     name: DEMO_INTEGRATION.into(),

@@ -1,0 +1,44 @@
+//! The state every request and background task shares. It holds the domain's services only (the
+//! database, the master key, the settings, this instance's runs, the platform registry), so the
+//! domain can take it without knowing about HTTP, GraphQL or start-up.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::crypto::MasterKey;
+use crate::outbound::NetworkPolicy;
+use crate::platform::{Platform, Registry};
+use crate::sync::runner::Runner;
+use crate::sync::settings::SyncSettings;
+
+/// The state shared by every request and background task.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// Encrypts and decrypts platform passwords.
+    pub master: MasterKey,
+    /// Tunables of syncs and where platforms may be.
+    pub settings: Arc<Settings>,
+    /// The sync runs this instance executes.
+    pub runner: Arc<Runner>,
+    /// Builds platform clients, one connector per gateway kind.
+    pub platforms: Arc<Registry>,
+}
+
+/// What the domain is tuned by.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Overlap, mass-deletion share, heartbeats, schedule defaults.
+    pub sync: SyncSettings,
+    /// Where platform URLs may point (checked when saved; clients check again on connect).
+    pub network: Arc<NetworkPolicy>,
+}
+
+impl AppState {
+    /// The platform client of an integration: the one way the domain reaches a platform.
+    pub fn platform(&self, row: &entity::integration::Model) -> crate::Result<Arc<dyn Platform>> {
+        self.platforms.connect(&self.master, row)
+    }
+}

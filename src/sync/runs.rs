@@ -1,0 +1,387 @@
+//! Starting (manual or scheduled), executing, cancelling and recording runs.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, Statement,
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use entity::sync_run;
+
+use super::{engine, status, Mode, RunRequest, Trigger};
+use crate::access::{Actor, Role};
+use crate::paging::{Page, PageRequest};
+use crate::state::AppState;
+use crate::{history, integrations, projects, Error, Result};
+
+fn new_run(integration_id: i64, request: &RunRequest, instance: &str) -> sync_run::ActiveModel {
+    let now = Utc::now();
+    sync_run::ActiveModel {
+        integration_id: Set(integration_id),
+        mode: Set(request.mode.as_str().to_owned()),
+        trigger: Set(request.trigger.as_str().to_owned()),
+        status: Set(status::RUNNING.to_owned()),
+        element_fid: Set(request.element_fid.clone()),
+        allow_mass_deletion: Set(request.allow_mass_deletion),
+        scheduled_for: Set(request.scheduled_for),
+        cursor_before: Set(None),
+        cursor_after: Set(None),
+        phase: Set(Some("STARTING".into())),
+        current_item: Set(None),
+        processed: Set(0),
+        total: Set(None),
+        fetched: Set(0),
+        created: Set(0),
+        updated: Set(0),
+        deleted: Set(0),
+        unchanged: Set(0),
+        orphaned: Set(0),
+        error_code: Set(None),
+        error_message: Set(None),
+        instance_id: Set(Some(instance.to_owned())),
+        heartbeat_at: Set(Some(now)),
+        created_at: Set(now),
+        started_at: Set(Some(now)),
+        finished_at: Set(None),
+        ..Default::default()
+    }
+}
+
+/// The active run of an integration, if any.
+pub async fn active_run<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+) -> Result<Option<sync_run::Model>> {
+    Ok(sync_run::Entity::find()
+        .filter(sync_run::Column::IntegrationId.eq(integration_id))
+        .filter(sync_run::Column::Status.is_in([status::QUEUED, status::RUNNING]))
+        .one(db)
+        .await?)
+}
+
+/// Checks that an integration may sync now.
+async fn check_can_sync(db: &DatabaseConnection, integration_id: i64) -> Result<()> {
+    let row = integrations::find(db, integration_id).await?;
+    if !row.active {
+        return Err(Error::InactiveIntegration);
+    }
+    if projects::of(db, integration_id).await?.is_none() {
+        return Err(Error::Conflict(
+            "the integration has no project: setProject first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Starts a manual run in the background and returns it at once (RUNNING).
+pub async fn start(
+    app: &AppState,
+    actor: &Actor,
+    integration_id: i64,
+    request: RunRequest,
+) -> Result<sync_run::Model> {
+    actor.require(Role::Operator)?;
+    if request.mode == Mode::Element
+        && request
+            .element_fid
+            .as_deref()
+            .is_none_or(|f| f.trim().is_empty())
+    {
+        return Err(Error::validation(
+            "fid",
+            "an element sync needs the box fid",
+        ));
+    }
+    check_can_sync(&app.db, integration_id).await?;
+    let run = match new_run(integration_id, &request, &app.settings.sync.instance_id)
+        .insert(&app.db)
+        .await
+    {
+        Ok(run) => run,
+        Err(e) if crate::error::is_unique_violation(&e) => {
+            let running = active_run(&app.db, integration_id).await?;
+            return Err(Error::SyncAlreadyRunning {
+                run_id: running.map(|r| r.id).unwrap_or_default(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    history::record(
+        &app.db,
+        Some(integration_id),
+        actor,
+        "sync.started",
+        format!("started a {} sync (run {})", request.mode.as_str(), run.id),
+        None,
+        None,
+    )
+    .await?;
+    spawn(app, run.clone(), actor.clone());
+    Ok(run)
+}
+
+/// Claims a scheduled slot with `INSERT ... ON CONFLICT DO NOTHING`: exactly one instance gets
+/// it. Returns the run when this instance won, and starts it.
+pub async fn claim_slot(
+    app: &AppState,
+    integration_id: i64,
+    mode: Mode,
+    slot: DateTime<Utc>,
+) -> Result<Option<sync_run::Model>> {
+    let request = RunRequest {
+        mode,
+        trigger: Trigger::Scheduled,
+        allow_mass_deletion: false,
+        element_fid: None,
+        scheduled_for: Some(slot),
+    };
+    let insert = sync_run::Entity::insert(new_run(
+        integration_id,
+        &request,
+        &app.settings.sync.instance_id,
+    ))
+    // No conflict target: losing on the slot key or on the one-active-run key both mean "not
+    // ours now"; a slot lost to a running manual sync is tried again on the next tick.
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::new()
+            .do_nothing()
+            .to_owned(),
+    )
+    .try_insert()
+    .exec(&app.db)
+    .await?;
+    let sea_orm::TryInsertResult::Inserted(inserted) = insert else {
+        return Ok(None);
+    };
+    let run = sync_run::Entity::find_by_id(inserted.last_insert_id)
+        .one(&app.db)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("claimed run vanished")))?;
+    let actor = Actor::system("scheduler");
+    history::record(
+        &app.db,
+        Some(integration_id),
+        &actor,
+        "sync.started",
+        format!(
+            "scheduled {} sync for {slot} (run {})",
+            mode.as_str(),
+            run.id
+        ),
+        None,
+        None,
+    )
+    .await?;
+    spawn(app, run.clone(), actor);
+    Ok(Some(run))
+}
+
+fn spawn(app: &AppState, run: sync_run::Model, actor: Actor) {
+    let state = app.clone();
+    app.runner.spawn(run.id, move |token| async move {
+        execute(&state, run, token, actor).await;
+    });
+}
+
+/// Runs the engine with a heartbeat beside it and records the outcome.
+async fn execute(app: &AppState, run: sync_run::Model, cancel: CancellationToken, actor: Actor) {
+    use tracing::Instrument;
+    let span = tracing::info_span!("sync_run", run_id = run.id, integration_id = run.integration_id, mode = %run.mode);
+    async {
+        let heartbeat = {
+            let db = app.db.clone();
+            let every = app.settings.sync.heartbeat_every;
+            let run_id = run.id;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let _ = sync_run::Entity::update_many()
+                        .col_expr(
+                            sync_run::Column::HeartbeatAt,
+                            sea_orm::sea_query::Expr::value(Utc::now()),
+                        )
+                        .filter(sync_run::Column::Id.eq(run_id))
+                        .filter(sync_run::Column::Status.eq(status::RUNNING))
+                        .exec(&db)
+                        .await;
+                }
+            })
+        };
+        tracing::info!("sync started");
+        let outcome = engine::Engine::run(app, &run, &cancel).await;
+        heartbeat.abort();
+        if let Err(e) = finish(app, &run, outcome, &actor).await {
+            tracing::error!(error = %e.message(), "could not record the end of a sync run");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// How a run ended, before it is recorded.
+pub enum Outcome {
+    /// Everything listed and applied.
+    Succeeded,
+    /// Stopped by an error.
+    Failed {
+        /// Stable code.
+        code: String,
+        /// For a person.
+        message: String,
+    },
+    /// Stopped on request.
+    Cancelled,
+}
+
+async fn finish(
+    app: &AppState,
+    run: &sync_run::Model,
+    outcome: Outcome,
+    actor: &Actor,
+) -> Result<()> {
+    let current = sync_run::Entity::find_by_id(run.id)
+        .one(&app.db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("sync run {}", run.id)))?;
+    let mut row: sync_run::ActiveModel = current.clone().into();
+    let (state, code, message) = match &outcome {
+        Outcome::Succeeded => (status::SUCCEEDED, None, None),
+        Outcome::Failed { code, message } => {
+            (status::FAILED, Some(code.clone()), Some(message.clone()))
+        }
+        Outcome::Cancelled => (
+            status::CANCELLED,
+            Some("CANCELLED".to_owned()),
+            Some("the run was cancelled; the last good copy is intact".to_owned()),
+        ),
+    };
+    row.status = Set(state.to_owned());
+    row.error_code = Set(code.clone());
+    row.error_message = Set(message.clone());
+    row.phase = Set(Some("DONE".into()));
+    row.finished_at = Set(Some(Utc::now()));
+    let done = row.update(&app.db).await?;
+    tracing::info!(
+        status = state,
+        fetched = done.fetched,
+        created = done.created,
+        updated = done.updated,
+        deleted = done.deleted,
+        unchanged = done.unchanged,
+        orphaned = done.orphaned,
+        "sync finished"
+    );
+    history::record(
+        &app.db,
+        Some(run.integration_id),
+        actor,
+        &format!("sync.{}", state.to_lowercase()),
+        match &message {
+            None => format!(
+                "{} sync (run {}): {} fetched, {} created, {} updated, {} deleted, {} orphaned",
+                done.mode,
+                done.id,
+                done.fetched,
+                done.created,
+                done.updated,
+                done.deleted,
+                done.orphaned
+            ),
+            Some(m) => format!(
+                "{} sync (run {}) {}: {m}",
+                done.mode,
+                done.id,
+                state.to_lowercase()
+            ),
+        },
+        None,
+        Some(json!({
+            "runId": done.id, "status": state, "fetched": done.fetched, "created": done.created,
+            "updated": done.updated, "deleted": done.deleted, "unchanged": done.unchanged,
+            "orphaned": done.orphaned, "errorCode": code,
+        })),
+    )
+    .await
+}
+
+/// Asks a run to stop. Runs of this instance stop at the next page; a run whose instance is
+/// gone (stale heartbeat) is marked failed at once.
+pub async fn cancel(app: &AppState, actor: &Actor, run_id: i64) -> Result<sync_run::Model> {
+    actor.require(Role::Operator)?;
+    let run = find(&app.db, run_id).await?;
+    if run.status != status::RUNNING && run.status != status::QUEUED {
+        return Ok(run);
+    }
+    if !app.runner.cancel(run_id) {
+        sweep_stale(app, Utc::now()).await?;
+    }
+    find(&app.db, run_id).await
+}
+
+/// Marks runs whose heartbeat is older than `stale_after` as failed; returns how many.
+pub async fn sweep_stale(app: &AppState, now: DateTime<Utc>) -> Result<u64> {
+    let limit = now
+        - chrono::Duration::from_std(app.settings.sync.stale_after)
+            .unwrap_or(chrono::Duration::minutes(2));
+    let result = sync_run::Entity::update_many()
+        .col_expr(
+            sync_run::Column::Status,
+            sea_orm::sea_query::Expr::value(status::FAILED),
+        )
+        .col_expr(
+            sync_run::Column::ErrorCode,
+            sea_orm::sea_query::Expr::value("INSTANCE_LOST"),
+        )
+        .col_expr(
+            sync_run::Column::ErrorMessage,
+            sea_orm::sea_query::Expr::value(
+                "the instance running this sync stopped sending heartbeats",
+            ),
+        )
+        .col_expr(
+            sync_run::Column::FinishedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(sync_run::Column::Status.is_in([status::QUEUED, status::RUNNING]))
+        .filter(sync_run::Column::HeartbeatAt.lt(limit))
+        .exec(&app.db)
+        .await?;
+    if result.rows_affected > 0 {
+        tracing::warn!(
+            runs = result.rows_affected,
+            "marked stale sync runs as failed"
+        );
+    }
+    Ok(result.rows_affected)
+}
+
+/// One run, or `NOT_FOUND`.
+pub async fn find<C: ConnectionTrait>(db: &C, run_id: i64) -> Result<sync_run::Model> {
+    sync_run::Entity::find_by_id(run_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("sync run {run_id}")))
+}
+
+/// The runs of an integration, newest first.
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+    request: PageRequest,
+) -> Result<Page<sync_run::Model>> {
+    let select =
+        sync_run::Entity::find().filter(sync_run::Column::IntegrationId.eq(integration_id));
+    crate::paging::newest_first(db, select, sync_run::Column::Id, request).await
+}
+
+/// Executes a statement built for the connection's backend.
+pub(crate) async fn exec<C: ConnectionTrait>(db: &C, sql: String) -> Result<u64> {
+    Ok(db
+        .execute_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?
+        .rows_affected())
+}

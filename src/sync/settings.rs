@@ -1,0 +1,47 @@
+//! Tunables of the sync engine and the scheduler; their defaults are the documented ones.
+
+use std::time::Duration;
+
+/// Subtracted from an incremental run's cursor to absorb clock skew.
+pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(5 * 60);
+/// Share of a project's records a full sync may delete without `allowMassDeletion`.
+pub const DEFAULT_MASS_DELETION_SHARE: f64 = 0.5;
+
+/// Tunables of the sync engine and scheduler.
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    /// Subtracted from the cursor to absorb clock skew.
+    pub overlap: Duration,
+    /// A full sync that would delete more than this share of the project's records stops.
+    pub mass_deletion_share: f64,
+    /// How often a running run proves it is alive.
+    pub heartbeat_every: Duration,
+    /// A running run silent for this long is marked failed.
+    pub stale_after: Duration,
+    /// How often the scheduler looks for due slots.
+    pub tick_every: Duration,
+    /// A due slot older than this is skipped rather than run late.
+    pub catch_up: Duration,
+    /// Cron (5 fields) of new integrations.
+    pub default_cron: String,
+    /// Time zone of new integrations.
+    pub default_timezone: String,
+    /// Name of this instance, stored on the runs it executes.
+    pub instance_id: String,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            overlap: DEFAULT_OVERLAP,
+            mass_deletion_share: DEFAULT_MASS_DELETION_SHARE,
+            heartbeat_every: Duration::from_secs(10),
+            stale_after: Duration::from_secs(120),
+            tick_every: Duration::from_secs(30),
+            catch_up: Duration::from_secs(3600),
+            default_cron: crate::schedule::DEFAULT_CRON.into(),
+            default_timezone: crate::schedule::DEFAULT_TIMEZONE.into(),
+            instance_id: format!("gw-{}", crate::crypto::random_hex(4)),
+        }
+    }
+}
