@@ -7,7 +7,7 @@ use serde_json::Value;
 use entity::history_entry;
 
 use crate::access::Actor;
-use crate::paging::{Page, PageRequest};
+use crate::store::paging::{Page, PageRequest};
 use crate::Result;
 
 /// Appends one entry. `before`/`after` must already be free of secrets.
@@ -44,5 +44,5 @@ pub async fn page<C: ConnectionTrait>(
 ) -> Result<Page<history_entry::Model>> {
     let select = <history_entry::Entity as sea_orm::EntityTrait>::find()
         .filter(history_entry::Column::IntegrationId.eq(integration_id));
-    crate::paging::newest_first(db, select, history_entry::Column::Id, request).await
+    crate::store::paging::newest_first(db, select, history_entry::Column::Id, request).await
 }

@@ -11,8 +11,8 @@ use serde_json::json;
 use entity::{element_selection, project, sync_run};
 
 use crate::access::{Actor, Role};
-use crate::plant::{self, PortScope};
 use crate::state::AppState;
+use crate::store::plant::{self, PortScope};
 use crate::{history, integrations, Error, Result};
 
 /// Which project to link.

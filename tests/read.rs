@@ -275,7 +275,7 @@ on_both_engines! {
                 for p in ports.iter().filter(|p| !bound.contains(&p.id)) {
                     let Some(s) = splitters.iter().find(|s| s.id == p.splitter_id) else { continue };
                     let Some(e) = elements.iter().find(|e| Some(e.id) == s.element_id) else { continue };
-                    let d = mapping_gateway::lookup::distance_m(lat, lng, e.latitude.unwrap(), e.longitude.unwrap());
+                    let d = mapping_gateway::store::lookup::distance_m(lat, lng, e.latitude.unwrap(), e.longitude.unwrap());
                     if d <= 3000.0 {
                         hits.push((d, e.id, s.id, p.number, p.fid.clone()));
                     }

@@ -86,7 +86,7 @@ async fn succeeded(app: &TestApp, id: &str, mode: &str) -> Value {
 
 /// Local rows of a table.
 async fn local(app: &TestApp, table: &str) -> u64 {
-    mapping_gateway::plant::count(&app.state.db, table, "1 = 1")
+    mapping_gateway::store::plant::count(&app.state.db, table, "1 = 1")
         .await
         .unwrap()
 }

@@ -624,10 +624,10 @@ async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()> {
     .map_err(mapping_gateway::Error::into_anyhow)?;
     let started = Instant::now();
     engine_run(&state, &sim, Mode::Full).await?;
-    let elements = mapping_gateway::plant::count(&state.db, "elements", "1 = 1")
+    let elements = mapping_gateway::store::plant::count(&state.db, "elements", "1 = 1")
         .await
         .map_err(mapping_gateway::Error::into_anyhow)?;
-    let ports = mapping_gateway::plant::count(&state.db, "ports", "1 = 1")
+    let ports = mapping_gateway::store::plant::count(&state.db, "ports", "1 = 1")
         .await
         .map_err(mapping_gateway::Error::into_anyhow)?;
     eprintln!(
@@ -699,9 +699,10 @@ async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()> {
             let lat = min_lat + next() * (max_lat - min_lat);
             let lng = min_lng + next() * (max_lng - min_lng);
             let t = Instant::now();
-            let hits = mapping_gateway::lookup::free_ports(&state.db, id, lat, lng, radius, 10)
-                .await
-                .map_err(mapping_gateway::Error::into_anyhow)?;
+            let hits =
+                mapping_gateway::store::lookup::free_ports(&state.db, id, lat, lng, radius, 10)
+                    .await
+                    .map_err(mapping_gateway::Error::into_anyhow)?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             found += hits.len();
         }

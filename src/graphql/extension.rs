@@ -128,7 +128,7 @@ impl Extension for SafetyExtension {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let mut request = match ctx.data_opt::<crate::state::AppState>() {
-            Some(app) => request.data(super::loaders::Loaders::new(&app.db)),
+            Some(app) => request.data(crate::store::loaders::Loaders::new(&app.db)),
             None => request,
         };
         check_document(&mut request, self.max_nodes)?;

@@ -2,7 +2,7 @@
 
 use async_graphql::SimpleObject;
 
-use crate::paging::{Page, PageRequest, MAX_PAGE_SIZE};
+use crate::store::paging::{Page, PageRequest, MAX_PAGE_SIZE};
 use crate::Error;
 
 /// Page size when `first` is not given.

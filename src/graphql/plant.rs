@@ -1,9 +1,6 @@
 //! The synced plant over GraphQL: element trees, nearest free ports, bindings.
 //! Every nested field goes through a per-request DataLoader.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -16,7 +13,7 @@ use crate::graphql::loaders::{loader_error, loaders};
 use crate::graphql::paging;
 use crate::graphql::projects::{ElementItemKey, Project};
 use crate::graphql::state;
-use crate::lookup::{self, BBox, BindingFilter, ElementFilter};
+use crate::store::lookup::{self, BBox, BindingFilter, ElementFilter};
 
 /// What a splitter is for.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -77,23 +74,8 @@ pub fn status_name(s: BindingStatus) -> &'static str {
     }
 }
 
-/// A page's tree, read level by level before resolution (see [`prefetch_tree`]). Levels not
-/// selected are not loaded, and fields fall back to the DataLoaders for them.
-#[derive(Default)]
-pub struct Tree {
-    elements: HashMap<i64, element::Model>,
-    splitters_by_element: Option<HashMap<i64, Vec<splitter::Model>>>,
-    splitters: HashMap<i64, splitter::Model>,
-    ports_by_splitter: Option<HashMap<i64, Vec<port::Model>>>,
-    active_binding: Option<HashMap<i64, binding::Model>>,
-    free_by_element: Option<HashMap<i64, i64>>,
-    free_by_splitter: Option<HashMap<i64, i64>>,
-}
-
-type Shared = Option<Arc<Tree>>;
-
 /// A synced box or point.
-pub struct Element(pub element::Model, pub Shared);
+pub struct Element(pub element::Model);
 
 /// A synced box or point (CTO, CEO, POP, POLE).
 #[Object]
@@ -144,15 +126,6 @@ impl Element {
     /// The splitters it houses, by fid.
     #[graphql(complexity = "4 * child_complexity + 1")]
     async fn splitters(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Splitter>> {
-        if let Some(tree) = &self.1 {
-            if let Some(map) = &tree.splitters_by_element {
-                let list = map.get(&self.0.id).cloned().unwrap_or_default();
-                return Ok(list
-                    .into_iter()
-                    .map(|s| Splitter(s, self.1.clone()))
-                    .collect());
-            }
-        }
         Ok(loaders(ctx)?
             .plant
             .splitters_of_element
@@ -161,14 +134,11 @@ impl Element {
             .map_err(loader_error)?
             .unwrap_or_default()
             .into_iter()
-            .map(|s| Splitter(s, None))
+            .map(Splitter)
             .collect())
     }
     /// Bindable ports: FREE ports of its service splitters with no active binding.
     async fn free_port_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        if let Some(map) = self.1.as_ref().and_then(|t| t.free_by_element.as_ref()) {
-            return Ok(map.get(&self.0.id).copied().unwrap_or(0));
-        }
         Ok(loaders(ctx)?
             .plant
             .free_ports_of_element
@@ -180,7 +150,7 @@ impl Element {
 }
 
 /// A synced splitter.
-pub struct Splitter(pub splitter::Model, pub Shared);
+pub struct Splitter(pub splitter::Model);
 
 /// A synced splitter.
 #[Object]
@@ -215,9 +185,6 @@ impl Splitter {
     }
     /// FREE ports with no active binding.
     async fn free_port_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        if let Some(map) = self.1.as_ref().and_then(|t| t.free_by_splitter.as_ref()) {
-            return Ok(map.get(&self.0.id).copied().unwrap_or(0));
-        }
         Ok(loaders(ctx)?
             .plant
             .free_ports_of_splitter
@@ -232,11 +199,6 @@ impl Splitter {
         let Some(id) = self.0.element_id else {
             return Ok(None);
         };
-        if let Some(tree) = &self.1 {
-            if let Some(e) = tree.elements.get(&id) {
-                return Ok(Some(Element(e.clone(), self.1.clone())));
-            }
-        }
         Ok(loaders(ctx)?
             .plant
             .element
@@ -244,7 +206,7 @@ impl Splitter {
             .await
             .map_err(loader_error)?
             .flatten()
-            .map(|e| Element(e, None)))
+            .map(Element))
     }
     /// The platform fid of the housing box, always there even when `box` is null.
     async fn box_fid(&self) -> Option<&str> {
@@ -253,10 +215,6 @@ impl Splitter {
     /// Its output ports, by number.
     #[graphql(complexity = "16 * child_complexity + 1")]
     async fn ports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Port>> {
-        if let Some(map) = self.1.as_ref().and_then(|t| t.ports_by_splitter.as_ref()) {
-            let list = map.get(&self.0.id).cloned().unwrap_or_default();
-            return Ok(list.into_iter().map(|p| Port(p, self.1.clone())).collect());
-        }
         Ok(loaders(ctx)?
             .plant
             .ports_of_splitter
@@ -265,7 +223,7 @@ impl Splitter {
             .map_err(loader_error)?
             .unwrap_or_default()
             .into_iter()
-            .map(|p| Port(p, None))
+            .map(Port)
             .collect())
     }
 }
@@ -282,7 +240,7 @@ pub struct PlatformCustomer {
 }
 
 /// A splitter output port.
-pub struct Port(pub port::Model, pub Shared);
+pub struct Port(pub port::Model);
 
 /// A splitter output port.
 #[Object]
@@ -322,9 +280,6 @@ impl Port {
     }
     /// The active (PENDING or CONFIRMED) binding on it, if any.
     async fn binding(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Binding>> {
-        if let Some(map) = self.1.as_ref().and_then(|t| t.active_binding.as_ref()) {
-            return Ok(map.get(&self.0.id).cloned().map(Binding));
-        }
         Ok(loaders(ctx)?
             .plant
             .active_binding_of_port
@@ -336,13 +291,6 @@ impl Port {
     }
     /// Its splitter.
     async fn splitter(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Splitter>> {
-        if let Some(s) = self
-            .1
-            .as_ref()
-            .and_then(|t| t.splitters.get(&self.0.splitter_id))
-        {
-            return Ok(Some(Splitter(s.clone(), self.1.clone())));
-        }
         Ok(loaders(ctx)?
             .plant
             .splitter
@@ -350,7 +298,7 @@ impl Port {
             .await
             .map_err(loader_error)?
             .flatten()
-            .map(|s| Splitter(s, None)))
+            .map(Splitter))
     }
 }
 
@@ -416,7 +364,7 @@ impl Binding {
             .await
             .map_err(loader_error)?
             .flatten()
-            .map(|p| Port(p, None)))
+            .map(Port))
     }
     /// Where it was when orphaned; null while it has a port.
     async fn snapshot(&self) -> Option<BindingSnapshot> {
@@ -493,15 +441,15 @@ pub struct FreePort(pub lookup::FreePort);
 impl FreePort {
     /// The port (FREE, of a service splitter, with no active binding).
     async fn port(&self) -> Port {
-        Port(self.0.port.clone(), None)
+        Port(self.0.port.clone())
     }
     /// Its splitter.
     async fn splitter(&self) -> Splitter {
-        Splitter(self.0.splitter.clone(), None)
+        Splitter(self.0.splitter.clone())
     }
     /// The box.
     async fn element(&self) -> Element {
-        Element(self.0.element.clone(), None)
+        Element(self.0.element.clone())
     }
     /// Great-circle distance from the point to the box, in meters.
     async fn distance_meters(&self) -> f64 {
@@ -509,93 +457,18 @@ impl FreePort {
     }
 }
 
-/// Loads the tree under a page of elements level by level, as far as the selection reaches:
-/// one statement per level whatever the page size, with no dependence on batching windows, and
-/// nested fields answered from memory.
-async fn prefetch_tree(
-    ctx: &Context<'_>,
-    elements: &[element::Model],
-) -> async_graphql::Result<Arc<Tree>> {
-    use async_graphql::dataloader::Loader;
-    use sea_orm::{EntityTrait, QueryFilter, QueryOrder};
+/// Which levels of the tree under a page the selection reaches.
+fn wanted_levels(ctx: &Context<'_>) -> crate::store::tree::Want {
     let node = ctx.look_ahead().field("edges").field("node");
-    let splitters_wanted = node.field("splitters");
-    let ports_wanted = splitters_wanted.field("ports");
-    let l = &loaders(ctx)?.plant;
-    let db = &state(ctx)?.db;
-    let mut tree = Tree {
-        elements: elements.iter().map(|e| (e.id, e.clone())).collect(),
-        ..Default::default()
-    };
-    let element_ids: Vec<i64> = elements.iter().map(|e| e.id).collect();
-    if element_ids.is_empty() {
-        return Ok(Arc::new(tree));
+    let splitters = node.field("splitters");
+    let ports = splitters.field("ports");
+    crate::store::tree::Want {
+        element_free_ports: node.field("freePortCount").exists(),
+        splitters: splitters.exists(),
+        splitter_free_ports: splitters.field("freePortCount").exists(),
+        ports: ports.exists(),
+        bindings: ports.field("binding").exists(),
     }
-    if node.field("freePortCount").exists() {
-        tree.free_by_element = Some(
-            l.free_ports_of_element
-                .loader()
-                .load(&element_ids)
-                .await
-                .map_err(loader_error)?,
-        );
-    }
-    if !splitters_wanted.exists() {
-        return Ok(Arc::new(tree));
-    }
-    let splitters = splitter::Entity::find()
-        .filter(lookup::in_ids("element_id", &element_ids))
-        .order_by_asc(sea_orm::sea_query::Expr::cust("fid_num, fid"))
-        .all(db)
-        .await?;
-    let mut by_element: HashMap<i64, Vec<splitter::Model>> = HashMap::new();
-    for s in &splitters {
-        if let Some(e) = s.element_id {
-            by_element.entry(e).or_default().push(s.clone());
-        }
-    }
-    tree.splitters_by_element = Some(by_element);
-    let splitter_ids: Vec<i64> = splitters.iter().map(|s| s.id).collect();
-    tree.splitters = splitters.into_iter().map(|s| (s.id, s)).collect();
-    if splitters_wanted.field("freePortCount").exists() {
-        tree.free_by_splitter = Some(
-            l.free_ports_of_splitter
-                .loader()
-                .load(&splitter_ids)
-                .await
-                .map_err(loader_error)?,
-        );
-    }
-    if !ports_wanted.exists() {
-        return Ok(Arc::new(tree));
-    }
-    let ports = l
-        .ports_of_splitter
-        .loader()
-        .load(&splitter_ids)
-        .await
-        .map_err(loader_error)?;
-    let port_ids: Vec<i64> = ports.values().flatten().map(|p| p.id).collect();
-    tree.ports_by_splitter = Some(ports);
-    if ports_wanted.field("binding").exists() && !port_ids.is_empty() {
-        // Keyed through the splitters (a few thousand ids) rather than every port id.
-        let list: Vec<String> = splitter_ids.iter().map(i64::to_string).collect();
-        let found = binding::Entity::find()
-            .filter(sea_orm::sea_query::Expr::cust(format!(
-                "status IN ('PENDING', 'CONFIRMED') AND port_id IN \
-                 (SELECT id FROM ports WHERE splitter_id IN ({}))",
-                list.join(",")
-            )))
-            .all(db)
-            .await?;
-        tree.active_binding = Some(
-            found
-                .into_iter()
-                .filter_map(|b| Some((b.port_id?, b)))
-                .collect(),
-        );
-    }
-    Ok(Arc::new(tree))
 }
 
 /// Plant queries.
@@ -637,13 +510,9 @@ impl PlantQuery {
         };
         let with_total = ctx.look_ahead().field("totalCount").exists();
         let page = lookup::elements(db, id, &filter, request, with_total).await?;
-        let tree = prefetch_tree(ctx, &page.items).await?;
-        Ok(paging::connection(
-            "elements",
-            page,
-            |e| e.id,
-            |e| Element(e, Some(tree.clone())),
-        ))
+        crate::store::tree::prefetch(db, &loaders(ctx)?.plant, &page.items, wanted_levels(ctx))
+            .await?;
+        Ok(paging::connection("elements", page, |e| e.id, Element))
     }
 
     /// One element by id.
@@ -656,7 +525,6 @@ impl PlantQuery {
         let id = ids::decode(ELEMENT, &id)?;
         Ok(Element(
             lookup::by_id::<element::Entity, _>(&state(ctx)?.db, "element", id).await?,
-            None,
         ))
     }
 
@@ -671,7 +539,6 @@ impl PlantQuery {
         let id = ids::decode(INTEGRATION, &integration_id)?;
         Ok(Element(
             lookup::element_by_fid(&state(ctx)?.db, id, &fid).await?,
-            None,
         ))
     }
 
@@ -685,7 +552,6 @@ impl PlantQuery {
         let id = ids::decode(SPLITTER, &id)?;
         Ok(Splitter(
             lookup::by_id::<splitter::Entity, _>(&state(ctx)?.db, "splitter", id).await?,
-            None,
         ))
     }
 
@@ -699,7 +565,6 @@ impl PlantQuery {
         let id = ids::decode(PORT, &id)?;
         Ok(Port(
             lookup::by_id::<port::Entity, _>(&state(ctx)?.db, "port", id).await?,
-            None,
         ))
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP surface: `/graphql` (POST operations, GET GraphiQL), `/graphql/ws`, `/healthz`,
 //! `/readyz`; and the connection loop that serves it ([`serve`]).
 //!
-//! An operation is authenticated before its body is read: anonymous requests and bad keys get
+//! An operation is authenticated before its body is parsed: anonymous requests and bad keys get
 //! 401 without the document ever being parsed. Request errors (a body that is not a GraphQL
 //! request, a document over the limits, an ambiguous or unknown operation name) answer 400 with
 //! `extensions.code`.
@@ -125,13 +125,20 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) 
             None,
         );
     }
-    // Who is asking comes first: nothing of an anonymous request is read, let alone parsed.
+    // Who is asking comes first: nothing of an anonymous request is parsed.
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let actor = match actor_from(&http.app, authorization).await {
         Ok(Some(actor)) => actor,
         Ok(None) => {
+            // The body is read (bounded, never parsed) so that the client, which may still be
+            // sending it, gets the answer rather than a reset connection.
+            let drained = tokio::time::timeout(
+                http.body_timeout,
+                axum::body::to_bytes(body, http.max_body_bytes),
+            )
+            .await;
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
                 Error::Unauthenticated.message(),
@@ -142,6 +149,11 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) 
                 header::WWW_AUTHENTICATE,
                 "Bearer".parse().expect("header value"),
             );
+            if !matches!(drained, Ok(Ok(_))) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, "close".parse().expect("header value"));
+            }
             return response;
         }
         Err(e) => {

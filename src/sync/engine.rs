@@ -22,11 +22,11 @@ use entity::{element, element_selection, integration, port, project, splitter, s
 
 use super::{Mode, Outcome};
 use crate::catalog::ElementItem;
-use crate::plant::{self, PortScope};
 use crate::platform::{
     ListPage, ListQuery, Listing, Platform, RemoteElement, RemotePort, RemoteSplitter, SplitterKind,
 };
 use crate::state::AppState;
+use crate::store::plant::{self, PortScope};
 use crate::{Error, Result};
 
 /// Why a run stopped early.

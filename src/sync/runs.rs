@@ -12,8 +12,8 @@ use entity::sync_run;
 
 use super::{engine, status, Mode, RunRequest, Trigger};
 use crate::access::{Actor, Role};
-use crate::paging::{Page, PageRequest};
 use crate::state::AppState;
+use crate::store::paging::{Page, PageRequest};
 use crate::{history, integrations, projects, Error, Result};
 
 fn new_run(integration_id: i64, request: &RunRequest, instance: &str) -> sync_run::ActiveModel {
@@ -375,7 +375,7 @@ pub async fn page<C: ConnectionTrait>(
 ) -> Result<Page<sync_run::Model>> {
     let select =
         sync_run::Entity::find().filter(sync_run::Column::IntegrationId.eq(integration_id));
-    crate::paging::newest_first(db, select, sync_run::Column::Id, request).await
+    crate::store::paging::newest_first(db, select, sync_run::Column::Id, request).await
 }
 
 /// Executes a statement built for the connection's backend.

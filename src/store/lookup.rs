@@ -10,7 +10,7 @@ use sea_orm::{
 use entity::{binding, element, port, splitter};
 
 use crate::catalog::ElementItem;
-use crate::paging::{Page, PageRequest};
+use crate::store::paging::{Page, PageRequest};
 use crate::{Error, Result};
 
 /// Binding statuses that hold a port.
@@ -155,12 +155,12 @@ pub async fn elements<C: ConnectionTrait>(
         }));
     }
     // The count costs a statement of its own: only when the caller asked for it.
-    crate::paging::keyset(
+    crate::store::paging::keyset(
         db,
         select,
         element::Column::Id,
         request,
-        crate::paging::Walk::OldestFirst,
+        crate::store::paging::Walk::OldestFirst,
         with_total,
     )
     .await
@@ -332,7 +332,7 @@ pub async fn bindings<C: ConnectionTrait>(
     if let Some(status) = &filter.status {
         select = select.filter(binding::Column::Status.is_in(status.clone()));
     }
-    crate::paging::newest_first(db, select, binding::Column::Id, request).await
+    crate::store::paging::newest_first(db, select, binding::Column::Id, request).await
 }
 
 /// A model by id, or `NOT_FOUND` naming it.

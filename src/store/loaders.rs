@@ -1,0 +1,278 @@
+//! DataLoaders (async-graphql's own), created per request, so that nested fields cost one query
+//! per level of a tree rather than one per node.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+use entity::{integration, project};
+
+/// A loader with a per-request cache, so that a prefetched tree answers its nested fields from
+/// memory (see `plant::prefetch_tree`).
+pub type Cached<L> = DataLoader<L, HashMapCache>;
+
+/// Every loader of one request.
+pub struct Loaders {
+    /// Project by integration id.
+    pub project: Cached<ProjectByIntegration>,
+    /// Integration by id.
+    pub integration: Cached<IntegrationById>,
+    /// The plant tree.
+    pub plant: PlantLoaders,
+}
+
+impl Loaders {
+    /// Fresh loaders for one request.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        Loaders {
+            project: dl(ProjectByIntegration(db.clone())),
+            integration: dl(IntegrationById(db.clone())),
+            plant: PlantLoaders::new(db),
+        }
+    }
+}
+
+/// Loads the project of each integration.
+pub struct ProjectByIntegration(DatabaseConnection);
+
+impl Loader<i64> for ProjectByIntegration {
+    type Value = project::Model;
+    type Error = Arc<crate::Error>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = project::Entity::find()
+            .filter(project::Column::IntegrationId.is_in(keys.to_vec()))
+            .all(&self.0)
+            .await
+            .map_err(|e| Arc::new(e.into()))?;
+        Ok(rows.into_iter().map(|p| (p.integration_id, p)).collect())
+    }
+}
+
+/// Loads integrations by id.
+pub struct IntegrationById(DatabaseConnection);
+
+impl Loader<i64> for IntegrationById {
+    type Value = integration::Model;
+    type Error = Arc<crate::Error>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = integration::Entity::find()
+            .filter(integration::Column::Id.is_in(keys.to_vec()))
+            .all(&self.0)
+            .await
+            .map_err(|e| Arc::new(e.into()))?;
+        Ok(rows.into_iter().map(|i| (i.id, i)).collect())
+    }
+}
+
+/// Loads rows of one entity whose key column is in the batch; `key` says which key a row
+/// answers. One statement per batch, ids inlined (see `lookup::in_ids`).
+pub struct Rows<E: sea_orm::EntityTrait> {
+    db: DatabaseConnection,
+    column: &'static str,
+    order: &'static str,
+    key: fn(&E::Model) -> i64,
+}
+
+impl<E: sea_orm::EntityTrait> Rows<E> {
+    fn new(
+        db: &DatabaseConnection,
+        column: &'static str,
+        order: &'static str,
+        key: fn(&E::Model) -> i64,
+    ) -> Self {
+        Rows {
+            db: db.clone(),
+            column,
+            order,
+            key,
+        }
+    }
+
+    async fn fetch(&self, keys: &[i64]) -> Result<Vec<E::Model>, Arc<crate::Error>> {
+        use sea_orm::QueryOrder;
+        E::find()
+            .filter(crate::store::lookup::in_ids(self.column, keys))
+            .order_by_asc(sea_orm::sea_query::Expr::cust(self.order))
+            .all(&self.db)
+            .await
+            .map_err(|e| Arc::new(e.into()))
+    }
+}
+
+/// One row per key.
+pub struct One<E: sea_orm::EntityTrait>(Rows<E>);
+
+/// Every row of each key, in the loader's order.
+pub struct Many<E: sea_orm::EntityTrait>(Rows<E>);
+
+impl<E> Loader<i64> for One<E>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Clone + Send + Sync,
+{
+    /// `None` for a key without a row, so that absence is cached too.
+    type Value = Option<E::Model>;
+    type Error = Arc<crate::Error>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let key = self.0.key;
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|k| (*k, None)).collect();
+        for m in self.0.fetch(keys).await? {
+            out.insert(key(&m), Some(m));
+        }
+        Ok(out)
+    }
+}
+
+impl<E> Loader<i64> for Many<E>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Clone + Send + Sync,
+{
+    type Value = Vec<E::Model>;
+    type Error = Arc<crate::Error>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let key = self.0.key;
+        let mut out: HashMap<i64, Vec<E::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for m in self.0.fetch(keys).await? {
+            out.entry(key(&m)).or_default().push(m);
+        }
+        Ok(out)
+    }
+}
+
+/// Counts of bindable free ports (FREE, no active binding) per element (service splitters only)
+/// or per splitter.
+pub struct FreePortCounts {
+    db: DatabaseConnection,
+    per_element: bool,
+}
+
+impl Loader<i64> for FreePortCounts {
+    type Value = i64;
+    type Error = Arc<crate::Error>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, Self::Error> {
+        use sea_orm::ConnectionTrait;
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Vec<String> = keys.iter().map(i64::to_string).collect();
+        let (group, extra) = if self.per_element {
+            ("s.element_id", "AND s.kind = 'SERVICE'")
+        } else {
+            ("s.id", "")
+        };
+        let sql = format!(
+            "SELECT {group} AS k, COUNT(*) AS n FROM splitters s JOIN ports p ON p.splitter_id = s.id \
+             WHERE {group} IN ({}) {extra} AND p.status = 'FREE' \
+             AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
+             AND b.status IN ('PENDING', 'CONFIRMED')) GROUP BY {group}",
+            list.join(",")
+        );
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .map_err(|e| Arc::new(e.into()))?;
+        let mut out: HashMap<i64, i64> = keys.iter().map(|k| (*k, 0)).collect();
+        for row in rows {
+            let k: i64 = row.try_get("", "k").map_err(|e| Arc::new(e.into()))?;
+            let n: i64 = row.try_get("", "n").map_err(|e| Arc::new(e.into()))?;
+            out.insert(k, n);
+        }
+        Ok(out)
+    }
+}
+
+/// Loaders of the plant tree.
+pub struct PlantLoaders {
+    /// Element by id.
+    pub element: Cached<One<entity::element::Entity>>,
+    /// Splitter by id.
+    pub splitter: Cached<One<entity::splitter::Entity>>,
+    /// Port by id.
+    pub port: Cached<One<entity::port::Entity>>,
+    /// Project by id.
+    pub project: Cached<One<entity::project::Entity>>,
+    /// Splitters of each element, by fid.
+    pub splitters_of_element: Cached<Many<entity::splitter::Entity>>,
+    /// Ports of each splitter, by number.
+    pub ports_of_splitter: Cached<Many<entity::port::Entity>>,
+    /// The active (PENDING or CONFIRMED) binding of each port.
+    pub active_binding_of_port: Cached<One<entity::binding::Entity>>,
+    /// Bindable free ports per element.
+    pub free_ports_of_element: Cached<FreePortCounts>,
+    /// Bindable free ports per splitter.
+    pub free_ports_of_splitter: Cached<FreePortCounts>,
+    /// Selected items of each integration.
+    pub selection: Cached<Many<entity::element_selection::Entity>>,
+}
+
+/// How long a loader gathers keys before it queries. Batching by time window is best effort (a
+/// busy machine can cut a level in two); element trees do not depend on it, they are prefetched
+/// level by level.
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Keys per query: ids are inlined as integers, so no bind-parameter limit applies, and the
+/// largest tree a request may ask for (500 boxes) stays under this.
+pub const MAX_BATCH: usize = 100_000;
+
+fn dl<L: Loader<i64>>(loader: L) -> Cached<L> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+        .delay(BATCH_WINDOW)
+        .max_batch_size(MAX_BATCH)
+}
+
+impl PlantLoaders {
+    /// Fresh loaders for one request.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        use entity::{binding, element, port, project, splitter};
+        PlantLoaders {
+            element: dl(One(Rows::<element::Entity>::new(db, "id", "id", |m| m.id))),
+            splitter: dl(One(Rows::<splitter::Entity>::new(db, "id", "id", |m| m.id))),
+            port: dl(One(Rows::<port::Entity>::new(db, "id", "id", |m| m.id))),
+            project: dl(One(Rows::<project::Entity>::new(db, "id", "id", |m| m.id))),
+            splitters_of_element: dl(Many(Rows::<splitter::Entity>::new(
+                db,
+                "element_id",
+                "fid_num, fid",
+                |m| m.element_id.unwrap_or_default(),
+            ))),
+            ports_of_splitter: dl(Many(Rows::<port::Entity>::new(
+                db,
+                "splitter_id",
+                "number",
+                |m| m.splitter_id,
+            ))),
+            active_binding_of_port: dl(One(Rows::<binding::Entity>::new(
+                db,
+                "status IN ('PENDING', 'CONFIRMED') AND port_id",
+                "id",
+                |m| m.port_id.unwrap_or_default(),
+            ))),
+            free_ports_of_element: dl(FreePortCounts {
+                db: db.clone(),
+                per_element: true,
+            }),
+            free_ports_of_splitter: dl(FreePortCounts {
+                db: db.clone(),
+                per_element: false,
+            }),
+            selection: dl(Many(Rows::<entity::element_selection::Entity>::new(
+                db,
+                "integration_id",
+                "item",
+                |m| m.integration_id,
+            ))),
+        }
+    }
+}
