@@ -44,14 +44,7 @@ pub struct RemoteElement {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// What a splitter is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SplitterKind {
-    /// Splitter de atendimento: customers are bound to its ports.
-    Service,
-    /// Any other splitter.
-    Distribution,
-}
+pub use entity::splitter::SplitterKind;
 
 /// A splitter on the platform.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,30 +67,7 @@ pub struct RemoteSplitter {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// State of a splitter port on the platform.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortStatus {
-    /// Livre.
-    Free,
-    /// Ocupada.
-    Occupied,
-    /// Reservada.
-    Reserved,
-    /// Danificada.
-    Damaged,
-}
-
-impl PortStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortStatus::Free => "FREE",
-            PortStatus::Occupied => "OCCUPIED",
-            PortStatus::Reserved => "RESERVED",
-            PortStatus::Damaged => "DAMAGED",
-        }
-    }
-}
+pub use entity::port::PortStatus;
 
 /// The customer the platform has on a port.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

@@ -97,10 +97,12 @@ async fn free_by_element(app: &TestApp) -> std::collections::HashMap<String, i64
         .map(|e| {
             let n = ports
                 .iter()
-                .filter(|p| p.status == "FREE" && !bound.contains(&p.id))
+                .filter(|p| p.status == entity::port::PortStatus::Free && !bound.contains(&p.id))
                 .filter(|p| {
                     splitters.iter().any(|s| {
-                        s.id == p.splitter_id && s.element_id == Some(e.id) && s.kind == "SERVICE"
+                        s.id == p.splitter_id
+                            && s.element_id == Some(e.id)
+                            && s.kind == entity::splitter::SplitterKind::Service
                     })
                 })
                 .count() as i64;
@@ -110,6 +112,23 @@ async fn free_by_element(app: &TestApp) -> std::collections::HashMap<String, i64
 }
 
 on_both_engines! {
+    async fn an_unknown_stored_value_is_an_error_not_a_guess(app: TestApp) {
+        use sea_orm::ConnectionTrait;
+        let (_sim, id) = synced(&app, 3, &["SERVICE", "CTO"]).await;
+        let q = "query($i: ID!) { elements(integrationId: $i, first: 1) { edges { node { splitters { ports { id status } } } } } }";
+        let data = app.ok(q, json!({ "i": id })).await;
+        let port_id = data["elements"]["edges"][0]["node"]["splitters"][0]["ports"][0]["id"].as_str().unwrap().to_owned();
+        let db_id = mapping_gateway::graphql::ids::decode(mapping_gateway::graphql::ids::PORT, &async_graphql::ID(port_id.clone())).unwrap();
+        app.state
+            .db
+            .execute_unprepared(&format!("UPDATE ports SET status = 'BROKEN' WHERE id = {db_id}"))
+            .await
+            .unwrap();
+        let (_, body) = app.post(Some(&app.admin_key), "query($p: ID!) { port(id: $p) { status } }", json!({ "p": port_id })).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
+        assert!(common::captured_logs().contains("BROKEN"), "the unknown value is logged");
+    }
+
     async fn element_trees_carry_every_level(app: TestApp) {
         let (_sim, id) = synced(&app, 30, &["SERVICE", "DISTRIBUTION", "CTO"]).await;
         let port = entity::port::Entity::find().filter(entity::port::Column::Status.eq("FREE")).one(&app.state.db).await.unwrap().unwrap();

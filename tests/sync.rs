@@ -3,6 +3,9 @@
 
 mod common;
 
+use entity::binding::BindingStatus;
+use entity::port::PortStatus;
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -216,7 +219,7 @@ on_both_engines! {
         assert_eq!(run["counts"]["updated"], 2, "{run}");
         assert_eq!(run["counts"]["deleted"], 0);
         let p = entity::port::Entity::find().filter(entity::port::Column::Fid.eq(port.to_string())).one(&app.state.db).await.unwrap().unwrap();
-        assert_eq!(p.status, "DAMAGED");
+        assert_eq!(p.status, PortStatus::Damaged);
         let e = entity::element::Entity::find().filter(entity::element::Column::Fid.eq(cto.to_string())).one(&app.state.db).await.unwrap().unwrap();
         assert_eq!(e.name, "CTO-RENOMEADA");
         assert_eq!(local(&app, "ports").await, ports_before, "incremental never deletes");
@@ -249,7 +252,7 @@ on_both_engines! {
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
         assert_eq!(run["counts"]["updated"], 1, "{run}");
         let p = entity::port::Entity::find().filter(entity::port::Column::Fid.eq(port.to_string())).one(&app.state.db).await.unwrap().unwrap();
-        assert_eq!(p.status, "RESERVED");
+        assert_eq!(p.status, PortStatus::Reserved);
 
         // The box and its splitter go away on the platform: the element sync removes both.
         w.geo.delete(Feature::Splitter, &splitter_fid.to_string()).await.unwrap();
@@ -402,7 +405,7 @@ on_both_engines! {
         let run = succeeded(&app, &w.id, "FULL").await;
         assert_eq!(run["counts"]["orphaned"], 1, "{run}");
         let b = entity::binding::Entity::find_by_id(binding).one(&app.state.db).await.unwrap().expect("never deleted");
-        assert_eq!(b.status, "ORPHANED");
+        assert_eq!(b.status, BindingStatus::Orphaned);
         assert_eq!(b.port_id, None);
         assert_eq!(b.snapshot_port_fid.as_deref(), Some(port_fid.to_string().as_str()));
         assert_eq!(b.snapshot_port_number, Some(port.number));
@@ -417,7 +420,7 @@ on_both_engines! {
         assert_eq!(data["unlinkProject"]["project"], Value::Null);
         assert_eq!((local(&app, "elements").await, local(&app, "splitters").await, local(&app, "ports").await), (0, 0, 0));
         let b = entity::binding::Entity::find_by_id(second).one(&app.state.db).await.unwrap().unwrap();
-        assert_eq!((b.status.as_str(), b.port_id), ("ORPHANED", None));
+        assert_eq!((b.status, b.port_id), (BindingStatus::Orphaned, None));
         assert_eq!(entity::binding::Entity::find().count(&app.state.db).await.unwrap(), 2);
         // With no project, syncs are refused until one is set again.
         let (_, body) = app.post(Some(&app.admin_key), "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }", json!({ "i": w.id })).await;

@@ -10,8 +10,7 @@ pub struct Model {
     pub id: i64,
     pub integration_id: i64,
     pub port_id: Option<i64>,
-    /// `PENDING`, `CONFIRMED`, `RELEASED`, `CANCELLED` or `ORPHANED`.
-    pub status: String,
+    pub status: BindingStatus,
     /// CPF or CNPJ, digits only.
     pub document: String,
     pub contract: String,
@@ -32,3 +31,31 @@ pub struct Model {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Where a binding is in its life.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum BindingStatus {
+    /// Created; holds the port; not yet pushed.
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    /// Confirmed; pushed (or being pushed) to the platform.
+    #[sea_orm(string_value = "CONFIRMED")]
+    Confirmed,
+    /// Released after confirmation; the port was freed on the platform.
+    #[sea_orm(string_value = "RELEASED")]
+    Released,
+    /// Cancelled before confirmation.
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+    /// Its port, splitter or box disappeared; see `snapshot`, then rebind or release.
+    #[sea_orm(string_value = "ORPHANED")]
+    Orphaned,
+}
+
+impl BindingStatus {
+    /// The statuses that hold a port.
+    pub const ACTIVE: [BindingStatus; 2] = [BindingStatus::Pending, BindingStatus::Confirmed];
+}

@@ -15,8 +15,7 @@ pub struct Model {
     /// The fid as a number, when it is one (listing order).
     pub fid_num: Option<i64>,
     pub number: i32,
-    /// `FREE`, `OCCUPIED`, `RESERVED` or `DAMAGED`.
-    pub status: String,
+    pub status: PortStatus,
     pub customer_contract: Option<String>,
     pub customer_document: Option<String>,
     pub customer_name: Option<String>,
@@ -25,3 +24,23 @@ pub struct Model {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// State of a port on the platform.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum PortStatus {
+    /// Livre.
+    #[sea_orm(string_value = "FREE")]
+    Free,
+    /// Ocupada.
+    #[sea_orm(string_value = "OCCUPIED")]
+    Occupied,
+    /// Reservada.
+    #[sea_orm(string_value = "RESERVED")]
+    Reserved,
+    /// Danificada.
+    #[sea_orm(string_value = "DAMAGED")]
+    Damaged,
+}

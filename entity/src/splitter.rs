@@ -14,8 +14,7 @@ pub struct Model {
     /// The fid as a number, when it is one (listing order).
     pub fid_num: Option<i64>,
     pub name: String,
-    /// `SERVICE` or `DISTRIBUTION`.
-    pub kind: String,
+    pub kind: SplitterKind,
     /// As the platform says it, e.g. `1:16`.
     pub ratio: String,
     pub port_count: i32,
@@ -26,3 +25,17 @@ pub struct Model {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// What a splitter is for.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum SplitterKind {
+    /// Splitter de atendimento: customers are bound to its ports.
+    #[sea_orm(string_value = "SERVICE")]
+    Service,
+    /// Splitter de distribuição.
+    #[sea_orm(string_value = "DISTRIBUTION")]
+    Distribution,
+}

@@ -1,7 +1,7 @@
 //! The synced plant over GraphQL: element trees, nearest free ports, bindings.
 //! Every nested field goes through a per-request DataLoader.
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use entity::{binding, element, port, splitter};
@@ -15,64 +15,9 @@ use crate::graphql::projects::{ElementItemKey, Project};
 use crate::graphql::state;
 use crate::store::lookup::{self, BBox, BindingFilter, ElementFilter};
 
-/// What a splitter is for.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum SplitterKind {
-    /// Splitter de atendimento: customers are bound to its ports.
-    Service,
-    /// Splitter de distribuição.
-    Distribution,
-}
-
-/// State of a port on the platform.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum PortStatus {
-    /// Livre.
-    Free,
-    /// Ocupada.
-    Occupied,
-    /// Reservada.
-    Reserved,
-    /// Danificada.
-    Damaged,
-}
-
-/// Where a binding is in its life.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum BindingStatus {
-    /// Created; holds the port; not yet pushed.
-    Pending,
-    /// Confirmed; pushed (or being pushed) to the platform.
-    Confirmed,
-    /// Released after confirmation; the port was freed on the platform.
-    Released,
-    /// Cancelled before confirmation.
-    Cancelled,
-    /// Its port, splitter or box disappeared; see `snapshot`, then rebind or release.
-    Orphaned,
-}
-
-fn status_of(s: &str) -> Option<BindingStatus> {
-    Some(match s {
-        "PENDING" => BindingStatus::Pending,
-        "CONFIRMED" => BindingStatus::Confirmed,
-        "RELEASED" => BindingStatus::Released,
-        "CANCELLED" => BindingStatus::Cancelled,
-        "ORPHANED" => BindingStatus::Orphaned,
-        _ => return None,
-    })
-}
-
-/// The stored name of a binding status.
-pub fn status_name(s: BindingStatus) -> &'static str {
-    match s {
-        BindingStatus::Pending => "PENDING",
-        BindingStatus::Confirmed => "CONFIRMED",
-        BindingStatus::Released => "RELEASED",
-        BindingStatus::Cancelled => "CANCELLED",
-        BindingStatus::Orphaned => "ORPHANED",
-    }
-}
+pub use entity::binding::BindingStatus;
+pub use entity::port::PortStatus;
+pub use entity::splitter::SplitterKind;
 
 /// A synced box or point.
 pub struct Element(pub element::Model);
@@ -169,11 +114,7 @@ impl Splitter {
     }
     /// SERVICE (Atendimento) or DISTRIBUTION.
     async fn kind(&self) -> SplitterKind {
-        if self.0.kind == "SERVICE" {
-            SplitterKind::Service
-        } else {
-            SplitterKind::Distribution
-        }
+        self.0.kind
     }
     /// Ratio as the platform gives it, e.g. `1:16`.
     async fn ratio(&self) -> &str {
@@ -259,12 +200,7 @@ impl Port {
     }
     /// State on the platform.
     async fn status(&self) -> PortStatus {
-        match self.0.status.as_str() {
-            "FREE" => PortStatus::Free,
-            "OCCUPIED" => PortStatus::Occupied,
-            "DAMAGED" => PortStatus::Damaged,
-            _ => PortStatus::Reserved,
-        }
+        self.0.status
     }
     /// The customer the platform has on it; null when none.
     async fn platform_customer(&self) -> Option<PlatformCustomer> {
@@ -330,7 +266,7 @@ impl Binding {
     }
     /// Where it is in its life.
     async fn status(&self) -> Option<BindingStatus> {
-        status_of(&self.0.status)
+        Some(self.0.status)
     }
     /// Customer CPF or CNPJ, digits only.
     async fn document(&self) -> &str {
@@ -619,9 +555,7 @@ impl PlantQuery {
                 .transpose()?,
             document: f.document,
             contract: f.contract,
-            status: f
-                .status
-                .map(|v| v.into_iter().map(|s| status_name(s).to_owned()).collect()),
+            status: f.status,
         };
         let page = lookup::bindings(&state(ctx)?.db, &filter, request).await?;
         Ok(paging::connection("bindings", page, |b| b.id, Binding))

@@ -68,38 +68,48 @@ impl Loader<i64> for IntegrationById {
     }
 }
 
-/// Loads rows of one entity whose key column is in the batch; `key` says which key a row
-/// answers. One statement per batch, ids inlined (see `lookup::in_ids`).
+/// Loads rows of one entity whose key column is in the batch (and which meet `only`, when
+/// given), in `order`; `key` says which key a row answers. One statement per batch, ids inlined
+/// (see `lookup::in_ids`).
 pub struct Rows<E: sea_orm::EntityTrait> {
     db: DatabaseConnection,
-    column: &'static str,
-    order: &'static str,
+    column: E::Column,
+    order: &'static [E::Column],
+    only: Option<sea_orm::Condition>,
     key: fn(&E::Model) -> i64,
 }
 
 impl<E: sea_orm::EntityTrait> Rows<E> {
     fn new(
         db: &DatabaseConnection,
-        column: &'static str,
-        order: &'static str,
+        column: E::Column,
+        order: &'static [E::Column],
         key: fn(&E::Model) -> i64,
     ) -> Self {
         Rows {
             db: db.clone(),
             column,
             order,
+            only: None,
             key,
         }
     }
 
+    fn only(mut self, condition: sea_orm::Condition) -> Self {
+        self.only = Some(condition);
+        self
+    }
+
     async fn fetch(&self, keys: &[i64]) -> Result<Vec<E::Model>, Arc<crate::Error>> {
-        use sea_orm::QueryOrder;
-        E::find()
-            .filter(crate::store::lookup::in_ids(self.column, keys))
-            .order_by_asc(sea_orm::sea_query::Expr::cust(self.order))
-            .all(&self.db)
-            .await
-            .map_err(|e| Arc::new(e.into()))
+        use sea_orm::{IdenStatic, QueryOrder};
+        let mut select = E::find().filter(crate::store::lookup::in_ids(self.column.as_str(), keys));
+        if let Some(only) = &self.only {
+            select = select.filter(only.clone());
+        }
+        for column in self.order {
+            select = select.order_by_asc(*column);
+        }
+        select.all(&self.db).await.map_err(|e| Arc::new(e.into()))
     }
 }
 
@@ -163,17 +173,16 @@ impl Loader<i64> for FreePortCounts {
             return Ok(HashMap::new());
         }
         let list: Vec<String> = keys.iter().map(i64::to_string).collect();
-        let (group, extra) = if self.per_element {
-            ("s.element_id", "AND s.kind = 'SERVICE'")
+        // Per element only service splitters count; per splitter every splitter does.
+        let (group, condition) = if self.per_element {
+            ("s.element_id", crate::store::lookup::bindable_sql("s", "p"))
         } else {
-            ("s.id", "")
+            ("s.id", crate::store::lookup::free_unbound_sql("p"))
         };
         let sql = format!(
             "SELECT {group} AS k, COUNT(*) AS n FROM splitters s JOIN ports p ON p.splitter_id = s.id \
-             WHERE {group} IN ({}) {extra} AND p.status = 'FREE' \
-             AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
-             AND b.status IN ('PENDING', 'CONFIRMED')) GROUP BY {group}",
-            list.join(",")
+             WHERE {group} IN ({}) AND {condition} GROUP BY {group}",
+            list.join(","),
         );
         let rows = self
             .db
@@ -235,29 +244,53 @@ fn dl<L: Loader<i64>>(loader: L) -> Cached<L> {
 impl PlantLoaders {
     /// Fresh loaders for one request.
     pub fn new(db: &DatabaseConnection) -> Self {
-        use entity::{binding, element, port, project, splitter};
+        use entity::{binding, element, element_selection, port, project, splitter};
         PlantLoaders {
-            element: dl(One(Rows::<element::Entity>::new(db, "id", "id", |m| m.id))),
-            splitter: dl(One(Rows::<splitter::Entity>::new(db, "id", "id", |m| m.id))),
-            port: dl(One(Rows::<port::Entity>::new(db, "id", "id", |m| m.id))),
-            project: dl(One(Rows::<project::Entity>::new(db, "id", "id", |m| m.id))),
+            element: dl(One(Rows::<element::Entity>::new(
+                db,
+                element::Column::Id,
+                &[element::Column::Id],
+                |m| m.id,
+            ))),
+            splitter: dl(One(Rows::<splitter::Entity>::new(
+                db,
+                splitter::Column::Id,
+                &[splitter::Column::Id],
+                |m| m.id,
+            ))),
+            port: dl(One(Rows::<port::Entity>::new(
+                db,
+                port::Column::Id,
+                &[port::Column::Id],
+                |m| m.id,
+            ))),
+            project: dl(One(Rows::<project::Entity>::new(
+                db,
+                project::Column::Id,
+                &[project::Column::Id],
+                |m| m.id,
+            ))),
             splitters_of_element: dl(Many(Rows::<splitter::Entity>::new(
                 db,
-                "element_id",
-                "fid_num, fid",
+                splitter::Column::ElementId,
+                &[splitter::Column::FidNum, splitter::Column::Fid],
                 |m| m.element_id.unwrap_or_default(),
             ))),
             ports_of_splitter: dl(Many(Rows::<port::Entity>::new(
                 db,
-                "splitter_id",
-                "number",
+                port::Column::SplitterId,
+                &[port::Column::Number],
                 |m| m.splitter_id,
             ))),
             active_binding_of_port: dl(One(Rows::<binding::Entity>::new(
                 db,
-                "status IN ('PENDING', 'CONFIRMED') AND port_id",
-                "id",
+                binding::Column::PortId,
+                &[binding::Column::Id],
                 |m| m.port_id.unwrap_or_default(),
+            )
+            .only(
+                sea_orm::Condition::all()
+                    .add(binding::Column::Status.is_in(crate::store::lookup::ACTIVE_ON_PORT)),
             ))),
             free_ports_of_element: dl(FreePortCounts {
                 db: db.clone(),
@@ -267,10 +300,10 @@ impl PlantLoaders {
                 db: db.clone(),
                 per_element: false,
             }),
-            selection: dl(Many(Rows::<entity::element_selection::Entity>::new(
+            selection: dl(Many(Rows::<element_selection::Entity>::new(
                 db,
-                "integration_id",
-                "item",
+                element_selection::Column::IntegrationId,
+                &[element_selection::Column::Item],
                 |m| m.integration_id,
             ))),
         }

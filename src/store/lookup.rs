@@ -14,7 +14,8 @@ use crate::store::paging::{Page, PageRequest};
 use crate::{Error, Result};
 
 /// Binding statuses that hold a port.
-pub const ACTIVE_ON_PORT: [&str; 2] = ["PENDING", "CONFIRMED"];
+pub const ACTIVE_ON_PORT: [entity::binding::BindingStatus; 2] =
+    entity::binding::BindingStatus::ACTIVE;
 
 /// `column IN (1,2,3)` with the ids inlined: integers only, so it is safe, and a tree of any size
 /// costs one statement without meeting a bind-parameter limit.
@@ -74,13 +75,45 @@ fn check_longitude(field: &str, v: f64) -> Result<()> {
     Ok(())
 }
 
+/// `'PENDING', 'CONFIRMED'`: the stored names of the statuses that hold a port, for SQL text.
+pub fn active_statuses_sql() -> String {
+    use sea_orm::ActiveEnum;
+    ACTIVE_ON_PORT
+        .iter()
+        .map(|s| format!("'{}'", s.to_value()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SQL that is true when port `p` is FREE with no active binding. The names come from the
+/// stored enums.
+pub fn free_unbound_sql(p: &str) -> String {
+    use sea_orm::ActiveEnum;
+    format!(
+        "{p}.status = '{}' AND NOT EXISTS (SELECT 1 FROM bindings b \
+         WHERE b.port_id = {p}.id AND b.status IN ({}))",
+        entity::port::PortStatus::Free.to_value(),
+        active_statuses_sql()
+    )
+}
+
+/// SQL that is true when port `p` of splitter `s` can be bound: a free, unbound port of a
+/// SERVICE splitter.
+pub fn bindable_sql(s: &str, p: &str) -> String {
+    use sea_orm::ActiveEnum;
+    format!(
+        "{s}.kind = '{}' AND {}",
+        entity::splitter::SplitterKind::Service.to_value(),
+        free_unbound_sql(p)
+    )
+}
+
 /// SQL that is true when element `e` has a bindable free port.
 fn free_port_exists(element: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM splitters s JOIN ports p ON p.splitter_id = s.id \
-         WHERE s.element_id = {element} AND s.kind = 'SERVICE' AND p.status = 'FREE' \
-         AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
-         AND b.status IN ('PENDING', 'CONFIRMED')))"
+         WHERE s.element_id = {element} AND {})",
+        bindable_sql("s", "p")
     )
 }
 
@@ -228,9 +261,7 @@ pub async fn free_ports<C: ConnectionTrait>(
          FROM elements e JOIN splitters s ON s.element_id = e.id JOIN ports p ON p.splitter_id = s.id \
          WHERE e.integration_id = {} \
            AND e.latitude BETWEEN {} AND {} AND e.longitude BETWEEN {} AND {} \
-           AND s.kind = 'SERVICE' AND p.status = 'FREE' \
-           AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.port_id = p.id \
-                           AND b.status IN ('PENDING', 'CONFIRMED'))",
+           AND {}",
         prefixed::<element::Entity>("e"),
         prefixed::<splitter::Entity>("s"),
         prefixed::<port::Entity>("p"),
@@ -239,6 +270,7 @@ pub async fn free_ports<C: ConnectionTrait>(
         p(3),
         p(4),
         p(5),
+        bindable_sql("s", "p"),
     );
     let values: [sea_orm::Value; 5] = [
         integration_id.into(),
@@ -310,7 +342,7 @@ pub struct BindingFilter {
     /// The ISP's contract.
     pub contract: Option<String>,
     /// Only these statuses.
-    pub status: Option<Vec<String>>,
+    pub status: Option<Vec<entity::binding::BindingStatus>>,
 }
 
 /// One page of bindings, newest first.

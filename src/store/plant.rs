@@ -68,8 +68,10 @@ pub async fn orphan_bindings<C: ConnectionTrait>(db: &C, scope: &PortScope) -> R
                snapshot_splitter_fid = (SELECT s.fid FROM ports p JOIN splitters s ON s.id = p.splitter_id WHERE p.id = bindings.port_id), \
                snapshot_box_fid = (SELECT s.box_fid FROM ports p JOIN splitters s ON s.id = p.splitter_id WHERE p.id = bindings.port_id), \
                snapshot_box_name = COALESCE((SELECT e.name FROM ports p JOIN splitters s ON s.id = p.splitter_id JOIN elements e ON e.id = s.element_id WHERE p.id = bindings.port_id), snapshot_box_name), \
-               status = 'ORPHANED', port_id = NULL, orphaned_at = {p1}, updated_at = {p2} \
-             WHERE status IN ('PENDING', 'CONFIRMED') AND port_id IN ({doomed})"
+               status = '{orphaned}', port_id = NULL, orphaned_at = {p1}, updated_at = {p2} \
+             WHERE status IN ({active}) AND port_id IN ({doomed})",
+            orphaned = sea_orm::ActiveEnum::to_value(&entity::binding::BindingStatus::Orphaned),
+            active = super::lookup::active_statuses_sql(),
         );
         let result = db
             .execute_raw(Statement::from_sql_and_values(

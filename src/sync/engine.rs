@@ -88,13 +88,6 @@ impl Doomed {
     }
 }
 
-fn kind_str(kind: SplitterKind) -> &'static str {
-    match kind {
-        SplitterKind::Service => "SERVICE",
-        SplitterKind::Distribution => "DISTRIBUTION",
-    }
-}
-
 fn kind_item(kind: SplitterKind) -> ElementItem {
     match kind {
         SplitterKind::Service => ElementItem::Service,
@@ -642,7 +635,7 @@ impl<'a> Engine<'a> {
             let same = existing.get(&rec.fid).is_some_and(|s| {
                 s.project_id == self.project.id
                     && s.name == rec.name
-                    && s.kind == kind_str(rec.kind)
+                    && s.kind == rec.kind
                     && s.ratio == rec.ratio
                     && s.port_count == rec.port_count
                     && s.box_fid == rec.box_fid
@@ -658,7 +651,7 @@ impl<'a> Engine<'a> {
                 fid: Set(rec.fid.clone()),
                 fid_num: Set(fid_num(&rec.fid)),
                 name: Set(rec.name.clone()),
-                kind: Set(kind_str(rec.kind).to_owned()),
+                kind: Set(rec.kind),
                 ratio: Set(rec.ratio.clone()),
                 port_count: Set(rec.port_count),
                 box_fid: Set(rec.box_fid.clone()),
@@ -727,7 +720,7 @@ impl<'a> Engine<'a> {
                 p.project_id == self.project.id
                     && p.splitter_id == *splitter_id
                     && p.number == rec.number
-                    && p.status == rec.status.as_str()
+                    && p.status == rec.status
                     && p.customer_contract == customer.contract
                     && p.customer_document == customer.document
                     && p.customer_name == customer.name
@@ -744,7 +737,7 @@ impl<'a> Engine<'a> {
                 fid: Set(rec.fid.clone()),
                 fid_num: Set(fid_num(&rec.fid)),
                 number: Set(rec.number),
-                status: Set(rec.status.as_str().to_owned()),
+                status: Set(rec.status),
                 customer_contract: Set(customer.contract),
                 customer_document: Set(customer.document),
                 customer_name: Set(customer.name),

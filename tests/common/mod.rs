@@ -354,7 +354,7 @@ pub async fn insert_binding(
     entity::binding::ActiveModel {
         integration_id: Set(integration_id),
         port_id: Set(port_id),
-        status: Set(status.into()),
+        status: Set(sea_orm::ActiveEnum::try_from_value(&status.to_owned()).unwrap()),
         document: Set(document.into()),
         contract: Set(contract.into()),
         name: Set("Cliente Teste".into()),
