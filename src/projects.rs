@@ -125,7 +125,7 @@ pub async fn unlink(db: &DatabaseConnection, actor: &Actor, integration_id: i64)
     };
     if let Some(run) = sync_run::Entity::find()
         .filter(sync_run::Column::IntegrationId.eq(integration_id))
-        .filter(sync_run::Column::Status.is_in(["QUEUED", "RUNNING"]))
+        .filter(sync_run::Column::Status.is_in(crate::sync::SyncStatus::ACTIVE))
         .one(&txn)
         .await?
     {

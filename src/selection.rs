@@ -118,7 +118,14 @@ pub async fn get<C: ConnectionTrait>(
 /// The selected items.
 pub fn items(rows: &[element_selection::Model]) -> Vec<ElementItem> {
     rows.iter()
-        .filter_map(|r| ElementItem::parse(&r.item))
+        .filter_map(|r| {
+            let item = ElementItem::parse(&r.item);
+            if item.is_none() {
+                // Not a guess: the row is left out of the selection, and said so.
+                tracing::error!(integration_id = r.integration_id, item = %r.item, "unknown element item stored in the selection; ignored");
+            }
+            item
+        })
         .collect()
 }
 

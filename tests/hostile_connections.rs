@@ -334,7 +334,7 @@ async fn sigterm_stops_within_the_deadline_and_cancels_syncs() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(run.status, "CANCELLED");
+    assert_eq!(run.status, entity::sync_run::SyncStatus::Cancelled);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ mod common;
 
 use entity::binding::BindingStatus;
 use entity::port::PortStatus;
+use entity::sync_run::{SyncMode, SyncStatus, SyncTrigger};
 
 use std::time::Duration;
 
@@ -468,7 +469,7 @@ on_both_engines! {
         let theirs = mapping_gateway::sync::scheduler::tick(&other, saturday).await.unwrap();
         assert_eq!(mine.len() + theirs.len(), 1, "exactly one instance claims the slot");
         let run = mine.into_iter().chain(theirs).next().unwrap();
-        assert_eq!(run.mode, "FULL");
+        assert_eq!(run.mode, SyncMode::Full);
         assert_eq!(run.scheduled_for, Some(Utc.with_ymd_and_hms(2026, 11, 28, 7, 0, 0).unwrap()));
         let id = mapping_gateway::graphql::ids::encode(mapping_gateway::graphql::ids::SYNC_RUN, run.id);
         let done = finished(&app, id.as_str()).await;
@@ -479,7 +480,7 @@ on_both_engines! {
         let tuesday = Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 30).unwrap();
         let runs = mapping_gateway::sync::scheduler::tick(&app.state, tuesday).await.unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].mode, "INCREMENTAL");
+        assert_eq!(runs[0].mode, SyncMode::Incremental);
         let id = mapping_gateway::graphql::ids::encode(mapping_gateway::graphql::ids::SYNC_RUN, runs[0].id);
         assert_eq!(finished(&app, id.as_str()).await["status"], "SUCCEEDED");
         // A slot long past is not run late; an inactive integration is never scheduled.
@@ -499,9 +500,9 @@ on_both_engines! {
         let long_ago = Utc::now() - chrono::Duration::minutes(30);
         let dead = entity::sync_run::ActiveModel {
             integration_id: Set(integration_id),
-            mode: Set("FULL".into()),
-            trigger: Set("MANUAL".into()),
-            status: Set("RUNNING".into()),
+            mode: Set(SyncMode::Full),
+            trigger: Set(SyncTrigger::Manual),
+            status: Set(SyncStatus::Running),
             allow_mass_deletion: Set(false),
             processed: Set(0), fetched: Set(0), created: Set(0), updated: Set(0),
             deleted: Set(0), unchanged: Set(0), orphaned: Set(0),
@@ -526,7 +527,7 @@ on_both_engines! {
         .await;
         mapping_gateway::sync::scheduler::tick(&app.state, Utc::now()).await.unwrap();
         let row = entity::sync_run::Entity::find_by_id(dead.id).one(&app.state.db).await.unwrap().unwrap();
-        assert_eq!(row.status, "FAILED");
+        assert_eq!(row.status, SyncStatus::Failed);
         assert_eq!(row.error_code.as_deref(), Some("INSTANCE_LOST"));
         succeeded(&app, &w.id, "FULL").await;
     }

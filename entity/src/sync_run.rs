@@ -9,12 +9,9 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub integration_id: i64,
-    /// `FULL`, `INCREMENTAL` or `ELEMENT`.
-    pub mode: String,
-    /// `MANUAL` or `SCHEDULED`.
-    pub trigger: String,
-    /// `QUEUED`, `RUNNING`, `SUCCEEDED`, `FAILED` or `CANCELLED`.
-    pub status: String,
+    pub mode: SyncMode,
+    pub trigger: SyncTrigger,
+    pub status: SyncStatus,
     pub element_fid: Option<String>,
     pub allow_mass_deletion: bool,
     pub scheduled_for: Option<DateTimeUtc>,
@@ -40,3 +37,75 @@ pub struct Model {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// What a sync fetches and deletes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum SyncMode {
+    /// Every record of the selected items; also deletes what the platform no longer has.
+    #[sea_orm(string_value = "FULL")]
+    Full,
+    /// Records changed since the last successful run (with an overlap); deletes only records of
+    /// deselected items.
+    #[sea_orm(string_value = "INCREMENTAL")]
+    Incremental,
+    /// One box with its splitters and their ports (see `syncElement`).
+    #[sea_orm(string_value = "ELEMENT")]
+    Element,
+}
+
+/// Who started a run.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum SyncTrigger {
+    /// `startSync` or `syncElement`.
+    #[sea_orm(string_value = "MANUAL")]
+    Manual,
+    /// The schedule.
+    #[sea_orm(string_value = "SCHEDULED")]
+    Scheduled,
+}
+
+/// Where a run is.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum SyncStatus {
+    /// Accepted, not started.
+    #[sea_orm(string_value = "QUEUED")]
+    Queued,
+    /// In progress.
+    #[sea_orm(string_value = "RUNNING")]
+    Running,
+    /// Finished; the cursor moved.
+    #[sea_orm(string_value = "SUCCEEDED")]
+    Succeeded,
+    /// Stopped by an error; the last good copy is intact.
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+    /// Stopped on request or at shutdown; the last good copy is intact.
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+impl SyncStatus {
+    /// The statuses of a run that holds its integration (one at a time).
+    pub const ACTIVE: [SyncStatus; 2] = [SyncStatus::Queued, SyncStatus::Running];
+}
+
+/// The stored names, for messages and logs.
+macro_rules! display_as_stored {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&sea_orm::ActiveEnum::to_value(self))
+            }
+        }
+    )*};
+}
+display_as_stored!(SyncMode, SyncTrigger, SyncStatus);

@@ -238,7 +238,7 @@ async fn engine_run(state: &AppState, sim: &str, mode: Mode) -> anyhow::Result<V
         .await
         .map_err(mapping_gateway::Error::into_anyhow)?;
     anyhow::ensure!(
-        done.status == "SUCCEEDED",
+        done.status == mapping_gateway::sync::SyncStatus::Succeeded,
         "run {} ended {}: {:?}",
         done.id,
         done.status,

@@ -6,15 +6,18 @@ use chrono::{DateTime, Utc};
 use entity::project;
 
 use crate::access::Role;
-use crate::catalog::{Category, ElementItem};
+use crate::catalog::ElementItem;
 use crate::graphql::guard::{actor, RoleGuard};
 use crate::graphql::ids::{self, INTEGRATION, PROJECT};
 use crate::graphql::integrations::Integration;
 use crate::graphql::state;
 use crate::projects::{self as domain, ProjectChoice};
 
+// The catalog's own enum as the API names it: the conversions both ways are generated and
+// checked variant by variant.
 /// A selectable item of the element catalog.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::catalog::ElementItem")]
 pub enum ElementItemKey {
     /// Splitter de atendimento (always selected).
     Service,
@@ -30,34 +33,9 @@ pub enum ElementItemKey {
     Pole,
 }
 
-impl From<ElementItemKey> for ElementItem {
-    fn from(k: ElementItemKey) -> Self {
-        match k {
-            ElementItemKey::Service => ElementItem::Service,
-            ElementItemKey::Distribution => ElementItem::Distribution,
-            ElementItemKey::Cto => ElementItem::Cto,
-            ElementItemKey::Ceo => ElementItem::Ceo,
-            ElementItemKey::Pop => ElementItem::Pop,
-            ElementItemKey::Pole => ElementItem::Pole,
-        }
-    }
-}
-
-impl From<ElementItem> for ElementItemKey {
-    fn from(i: ElementItem) -> Self {
-        match i {
-            ElementItem::Service => ElementItemKey::Service,
-            ElementItem::Distribution => ElementItemKey::Distribution,
-            ElementItem::Cto => ElementItemKey::Cto,
-            ElementItem::Ceo => ElementItemKey::Ceo,
-            ElementItem::Pop => ElementItemKey::Pop,
-            ElementItem::Pole => ElementItemKey::Pole,
-        }
-    }
-}
-
 /// A category of the element catalog.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::catalog::Category")]
 pub enum ElementCategoryKey {
     /// Splitters.
     Splitter,
@@ -67,17 +45,6 @@ pub enum ElementCategoryKey {
     Pop,
     /// Poles.
     Pole,
-}
-
-impl From<Category> for ElementCategoryKey {
-    fn from(c: Category) -> Self {
-        match c {
-            Category::Splitter => ElementCategoryKey::Splitter,
-            Category::Box => ElementCategoryKey::Box,
-            Category::Pop => ElementCategoryKey::Pop,
-            Category::Pole => ElementCategoryKey::Pole,
-        }
-    }
 }
 
 /// An item of the catalog.

@@ -1,6 +1,6 @@
 //! Sync runs: start, cancel, read.
 
-use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use entity::sync_run;
@@ -14,41 +14,7 @@ use crate::graphql::paging;
 use crate::graphql::state;
 use crate::sync::{self as domain, Mode, RunRequest, Trigger};
 
-/// What a sync fetches and deletes.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
-    /// Every record of the selected items; also deletes what the platform no longer has.
-    Full,
-    /// Records changed since the last successful run (with an overlap); deletes only records of
-    /// deselected items.
-    Incremental,
-    /// One box with its splitters and their ports (see `syncElement`).
-    Element,
-}
-
-/// Who started a run.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum SyncTrigger {
-    /// `startSync` or `syncElement`.
-    Manual,
-    /// The schedule.
-    Scheduled,
-}
-
-/// Where a run is.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum SyncStatus {
-    /// Accepted, not started.
-    Queued,
-    /// In progress.
-    Running,
-    /// Finished; the cursor moved.
-    Succeeded,
-    /// Stopped by an error; the last good copy is intact.
-    Failed,
-    /// Stopped on request or at shutdown; the last good copy is intact.
-    Cancelled,
-}
+pub use entity::sync_run::{SyncMode, SyncStatus, SyncTrigger};
 
 /// What a run did.
 #[derive(SimpleObject)]
@@ -93,10 +59,6 @@ pub struct SyncPhase {
 /// One sync run of an integration.
 pub struct SyncRun(pub sync_run::Model);
 
-fn parse_enum<T: Copy>(value: &str, table: &[(&str, T)]) -> Option<T> {
-    table.iter().find(|(k, _)| *k == value).map(|(_, v)| *v)
-}
-
 /// One sync run of an integration.
 #[Object]
 impl SyncRun {
@@ -115,37 +77,15 @@ impl SyncRun {
     }
     /// What the run fetches and deletes.
     async fn mode(&self) -> Option<SyncMode> {
-        parse_enum(
-            &self.0.mode,
-            &[
-                ("FULL", SyncMode::Full),
-                ("INCREMENTAL", SyncMode::Incremental),
-                ("ELEMENT", SyncMode::Element),
-            ],
-        )
+        Some(self.0.mode)
     }
     /// Who started it.
     async fn trigger(&self) -> Option<SyncTrigger> {
-        parse_enum(
-            &self.0.trigger,
-            &[
-                ("MANUAL", SyncTrigger::Manual),
-                ("SCHEDULED", SyncTrigger::Scheduled),
-            ],
-        )
+        Some(self.0.trigger)
     }
     /// Where it is.
     async fn status(&self) -> Option<SyncStatus> {
-        parse_enum(
-            &self.0.status,
-            &[
-                ("QUEUED", SyncStatus::Queued),
-                ("RUNNING", SyncStatus::Running),
-                ("SUCCEEDED", SyncStatus::Succeeded),
-                ("FAILED", SyncStatus::Failed),
-                ("CANCELLED", SyncStatus::Cancelled),
-            ],
-        )
+        Some(self.0.status)
     }
     /// The box of an ELEMENT run.
     async fn element_fid(&self) -> Option<&str> {
@@ -275,17 +215,13 @@ impl SyncMutation {
     ) -> async_graphql::Result<SyncRun> {
         let app = state(ctx)?;
         let id = ids::decode(INTEGRATION, &integration_id)?;
-        let mode = match mode {
-            SyncMode::Full => Mode::Full,
-            SyncMode::Incremental => Mode::Incremental,
-            SyncMode::Element => {
-                return Err(crate::Error::validation(
-                    "mode",
-                    "ELEMENT runs start with syncElement(integrationId, fid)",
-                )
-                .into())
-            }
-        };
+        if mode == Mode::Element {
+            return Err(crate::Error::validation(
+                "mode",
+                "ELEMENT runs start with syncElement(integrationId, fid)",
+            )
+            .into());
+        }
         let run = domain::start(
             app,
             actor(ctx)?,

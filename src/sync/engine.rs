@@ -223,7 +223,7 @@ impl<'a> Engine<'a> {
             .ok_or_else(|| Error::Conflict("the integration has no project".into()))?;
         let platform = app.platform(&integration)?;
         let selection = crate::selection::get(db, run.integration_id).await?;
-        let mut mode = Mode::parse(&run.mode).unwrap_or(Mode::Full);
+        let mut mode = run.mode;
         // The first run of a project is always full.
         if mode == Mode::Incremental && selection.iter().all(|s| s.cursor.is_none()) {
             mode = Mode::Full;
@@ -231,7 +231,7 @@ impl<'a> Engine<'a> {
             sync_run::Entity::update_many()
                 .col_expr(
                     sync_run::Column::Mode,
-                    sea_orm::sea_query::Expr::value(Mode::Full.as_str()),
+                    sea_orm::sea_query::Expr::value(Mode::Full),
                 )
                 .filter(sync_run::Column::Id.eq(run.id))
                 .exec(db)

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use entity::sync_run;
 
-use super::{engine, status, Mode, RunRequest, Trigger};
+use super::{engine, Mode, RunRequest, SyncStatus, Trigger};
 use crate::access::{Actor, Role};
 use crate::state::AppState;
 use crate::store::paging::{Page, PageRequest};
@@ -20,9 +20,9 @@ fn new_run(integration_id: i64, request: &RunRequest, instance: &str) -> sync_ru
     let now = Utc::now();
     sync_run::ActiveModel {
         integration_id: Set(integration_id),
-        mode: Set(request.mode.as_str().to_owned()),
-        trigger: Set(request.trigger.as_str().to_owned()),
-        status: Set(status::RUNNING.to_owned()),
+        mode: Set(request.mode),
+        trigger: Set(request.trigger),
+        status: Set(SyncStatus::Running),
         element_fid: Set(request.element_fid.clone()),
         allow_mass_deletion: Set(request.allow_mass_deletion),
         scheduled_for: Set(request.scheduled_for),
@@ -56,7 +56,7 @@ pub async fn active_run<C: ConnectionTrait>(
 ) -> Result<Option<sync_run::Model>> {
     Ok(sync_run::Entity::find()
         .filter(sync_run::Column::IntegrationId.eq(integration_id))
-        .filter(sync_run::Column::Status.is_in([status::QUEUED, status::RUNNING]))
+        .filter(sync_run::Column::Status.is_in(SyncStatus::ACTIVE))
         .one(db)
         .await?)
 }
@@ -113,7 +113,7 @@ pub async fn start(
         Some(integration_id),
         actor,
         "sync.started",
-        format!("started a {} sync (run {})", request.mode.as_str(), run.id),
+        format!("started a {} sync (run {})", request.mode, run.id),
         None,
         None,
     )
@@ -165,11 +165,7 @@ pub async fn claim_slot(
         Some(integration_id),
         &actor,
         "sync.started",
-        format!(
-            "scheduled {} sync for {slot} (run {})",
-            mode.as_str(),
-            run.id
-        ),
+        format!("scheduled {} sync for {slot} (run {})", mode, run.id),
         None,
         None,
     )
@@ -205,7 +201,7 @@ async fn execute(app: &AppState, run: sync_run::Model, cancel: CancellationToken
                             sea_orm::sea_query::Expr::value(Utc::now()),
                         )
                         .filter(sync_run::Column::Id.eq(run_id))
-                        .filter(sync_run::Column::Status.eq(status::RUNNING))
+                        .filter(sync_run::Column::Status.eq(SyncStatus::Running))
                         .exec(&db)
                         .await;
                 }
@@ -249,24 +245,26 @@ async fn finish(
         .ok_or_else(|| Error::NotFound(format!("sync run {}", run.id)))?;
     let mut row: sync_run::ActiveModel = current.clone().into();
     let (state, code, message) = match &outcome {
-        Outcome::Succeeded => (status::SUCCEEDED, None, None),
-        Outcome::Failed { code, message } => {
-            (status::FAILED, Some(code.clone()), Some(message.clone()))
-        }
+        Outcome::Succeeded => (SyncStatus::Succeeded, None, None),
+        Outcome::Failed { code, message } => (
+            SyncStatus::Failed,
+            Some(code.clone()),
+            Some(message.clone()),
+        ),
         Outcome::Cancelled => (
-            status::CANCELLED,
+            SyncStatus::Cancelled,
             Some("CANCELLED".to_owned()),
             Some("the run was cancelled; the last good copy is intact".to_owned()),
         ),
     };
-    row.status = Set(state.to_owned());
+    row.status = Set(state);
     row.error_code = Set(code.clone());
     row.error_message = Set(message.clone());
     row.phase = Set(Some("DONE".into()));
     row.finished_at = Set(Some(Utc::now()));
     let done = row.update(&app.db).await?;
     tracing::info!(
-        status = state,
+        status = %state,
         fetched = done.fetched,
         created = done.created,
         updated = done.updated,
@@ -279,7 +277,7 @@ async fn finish(
         &app.db,
         Some(run.integration_id),
         actor,
-        &format!("sync.{}", state.to_lowercase()),
+        &format!("sync.{}", state.to_string().to_lowercase()),
         match &message {
             None => format!(
                 "{} sync (run {}): {} fetched, {} created, {} updated, {} deleted, {} orphaned",
@@ -295,12 +293,12 @@ async fn finish(
                 "{} sync (run {}) {}: {m}",
                 done.mode,
                 done.id,
-                state.to_lowercase()
+                state.to_string().to_lowercase()
             ),
         },
         None,
         Some(json!({
-            "runId": done.id, "status": state, "fetched": done.fetched, "created": done.created,
+            "runId": done.id, "status": state.to_string(), "fetched": done.fetched, "created": done.created,
             "updated": done.updated, "deleted": done.deleted, "unchanged": done.unchanged,
             "orphaned": done.orphaned, "errorCode": code,
         })),
@@ -313,7 +311,7 @@ async fn finish(
 pub async fn cancel(app: &AppState, actor: &Actor, run_id: i64) -> Result<sync_run::Model> {
     actor.require(Role::Operator)?;
     let run = find(&app.db, run_id).await?;
-    if run.status != status::RUNNING && run.status != status::QUEUED {
+    if !SyncStatus::ACTIVE.contains(&run.status) {
         return Ok(run);
     }
     if !app.runner.cancel(run_id) {
@@ -330,7 +328,7 @@ pub async fn sweep_stale(app: &AppState, now: DateTime<Utc>) -> Result<u64> {
     let result = sync_run::Entity::update_many()
         .col_expr(
             sync_run::Column::Status,
-            sea_orm::sea_query::Expr::value(status::FAILED),
+            sea_orm::sea_query::Expr::value(SyncStatus::Failed),
         )
         .col_expr(
             sync_run::Column::ErrorCode,
@@ -346,7 +344,7 @@ pub async fn sweep_stale(app: &AppState, now: DateTime<Utc>) -> Result<u64> {
             sync_run::Column::FinishedAt,
             sea_orm::sea_query::Expr::value(now),
         )
-        .filter(sync_run::Column::Status.is_in([status::QUEUED, status::RUNNING]))
+        .filter(sync_run::Column::Status.is_in(SyncStatus::ACTIVE))
         .filter(sync_run::Column::HeartbeatAt.lt(limit))
         .exec(&app.db)
         .await?;

@@ -77,7 +77,7 @@ pub async fn tick(app: &AppState, now: DateTime<Utc>) -> Result<Vec<entity::sync
             continue;
         }
         if let Some(run) = super::claim_slot(app, row.id, mode, slot).await? {
-            tracing::info!(integration_id = row.id, run_id = run.id, %slot, mode = mode.as_str(), "claimed a scheduled sync");
+            tracing::info!(integration_id = row.id, run_id = run.id, %slot, %mode, "claimed a scheduled sync");
             started.push(run);
         }
     }
