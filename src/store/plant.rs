@@ -30,7 +30,8 @@ fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn placeholder(backend: DbBackend, n: usize) -> String {
+/// The `n`th (1-based) bind placeholder of the engine: `$n` on PostgreSQL, `?` on SQLite.
+pub fn placeholder(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),

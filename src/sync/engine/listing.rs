@@ -1,0 +1,257 @@
+//! Walking a listing page by page: each page is written in its own transaction, and in a full
+//! listing the local rows of the page's fid range that the page lacks are doomed.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use futures::StreamExt;
+use sea_orm::ConnectionTrait;
+
+use super::write::fid_num;
+use super::{Engine, Step, Stop};
+use crate::catalog::ElementItem;
+use crate::platform::{ListPage, Listing, RemoteElement, RemotePort, RemoteSplitter};
+use crate::{Error, Result};
+
+/// A table the engine lists into and deletes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Table {
+    /// Boxes and points.
+    Elements,
+    /// Splitters.
+    Splitters,
+    /// Splitter ports.
+    Ports,
+}
+
+impl Table {
+    /// The table's name in SQL.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Table::Elements => "elements",
+            Table::Splitters => "splitters",
+            Table::Ports => "ports",
+        }
+    }
+}
+
+/// The local rows a listing covers, when it covers a whole scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Every row of the table in this project.
+    Project(i64),
+    /// The project's elements of one item.
+    Item(i64, ElementItem),
+    /// A narrower listing (one box): nothing is inferred gone from it.
+    Narrow,
+}
+
+/// The records of one listing page, of whichever feature.
+pub(super) enum Batch {
+    Elements(ElementItem, Vec<RemoteElement>),
+    Splitters(Vec<RemoteSplitter>),
+    Ports(Vec<RemotePort>),
+}
+
+impl Batch {
+    fn fids(&self) -> Vec<&str> {
+        match self {
+            Batch::Elements(_, r) => r.iter().map(|x| x.fid.as_str()).collect(),
+            Batch::Splitters(r) => r.iter().map(|x| x.fid.as_str()).collect(),
+            Batch::Ports(r) => r.iter().map(|x| x.fid.as_str()).collect(),
+        }
+    }
+
+    fn fid_nums(&self) -> Vec<Option<i64>> {
+        self.fids().into_iter().map(fid_num).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.fids().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Tracks the fid range a listing has covered, page after page.
+pub(super) struct Range {
+    pub(super) last: Option<i64>,
+}
+
+impl Range {
+    /// The range of the next page: (previous last, this page's last], and checks fid order.
+    fn advance(&mut self, fids: &[Option<i64>]) -> Step<(Option<i64>, Option<i64>)> {
+        let nums: Vec<i64> = fids.iter().flatten().copied().collect();
+        if nums.windows(2).any(|w| w[0] >= w[1])
+            || nums.first().zip(self.last).is_some_and(|(f, l)| *f <= l)
+        {
+            return Err(Stop::Error(Error::PlatformUnavailable(
+                "the platform did not list records in fid order; nothing was deleted".into(),
+            )));
+        }
+        let lo = self.last;
+        if let Some(last) = nums.last() {
+            self.last = Some(*last);
+        }
+        Ok((lo, nums.last().copied()))
+    }
+}
+
+impl<'a> Engine<'a> {
+    pub(super) async fn next_page<T>(
+        &mut self,
+        listing: &mut Listing<T>,
+    ) -> Step<Option<ListPage<T>>> {
+        self.checkpoint()?;
+        let page = tokio::select! {
+            page = listing.next() => page,
+            _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
+        };
+        match page {
+            None => Ok(None),
+            Some(Err(e)) => Err(Stop::Error(e)),
+            Some(Ok(page)) => {
+                if self.clock.is_none() {
+                    self.clock = Some(page.clock.unwrap_or_else(Utc::now));
+                }
+                Ok(Some(page))
+            }
+        }
+    }
+    /// Local rows of `table` in `scope` whose fid falls in (lo, hi] and is not in `keep`.
+    pub(super) async fn gone_in_range<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        (table, scope): (Table, Scope),
+        (lo, hi): (Option<i64>, Option<i64>),
+        keep: &HashSet<&str>,
+    ) -> Result<Vec<i64>> {
+        use crate::store::plant::placeholder;
+        let backend = db.get_database_backend();
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        let mut bind = |v: sea_orm::Value| {
+            values.push(v);
+            placeholder(backend, values.len())
+        };
+        let mut condition = match scope {
+            Scope::Project(project) => format!("project_id = {}", bind(project.into())),
+            Scope::Item(project, item) => format!(
+                "project_id = {} AND item = {}",
+                bind(project.into()),
+                bind(item.as_str().into())
+            ),
+            Scope::Narrow => return Ok(Vec::new()),
+        };
+        condition.push_str(" AND fid_num IS NOT NULL");
+        if let Some(lo) = lo {
+            condition.push_str(&format!(" AND fid_num > {}", bind(lo.into())));
+        }
+        if let Some(hi) = hi {
+            condition.push_str(&format!(" AND fid_num <= {}", bind(hi.into())));
+        }
+        let sql = format!("SELECT id, fid FROM {} WHERE {condition}", table.name());
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await?;
+        let mut gone = Vec::new();
+        for row in rows {
+            let fid: String = row.try_get("", "fid")?;
+            if !keep.contains(fid.as_str()) {
+                gone.push(row.try_get::<i64>("", "id")?);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Lists one feature page by page and writes each page in its own transaction. With `full`
+    /// the listing covers the whole scope of the target table, so local rows of each page's fid range
+    /// that the page lacks (or that are no longer selected) are doomed, and so is whatever lies
+    /// past the last fid. With `collect`, returns every fid kept (element syncs, one box).
+    pub(super) async fn sync_listing<T: Send + 'static>(
+        &mut self,
+        mut listing: Listing<T>,
+        wrap: impl Fn(Vec<T>) -> Batch,
+        target: (Table, Scope),
+        full: bool,
+        collect: bool,
+    ) -> Step<HashSet<String>> {
+        let mut range = Range { last: None };
+        let mut first = true;
+        let mut kept = HashSet::new();
+        while let Some(page) = self.next_page(&mut listing).await? {
+            if first {
+                self.counts.total += page.total as i64;
+                first = false;
+            }
+            let batch = wrap(page.records);
+            let bounds = range.advance(&batch.fid_nums())?;
+            let txn = crate::db::write_txn(self.db).await?;
+            let keep = self.write_batch(&txn, &batch).await?;
+            if full {
+                let last_page = batch.is_empty() || bounds.1.is_none();
+                let hi = if last_page { None } else { bounds.1 };
+                let gone = self
+                    .gone_in_range(&txn, target, (bounds.0, hi), &keep)
+                    .await?;
+                self.doom(target.0, gone);
+            }
+            self.counted_page(&txn, batch.len()).await?;
+            txn.commit().await?;
+            if collect {
+                kept.extend(keep.into_iter().map(str::to_owned));
+            }
+        }
+        if full {
+            let tail = self
+                .gone_in_range(self.db, target, (range.last, None), &HashSet::new())
+                .await?;
+            self.doom(target.0, tail);
+        }
+        Ok(kept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_consecutive_fid_ranges() {
+        let mut range = Range { last: None };
+        assert_eq!(
+            range.advance(&[Some(3), Some(7)]).ok(),
+            Some((None, Some(7)))
+        );
+        assert_eq!(
+            range.advance(&[Some(9), None, Some(12)]).ok(),
+            Some((Some(7), Some(12)))
+        );
+        // An empty page (the end) covers what is left.
+        assert_eq!(range.advance(&[]).ok(), Some((Some(12), None)));
+    }
+
+    #[test]
+    fn out_of_order_fids_stop_the_run_before_anything_is_deleted() {
+        for pages in [
+            vec![vec![Some(5), Some(4)]],
+            vec![vec![Some(5)], vec![Some(5)]],
+            vec![vec![Some(8)], vec![Some(2)]],
+        ] {
+            let mut range = Range { last: None };
+            let failed = pages.iter().any(|p| range.advance(p).is_err());
+            assert!(failed, "{pages:?}");
+        }
+    }
+
+    #[test]
+    fn tables_have_their_sql_names() {
+        assert_eq!(
+            [Table::Elements, Table::Splitters, Table::Ports].map(Table::name),
+            ["elements", "splitters", "ports"]
+        );
+    }
+}

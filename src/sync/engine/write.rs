@@ -1,0 +1,387 @@
+//! Turning a listing page into upserts: what changed is written, what did not is counted.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QuerySelect,
+};
+
+use entity::{element, port, splitter};
+
+use super::listing::Batch;
+use super::{Engine, Step};
+use crate::catalog::ElementItem;
+use crate::platform::{RemoteElement, RemotePort, RemoteSplitter, SplitterKind};
+use crate::store::plant;
+use crate::Result;
+
+pub(super) fn kind_item(kind: SplitterKind) -> ElementItem {
+    match kind {
+        SplitterKind::Service => ElementItem::Service,
+        SplitterKind::Distribution => ElementItem::Distribution,
+    }
+}
+
+pub(super) fn fid_num(fid: &str) -> Option<i64> {
+    fid.parse().ok()
+}
+
+impl<'a> Engine<'a> {
+    pub(super) async fn write_batch<'b, C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        batch: &'b Batch,
+    ) -> Step<HashSet<&'b str>> {
+        match batch {
+            Batch::Elements(item, records) => self.write_elements(txn, *item, records).await,
+            Batch::Splitters(records) => self.write_splitters(txn, records).await,
+            Batch::Ports(records) => self.write_ports(txn, records).await,
+        }
+    }
+    /// Upserts boxes or points of one item; returns the fids kept (all of them).
+    pub(super) async fn write_elements<'r, C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        item: ElementItem,
+        records: &'r [RemoteElement],
+    ) -> Step<HashSet<&'r str>> {
+        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+        let existing: HashMap<String, element::Model> = element::Entity::find()
+            .filter(element::Column::IntegrationId.eq(self.integration.id))
+            .filter(element::Column::Item.eq(item.as_str()))
+            .filter(element::Column::Fid.is_in(fids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|e| (e.fid.clone(), e))
+            .collect();
+        let now = Utc::now();
+        let mut writes = Vec::new();
+        for rec in records {
+            let same = existing.get(&rec.fid).is_some_and(|e| {
+                e.project_id == self.project.id
+                    && e.name == rec.name
+                    && e.latitude == rec.latitude
+                    && e.longitude == rec.longitude
+                    && e.remote_updated_at == rec.updated_at
+            });
+            if !self.counts.tally(existing.contains_key(&rec.fid), same) {
+                continue;
+            }
+            writes.push(element::ActiveModel {
+                integration_id: Set(self.integration.id),
+                project_id: Set(self.project.id),
+                item: Set(item.as_str().to_owned()),
+                fid: Set(rec.fid.clone()),
+                fid_num: Set(fid_num(&rec.fid)),
+                name: Set(rec.name.clone()),
+                latitude: Set(rec.latitude),
+                longitude: Set(rec.longitude),
+                remote_updated_at: Set(rec.updated_at),
+                synced_at: Set(now),
+                ..Default::default()
+            });
+        }
+        upsert::<element::Entity, _>(
+            txn,
+            writes,
+            [
+                element::Column::IntegrationId,
+                element::Column::Item,
+                element::Column::Fid,
+            ],
+        )
+        .await?;
+        Ok(records.iter().map(|r| r.fid.as_str()).collect())
+    }
+    /// Upserts the splitters of selected kinds; returns the fids kept. A listed splitter whose
+    /// kind is not selected (its kind changed on the platform) is doomed if it exists locally.
+    pub(super) async fn write_splitters<'r, C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        records: &'r [RemoteSplitter],
+    ) -> Step<HashSet<&'r str>> {
+        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+        let existing: HashMap<String, splitter::Model> = splitter::Entity::find()
+            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
+            .filter(splitter::Column::Fid.is_in(fids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|s| (s.fid.clone(), s))
+            .collect();
+        let box_fids: Vec<String> = records.iter().filter_map(|r| r.box_fid.clone()).collect();
+        let boxes: HashMap<String, i64> = element::Entity::find()
+            .select_only()
+            .column(element::Column::Fid)
+            .column(element::Column::Id)
+            .filter(element::Column::IntegrationId.eq(self.integration.id))
+            .filter(
+                element::Column::Item.is_in([ElementItem::Cto.as_str(), ElementItem::Ceo.as_str()]),
+            )
+            .filter(element::Column::Fid.is_in(box_fids))
+            .into_tuple::<(String, i64)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        let now = Utc::now();
+        let mut keep = HashSet::new();
+        let mut writes = Vec::new();
+        for rec in records {
+            if !self.selected(kind_item(rec.kind)) {
+                if let Some(local) = existing.get(&rec.fid) {
+                    self.doomed.splitters.push(local.id);
+                }
+                continue;
+            }
+            keep.insert(rec.fid.as_str());
+            let element_id = rec.box_fid.as_ref().and_then(|b| boxes.get(b).copied());
+            let same = existing.get(&rec.fid).is_some_and(|s| {
+                s.project_id == self.project.id
+                    && s.name == rec.name
+                    && s.kind == rec.kind
+                    && s.ratio == rec.ratio
+                    && s.port_count == rec.port_count
+                    && s.box_fid == rec.box_fid
+                    && s.element_id == element_id
+                    && s.remote_updated_at == rec.updated_at
+            });
+            if !self.counts.tally(existing.contains_key(&rec.fid), same) {
+                continue;
+            }
+            writes.push(splitter::ActiveModel {
+                integration_id: Set(self.integration.id),
+                project_id: Set(self.project.id),
+                fid: Set(rec.fid.clone()),
+                fid_num: Set(fid_num(&rec.fid)),
+                name: Set(rec.name.clone()),
+                kind: Set(rec.kind),
+                ratio: Set(rec.ratio.clone()),
+                port_count: Set(rec.port_count),
+                box_fid: Set(rec.box_fid.clone()),
+                element_id: Set(element_id),
+                remote_updated_at: Set(rec.updated_at),
+                synced_at: Set(now),
+                ..Default::default()
+            });
+        }
+        upsert::<splitter::Entity, _>(
+            txn,
+            writes,
+            [splitter::Column::IntegrationId, splitter::Column::Fid],
+        )
+        .await?;
+        Ok(keep)
+    }
+    /// Upserts ports of known splitters of selected kinds; returns the fids kept.
+    pub(super) async fn write_ports<'r, C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        records: &'r [RemotePort],
+    ) -> Step<HashSet<&'r str>> {
+        let splitter_fids: Vec<String> = {
+            let set: HashSet<&str> = records.iter().map(|r| r.splitter_fid.as_str()).collect();
+            set.into_iter().map(str::to_owned).collect()
+        };
+        let splitters: HashMap<String, (i64, SplitterKind)> = splitter::Entity::find()
+            .select_only()
+            .column(splitter::Column::Fid)
+            .column(splitter::Column::Id)
+            .column(splitter::Column::Kind)
+            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
+            .filter(splitter::Column::Fid.is_in(splitter_fids))
+            .into_tuple::<(String, i64, SplitterKind)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|(fid, id, kind)| (fid, (id, kind)))
+            .collect();
+        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+        let existing: HashMap<String, port::Model> = port::Entity::find()
+            .filter(port::Column::IntegrationId.eq(self.integration.id))
+            .filter(port::Column::Fid.is_in(fids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|p| (p.fid.clone(), p))
+            .collect();
+        let now = Utc::now();
+        let mut keep = HashSet::new();
+        let mut writes = Vec::new();
+        let mut slots: Vec<(i64, i32, &str)> = Vec::new();
+        for rec in records {
+            let Some((splitter_id, kind)) = splitters.get(&rec.splitter_fid) else {
+                continue;
+            };
+            if !self.selected(kind_item(*kind)) {
+                continue;
+            }
+            keep.insert(rec.fid.as_str());
+            let customer = rec.customer.clone().unwrap_or_default();
+            let same = existing.get(&rec.fid).is_some_and(|p| {
+                p.project_id == self.project.id
+                    && p.splitter_id == *splitter_id
+                    && p.number == rec.number
+                    && p.status == rec.status
+                    && p.customer_contract == customer.contract
+                    && p.customer_document == customer.document
+                    && p.customer_name == customer.name
+                    && p.remote_updated_at == rec.updated_at
+            });
+            if !self.counts.tally(existing.contains_key(&rec.fid), same) {
+                continue;
+            }
+            slots.push((*splitter_id, rec.number, rec.fid.as_str()));
+            writes.push(port::ActiveModel {
+                integration_id: Set(self.integration.id),
+                project_id: Set(self.project.id),
+                splitter_id: Set(*splitter_id),
+                fid: Set(rec.fid.clone()),
+                fid_num: Set(fid_num(&rec.fid)),
+                number: Set(rec.number),
+                status: Set(rec.status),
+                customer_contract: Set(customer.contract),
+                customer_document: Set(customer.document),
+                customer_name: Set(customer.name),
+                remote_updated_at: Set(rec.updated_at),
+                synced_at: Set(now),
+                ..Default::default()
+            });
+        }
+        self.park_displaced_ports(txn, &slots).await?;
+        upsert::<port::Entity, _>(
+            txn,
+            writes,
+            [port::Column::IntegrationId, port::Column::Fid],
+        )
+        .await?;
+        Ok(keep)
+    }
+    /// A port number taken on the platform by another port fid: the local row that held it is
+    /// parked on number `-id` (its real number comes with a later record, or a full sync removes
+    /// it), so the one-port-per-number key holds without deleting anything mid-listing.
+    pub(super) async fn park_displaced_ports<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        slots: &[(i64, i32, &str)],
+    ) -> Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let splitter_ids: Vec<i64> = {
+            let set: HashSet<i64> = slots.iter().map(|s| s.0).collect();
+            set.into_iter().collect()
+        };
+        let taken: HashMap<(i64, i32), &str> =
+            slots.iter().map(|(s, n, f)| ((*s, *n), *f)).collect();
+        let mut displaced = Vec::new();
+        for chunk in splitter_ids.chunks(plant::CHUNK) {
+            let rows = port::Entity::find()
+                .select_only()
+                .column(port::Column::Id)
+                .column(port::Column::SplitterId)
+                .column(port::Column::Number)
+                .column(port::Column::Fid)
+                .filter(port::Column::SplitterId.is_in(chunk.to_vec()))
+                .into_tuple::<(i64, i64, i32, String)>()
+                .all(txn)
+                .await?;
+            for (id, splitter_id, number, fid) in rows {
+                if taken.get(&(splitter_id, number)).is_some_and(|f| *f != fid) {
+                    displaced.push(id);
+                }
+            }
+        }
+        for id in displaced {
+            crate::sync::exec(
+                txn,
+                format!("UPDATE ports SET number = -id WHERE id = {id}"),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+    /// Links splitters to boxes synced after them (or re-selected).
+    pub(super) async fn link_boxes(&self) -> Result<()> {
+        crate::sync::exec(
+            self.db,
+            format!(
+                "UPDATE splitters SET element_id = (SELECT e.id FROM elements e \
+                   WHERE e.integration_id = splitters.integration_id AND e.fid = splitters.box_fid \
+                   AND e.item IN ('{}', '{}') ORDER BY e.id LIMIT 1) \
+                 WHERE integration_id = {} AND element_id IS NULL AND box_fid IS NOT NULL",
+                ElementItem::Cto.as_str(),
+                ElementItem::Ceo.as_str(),
+                self.integration.id
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Inserts rows, or updates every other column of the row with the same `key`, in multi-row
+/// statements of 500 rows (well under PostgreSQL's bind-parameter limit).
+async fn upsert<E, C>(
+    txn: &C,
+    rows: Vec<E::ActiveModel>,
+    key: impl IntoIterator<Item = E::Column>,
+) -> Result<()>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
+    C: ConnectionTrait,
+{
+    use sea_orm::{IdenStatic, Iterable};
+    let key: Vec<E::Column> = key.into_iter().collect();
+    let key_names: Vec<&str> = key.iter().map(|c| c.as_str()).collect();
+    let update =
+        E::Column::iter().filter(|c| c.as_str() != "id" && !key_names.contains(&c.as_str()));
+    let conflict = OnConflict::columns(key).update_columns(update).to_owned();
+    for chunk in chunked(rows, 500) {
+        E::insert_many(chunk)
+            .on_conflict(conflict.clone())
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(it.by_ref().take(size).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_in_chunks_of_at_most_the_size() {
+        let chunks = chunked((0..1001).collect::<Vec<_>>(), 500);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [500, 500, 1]
+        );
+        assert!(chunked(Vec::<i32>::new(), 500).is_empty());
+    }
+
+    #[test]
+    fn fids_and_kinds() {
+        assert_eq!(fid_num("17"), Some(17));
+        assert_eq!(fid_num("CTO-17"), None);
+        assert_eq!(kind_item(SplitterKind::Service), ElementItem::Service);
+        assert_eq!(
+            kind_item(SplitterKind::Distribution),
+            ElementItem::Distribution
+        );
+    }
+}
