@@ -559,3 +559,139 @@ async fn bind(
     )
     .await
 }
+
+/// Two ports of one splitter swap numbers on the platform, and are listed on different pages;
+/// then a port takes the number of one the platform deleted. While each sync runs, a reader
+/// polls the local copy: no port ever shows a negative (parked) number, and each ends on the
+/// platform's number.
+async fn renumbered_ports_never_show_half_applied(engine: Engine) {
+    let mut settings = common::test_settings();
+    // One record a page, and time between pages, so that a half-applied page would be seen.
+    settings.geosite.page_size = 1;
+    let Some(app) =
+        TestApp::start_configured(engine, mapping_gateway::config::Limits::default(), settings)
+            .await
+    else {
+        return;
+    };
+    let w = world(&app, 3).await;
+    succeeded(&app, &w.id, "FULL").await;
+    let ports_of = |splitter: i64| -> Vec<(i64, i64)> {
+        let store = w.sim.state.store.read().unwrap();
+        let t = &store.tables["portaSplitter"];
+        let (s, n) = (t.col("fidSplitter").unwrap(), t.col("numero").unwrap());
+        let mut v: Vec<(i64, i64)> = t
+            .rows
+            .values()
+            .filter(|r| r[s] == json!(splitter))
+            .map(|r| (r[0].as_i64().unwrap(), r[n].as_i64().unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let splitter = pick(&w.sim, "splitter", w.project, |r| {
+        r[4] == json!("Atendimento")
+    });
+    let ports = ports_of(splitter);
+    let ((a, a_number), (b, b_number), (c, _)) = (ports[0], ports[1], ports[2]);
+    w.geo
+        .save(Feature::Port, &json!({ "fid": a, "numero": b_number }))
+        .await
+        .unwrap();
+    w.geo
+        .save(Feature::Port, &json!({ "fid": b, "numero": a_number }))
+        .await
+        .unwrap();
+    let number_of = |fid: i64| {
+        let db = app.state.db.clone();
+        async move {
+            entity::port::Entity::find()
+                .filter(entity::port::Column::Fid.eq(fid.to_string()))
+                .one(&db)
+                .await
+                .unwrap()
+                .map(|p| p.number)
+        }
+    };
+    w.sim.state.set_faults(mapping_gateway::simulator::Faults {
+        latency_ms: 20,
+        ..Default::default()
+    });
+    for (mode, expect) in [
+        (
+            "INCREMENTAL",
+            vec![(a, Some(b_number as i32)), (b, Some(a_number as i32))],
+        ),
+        // c takes a's number and a is deleted on the platform: c waits for the deletion.
+        ("FULL", vec![(c, Some(b_number as i32)), (a, None)]),
+    ] {
+        if mode == "FULL" {
+            w.geo.delete(Feature::Port, &a.to_string()).await.unwrap();
+            w.geo
+                .save(Feature::Port, &json!({ "fid": c, "numero": b_number }))
+                .await
+                .unwrap();
+        }
+        let run = start(&app, &w.id, mode, false).await;
+        let run_id = run["id"].as_str().unwrap().to_owned();
+        let mut polls = 0;
+        let done = tokio::time::timeout(Duration::from_secs(120), async {
+            loop {
+                let parked = entity::port::Entity::find()
+                    .filter(entity::port::Column::Number.lte(0))
+                    .count(&app.state.db)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    parked, 0,
+                    "a reader saw a parked port during the {mode} sync"
+                );
+                polls += 1;
+                let row = entity::sync_run::Entity::find_by_id(
+                    mapping_gateway::graphql::ids::decode(
+                        mapping_gateway::graphql::ids::SYNC_RUN,
+                        &async_graphql::ID(run_id.clone()),
+                    )
+                    .unwrap(),
+                )
+                .one(&app.state.db)
+                .await
+                .unwrap()
+                .unwrap();
+                if !SyncStatus::ACTIVE.contains(&row.status) {
+                    return row;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the run ends");
+        assert_eq!(
+            done.status,
+            SyncStatus::Succeeded,
+            "{:?}",
+            done.error_message
+        );
+        assert!(
+            polls > 10,
+            "the reader polled while the run went on ({polls})"
+        );
+        for (fid, number) in expect {
+            assert_eq!(
+                number_of(fid).await,
+                number,
+                "port {fid} after the {mode} sync"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renumbered_ports_never_show_half_applied_sqlite() {
+    renumbered_ports_never_show_half_applied(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renumbered_ports_never_show_half_applied_postgres() {
+    renumbered_ports_never_show_half_applied(Engine::Postgres).await;
+}

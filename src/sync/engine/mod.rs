@@ -15,6 +15,7 @@
 mod delete;
 mod listing;
 mod one_box;
+mod ports;
 mod write;
 
 use std::sync::Arc;
@@ -98,6 +99,8 @@ pub struct Engine<'a> {
     counts: Counts,
     clock: Option<DateTime<Utc>>,
     doomed: Doomed,
+    /// Port writes waiting for a later page to move the port that holds their number.
+    pending_ports: Vec<crate::platform::RemotePort>,
     phase: &'static str,
     item: Option<&'static str>,
 }
@@ -194,6 +197,7 @@ impl<'a> Engine<'a> {
             counts: Counts::default(),
             clock: None,
             doomed: Doomed::default(),
+            pending_ports: Vec::new(),
             phase: "STARTING",
             item: None,
         })
@@ -275,6 +279,7 @@ impl<'a> Engine<'a> {
             }
         }
         self.apply_deletions().await?;
+        self.write_deferred_ports().await?;
         self.link_boxes().await?;
         if self.mode != Mode::Element {
             self.advance_cursors().await?;

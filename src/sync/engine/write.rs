@@ -12,6 +12,7 @@ use sea_orm::{
 use entity::{element, port, splitter};
 
 use super::listing::Batch;
+use super::ports;
 use super::{Engine, Step};
 use crate::catalog::ElementItem;
 use crate::platform::{RemoteElement, RemotePort, RemoteSplitter, SplitterKind};
@@ -177,12 +178,45 @@ impl<'a> Engine<'a> {
         .await?;
         Ok(keep)
     }
-    /// Upserts ports of known splitters of selected kinds; returns the fids kept.
+    /// Upserts ports of known splitters of selected kinds, with the writes deferred by earlier
+    /// pages; returns the fids kept (written, unchanged or deferred). See [`super::ports`].
     pub(super) async fn write_ports<'r, C: ConnectionTrait>(
         &mut self,
         txn: &C,
         records: &'r [RemotePort],
     ) -> Step<HashSet<&'r str>> {
+        let mut candidates = std::mem::take(&mut self.pending_ports);
+        candidates.extend(records.iter().cloned());
+        let kept = self.apply_ports(txn, candidates, false).await?;
+        Ok(records
+            .iter()
+            .filter(|r| kept.contains(&r.fid))
+            .map(|r| r.fid.as_str())
+            .collect())
+    }
+
+    /// Writes the port writes still deferred when the listings are over and the rows found gone
+    /// are deleted. One that still finds its slot held (the platform gives one number to two
+    /// ports) keeps its local number, with every other field written, and is logged.
+    pub(super) async fn write_deferred_ports(&mut self) -> Step {
+        if self.pending_ports.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending_ports);
+        let txn = crate::db::write_txn(self.db).await?;
+        self.apply_ports(&txn, pending, true).await?;
+        self.save_progress_in(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Plans and writes port records; with `last`, nothing is deferred any more.
+    async fn apply_ports<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        records: Vec<RemotePort>,
+        last: bool,
+    ) -> Step<HashSet<String>> {
         let splitter_fids: Vec<String> = {
             let set: HashSet<&str> = records.iter().map(|r| r.splitter_fid.as_str()).collect();
             set.into_iter().map(str::to_owned).collect()
@@ -209,10 +243,8 @@ impl<'a> Engine<'a> {
             .into_iter()
             .map(|p| (p.fid.clone(), p))
             .collect();
-        let now = Utc::now();
-        let mut keep = HashSet::new();
-        let mut writes = Vec::new();
-        let mut slots: Vec<(i64, i32, &str)> = Vec::new();
+        let mut kept = HashSet::new();
+        let mut changed: Vec<(RemotePort, i64)> = Vec::new();
         for rec in records {
             let Some((splitter_id, kind)) = splitters.get(&rec.splitter_fid) else {
                 continue;
@@ -220,7 +252,7 @@ impl<'a> Engine<'a> {
             if !self.selected(kind_item(*kind)) {
                 continue;
             }
-            keep.insert(rec.fid.as_str());
+            kept.insert(rec.fid.clone());
             let customer = rec.customer.clone().unwrap_or_default();
             let same = existing.get(&rec.fid).is_some_and(|p| {
                 p.project_id == self.project.id
@@ -232,53 +264,117 @@ impl<'a> Engine<'a> {
                     && p.customer_name == customer.name
                     && p.remote_updated_at == rec.updated_at
             });
-            if !self.counts.tally(existing.contains_key(&rec.fid), same) {
-                continue;
+            if same {
+                self.counts.tally(true, true);
+            } else {
+                changed.push((rec, *splitter_id));
             }
-            slots.push((*splitter_id, rec.number, rec.fid.as_str()));
-            writes.push(port::ActiveModel {
-                integration_id: Set(self.integration.id),
-                project_id: Set(self.project.id),
-                splitter_id: Set(*splitter_id),
-                fid: Set(rec.fid.clone()),
-                fid_num: Set(fid_num(&rec.fid)),
-                number: Set(rec.number),
-                status: Set(rec.status),
-                customer_contract: Set(customer.contract),
-                customer_document: Set(customer.document),
-                customer_name: Set(customer.name),
-                remote_updated_at: Set(rec.updated_at),
-                synced_at: Set(now),
-                ..Default::default()
-            });
         }
-        self.park_displaced_ports(txn, &slots).await?;
+        let involved: Vec<i64> = {
+            let set: HashSet<i64> = changed.iter().map(|(_, s)| *s).collect();
+            set.into_iter().collect()
+        };
+        let held = self.held_ports(txn, &involved).await?;
+        let moves: Vec<ports::Move> = changed
+            .iter()
+            .map(|(rec, splitter_id)| ports::Move {
+                fid: rec.fid.clone(),
+                to: (*splitter_id, rec.number),
+            })
+            .collect();
+        let (now, later) = ports::plan(
+            &moves,
+            &held.iter().map(|(f, (_, s))| (f.clone(), *s)).collect(),
+        );
+        let mut writes = Vec::new();
+        let mut targets: HashMap<ports::Slot, &str> = HashMap::new();
+        let mut deferred = Vec::new();
+        for i in later {
+            match (last, existing.get(&changed[i].0.fid)) {
+                // Kept where it is, the rest of it written.
+                (true, Some(local)) => {
+                    tracing::warn!(
+                        port_fid = %changed[i].0.fid,
+                        number = changed[i].0.number,
+                        "the platform gives this port a number another port holds; its number is left as it was"
+                    );
+                    let mut rec = changed[i].0.clone();
+                    rec.number = local.number;
+                    writes.push(self.port_row(
+                        &rec,
+                        local.splitter_id,
+                        existing.contains_key(&rec.fid),
+                    ));
+                }
+                (true, None) => tracing::warn!(
+                    port_fid = %changed[i].0.fid,
+                    number = changed[i].0.number,
+                    "the platform gives a new port a number another port holds; it is not stored"
+                ),
+                (false, _) => deferred.push(changed[i].0.clone()),
+            }
+        }
+        for i in now {
+            let (rec, splitter_id) = &changed[i];
+            targets.insert((*splitter_id, rec.number), rec.fid.as_str());
+            writes.push(self.port_row(rec, *splitter_id, existing.contains_key(&rec.fid)));
+        }
+        // Rows whose slot a write takes: by the plan they move in this transaction too, so the
+        // negative number they wait on is never committed.
+        let displaced: Vec<i64> = held
+            .iter()
+            .filter(|(fid, (_, slot))| targets.get(slot).is_some_and(|f| f != fid))
+            .map(|(_, (id, _))| *id)
+            .collect();
+        for chunk in displaced.chunks(plant::CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            crate::sync::exec(
+                txn,
+                format!(
+                    "UPDATE ports SET number = -id WHERE id IN ({})",
+                    ids.join(",")
+                ),
+            )
+            .await?;
+        }
         upsert::<port::Entity, _>(
             txn,
             writes,
             [port::Column::IntegrationId, port::Column::Fid],
         )
         .await?;
-        Ok(keep)
+        self.pending_ports = deferred;
+        Ok(kept)
     }
-    /// A port number taken on the platform by another port fid: the local row that held it is
-    /// parked on number `-id` (its real number comes with a later record, or a full sync removes
-    /// it), so the one-port-per-number key holds without deleting anything mid-listing.
-    pub(super) async fn park_displaced_ports<C: ConnectionTrait>(
+
+    /// The row of a port record, counted as created or updated.
+    fn port_row(&mut self, rec: &RemotePort, splitter_id: i64, exists: bool) -> port::ActiveModel {
+        self.counts.tally(exists, false);
+        let customer = rec.customer.clone().unwrap_or_default();
+        port::ActiveModel {
+            integration_id: Set(self.integration.id),
+            project_id: Set(self.project.id),
+            splitter_id: Set(splitter_id),
+            fid: Set(rec.fid.clone()),
+            fid_num: Set(fid_num(&rec.fid)),
+            number: Set(rec.number),
+            status: Set(rec.status),
+            customer_contract: Set(customer.contract),
+            customer_document: Set(customer.document),
+            customer_name: Set(customer.name),
+            remote_updated_at: Set(rec.updated_at),
+            synced_at: Set(Utc::now()),
+            ..Default::default()
+        }
+    }
+
+    /// Every local port of these splitters: fid, then id and slot.
+    async fn held_ports<C: ConnectionTrait>(
         &self,
         txn: &C,
-        slots: &[(i64, i32, &str)],
-    ) -> Result<()> {
-        if slots.is_empty() {
-            return Ok(());
-        }
-        let splitter_ids: Vec<i64> = {
-            let set: HashSet<i64> = slots.iter().map(|s| s.0).collect();
-            set.into_iter().collect()
-        };
-        let taken: HashMap<(i64, i32), &str> =
-            slots.iter().map(|(s, n, f)| ((*s, *n), *f)).collect();
-        let mut displaced = Vec::new();
+        splitter_ids: &[i64],
+    ) -> Result<HashMap<String, (i64, ports::Slot)>> {
+        let mut held = HashMap::new();
         for chunk in splitter_ids.chunks(plant::CHUNK) {
             let rows = port::Entity::find()
                 .select_only()
@@ -291,20 +387,12 @@ impl<'a> Engine<'a> {
                 .all(txn)
                 .await?;
             for (id, splitter_id, number, fid) in rows {
-                if taken.get(&(splitter_id, number)).is_some_and(|f| *f != fid) {
-                    displaced.push(id);
-                }
+                held.insert(fid, (id, (splitter_id, number)));
             }
         }
-        for id in displaced {
-            crate::sync::exec(
-                txn,
-                format!("UPDATE ports SET number = -id WHERE id = {id}"),
-            )
-            .await?;
-        }
-        Ok(())
+        Ok(held)
     }
+
     /// Links splitters to boxes synced after them (or re-selected).
     pub(super) async fn link_boxes(&self) -> Result<()> {
         crate::sync::exec(
