@@ -1,8 +1,11 @@
 //! mapping-gateway: a GraphQL gateway between an ISP's management system and FTTH
 //! network-mapping platforms (Geosite first).
 //!
-//! Layers point one way: [`graphql`] → domain modules ([`integrations`], [`access`],
-//! [`history`]) → storage ([`entity`]) and platforms. The domain never imports the GraphQL layer.
+//! Layers point one way (docs/ARCHITECTURE.md): start-up ([`server`]) → HTTP ([`http`]) →
+//! the API ([`graphql`]) → the shared state ([`state`]) → the domain ([`integrations`],
+//! [`access`], [`sync`], ...) → reads of the local copy ([`store`]), entities and the platform
+//! trait ([`platform`]), which [`geosite`] implements. The domain never imports the API, HTTP,
+//! start-up, the simulator or the Geosite client; the API writes no SQL; there is no cycle.
 
 pub mod access;
 pub mod catalog;

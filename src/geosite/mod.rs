@@ -1,4 +1,4 @@
-//! The Geosite client: the one module that knows Geosite's wire format (`../shared/geosite-api.md`).
+//! The Geosite client: the one module that knows Geosite's wire format.
 //!
 //! - Sessions: a token from `/auth/generatetoken`, renewed shortly before it expires through
 //!   `/auth/refresh`, falling back to a new login; on a 401, one renewal and one retry.

@@ -1,6 +1,6 @@
-//! A Geosite simulator: an axum server that follows the same contract as the client
-//! (`../shared/geosite-api.md`), over a generated network, with faults that tests set at start or
-//! at run time through `/_sim/`, and a record of every write.
+//! A Geosite simulator: an axum server that follows the same contract as the client, over a
+//! generated network, with faults that tests set at start or at run time through `/_sim/`, and a
+//! record of every write.
 //!
 //! Admin API (no auth, loopback use only):
 //! - `GET /_sim/faults`, `PUT /_sim/faults` (JSON [`Faults`]; resets fault counters);
