@@ -1,0 +1,101 @@
+//! The session: a token from `/auth/generatetoken`, renewed a little before it expires through
+//! `/auth/refresh`, falling back to a new login.
+
+use std::time::Instant;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::transport::Auth;
+use super::GeositeClient;
+use crate::{Error, Result};
+
+#[derive(Clone)]
+pub(super) struct Session {
+    pub(super) token: String,
+    refresh_token: String,
+    token_expires: Instant,
+    refresh_expires: Instant,
+}
+
+impl GeositeClient {
+    pub(super) fn session_from(&self, body: &Value) -> Result<Session> {
+        let token = body.get("token").and_then(Value::as_str);
+        let refresh = body.get("refreshToken").and_then(Value::as_str);
+        let (Some(token), Some(refresh)) = (token, refresh) else {
+            return Err(Error::PlatformUnavailable(
+                "the platform's token answer lacks token or refreshToken".into(),
+            ));
+        };
+        let now = Instant::now();
+        Ok(Session {
+            token: token.to_owned(),
+            refresh_token: refresh.to_owned(),
+            token_expires: now + self.inner.options.token_ttl,
+            refresh_expires: now + self.inner.options.refresh_ttl,
+        })
+    }
+    pub(super) async fn login(&self) -> Result<Session> {
+        let body = json!({ "username": self.inner.username, "password": self.inner.password });
+        let reply = self
+            .request(
+                Method::POST,
+                "auth/generatetoken",
+                &[],
+                Some(&body),
+                Auth::None,
+            )
+            .await?;
+        tracing::debug!(base = %self.inner.base, "geosite login");
+        self.session_from(&reply.body)
+    }
+    pub(super) async fn refresh(&self, refresh_token: &str) -> Result<Session> {
+        let reply = self
+            .request(
+                Method::POST,
+                "auth/refresh",
+                &[],
+                None,
+                Auth::Token(refresh_token),
+            )
+            .await?;
+        self.session_from(&reply.body)
+    }
+    /// Refresh when the refresh token should still live, else log in.
+    pub(super) async fn renewed(&self, old: Option<&Session>) -> Result<Session> {
+        let margin = self.inner.options.renew_margin;
+        if let Some(old) = old {
+            if old.refresh_expires > Instant::now() + margin {
+                // Boxed: login and refresh go through `request`, which may call back here.
+                match Box::pin(self.refresh(&old.refresh_token)).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => tracing::debug!(error = %e.message(), "refresh failed; logging in"),
+                }
+            }
+        }
+        Box::pin(self.login()).await
+    }
+    /// The current token, renewed a little before it expires.
+    pub(super) async fn token(&self) -> Result<String> {
+        let mut session = self.inner.session.lock().await;
+        if let Some(s) = session.as_ref() {
+            if s.token_expires > Instant::now() + self.inner.options.renew_margin {
+                return Ok(s.token.clone());
+            }
+        }
+        let fresh = self.renewed(session.as_ref()).await?;
+        let token = fresh.token.clone();
+        *session = Some(fresh);
+        Ok(token)
+    }
+    /// After a 401 with `used`: renew, unless another task already did.
+    pub(super) async fn renew(&self, used: &str) -> Result<()> {
+        let mut session = self.inner.session.lock().await;
+        if session.as_ref().is_some_and(|s| s.token != used) {
+            return Ok(());
+        }
+        let fresh = self.renewed(session.as_ref()).await?;
+        *session = Some(fresh);
+        Ok(())
+    }
+}
