@@ -445,6 +445,10 @@ async fn migrations_up_down_up(engine: Engine) {
     Migrator::up(&db, None).await.unwrap();
     assert_eq!(count_tables(db.clone()).await, 7);
     assert!(mapping_gateway::db::ready(&db).await);
+    db.close().await.unwrap();
+    if engine == Engine::Postgres {
+        common::drop_database(&config.database_url);
+    }
 }
 
 #[tokio::test]

@@ -619,26 +619,16 @@ async fn retries_follow_the_rules() {
 const TEST: &str =
     "mutation($id: ID!) { testIntegration(id: $id) { ok latencyMs message code projectCount } }";
 
-async fn integration_at(app: &TestApp, name: &str, url: &str, password: &str) -> String {
-    let data = app
-        .ok(
-            "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
-            json!({ "input": { "name": name, "gateway": "GEOSITE", "apiUrl": url, "username": "integracao", "password": password } }),
-        )
-        .await;
-    data["createIntegration"]["id"].as_str().unwrap().to_owned()
-}
-
 on_both_engines! {
     async fn test_integration_reports_platform_state(app: TestApp) {
         let sim = sim(SimConfig { boxes: 10, ..Default::default() }).await;
-        let good = integration_at(&app, "Boa", &sim.url, "geosite").await;
+        let good = app.create_integration_with("Boa", &sim.url, "geosite").await;
         let result = app.ok(TEST, json!({ "id": good })).await["testIntegration"].clone();
         assert_eq!(result["ok"], true, "{result}");
         assert_eq!(result["projectCount"], 3);
         assert_eq!(result["code"], Value::Null);
 
-        let wrong = integration_at(&app, "Senha errada", &sim.url, "nope").await;
+        let wrong = app.create_integration_with("Senha errada", &sim.url, "nope").await;
         let result = app.ok(TEST, json!({ "id": wrong })).await["testIntegration"].clone();
         assert_eq!(result["ok"], false);
         assert_eq!(result["code"], "PLATFORM_AUTH");
@@ -647,7 +637,7 @@ on_both_engines! {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let down = integration_at(&app, "Fora do ar", &format!("http://{closed}"), "geosite").await;
+        let down = app.create_integration_with("Fora do ar", &format!("http://{closed}"), "geosite").await;
         let result = app.ok(TEST, json!({ "id": down })).await["testIntegration"].clone();
         assert_eq!(result["ok"], false);
         assert_eq!(result["code"], "PLATFORM_UNAVAILABLE");
@@ -663,7 +653,7 @@ on_both_engines! {
 
     async fn remote_projects_are_listed_live_and_not_stored(app: TestApp) {
         let sim = sim(SimConfig { boxes: 10, ..Default::default() }).await;
-        let id = integration_at(&app, "Projetos", &sim.url, "geosite").await;
+        let id = app.create_integration_with("Projetos", &sim.url, "geosite").await;
         let data = app
             .ok("query($id: ID!) { remoteProjects(integrationId: $id) { remoteId name updatedAt } }", json!({ "id": id }))
             .await;
@@ -672,77 +662,12 @@ on_both_engines! {
         assert!(data["remoteProjects"][0]["updatedAt"].is_string());
         use sea_orm::{EntityTrait, PaginatorTrait};
         assert_eq!(entity::project::Entity::find().count(&app.state.db).await.unwrap(), 0);
-        let wrong = integration_at(&app, "Errada", &sim.url, "nope").await;
+        let wrong = app.create_integration_with("Errada", &sim.url, "nope").await;
         assert_eq!(
             app.error_code(Some(&app.admin_key), "query($id: ID!) { remoteProjects(integrationId: $id) { name } }", json!({ "id": wrong })).await,
             "PLATFORM_AUTH"
         );
     }
-}
-
-/// A gateway process whose stdout lines arrive on a channel; killed on drop.
-struct Process {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn start(args: &[&str], env: &[(&str, String)]) -> Process {
-        use std::io::BufRead;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
-        cmd.args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Process { child, lines }
-    }
-
-    /// Lines up to and including the first that contains `marker` (60 s at most).
-    fn until(&self, marker: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no {marker:?} in the output: {seen:?}"));
-            let done = line.contains(marker);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
-
-fn last_word(lines: &[String], marker: &str) -> String {
-    lines
-        .iter()
-        .find(|l| l.contains(marker))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap()
-        .to_owned()
 }
 
 async fn post(url: &str, key: &str, query: &str, variables: Value) -> Value {
@@ -782,10 +707,10 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
     for _ in 0..2 {
         // The first gateway stops before the second starts, as on a restart.
         running.clear();
-        let gateway = Process::start(&args, &env);
+        let gateway = common::Process::start(&args, &env);
         let lines = gateway.until("GraphiQL:");
-        let key = last_word(&lines, "Demo ADMIN API key:");
-        let url = last_word(&lines, "GraphiQL:")
+        let key = common::last_word(&lines, "Demo ADMIN API key:");
+        let url = common::last_word(&lines, "GraphiQL:")
             .trim_end_matches("/graphql")
             .to_owned();
         let list = post(&url, &key, "{ integrations { id name active } }", json!({})).await;
@@ -803,6 +728,10 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
         refused["errors"][0]["extensions"]["code"],
         "UNAUTHENTICATED"
     );
+    drop(running);
+    if engine == Engine::Postgres {
+        common::drop_database(&db.database_url);
+    }
 }
 
 #[tokio::test]
@@ -821,7 +750,7 @@ async fn simulate_runs_the_simulator_alone() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let sim = Process::start(
+    let sim = common::Process::start(
         &[
             "simulate",
             "--port",

@@ -198,61 +198,29 @@ async fn websockets_must_authenticate_in_time_and_keep_messages_small() {
     assert!(message.ends_with("the limit is 1000"), "{message}");
 }
 
-/// Starts the binary with these settings; returns the child with its stdout read line by line.
-fn spawn_gateway(
-    envs: &[(&str, String)],
-) -> (
-    tokio::process::Child,
-    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) {
-    use tokio::io::AsyncBufReadExt;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
-    cmd.arg("serve")
-        .env_remove("MASTER_KEY")
-        .env_remove("ADMIN_API_KEY")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
-}
-
-/// Waits for a stdout line starting with `prefix`; returns the rest of it.
-async fn line_after(
-    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> String {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.trim().strip_prefix(prefix) {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("the gateway ended before printing {prefix:?}");
-    })
-    .await
-    .expect("the gateway starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_within_the_deadline_and_cancels_syncs() {
     let dir = std::env::temp_dir().join(unique("mgw-term-"));
     std::fs::create_dir_all(&dir).unwrap();
     let database_url = format!("sqlite://{}", dir.join("gw.db").display());
-    let (mut child, mut lines) = spawn_gateway(&[
-        ("DATABASE_URL", database_url.clone()),
-        ("LISTEN", "127.0.0.1:0".into()),
-        ("DEMO", "true".into()),
-        ("DEMO_BOXES", "40".into()),
-        ("SCHEDULER", "false".into()),
-        ("SHUTDOWN_TIMEOUT_SECS", "3".into()),
-        ("BODY_TIMEOUT_SECS", "120".into()),
-    ]);
-    let demo = line_after(&mut lines, "Demo: Geosite simulator at ").await;
+    let mut gateway = common::Process::start(
+        &["serve"],
+        &[
+            ("DATABASE_URL", database_url.clone()),
+            ("LISTEN", "127.0.0.1:0".into()),
+            ("DEMO", "true".into()),
+            ("DEMO_BOXES", "40".into()),
+            ("SCHEDULER", "false".into()),
+            ("SHUTDOWN_TIMEOUT_SECS", "3".into()),
+            ("BODY_TIMEOUT_SECS", "120".into()),
+        ],
+    );
+    let lines = gateway.until("GraphiQL:");
+    let demo = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Demo: Geosite simulator at "))
+        .unwrap()
+        .to_owned();
     let sim_url = demo.split_whitespace().next().unwrap().to_owned();
     let integration = demo
         .split("(id ")
@@ -262,9 +230,10 @@ async fn sigterm_stops_within_the_deadline_and_cancels_syncs() {
         .next()
         .unwrap()
         .to_owned();
-    let key = line_after(&mut lines, "Demo ADMIN API key:").await;
-    let graphiql = line_after(&mut lines, "GraphiQL:").await;
-    let base = graphiql.trim_end_matches("/graphql").to_owned();
+    let key = common::last_word(&lines, "Demo ADMIN API key:");
+    let base = common::last_word(&lines, "GraphiQL:")
+        .trim_end_matches("/graphql")
+        .to_owned();
     let client = reqwest::Client::new();
     let gql = |query: &'static str, variables: Value| {
         let (client, base, key) = (client.clone(), base.clone(), key.clone());
@@ -310,17 +279,9 @@ async fn sigterm_stops_within_the_deadline_and_cancels_syncs() {
         .write_all(format!("POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {key}\r\nContent-Length: 50\r\n\r\n{{").as_bytes())
         .await
         .unwrap();
-    let pid = child.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the process exits after SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    gateway.terminate();
+    let (status, stderr) = gateway.exited(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}: {stderr}");
     // The run was recorded as cancelled.
     let db = sea_orm::Database::connect(&database_url).await.unwrap();
     use sea_orm::EntityTrait;
@@ -373,33 +334,20 @@ async fn an_operation_past_its_deadline_is_answered() {
 async fn an_idle_server_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(unique("mgw-idle-"));
     std::fs::create_dir_all(&dir).unwrap();
-    let (mut child, mut lines) = spawn_gateway(&[
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("gw.db").display()),
-        ),
-        ("LISTEN", "127.0.0.1:0".into()),
-        ("SCHEDULER", "false".into()),
-    ]);
-    line_after(&mut lines, "GraphiQL:").await;
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the process exits after SIGTERM")
-        .unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let mut gateway = common::Process::start(
+        &["serve"],
+        &[
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("gw.db").display()),
+            ),
+            ("LISTEN", "127.0.0.1:0".into()),
+            ("SCHEDULER", "false".into()),
+        ],
+    );
+    gateway.until("GraphiQL:");
+    gateway.terminate();
+    let (status, stderr) = gateway.exited(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Log lines written to a pipe or file carry no colour codes.

@@ -5,7 +5,6 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{Engine, TestApp};
 use mapping_gateway::simulator::RunningSimulator;
@@ -26,23 +25,10 @@ async fn synced(app: &TestApp, boxes: usize, items: &[&str]) -> (RunningSimulato
         )
         .await["startSync"]["id"]
         .clone();
-    tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            let r = app
-                .ok(
-                    "query($r: ID!) { syncRun(id: $r) { status error { message } } }",
-                    json!({ "r": run }),
-                )
-                .await;
-            match r["syncRun"]["status"].as_str().unwrap() {
-                "SUCCEEDED" => return,
-                "RUNNING" | "QUEUED" => tokio::time::sleep(Duration::from_millis(25)).await,
-                other => panic!("sync ended {other}: {r}"),
-            }
-        }
-    })
-    .await
-    .expect("sync ends");
+    let done = app
+        .wait_run(run.as_str().unwrap(), "error { message }")
+        .await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
     (sim, id)
 }
 

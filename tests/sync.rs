@@ -57,20 +57,9 @@ async fn start(app: &TestApp, id: &str, mode: &str, allow: bool) -> Value {
         .clone()
 }
 
-/// Waits (60 s at most) until the run has ended; returns it.
+/// Waits until the run has ended; returns it.
 async fn finished(app: &TestApp, run_id: &str) -> Value {
-    let query = format!("query($r: ID!) {{ syncRun(id: $r) {{ {RUN_FIELDS} }} }}");
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let run = app.ok(&query, json!({ "r": run_id })).await["syncRun"].clone();
-            if run["status"] != "RUNNING" && run["status"] != "QUEUED" {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    })
-    .await
-    .expect("the run ends within 60 s")
+    app.wait_run(run_id, RUN_FIELDS).await
 }
 
 async fn sync(app: &TestApp, id: &str, mode: &str) -> Value {
