@@ -99,6 +99,8 @@ pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<Ap
 /// flight (recorded as CANCELLED) and waits for requests, at most `SHUTDOWN_TIMEOUT_SECS` in all;
 /// then it returns anyway.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Installed first: a SIGTERM from here on is a graceful shutdown, never the default kill.
+    let signal = shutdown_signal();
     crate::schedule::parse_cron(&config.sync.cron).map_err(crate::Error::into_anyhow)?;
     crate::schedule::parse_zone(&config.sync.timezone).map_err(crate::Error::into_anyhow)?;
     anyhow::ensure!(
@@ -164,7 +166,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("GraphiQL: http://{addr}/graphql");
     tracing::info!(%addr, "listening");
     let signalled = tokio_util::sync::CancellationToken::new();
-    let signal = shutdown_signal();
     let server = crate::http::serve(listener, router, &config.limits, {
         let signalled = signalled.clone();
         async move {
