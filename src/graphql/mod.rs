@@ -8,7 +8,9 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 
+pub mod binding;
 pub mod cost;
+pub mod element;
 pub mod error;
 pub mod extension;
 pub mod gateways;
@@ -20,7 +22,9 @@ pub mod loaders;
 pub mod paging;
 pub mod plant;
 pub mod platform;
+pub mod port;
 pub mod projects;
+pub mod splitter;
 pub mod sync;
 
 /// Every query field, merged from one struct per area.

@@ -1,0 +1,87 @@
+//! `Splitter`: a synced splitter, with its box and its ports.
+
+use async_graphql::{Context, Object, ID};
+
+use crate::graphql::ids::{self, SPLITTER};
+use crate::graphql::loaders::{loader_error, loaders};
+use entity::splitter;
+
+pub use entity::splitter::SplitterKind;
+
+use super::element::Element;
+use super::port::Port;
+
+/// A synced splitter.
+pub struct Splitter(pub splitter::Model);
+
+/// A synced splitter.
+#[Object]
+impl Splitter {
+    /// Opaque id.
+    async fn id(&self) -> ID {
+        ids::encode(SPLITTER, self.0.id)
+    }
+    /// The platform's id.
+    async fn fid(&self) -> &str {
+        &self.0.fid
+    }
+    /// Name on the platform.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// SERVICE (Atendimento) or DISTRIBUTION.
+    async fn kind(&self) -> SplitterKind {
+        self.0.kind
+    }
+    /// Ratio as the platform gives it, e.g. `1:16`.
+    async fn ratio(&self) -> &str {
+        &self.0.ratio
+    }
+    /// Output ports the ratio implies.
+    async fn port_count(&self) -> i32 {
+        self.0.port_count
+    }
+    /// FREE ports with no active binding.
+    async fn free_port_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(loaders(ctx)?
+            .plant
+            .free_ports_of_splitter
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or(0))
+    }
+    /// The box that houses it; null when that box is not synced (not selected).
+    #[graphql(name = "box")]
+    async fn housing(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Element>> {
+        let Some(id) = self.0.element_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .plant
+            .element
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .flatten()
+            .map(Element))
+    }
+    /// The platform fid of the housing box, always there even when `box` is null.
+    async fn box_fid(&self) -> Option<&str> {
+        self.0.box_fid.as_deref()
+    }
+    /// Its output ports, by number.
+    #[graphql(complexity = "16 * child_complexity + 1")]
+    async fn ports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Port>> {
+        Ok(loaders(ctx)?
+            .plant
+            .ports_of_splitter
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Port)
+            .collect())
+    }
+}
