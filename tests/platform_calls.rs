@@ -1,0 +1,136 @@
+//! Platform calls end to end through the gateway: `testIntegration`, `remoteProjects`, and demo
+//! mode through the binary.
+
+mod common;
+
+use common::{Engine, TestApp};
+use mapping_gateway::simulator::SimConfig;
+use serde_json::{json, Value};
+
+const TEST: &str =
+    "mutation($id: ID!) { testIntegration(id: $id) { ok latencyMs message code projectCount } }";
+
+on_both_engines! {
+    async fn test_integration_reports_platform_state(app: TestApp) {
+        let sim = common::simulator(SimConfig { boxes: 10, ..Default::default() }).await;
+        let good = app.create_integration_with("Boa", &sim.url, "geosite").await;
+        let result = app.ok(TEST, json!({ "id": good })).await["testIntegration"].clone();
+        assert_eq!(result["ok"], true, "{result}");
+        assert_eq!(result["projectCount"], 3);
+        assert_eq!(result["code"], Value::Null);
+
+        let wrong = app.create_integration_with("Senha errada", &sim.url, "nope").await;
+        let result = app.ok(TEST, json!({ "id": wrong })).await["testIntegration"].clone();
+        assert_eq!(result["ok"], false);
+        assert_eq!(result["code"], "PLATFORM_AUTH");
+
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let down = app.create_integration_with("Fora do ar", &format!("http://{closed}"), "geosite").await;
+        let result = app.ok(TEST, json!({ "id": down })).await["testIntegration"].clone();
+        assert_eq!(result["ok"], false);
+        assert_eq!(result["code"], "PLATFORM_UNAVAILABLE");
+
+        // Only ADMIN may test, and the test is in the history.
+        let viewer = app.key(mapping_gateway::access::Role::Viewer).await;
+        assert_eq!(app.error_code(Some(&viewer), TEST, json!({ "id": good })).await, "FORBIDDEN");
+        let history = app
+            .ok("query($id: ID!) { history(integrationId: $id) { edges { node { action summary } } } }", json!({ "id": good }))
+            .await;
+        assert_eq!(history["history"]["edges"][0]["node"]["action"], "integration.tested");
+    }
+
+    async fn remote_projects_are_listed_live_and_not_stored(app: TestApp) {
+        let sim = common::simulator(SimConfig { boxes: 10, ..Default::default() }).await;
+        let id = app.create_integration_with("Projetos", &sim.url, "geosite").await;
+        let data = app
+            .ok("query($id: ID!) { remoteProjects(integrationId: $id) { remoteId name updatedAt } }", json!({ "id": id }))
+            .await;
+        let names: Vec<&str> = data["remoteProjects"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Projeto Centro", "Projeto Aldeota", "Projeto Messejana"]);
+        assert!(data["remoteProjects"][0]["updatedAt"].is_string());
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        assert_eq!(entity::project::Entity::find().count(&app.state.db).await.unwrap(), 0);
+        let wrong = app.create_integration_with("Errada", &sim.url, "nope").await;
+        assert_eq!(
+            app.error_code(Some(&app.admin_key), "query($id: ID!) { remoteProjects(integrationId: $id) { name } }", json!({ "id": wrong })).await,
+            "PLATFORM_AUTH"
+        );
+    }
+}
+
+async fn post(url: &str, key: &str, query: &str, variables: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{url}/graphql"))
+        .bearer_auth(key)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
+    let Some(db) = common::fresh_database(engine).await else {
+        return;
+    };
+    let mut env = vec![
+        ("DATABASE_URL", db.database_url.clone()),
+        ("RUST_LOG", "warn".to_string()),
+    ];
+    if let Some(key) = &db.master_key {
+        env.push(("MASTER_KEY", key.clone()));
+    }
+    let args = [
+        "serve",
+        "--demo",
+        "--demo-boxes",
+        "40",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut keys = Vec::new();
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        // The first gateway stops before the second starts, as on a restart.
+        running.clear();
+        let gateway = common::Process::start(&args, &env);
+        let lines = gateway.until("GraphiQL:");
+        let key = common::last_word(&lines, "Demo ADMIN API key:");
+        let url = common::last_word(&lines, "GraphiQL:")
+            .trim_end_matches("/graphql")
+            .to_owned();
+        let list = post(&url, &key, "{ integrations { id name active } }", json!({})).await;
+        let integrations = list["data"]["integrations"].as_array().unwrap().clone();
+        assert_eq!(integrations.len(), 1, "{list}");
+        assert_eq!(integrations[0]["name"], "Demo");
+        let test = post(&url, &key, TEST, json!({ "id": integrations[0]["id"] })).await;
+        assert_eq!(test["data"]["testIntegration"]["ok"], true, "{test}");
+        keys.push((key, url));
+        running.push(gateway);
+    }
+    // The first run's demo key was revoked when the second started.
+    let refused = post(&keys[1].1, &keys[0].0, "{ integrations { id } }", json!({})).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    drop(running);
+    if engine == Engine::Postgres {
+        common::drop_database(&db.database_url);
+    }
+}
+
+#[tokio::test]
+async fn demo_mode_is_ready_and_idempotent_sqlite() {
+    demo_mode_is_ready_and_idempotent(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn demo_mode_is_ready_and_idempotent_postgres() {
+    demo_mode_is_ready_and_idempotent(Engine::Postgres).await;
+}
