@@ -2,17 +2,27 @@
 //! is set), the real router on an ephemeral port, and a GraphQL client.
 #![allow(dead_code)]
 
+mod platform;
+mod process;
+pub mod world;
+mod ws;
+
+// Each suite uses part of the harness; the rest would warn as unused in it.
+#[allow(unused_imports)]
+pub use platform::*;
+#[allow(unused_imports)]
+pub use process::*;
+#[allow(unused_imports)]
+pub use ws::*;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use futures::{SinkExt, StreamExt};
 use mapping_gateway::access::{self, Role};
 use mapping_gateway::config::{DbConfig, Limits};
 use mapping_gateway::server;
 use mapping_gateway::state::AppState;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Which engine a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -433,65 +443,6 @@ pub fn fragment_bomb(levels: usize, fan: usize) -> String {
     q
 }
 
-/// A WebSocket client.
-pub type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-pub async fn connect(url: &str, protocol: &str) -> Socket {
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-pub async fn send(socket: &mut Socket, value: Value) {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .unwrap();
-}
-
-pub async fn next_json(socket: &mut Socket) -> Value {
-    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match socket.next().await.expect("socket open").unwrap() {
-                Message::Text(text) => {
-                    let v: Value = serde_json::from_str(&text).unwrap();
-                    if v["type"] != "ka" && v["type"] != "ping" {
-                        return v;
-                    }
-                }
-                _ => continue,
-            }
-        }
-    });
-    wait.await.expect("a message within 10 s")
-}
-
-/// Waits (10 s at most) for the server to close the socket; returns the close code, `None` when
-/// the connection just ended. Fails if the server acknowledges the connection.
-pub async fn close_code(socket: &mut Socket) -> Option<u16> {
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match socket.next().await {
-                None | Some(Err(_)) => return None,
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
-                    assert_ne!(
-                        v["type"], "connection_ack",
-                        "an unauthenticated socket was accepted"
-                    );
-                }
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await
-    .expect("the server closes the socket within 10 s")
-}
-
 /// Declares each `async fn name(app: TestApp) { .. }` as two tests, `name::sqlite` and
 /// `name::postgres` (the latter skipped outside CI when PostgreSQL is not configured).
 #[macro_export]
@@ -516,144 +467,4 @@ macro_rules! on_both_engines {
             }
         }
     )*};
-}
-
-/// A gateway (or simulator) process of the binary whose stdout lines arrive on a channel;
-/// killed on drop.
-pub struct Process {
-    pub child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    /// Starts the binary with these arguments and environment (and no inherited MASTER_KEY or
-    /// ADMIN_API_KEY).
-    pub fn start(args: &[&str], env: &[(&str, String)]) -> Process {
-        use std::io::BufRead;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
-        cmd.args(args)
-            .env_remove("MASTER_KEY")
-            .env_remove("ADMIN_API_KEY")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Process { child, lines }
-    }
-
-    /// Lines up to and including the first that contains `marker` (60 s at most).
-    pub fn until(&self, marker: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(std::time::Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no {marker:?} in the output: {seen:?}"));
-            let done = line.contains(marker);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-    }
-
-    /// Sends SIGTERM.
-    pub fn terminate(&self) {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-
-    /// Waits (`limit` at most) for the process to exit; returns its status and stderr.
-    pub async fn exited(
-        &mut self,
-        limit: std::time::Duration,
-    ) -> (std::process::ExitStatus, String) {
-        use std::io::Read;
-        let status = tokio::time::timeout(limit, async {
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    return status;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("the process exits in time");
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            pipe.read_to_string(&mut stderr).unwrap();
-        }
-        (status, stderr)
-    }
-}
-
-/// The last word of the first line containing `marker`.
-pub fn last_word(lines: &[String], marker: &str) -> String {
-    lines
-        .iter()
-        .find(|l| l.contains(marker))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap()
-        .to_owned()
-}
-
-/// Geosite client options for tests: quick retries, a short deadline, loopback admitted.
-pub fn fast_client_options() -> mapping_gateway::geosite::ClientOptions {
-    mapping_gateway::geosite::ClientOptions {
-        min_delay: std::time::Duration::from_millis(10),
-        max_delay: std::time::Duration::from_millis(50),
-        max_attempts: 4,
-        deadline: std::time::Duration::from_secs(20),
-        network: loopback_allowed(),
-        ..Default::default()
-    }
-}
-
-/// A simulator on a free loopback port.
-pub async fn simulator(
-    config: mapping_gateway::simulator::SimConfig,
-) -> mapping_gateway::simulator::RunningSimulator {
-    mapping_gateway::simulator::spawn(config, ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap()
-}
-
-/// Every page of a listing.
-pub async fn all_pages<T>(
-    listing: mapping_gateway::platform::Listing<T>,
-) -> Vec<mapping_gateway::platform::ListPage<T>> {
-    futures::TryStreamExt::try_collect(listing).await.unwrap()
-}
-
-/// A listing of one project's records.
-pub fn project_query(project: i64) -> mapping_gateway::platform::ListQuery {
-    mapping_gateway::platform::ListQuery {
-        project_id: Some(project.to_string()),
-        ..Default::default()
-    }
 }

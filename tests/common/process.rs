@@ -1,0 +1,105 @@
+//! The gateway binary as a process: its output lines, SIGTERM, its exit.
+
+/// A gateway (or simulator) process of the binary whose stdout lines arrive on a channel;
+/// killed on drop.
+pub struct Process {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Starts the binary with these arguments and environment (and no inherited MASTER_KEY or
+    /// ADMIN_API_KEY).
+    pub fn start(args: &[&str], env: &[(&str, String)]) -> Process {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
+        cmd.args(args)
+            .env_remove("MASTER_KEY")
+            .env_remove("ADMIN_API_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process { child, lines }
+    }
+
+    /// Lines up to and including the first that contains `marker` (60 s at most).
+    pub fn until(&self, marker: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {marker:?} in the output: {seen:?}"));
+            let done = line.contains(marker);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits (`limit` at most) for the process to exit; returns its status and stderr.
+    pub async fn exited(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let status = tokio::time::timeout(limit, async {
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return status;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the process exits in time");
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            pipe.read_to_string(&mut stderr).unwrap();
+        }
+        (status, stderr)
+    }
+}
+
+/// The last word of the first line containing `marker`.
+pub fn last_word(lines: &[String], marker: &str) -> String {
+    lines
+        .iter()
+        .find(|l| l.contains(marker))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_owned()
+}

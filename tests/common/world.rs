@@ -1,0 +1,170 @@
+//! Helpers of the sync suites: a linked simulator with a client of its own, starting and
+//! waiting for runs, reading the local copy and the simulator's records.
+#![allow(dead_code)]
+
+use chrono::Utc;
+use mapping_gateway::geosite::GeositeClient;
+use mapping_gateway::simulator::RunningSimulator;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{json, Value};
+
+use super::TestApp;
+
+pub const RUN_FIELDS: &str = "id status mode trigger cursorBefore cursorAfter elementFid
+    counts { fetched created updated deleted unchanged orphaned } error { code message }";
+
+pub struct World {
+    pub sim: RunningSimulator,
+    pub geo: GeositeClient,
+    pub id: String,
+    pub project: i64,
+}
+
+pub async fn world(app: &TestApp, boxes: usize) -> World {
+    let (sim, id, project) = super::linked_simulator(app, boxes, 11).await;
+    let geo = GeositeClient::new(
+        &sim.url,
+        "integracao",
+        "geosite",
+        mapping_gateway::geosite::ClientOptions {
+            network: super::loopback_allowed(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    World {
+        sim,
+        geo,
+        id,
+        project,
+    }
+}
+
+pub async fn start(app: &TestApp, id: &str, mode: &str, allow: bool) -> Value {
+    app.ok(
+        &format!("mutation($i: ID!, $m: SyncMode!, $a: Boolean!) {{ startSync(integrationId: $i, mode: $m, allowMassDeletion: $a) {{ {RUN_FIELDS} }} }}"),
+        json!({ "i": id, "m": mode, "a": allow }),
+    )
+    .await["startSync"]
+        .clone()
+}
+
+/// Waits until the run has ended; returns it.
+pub async fn finished(app: &TestApp, run_id: &str) -> Value {
+    app.wait_run(run_id, RUN_FIELDS).await
+}
+
+pub async fn sync(app: &TestApp, id: &str, mode: &str) -> Value {
+    let run = start(app, id, mode, false).await;
+    finished(app, run["id"].as_str().unwrap()).await
+}
+
+pub async fn succeeded(app: &TestApp, id: &str, mode: &str) -> Value {
+    let run = sync(app, id, mode).await;
+    if run["status"] != "SUCCEEDED" {
+        let logs = super::captured_logs();
+        let failures: Vec<&str> = logs.lines().filter(|l| l.contains("ERROR")).collect();
+        panic!("{run}\n{}", failures.join("\n"));
+    }
+    run
+}
+
+/// Local rows of a table.
+pub async fn local(app: &TestApp, table: &str) -> u64 {
+    mapping_gateway::store::plant::count(&app.state.db, table, "1 = 1")
+        .await
+        .unwrap()
+}
+
+/// What the simulator holds for a project: (CTOs, service splitters, their ports).
+pub fn expected(sim: &RunningSimulator, project: i64) -> (u64, u64, u64) {
+    let store = sim.state.store.read().unwrap();
+    let ctos = store.tables["cto"]
+        .rows
+        .values()
+        .filter(|r| r[2] == json!(project))
+        .count();
+    let splitters = &store.tables["splitter"];
+    let service: Vec<i64> = splitters
+        .rows
+        .values()
+        .filter(|r| r[2] == json!(project) && r[4] == json!("Atendimento"))
+        .map(|r| r[0].as_i64().unwrap())
+        .collect();
+    let ports = store.tables["portaSplitter"]
+        .rows
+        .values()
+        .filter(|r| r[1].as_i64().is_some_and(|s| service.contains(&s)))
+        .count();
+    (ctos as u64, service.len() as u64, ports as u64)
+}
+
+pub async fn cursors(app: &TestApp) -> Vec<Option<chrono::DateTime<Utc>>> {
+    entity::element_selection::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.cursor)
+        .collect()
+}
+
+/// A platform record's fid from the simulator: the first row of `feature` in the project
+/// matching `pick`.
+pub fn pick(
+    sim: &RunningSimulator,
+    feature: &str,
+    project: i64,
+    f: impl Fn(&[Value]) -> bool,
+) -> i64 {
+    let store = sim.state.store.read().unwrap();
+    let t = &store.tables[feature];
+    let c = t.col("fidProjeto").unwrap();
+    t.rows
+        .values()
+        .find(|r| r[c] == json!(project) && f(r))
+        .map(|r| r[0].as_i64().unwrap())
+        .unwrap()
+}
+
+pub fn service_port(sim: &RunningSimulator, project: i64) -> i64 {
+    let service: Vec<i64> = {
+        let store = sim.state.store.read().unwrap();
+        store.tables["splitter"]
+            .rows
+            .values()
+            .filter(|r| r[2] == json!(project) && r[4] == json!("Atendimento"))
+            .map(|r| r[0].as_i64().unwrap())
+            .collect()
+    };
+    pick(sim, "portaSplitter", project, |r| {
+        r[1].as_i64().is_some_and(|s| service.contains(&s))
+    })
+}
+
+pub async fn entity_exists_port(app: &TestApp, fid: i64) -> bool {
+    entity::port::Entity::find()
+        .filter(entity::port::Column::Fid.eq(fid.to_string()))
+        .count(&app.state.db)
+        .await
+        .unwrap()
+        > 0
+}
+
+pub async fn bind(
+    app: &TestApp,
+    integration_id: i64,
+    port_id: Option<i64>,
+    contract: &str,
+    status: &str,
+) -> i64 {
+    super::insert_binding(
+        app,
+        integration_id,
+        port_id,
+        contract,
+        "52998224725",
+        status,
+    )
+    .await
+}
