@@ -1,5 +1,5 @@
-//! End-to-end tests of the foundation: access, integrations, history, limits, WebSockets,
-//! migrations and the schema file, over HTTP against a real database (SQLite and PostgreSQL).
+//! End-to-end tests of the foundation: access, integrations, history, limits, WebSockets and
+//! the key commands, over HTTP and the binary against a real database (SQLite and PostgreSQL).
 
 mod common;
 
@@ -413,175 +413,23 @@ async fn limits_reject_before_running_postgres() {
     limits_reject_before_running(Engine::Postgres).await;
 }
 
-/// Migrations go up, all the way down, and up again on each engine.
-async fn migrations_up_down_up(engine: Engine) {
-    use migration::{Migrator, MigratorTrait};
-    use sea_orm::ConnectionTrait;
-    let Some(config) = common::fresh_database(engine).await else {
-        return;
-    };
-    let db = mapping_gateway::db::connect(&config.database_url)
-        .await
-        .unwrap();
-    Migrator::up(&db, None).await.unwrap();
-    let count_tables = |db: sea_orm::DatabaseConnection| async move {
-        let sql = match db.get_database_backend() {
-            sea_orm::DbBackend::Sqlite => "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('integrations','ports','bindings','sync_runs','api_keys','push_outbox','history_entries')",
-            _ => "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('integrations','ports','bindings','sync_runs','api_keys','push_outbox','history_entries')",
-        };
-        let row = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                sql,
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get::<i64>("", "n").unwrap()
-    };
-    assert_eq!(count_tables(db.clone()).await, 7);
-    Migrator::down(&db, None).await.unwrap();
-    assert_eq!(count_tables(db.clone()).await, 0);
-    Migrator::up(&db, None).await.unwrap();
-    assert_eq!(count_tables(db.clone()).await, 7);
-    assert!(mapping_gateway::db::ready(&db).await);
-    db.close().await.unwrap();
-    if engine == Engine::Postgres {
-        common::drop_database(&config.database_url);
-    }
-}
-
-#[tokio::test]
-async fn migrations_up_down_up_sqlite() {
-    migrations_up_down_up(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn migrations_up_down_up_postgres() {
-    migrations_up_down_up(Engine::Postgres).await;
-}
-
-#[test]
-fn schema_file_matches_the_code() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
-        .unwrap_or_default();
-    let generated = mapping_gateway::graphql::sdl();
-    assert!(
-        committed == generated,
-        "schema.graphql is out of date; regenerate it with:\n\n    cargo run -- schema > schema.graphql\n"
-    );
-}
-
-#[test]
-fn every_type_field_and_argument_is_described() {
-    let sdl = mapping_gateway::graphql::sdl();
-    // In the SDL a description precedes its item, as a `"""` block or a one-line `"..."`.
-    // Every type, input, enum, field, argument and enum value must have one.
-    let mut missing = Vec::new();
-    let mut in_block = false;
-    let mut described = false;
-    for line in sdl.lines().map(str::trim) {
-        if in_block {
-            if line.ends_with("\"\"\"") {
-                in_block = false;
-                described = true;
-            }
-            continue;
-        }
-        if line.starts_with("\"\"\"") {
-            if line.len() > 3 && line.ends_with("\"\"\"") {
-                described = true;
-            } else {
-                in_block = true;
-            }
-            continue;
-        }
-        if line.starts_with('"') {
-            described = true;
-            continue;
-        }
-        let structural = line.is_empty()
-            || line == "}"
-            || line.starts_with(')')
-            || line.starts_with("schema")
-            || line.starts_with("directive")
-            || line.starts_with("query:")
-            || line.starts_with("mutation:")
-            || line.starts_with("subscription:");
-        if !structural && !described {
-            missing.push(line.to_owned());
-        }
-        described = false;
-    }
-    assert!(
-        missing.is_empty(),
-        "undocumented items:\n{}",
-        missing.join("\n")
-    );
-}
-
-fn gateway(args: &[&str], db: &mapping_gateway::config::DbConfig) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
-    cmd.args(args).env("DATABASE_URL", &db.database_url);
-    match &db.master_key {
-        Some(key) => cmd.env("MASTER_KEY", key),
-        None => cmd.env_remove("MASTER_KEY"),
-    };
-    cmd.output().unwrap()
-}
-
 on_both_engines! {
     async fn keys_are_managed_from_the_command_line(app: TestApp) {
-        let out = gateway(&["keys", "create", "--role", "VIEWER", "--name", "erp"], &app.db_config);
+        let out = common::run_gateway(&["keys", "create", "--role", "VIEWER", "--name", "erp"], &app.db_config);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         assert!(key.starts_with("mgw_") && key.len() == 36, "{key}");
         app.ok_as(&key, LIST, json!({})).await;
         assert_eq!(app.error_code(Some(&key), CREATE, input("x", "pw")).await, "FORBIDDEN");
-        let out = gateway(&["keys", "list"], &app.db_config);
+        let out = common::run_gateway(&["keys", "list"], &app.db_config);
         let listing = String::from_utf8(out.stdout).unwrap();
         let row = listing.lines().find(|l| l.ends_with("erp")).expect("listed");
         assert!(row.contains("VIEWER") && row.contains("active") && !listing.contains(&key));
         let id = row.split_whitespace().next().unwrap();
-        let out = gateway(&["keys", "revoke", id], &app.db_config);
+        let out = common::run_gateway(&["keys", "revoke", id], &app.db_config);
         assert!(out.status.success());
         assert_eq!(app.error_code(Some(&key), LIST, json!({})).await, "UNAUTHENTICATED");
-        let out = gateway(&["keys", "create", "--role", "ROOT", "--name", "x"], &app.db_config);
+        let out = common::run_gateway(&["keys", "create", "--role", "ROOT", "--name", "x"], &app.db_config);
         assert!(!out.status.success());
     }
-}
-
-#[test]
-fn bad_configuration_stops_start_up_with_one_line() {
-    let db = mapping_gateway::config::DbConfig {
-        database_url: "postgres://nobody@127.0.0.1:1/none".into(),
-        master_key: None,
-    };
-    let out = gateway(&["serve", "--listen", "127.0.0.1:0"], &db);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].starts_with("error: MASTER_KEY is required with PostgreSQL"),
-        "{stderr}"
-    );
-    let db = mapping_gateway::config::DbConfig {
-        database_url: "mysql://x".into(),
-        master_key: None,
-    };
-    let out = gateway(&["migrate"], &db);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .starts_with("error: DATABASE_URL must start with"));
-    let db = mapping_gateway::config::DbConfig {
-        database_url: "sqlite::memory:".into(),
-        master_key: Some("too-short".into()),
-    };
-    let out = gateway(&["migrate"], &db);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("MASTER_KEY"));
 }

@@ -103,3 +103,14 @@ pub fn last_word(lines: &[String], marker: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Runs the binary to its end with this database; returns its output.
+pub fn run_gateway(args: &[&str], db: &mapping_gateway::config::DbConfig) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
+    cmd.args(args).env("DATABASE_URL", &db.database_url);
+    match &db.master_key {
+        Some(key) => cmd.env("MASTER_KEY", key),
+        None => cmd.env_remove("MASTER_KEY"),
+    };
+    cmd.output().unwrap()
+}
