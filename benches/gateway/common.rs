@@ -1,0 +1,147 @@
+//! What both benchmarks need: settings, the integration, processes, databases, ports.
+
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+
+use mapping_gateway::access::Actor;
+use mapping_gateway::server::Options;
+use mapping_gateway::state::AppState;
+use mapping_gateway::sync::{self, Mode, RunRequest, Trigger};
+
+/// Default options, with loopback admitted: the simulator listens there.
+pub(crate) fn local_settings() -> Options {
+    let mut settings = Options::default();
+    settings.geosite.network = std::sync::Arc::new(
+        mapping_gateway::outbound::NetworkPolicy::with_networks(&["127.0.0.0/8"])
+            .expect("a valid CIDR"),
+    );
+    settings
+}
+
+pub(crate) fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Makes (or finds) the benchmark integration, linked to project 1 of the simulator.
+pub(crate) async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i64> {
+    let actor = Actor::system("bench");
+    if let Some(row) = mapping_gateway::integrations::list(&state.db)
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?
+        .into_iter()
+        .next()
+    {
+        return Ok(row.id);
+    }
+    let row = mapping_gateway::integrations::create(
+        &state.db,
+        &state.master,
+        &state.settings.network,
+        &actor,
+        mapping_gateway::integrations::NewIntegration {
+            name: "bench".into(),
+            gateway: mapping_gateway::gateways::GatewayKind::Geosite,
+            api_url: sim.into(),
+            username: "integracao".into(),
+            password: "geosite".into(),
+        },
+        (
+            mapping_gateway::schedule::DEFAULT_CRON,
+            mapping_gateway::schedule::DEFAULT_TIMEZONE,
+        ),
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    mapping_gateway::projects::set(
+        state,
+        &actor,
+        row.id,
+        mapping_gateway::projects::ProjectChoice::Existing("1".into()),
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    Ok(row.id)
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) struct Child(pub(crate) std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) async fn fresh_db(engine: &str, pg: Option<&str>, tag: &str) -> anyhow::Result<String> {
+    match engine {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("mgw-bench-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            Ok(format!("sqlite://{}", dir.join("bench.db").display()))
+        }
+        "postgres" => {
+            let base = pg.ok_or_else(|| anyhow::anyhow!("set BENCH_POSTGRES_URL for postgres"))?;
+            let admin = sea_orm::Database::connect(base).await?;
+            let name = format!("mgw_bench_{tag}");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+            Ok(format!("{prefix}/{name}"))
+        }
+        other => anyhow::bail!("unknown engine {other}"),
+    }
+}
+
+pub(crate) async fn engine_run(state: &AppState, sim: &str, mode: Mode) -> anyhow::Result<Value> {
+    let id = integration(state, sim).await?;
+    let run = sync::start(
+        state,
+        &Actor::system("bench"),
+        id,
+        RunRequest {
+            mode,
+            trigger: Trigger::Manual,
+            allow_mass_deletion: false,
+            element_fid: None,
+            scheduled_for: None,
+        },
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    state.runner.idle().await;
+    let done = sync::find(&state.db, run.id)
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?;
+    anyhow::ensure!(
+        done.status == mapping_gateway::sync::SyncStatus::Succeeded,
+        "run {} ended {}: {:?}",
+        done.id,
+        done.status,
+        done.error_message
+    );
+    Ok(json!({
+        "fetched": done.fetched, "created": done.created, "updated": done.updated,
+        "deleted": done.deleted, "unchanged": done.unchanged,
+    }))
+}

@@ -1,0 +1,158 @@
+//! Benchmarks, run on demand (not in CI). Each measured phase runs in a child process of its own,
+//! so its time and peak RSS are its alone; the simulator runs in another.
+//!
+//! ```sh
+//! cargo bench --bench gateway -- sync --boxes 5000,20000 --engines sqlite,postgres
+//! ```
+//!
+//! For each size and engine it measures, against the Geosite simulator over loopback HTTP:
+//! - the baseline: the same records fetched and written with one plain multi-row insert per page,
+//!   no diffing, no deletion tracking;
+//! - a full sync by the engine, into a fresh database;
+//! - an incremental sync after 1% of the records changed on the platform;
+//!
+//! and prints the ratios (full / baseline, incremental / full) and peak RSS as Markdown rows.
+//! `read` measures the API on a synced copy (see `read_bench`).
+
+mod common;
+mod read_bench;
+mod sync_bench;
+
+use common::*;
+use read_bench::read_bench;
+use sync_bench::{baseline, orchestrate};
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use mapping_gateway::server;
+
+use mapping_gateway::config::DbConfig;
+use mapping_gateway::sync::Mode;
+
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Full and incremental sync against the baseline.
+    Sync {
+        /// Project sizes, in boxes (the simulator puts 80% of them in the synced project).
+        #[arg(long, value_delimiter = ',', default_value = "5000,20000")]
+        boxes: Vec<usize>,
+        /// Engines to measure.
+        #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+        engines: Vec<String>,
+        /// PostgreSQL server URL of a role that may create databases.
+        #[arg(long, env = "BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// Read API: a 1,000-box tree against hand-written SQL, freePorts on a 20,000-box project,
+    /// and HTTP throughput of `port(id)` under wrk.
+    Read {
+        /// Boxes in the synced project (the simulator gets 25% more).
+        #[arg(long, default_value_t = 20000)]
+        boxes: usize,
+        /// Seconds of each wrk run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// (internal) The simulator, in its own process.
+    Simulate {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        boxes: usize,
+    },
+    /// (internal) One measured phase; prints one JSON line.
+    Phase {
+        /// `baseline`, `full` or `incremental`.
+        kind: String,
+        #[arg(long)]
+        sim: String,
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        master_key: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` adds `--bench` to a harness-less benchmark's arguments.
+    match Cli::parse_from(std::env::args().filter(|a| a != "--bench")).command {
+        Cmd::Simulate { port, boxes } => {
+            let sim = mapping_gateway::simulator::spawn(
+                mapping_gateway::simulator::SimConfig {
+                    boxes,
+                    seed: 42,
+                    ..Default::default()
+                },
+                ([127, 0, 0, 1], port).into(),
+            )
+            .await?;
+            println!("ready {}", sim.url);
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        Cmd::Phase {
+            kind,
+            sim,
+            db,
+            master_key,
+        } => {
+            let config = DbConfig {
+                database_url: db,
+                master_key: Some(master_key),
+            };
+            let mut state = server::open_with(&config, local_settings()).await?;
+            // BENCH_PROFILE=1 prints where the database time went, by statement shape.
+            let profile: std::sync::Arc<
+                std::sync::Mutex<std::collections::HashMap<String, (u32, Duration)>>,
+            > = Default::default();
+            if std::env::var("BENCH_PROFILE").is_ok() {
+                let sink = profile.clone();
+                state.db.set_metric_callback(move |info| {
+                    let sql = info.statement.sql.chars().take(70).collect::<String>();
+                    let mut map = sink.lock().unwrap();
+                    let entry = map.entry(sql).or_default();
+                    entry.0 += 1;
+                    entry.1 += info.elapsed;
+                });
+            }
+            let started = Instant::now();
+            let counts = match kind.as_str() {
+                "baseline" => baseline(&state, &sim).await?,
+                "full" => engine_run(&state, &sim, Mode::Full).await?,
+                "incremental" => engine_run(&state, &sim, Mode::Incremental).await?,
+                other => anyhow::bail!("unknown phase {other}"),
+            };
+            let secs = started.elapsed().as_secs_f64();
+            let mut shapes: Vec<_> = profile.lock().unwrap().clone().into_iter().collect();
+            shapes.sort_by_key(|s| std::cmp::Reverse(s.1 .1));
+            for (sql, (n, t)) in shapes.iter().take(8) {
+                eprintln!(
+                    "  [{kind}] {n:>6} x {:>8.1} ms  {sql}",
+                    t.as_secs_f64() * 1000.0
+                );
+            }
+            println!(
+                "{}",
+                json!({ "secs": secs, "peak_rss_kb": peak_rss_kb(), "counts": counts })
+            );
+            Ok(())
+        }
+        Cmd::Sync {
+            boxes,
+            engines,
+            postgres_url,
+        } => orchestrate(boxes, engines, postgres_url).await,
+        Cmd::Read { boxes, seconds } => read_bench(boxes, seconds).await,
+    }
+}

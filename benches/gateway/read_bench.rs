@@ -1,0 +1,255 @@
+//! The read benchmark: element trees against hand-written SQL, nearest free ports, and HTTP
+//! throughput against `/healthz`.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use sea_orm::{ConnectionTrait, EntityTrait};
+use serde_json::{json, Value};
+
+use mapping_gateway::access::Actor;
+use mapping_gateway::catalog::ElementItem;
+use mapping_gateway::config::DbConfig;
+use mapping_gateway::server;
+use mapping_gateway::sync::Mode;
+
+use super::common::*;
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub(crate) fn p95(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * 95 / 100).min(v.len() - 1)]
+}
+
+/// The tree of the first `n` elements, read with joins and shaped like the GraphQL answer.
+pub(crate) async fn handwritten_tree(
+    db: &sea_orm::DatabaseConnection,
+    integration: i64,
+    n: usize,
+) -> anyhow::Result<String> {
+    let sql = format!(
+        "SELECT e.id AS eid, e.fid AS efid, e.name AS ename, s.id AS sid, s.fid AS sfid, s.kind AS kind, \
+                p.number AS number, p.status AS status, b.id AS bid \
+         FROM elements e \
+         LEFT JOIN splitters s ON s.element_id = e.id \
+         LEFT JOIN ports p ON p.splitter_id = s.id \
+         LEFT JOIN bindings b ON b.port_id = p.id AND b.status IN ('PENDING', 'CONFIRMED') \
+         WHERE e.id IN (SELECT id FROM elements WHERE integration_id = {integration} ORDER BY id LIMIT {n}) \
+         ORDER BY e.id, s.fid_num, s.fid, p.number"
+    );
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await?;
+    let mut edges: Vec<Value> = Vec::new();
+    let (mut last_e, mut last_s) = (None::<i64>, None::<i64>);
+    for row in rows {
+        let eid: i64 = row.try_get("", "eid")?;
+        if last_e != Some(eid) {
+            edges.push(json!({ "node": { "fid": row.try_get::<String>("", "efid")?, "name": row.try_get::<String>("", "ename")?, "splitters": [] } }));
+            last_e = Some(eid);
+            last_s = None;
+        }
+        let Some(sid) = row.try_get::<Option<i64>>("", "sid")? else {
+            continue;
+        };
+        let splitters = edges.last_mut().unwrap()["node"]["splitters"]
+            .as_array_mut()
+            .unwrap();
+        if last_s != Some(sid) {
+            splitters.push(json!({ "fid": row.try_get::<String>("", "sfid")?, "kind": row.try_get::<String>("", "kind")?, "ports": [] }));
+            last_s = Some(sid);
+        }
+        if let Some(number) = row.try_get::<Option<i32>>("", "number")? {
+            let bid: Option<i64> = row.try_get("", "bid")?;
+            splitters.last_mut().unwrap()["ports"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({
+                    "number": number, "status": row.try_get::<String>("", "status")?,
+                    "binding": bid.map(|b| json!({ "id": b })),
+                }));
+        }
+    }
+    Ok(serde_json::to_string(
+        &json!({ "data": { "elements": { "edges": edges } } }),
+    )?)
+}
+
+pub(crate) fn wrk(url: &str, script: &str, seconds: u64) -> anyhow::Result<f64> {
+    let path = std::env::temp_dir().join(format!("mgw-wrk-{}.lua", std::process::id()));
+    std::fs::write(&path, script)?;
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s"), "-s"])
+        .arg(&path)
+        .arg(url)
+        .output()
+        .map_err(|e| anyhow::anyhow!("wrk is needed (apt-get install wrk): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("Requests/sec:")
+                .map(|v| v.trim().parse::<f64>())
+        })
+        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in wrk output: {text}"))?
+        .map_err(Into::into)
+}
+
+pub(crate) async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()> {
+    use mapping_gateway::access::{self, Role};
+    let port = free_port();
+    let mut child = Child(
+        Command::new(std::env::current_exe()?)
+            .args([
+                "simulate",
+                "--port",
+                &port.to_string(),
+                "--boxes",
+                &(boxes * 5 / 4).to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .transpose()?
+        .unwrap_or_default();
+    let sim = ready
+        .strip_prefix("ready ")
+        .ok_or_else(|| anyhow::anyhow!("simulator: {ready}"))?
+        .to_owned();
+    let db = fresh_db("sqlite", None, "read").await?;
+    let config = DbConfig {
+        database_url: db,
+        master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
+    };
+    let state = server::open_with(&config, local_settings()).await?;
+    let id = integration(&state, &sim).await?;
+    mapping_gateway::selection::set(
+        &state.db,
+        &Actor::system("bench"),
+        id,
+        &[ElementItem::Service, ElementItem::Cto, ElementItem::Ceo],
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    let started = Instant::now();
+    engine_run(&state, &sim, Mode::Full).await?;
+    let elements = mapping_gateway::store::plant::count(&state.db, "elements", "1 = 1")
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?;
+    let ports = mapping_gateway::store::plant::count(&state.db, "ports", "1 = 1")
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?;
+    eprintln!(
+        "synced {elements} boxes, {ports} ports in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(child);
+
+    let limits = mapping_gateway::config::Limits {
+        max_complexity: 10_000_000,
+        ..Default::default()
+    };
+    let schema = mapping_gateway::graphql::schema_builder(&limits)
+        .data(state.clone())
+        .finish();
+    let admin = Actor {
+        key_id: None,
+        name: "bench".into(),
+        role: Role::Admin,
+    };
+    let gid = mapping_gateway::graphql::ids::encode(mapping_gateway::graphql::ids::INTEGRATION, id);
+    let page = |after: Option<String>| json!({ "i": gid, "after": after });
+    // The cursor after the first 500 elements, for the second half of the 1,000-box tree.
+    let first = schema
+        .execute(async_graphql::Request::new("query($i: ID!) { elements(integrationId: $i, first: 500) { pageInfo { endCursor } } }")
+            .variables(async_graphql::Variables::from_json(page(None)))
+            .data(admin.clone()))
+        .await;
+    let cursor = first.data.into_json()?["elements"]["pageInfo"]["endCursor"]
+        .as_str()
+        .map(str::to_owned);
+    let tree = "query($i: ID!, $after: String) {
+      a: elements(integrationId: $i, first: 500) { edges { node { fid name splitters { fid kind ports { number status binding { id } } } } } }
+      b: elements(integrationId: $i, first: 500, after: $after) { edges { node { fid name splitters { fid kind ports { number status binding { id } } } } } }
+    }";
+    let (mut gql, mut base) = (Vec::new(), Vec::new());
+    let mut sizes = (0, 0);
+    for _ in 0..15 {
+        let t = Instant::now();
+        let response = schema
+            .execute(
+                async_graphql::Request::new(tree)
+                    .variables(async_graphql::Variables::from_json(page(cursor.clone())))
+                    .data(admin.clone()),
+            )
+            .await;
+        anyhow::ensure!(response.errors.is_empty(), "{:?}", response.errors);
+        sizes.0 = serde_json::to_string(&response)?.len();
+        gql.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        sizes.1 = handwritten_tree(&state.db, id, 1000).await?.len();
+        base.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!("| tree of 1,000 boxes | gateway {:.1} ms | hand-written SQL {:.1} ms | ratio {:.2} | JSON {} vs {} bytes |",
+        median(gql.clone()), median(base.clone()), median(gql) / median(base), sizes.0, sizes.1);
+
+    let mut rng_state = 12345u64;
+    let mut next = || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        (rng_state % 1_000_000) as f64 / 1_000_000.0
+    };
+    let (min_lat, min_lng, max_lat, max_lng) = mapping_gateway::simulator::network::CITY_BBOX;
+    for radius in [200.0, 1000.0] {
+        let mut times = Vec::new();
+        let mut found = 0;
+        for _ in 0..200 {
+            let lat = min_lat + next() * (max_lat - min_lat);
+            let lng = min_lng + next() * (max_lng - min_lng);
+            let t = Instant::now();
+            let hits =
+                mapping_gateway::store::lookup::free_ports(&state.db, id, lat, lng, radius, 10)
+                    .await
+                    .map_err(mapping_gateway::Error::into_anyhow)?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            found += hits.len();
+        }
+        println!("| freePorts, {elements} boxes, radius {radius} m | median {:.2} ms | p95 {:.2} ms | {:.1} ports found on average |",
+            median(times.clone()), p95(times), found as f64 / 200.0);
+    }
+
+    let key = access::create_key(&state.db, "bench", Role::Viewer)
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?
+        .secret;
+    let router = mapping_gateway::http::router(state.clone(), &Default::default(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let port_row = entity::port::Entity::find()
+        .one(&state.db)
+        .await?
+        .expect("a port");
+    let pid =
+        mapping_gateway::graphql::ids::encode(mapping_gateway::graphql::ids::PORT, port_row.id);
+    let body = json!({ "query": "query($p: ID!) { port(id: $p) { id number status } }", "variables": { "p": pid } }).to_string();
+    let script = format!(
+        "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {key}\"\n"
+    );
+    let health = wrk(&format!("http://{addr}/healthz"), "", seconds)?;
+    let graphql = wrk(&format!("http://{addr}/graphql"), &script, seconds)?;
+    println!("| HTTP, wrk -t2 -c32, {seconds} s | port(id) {graphql:.0} req/s | /healthz {health:.0} req/s | ratio {:.2} |", graphql / health);
+    Ok(())
+}
