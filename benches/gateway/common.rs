@@ -145,3 +145,33 @@ pub(crate) async fn engine_run(state: &AppState, sim: &str, mode: Mode) -> anyho
         "deleted": done.deleted, "unchanged": done.unchanged,
     }))
 }
+
+/// Starts the simulator (this binary's `simulate` mode) with `boxes` boxes on a free port;
+/// returns the process and its URL once it is ready.
+pub(crate) fn spawn_simulator(boxes: usize) -> anyhow::Result<(Child, String)> {
+    use std::io::BufRead;
+    let port = free_port();
+    let mut child = Child(
+        std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "simulate",
+                "--port",
+                &port.to_string(),
+                "--boxes",
+                &boxes.to_string(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()?,
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .transpose()?
+        .unwrap_or_default();
+    let sim = ready
+        .strip_prefix("ready ")
+        .ok_or_else(|| anyhow::anyhow!("simulator did not start: {ready}"))?
+        .to_owned();
+    Ok((child, sim))
+}

@@ -1,8 +1,7 @@
 //! The read benchmark: element trees against hand-written SQL, nearest free ports, and HTTP
 //! throughput against `/healthz`.
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use sea_orm::{ConnectionTrait, EntityTrait};
@@ -104,29 +103,7 @@ pub(crate) fn wrk(url: &str, script: &str, seconds: u64) -> anyhow::Result<f64> 
 
 pub(crate) async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()> {
     use mapping_gateway::access::{self, Role};
-    let port = free_port();
-    let mut child = Child(
-        Command::new(std::env::current_exe()?)
-            .args([
-                "simulate",
-                "--port",
-                &port.to_string(),
-                "--boxes",
-                &(boxes * 5 / 4).to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()?,
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let ready = std::io::BufReader::new(stdout)
-        .lines()
-        .next()
-        .transpose()?
-        .unwrap_or_default();
-    let sim = ready
-        .strip_prefix("ready ")
-        .ok_or_else(|| anyhow::anyhow!("simulator: {ready}"))?
-        .to_owned();
+    let (child, sim) = spawn_simulator(boxes * 5 / 4)?;
     let db = fresh_db("sqlite", None, "read").await?;
     let config = DbConfig {
         database_url: db,

@@ -1,6 +1,5 @@
 //! The sync benchmark: the engine's full and incremental runs against a plain-insert baseline.
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -159,26 +158,7 @@ pub(crate) async fn orchestrate(
     println!("| boxes | engine | records | baseline s | full s | full/baseline | full peak RSS MiB | baseline peak RSS MiB | incremental s | incremental/full |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for boxes in sizes {
-        let port = free_port();
-        let mut child = Child(
-            Command::new(std::env::current_exe()?)
-                .args([
-                    "simulate",
-                    "--port",
-                    &port.to_string(),
-                    "--boxes",
-                    &boxes.to_string(),
-                ])
-                .stdout(Stdio::piped())
-                .spawn()?,
-        );
-        let stdout = child.0.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let ready = lines.next().transpose()?.unwrap_or_default();
-        let sim = ready
-            .strip_prefix("ready ")
-            .ok_or_else(|| anyhow::anyhow!("simulator did not start: {ready}"))?
-            .to_owned();
+        let (_simulator, sim) = spawn_simulator(boxes)?;
         for engine in &engines {
             let db = fresh_db(engine, pg.as_deref(), &format!("base_{boxes}")).await?;
             let base = phase("baseline", &sim, &db, &key)?;

@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::{binding, element, port};
 
-use super::loaders::PlantLoaders;
+use super::loaders::{Cached, PlantLoaders};
 use super::lookup::ACTIVE_ON_PORT;
 use crate::Result;
 
@@ -29,9 +29,27 @@ pub struct Want {
     pub bindings: bool,
 }
 
-fn unshare(e: std::sync::Arc<crate::Error>) -> crate::Error {
-    std::sync::Arc::try_unwrap(e)
-        .unwrap_or_else(|shared| crate::Error::internal(anyhow::anyhow!("{}", shared.message())))
+/// One level for these keys, read in one statement by the loader itself (a whole level at once,
+/// with no batching window).
+async fn read_level<L>(loader: &Cached<L>, keys: &[i64]) -> Result<HashMap<i64, L::Value>>
+where
+    L: Loader<i64, Error = std::sync::Arc<crate::Error>>,
+{
+    loader.loader().load(keys).await.map_err(|e| {
+        std::sync::Arc::try_unwrap(e).unwrap_or_else(|shared| {
+            crate::Error::internal(anyhow::anyhow!("{}", shared.message()))
+        })
+    })
+}
+
+/// Reads one level and feeds it to its loader.
+async fn fill_level<L>(loader: &Cached<L>, keys: &[i64]) -> Result<()>
+where
+    L: Loader<i64, Error = std::sync::Arc<crate::Error>>,
+{
+    let values = read_level(loader, keys).await?;
+    loader.feed_many(values).await;
+    Ok(())
 }
 
 /// Reads the wanted levels under `elements` and feeds them to `loaders`.
@@ -50,23 +68,12 @@ pub async fn prefetch(
         .feed_many(elements.iter().map(|e| (e.id, Some(e.clone()))))
         .await;
     if want.element_free_ports {
-        let counts = loaders
-            .free_ports_of_element
-            .loader()
-            .load(&element_ids)
-            .await
-            .map_err(unshare)?;
-        loaders.free_ports_of_element.feed_many(counts).await;
+        fill_level(&loaders.free_ports_of_element, &element_ids).await?;
     }
     if !want.splitters {
         return Ok(());
     }
-    let by_element = loaders
-        .splitters_of_element
-        .loader()
-        .load(&element_ids)
-        .await
-        .map_err(unshare)?;
+    let by_element = read_level(&loaders.splitters_of_element, &element_ids).await?;
     let splitters: Vec<_> = by_element.values().flatten().cloned().collect();
     let splitter_ids: Vec<i64> = splitters.iter().map(|s| s.id).collect();
     loaders.splitters_of_element.feed_many(by_element).await;
@@ -78,23 +85,12 @@ pub async fn prefetch(
         return Ok(());
     }
     if want.splitter_free_ports {
-        let counts = loaders
-            .free_ports_of_splitter
-            .loader()
-            .load(&splitter_ids)
-            .await
-            .map_err(unshare)?;
-        loaders.free_ports_of_splitter.feed_many(counts).await;
+        fill_level(&loaders.free_ports_of_splitter, &splitter_ids).await?;
     }
     if !want.ports {
         return Ok(());
     }
-    let by_splitter = loaders
-        .ports_of_splitter
-        .loader()
-        .load(&splitter_ids)
-        .await
-        .map_err(unshare)?;
+    let by_splitter = read_level(&loaders.ports_of_splitter, &splitter_ids).await?;
     let port_ids: Vec<i64> = by_splitter.values().flatten().map(|p| p.id).collect();
     loaders.ports_of_splitter.feed_many(by_splitter).await;
     if want.bindings && !port_ids.is_empty() {
