@@ -1,11 +1,10 @@
-//! End-to-end tests of the foundation: access, integrations, history, limits, WebSockets and
+//! End-to-end tests of the foundation: access, integrations, history, WebSockets and
 //! the key commands, over HTTP and the binary against a real database (SQLite and PostgreSQL).
 
 mod common;
 
 use common::{captured_logs, connect, next_json, send, unique, Engine, TestApp};
 use mapping_gateway::access::Role;
-use mapping_gateway::config::Limits;
 use serde_json::{json, Value};
 
 const CREATE: &str = "mutation($input: CreateIntegrationInput!) {
@@ -339,78 +338,6 @@ on_both_engines! {
             assert_eq!(closed, Some(4403));
         }
     }
-}
-
-/// Limits are checked before anything runs: the refused mutation leaves no trace.
-async fn limits_reject_before_running(engine: Engine) {
-    let limits = Limits {
-        max_depth: 2,
-        max_complexity: 12,
-        max_body_bytes: 2048,
-        ..Limits::default()
-    };
-    let Some(app) = TestApp::start_with(engine, limits).await else {
-        return;
-    };
-    let deep = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { schedule { cron } } }";
-    let (_, body) = app
-        .post(Some(&app.admin_key), deep, input("deep", "pw"))
-        .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "VALIDATION",
-        "{body}"
-    );
-    assert_eq!(body["errors"][0]["extensions"]["limit"], "depth", "{body}");
-
-    let complex = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) {
-        id name gateway apiUrl username hasPassword key active createdAt updatedAt a: id b: name c: key } }";
-    let (_, body) = app
-        .post(Some(&app.admin_key), complex, input("complex", "pw"))
-        .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "VALIDATION",
-        "{body}"
-    );
-    assert_eq!(
-        body["errors"][0]["extensions"]["limit"], "complexity",
-        "{body}"
-    );
-
-    let big = input(&"n".repeat(4096), "pw");
-    let (status, body) = app
-        .post(
-            Some(&app.admin_key),
-            "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
-            big,
-        )
-        .await;
-    assert_eq!(status, 413);
-    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
-    assert_eq!(body["errors"][0]["extensions"]["limit"], "bodySize");
-
-    assert_eq!(
-        app.ok("{ integrations { id } }", json!({})).await["integrations"],
-        json!([]),
-        "no refused operation ran"
-    );
-    use sea_orm::{EntityTrait, PaginatorTrait};
-    assert_eq!(
-        entity::history_entry::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
-}
-
-#[tokio::test]
-async fn limits_reject_before_running_sqlite() {
-    limits_reject_before_running(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn limits_reject_before_running_postgres() {
-    limits_reject_before_running(Engine::Postgres).await;
 }
 
 on_both_engines! {

@@ -1,5 +1,6 @@
 //! Attacks on the request surface, driven over HTTP and shown refused: operation bombs (with and
-//! without a key, while the server keeps answering), request errors, anonymous introspection.
+//! without a key, while the server keeps answering), request errors, anonymous introspection,
+//! and the depth, complexity and body limits.
 
 mod common;
 
@@ -16,6 +17,13 @@ async fn history_count(app: &TestApp) -> u64 {
         .count(&app.state.db)
         .await
         .unwrap()
+}
+
+fn integration_input(name: &str) -> serde_json::Value {
+    json!({ "input": {
+        "name": name, "gateway": "GEOSITE", "apiUrl": "https://geo.example/api/",
+        "username": "integracao", "password": "pw",
+    }})
 }
 
 /// The bombs of the hostile-input review.
@@ -207,4 +215,69 @@ async fn introspection_needs_a_key_but_graphiql_loads_without_one() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+}
+
+/// Limits are checked before anything runs: the refused mutation leaves no trace.
+async fn limits_reject_before_running(engine: Engine) {
+    let limits = Limits {
+        max_depth: 2,
+        max_complexity: 12,
+        max_body_bytes: 2048,
+        ..Limits::default()
+    };
+    let Some(app) = TestApp::start_with(engine, limits).await else {
+        return;
+    };
+    let deep = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { schedule { cron } } }";
+    let (_, body) = app
+        .post(Some(&app.admin_key), deep, integration_input("deep"))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "depth", "{body}");
+
+    let complex = "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) {
+        id name gateway apiUrl username hasPassword key active createdAt updatedAt a: id b: name c: key } }";
+    let (_, body) = app
+        .post(Some(&app.admin_key), complex, integration_input("complex"))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "complexity",
+        "{body}"
+    );
+
+    let big = integration_input(&"n".repeat(4096));
+    let (status, body) = app
+        .post(
+            Some(&app.admin_key),
+            "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
+            big,
+        )
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "bodySize");
+
+    assert_eq!(
+        app.ok("{ integrations { id } }", json!({})).await["integrations"],
+        json!([]),
+        "no refused operation ran"
+    );
+    assert_eq!(history_count(&app).await, 0);
+}
+
+#[tokio::test]
+async fn limits_reject_before_running_sqlite() {
+    limits_reject_before_running(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn limits_reject_before_running_postgres() {
+    limits_reject_before_running(Engine::Postgres).await;
 }

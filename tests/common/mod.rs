@@ -2,6 +2,8 @@
 //! is set), the real router on an ephemeral port, and a GraphQL client.
 #![allow(dead_code)]
 
+mod database;
+mod logs;
 mod platform;
 mod process;
 pub mod world;
@@ -9,104 +11,23 @@ mod ws;
 
 // Each suite uses part of the harness; the rest would warn as unused in it.
 #[allow(unused_imports)]
+pub use database::*;
+#[allow(unused_imports)]
+pub use logs::*;
+#[allow(unused_imports)]
 pub use platform::*;
 #[allow(unused_imports)]
 pub use process::*;
 #[allow(unused_imports)]
 pub use ws::*;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use mapping_gateway::access::{self, Role};
 use mapping_gateway::config::{DbConfig, Limits};
 use mapping_gateway::server;
 use mapping_gateway::state::AppState;
 use serde_json::{json, Value};
-
-/// Which engine a test runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-/// Random lowercase hex, for unique names.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", mapping_gateway::crypto::random_hex(6))
-}
-
-/// A fresh, empty database of the engine, or `None` when PostgreSQL is not configured outside CI.
-pub async fn fresh_database(engine: Engine) -> Option<DbConfig> {
-    match engine {
-        Engine::Sqlite => {
-            let dir = std::env::temp_dir().join(unique("mgw-test-"));
-            std::fs::create_dir_all(&dir).unwrap();
-            Some(DbConfig {
-                database_url: format!("sqlite://{}", dir.join("gateway.db").display()),
-                master_key: None,
-            })
-        }
-        Engine::Postgres => {
-            let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
-                // In CI a missing PostgreSQL is a failure, not a skip.
-                assert!(
-                    std::env::var("CI").is_err(),
-                    "TEST_POSTGRES_URL must be set in CI"
-                );
-                eprintln!("TEST_POSTGRES_URL not set: skipping the PostgreSQL variant");
-                return None;
-            };
-            let admin = sea_orm::Database::connect(&base)
-                .await
-                .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL is set but unreachable: {e}"));
-            let name = unique("mgw_test_");
-            sea_orm::ConnectionTrait::execute_unprepared(
-                &admin,
-                &format!("CREATE DATABASE {name}"),
-            )
-            .await
-            .expect("create test database");
-            admin.close().await.ok();
-            let (prefix, _) = base.rsplit_once('/').expect("database URL with a path");
-            Some(DbConfig {
-                database_url: format!("{prefix}/{name}"),
-                master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
-            })
-        }
-    }
-}
-
-/// Every log line the process wrote during the tests (all levels from debug up).
-pub fn captured_logs() -> String {
-    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
-}
-
-fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUFFER.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug,hyper=info,h2=info,rustls=info,tungstenite=info")
-            .with_writer(move || Capture(sink.clone()))
-            .with_ansi(false)
-            .try_init();
-        buffer
-    })
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A policy admitting loopback, where the tests' simulators and mock platforms listen.
 pub fn loopback_allowed() -> Arc<mapping_gateway::outbound::NetworkPolicy> {
@@ -153,38 +74,6 @@ impl Drop for TestApp {
     }
 }
 
-/// Drops a test's PostgreSQL database (its connections are closed by force), so that test runs
-/// leave nothing behind. Runs on a thread of its own: a Drop cannot await.
-pub fn drop_database(database_url: &str) {
-    let (Ok(admin), Some((_, name))) = (
-        std::env::var("TEST_POSTGRES_URL"),
-        database_url.rsplit_once('/'),
-    ) else {
-        return;
-    };
-    let name = name.to_owned();
-    let dropped = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        runtime.block_on(async {
-            let db = sea_orm::Database::connect(&admin).await.ok()?;
-            sea_orm::ConnectionTrait::execute_unprepared(
-                &db,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-            .await
-            .ok()?;
-            db.close().await.ok()
-        })
-    })
-    .join();
-    if !matches!(dropped, Ok(Some(()))) {
-        eprintln!("could not drop the test database {database_url}");
-    }
-}
-
 impl TestApp {
     /// Starts the gateway with the default limits.
     pub async fn start(engine: Engine) -> Option<TestApp> {
@@ -220,7 +109,7 @@ impl TestApp {
         settings: server::Options,
         counter: Option<Arc<std::sync::atomic::AtomicUsize>>,
     ) -> Option<TestApp> {
-        log_buffer();
+        logs::log_buffer();
         let db_config = fresh_database(engine).await?;
         let mut state = server::open_with(&db_config, settings)
             .await

@@ -168,3 +168,16 @@ pub async fn bind(
     )
     .await
 }
+
+/// A simulator of `boxes` boxes linked to `app`, with `items` selected and one full sync done;
+/// returns the simulator and the integration id.
+pub async fn synced(app: &TestApp, boxes: usize, items: &[&str]) -> (RunningSimulator, String) {
+    let (sim, id, _) = super::linked_simulator(app, boxes, 21).await;
+    app.ok(
+        "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { id } }",
+        json!({ "i": id, "items": items }),
+    )
+    .await;
+    succeeded(app, &id, "FULL").await;
+    (sim, id)
+}

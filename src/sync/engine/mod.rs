@@ -15,6 +15,7 @@
 mod delete;
 mod listing;
 mod one_box;
+mod port_writes;
 mod ports;
 mod write;
 

@@ -11,8 +11,13 @@ use crate::crypto::MasterKey;
 use crate::error::is_unique_violation;
 use crate::gateways::GatewayKind;
 use crate::outbound::NetworkPolicy;
-use crate::state::AppState;
 use crate::{history, Error, Result};
+
+mod input;
+mod remote;
+
+use input::{clean_name, clean_password, clean_url, clean_username, origin_of};
+pub use remote::{remote_projects, test_connection, ConnectionTest};
 
 /// The element items selected when an integration is created.
 pub const DEFAULT_SELECTION: [&str; 2] = ["SERVICE", "CTO"];
@@ -55,77 +60,6 @@ impl std::fmt::Debug for NewIntegration {
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
-}
-
-/// Longest integration name and platform username, in characters.
-const MAX_NAME_CHARS: usize = 120;
-/// Longest API URL, in bytes.
-const MAX_URL_BYTES: usize = 2048;
-/// Longest platform password, in bytes.
-const MAX_PASSWORD_BYTES: usize = 1024;
-
-fn clean_name(name: &str) -> Result<String> {
-    crate::text::clean_line("name", name, MAX_NAME_CHARS)
-}
-
-fn clean_username(username: &str) -> Result<String> {
-    crate::text::clean_line("username", username, MAX_NAME_CHARS)
-}
-
-fn clean_url(api_url: &str, network: &NetworkPolicy) -> Result<String> {
-    if api_url.len() > MAX_URL_BYTES {
-        return Err(Error::validation(
-            "apiUrl",
-            format!("apiUrl is longer than {MAX_URL_BYTES} bytes"),
-        ));
-    }
-    let parsed = url::Url::parse(api_url.trim()).map_err(|_| {
-        Error::validation(
-            "apiUrl",
-            "apiUrl must be an absolute http(s) URL, e.g. https://provedor.geosite.com.br/api",
-        )
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(Error::validation(
-            "apiUrl",
-            "apiUrl must use http or https and name a host",
-        ));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(Error::validation(
-            "apiUrl",
-            "apiUrl must not carry credentials; use username and password",
-        ));
-    }
-    network
-        .check_url(&parsed)
-        .map_err(|refused| Error::validation("apiUrl", format!("apiUrl: {refused}")))?;
-    Ok(parsed.as_str().trim_end_matches('/').to_owned())
-}
-
-/// Host and port of a stored, cleaned URL.
-fn origin_of(api_url: &str) -> Option<(String, Option<u16>)> {
-    let url = url::Url::parse(api_url).ok()?;
-    Some((url.host_str()?.to_owned(), url.port_or_known_default()))
-}
-
-fn clean_password(password: &str) -> Result<String> {
-    if password.is_empty() {
-        return Err(Error::validation("password", "password must not be empty"));
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(Error::validation(
-            "password",
-            format!("password is longer than {MAX_PASSWORD_BYTES} bytes"),
-        ));
-    }
-    if password.contains('\0') {
-        return Err(Error::validation(
-            "password",
-            "password must not contain NUL",
-        ));
-    }
-    Ok(password.to_owned())
 }
 
 /// What the history keeps of an integration: everything but secrets.
@@ -344,118 +278,4 @@ pub async fn find<C: sea_orm::ConnectionTrait>(db: &C, id: i64) -> Result<integr
         .one(db)
         .await?
         .ok_or_else(|| Error::NotFound(format!("integration {id}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_checked() {
-        let open = NetworkPolicy::default();
-        assert_eq!(
-            clean_url("https://x.example/api/", &open).unwrap(),
-            "https://x.example/api"
-        );
-        for bad in [
-            "",
-            "x.example",
-            "ftp://x.example",
-            "https://u:p@x.example",
-            "/api",
-            "http://169.254.169.254/",
-            "http://2130706433/",
-            "http://[::1]:8080/",
-        ] {
-            assert_eq!(
-                clean_url(bad, &open).unwrap_err().code(),
-                "VALIDATION",
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn debug_hides_the_password() {
-        let input = NewIntegration {
-            name: "n".into(),
-            gateway: GatewayKind::Geosite,
-            api_url: "http://x".into(),
-            username: "u".into(),
-            password: "hunter2-secret".into(),
-        };
-        assert!(!format!("{input:?}").contains("hunter2"));
-    }
-}
-
-/// The outcome of [`test_connection`]: platform failures are results, not errors.
-#[derive(Clone, Debug)]
-pub struct ConnectionTest {
-    /// True when login and listing projects worked.
-    pub ok: bool,
-    /// Time taken, in milliseconds.
-    pub latency_ms: u64,
-    /// What happened, for a person.
-    pub message: String,
-    /// The error code when it failed (`PLATFORM_AUTH`, `PLATFORM_UNAVAILABLE`, ...).
-    pub code: Option<&'static str>,
-    /// Projects the user can see, when it worked.
-    pub project_count: Option<u64>,
-}
-
-/// Logs in to the platform and counts projects; records the outcome in the history.
-pub async fn test_connection(app: &AppState, actor: &Actor, id: i64) -> Result<ConnectionTest> {
-    actor.require(Role::Admin)?;
-    let db = &app.db;
-    let row = find(db, id).await?;
-    let started = std::time::Instant::now();
-    // An address the policy refuses is a failed test, like any other unreachable platform.
-    let outcome = match app.platform(&row) {
-        Ok(platform) => platform.check().await,
-        Err(e) => Err(e),
-    };
-    let latency_ms = started.elapsed().as_millis() as u64;
-    let result = match outcome {
-        Ok(check) => ConnectionTest {
-            ok: true,
-            latency_ms,
-            message: format!("connected; {} project(s) visible", check.project_count),
-            code: None,
-            project_count: Some(check.project_count),
-        },
-        Err(Error::Internal(e)) => return Err(Error::Internal(e)),
-        Err(e) => ConnectionTest {
-            ok: false,
-            latency_ms,
-            message: e.message(),
-            code: Some(e.code()),
-            project_count: None,
-        },
-    };
-    history::record(
-        db,
-        Some(id),
-        actor,
-        "integration.tested",
-        if result.ok {
-            format!("connection test passed in {latency_ms} ms")
-        } else {
-            format!("connection test failed: {}", result.message)
-        },
-        None,
-        None,
-    )
-    .await?;
-    Ok(result)
-}
-
-/// The projects the platform offers, read live; nothing is stored.
-pub async fn remote_projects(
-    app: &AppState,
-    actor: &Actor,
-    id: i64,
-) -> Result<Vec<crate::platform::RemoteProject>> {
-    actor.require(Role::Admin)?;
-    let row = find(&app.db, id).await?;
-    app.platform(&row)?.projects().await
 }

@@ -1,0 +1,120 @@
+//! What an integration accepts: names, URLs and passwords are checked and cleaned here, before
+//! anything is stored.
+
+use crate::outbound::NetworkPolicy;
+use crate::{Error, Result};
+
+/// Longest integration name and platform username, in characters.
+const MAX_NAME_CHARS: usize = 120;
+/// Longest API URL, in bytes.
+const MAX_URL_BYTES: usize = 2048;
+/// Longest platform password, in bytes.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+pub(super) fn clean_name(name: &str) -> Result<String> {
+    crate::text::clean_line("name", name, MAX_NAME_CHARS)
+}
+
+pub(super) fn clean_username(username: &str) -> Result<String> {
+    crate::text::clean_line("username", username, MAX_NAME_CHARS)
+}
+
+pub(super) fn clean_url(api_url: &str, network: &NetworkPolicy) -> Result<String> {
+    if api_url.len() > MAX_URL_BYTES {
+        return Err(Error::validation(
+            "apiUrl",
+            format!("apiUrl is longer than {MAX_URL_BYTES} bytes"),
+        ));
+    }
+    let parsed = url::Url::parse(api_url.trim()).map_err(|_| {
+        Error::validation(
+            "apiUrl",
+            "apiUrl must be an absolute http(s) URL, e.g. https://provedor.geosite.com.br/api",
+        )
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(Error::validation(
+            "apiUrl",
+            "apiUrl must use http or https and name a host",
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::validation(
+            "apiUrl",
+            "apiUrl must not carry credentials; use username and password",
+        ));
+    }
+    network
+        .check_url(&parsed)
+        .map_err(|refused| Error::validation("apiUrl", format!("apiUrl: {refused}")))?;
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Host and port of a stored, cleaned URL.
+pub(super) fn origin_of(api_url: &str) -> Option<(String, Option<u16>)> {
+    let url = url::Url::parse(api_url).ok()?;
+    Some((url.host_str()?.to_owned(), url.port_or_known_default()))
+}
+
+pub(super) fn clean_password(password: &str) -> Result<String> {
+    if password.is_empty() {
+        return Err(Error::validation("password", "password must not be empty"));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::validation(
+            "password",
+            format!("password is longer than {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    if password.contains('\0') {
+        return Err(Error::validation(
+            "password",
+            "password must not contain NUL",
+        ));
+    }
+    Ok(password.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateways::GatewayKind;
+    use crate::integrations::NewIntegration;
+
+    #[test]
+    fn urls_are_checked() {
+        let open = NetworkPolicy::default();
+        assert_eq!(
+            clean_url("https://x.example/api/", &open).unwrap(),
+            "https://x.example/api"
+        );
+        for bad in [
+            "",
+            "x.example",
+            "ftp://x.example",
+            "https://u:p@x.example",
+            "/api",
+            "http://169.254.169.254/",
+            "http://2130706433/",
+            "http://[::1]:8080/",
+        ] {
+            assert_eq!(
+                clean_url(bad, &open).unwrap_err().code(),
+                "VALIDATION",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let input = NewIntegration {
+            name: "n".into(),
+            gateway: GatewayKind::Geosite,
+            api_url: "http://x".into(),
+            username: "u".into(),
+            password: "hunter2-secret".into(),
+        };
+        assert!(!format!("{input:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,235 @@
+//! Writing a page of ports, with the renumberings planned in [`super::ports`] so that a reader
+//! never sees a port parked on a number that is not its own.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+};
+
+use entity::{port, splitter};
+
+use super::ports;
+use super::write::{fid_num, kind_item, upsert};
+use super::{Engine, Step};
+use crate::platform::{RemotePort, SplitterKind};
+use crate::store::plant;
+use crate::Result;
+
+impl<'a> Engine<'a> {
+    /// Upserts ports of known splitters of selected kinds, with the writes deferred by earlier
+    /// pages; returns the fids kept (written, unchanged or deferred). See [`super::ports`].
+    pub(super) async fn write_ports<'r, C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        records: &'r [RemotePort],
+    ) -> Step<HashSet<&'r str>> {
+        let mut candidates = std::mem::take(&mut self.pending_ports);
+        candidates.extend(records.iter().cloned());
+        let kept = self.apply_ports(txn, candidates, false).await?;
+        Ok(records
+            .iter()
+            .filter(|r| kept.contains(&r.fid))
+            .map(|r| r.fid.as_str())
+            .collect())
+    }
+
+    /// Writes the port writes still deferred when the listings are over and the rows found gone
+    /// are deleted. One that still finds its slot held (the platform gives one number to two
+    /// ports) keeps its local number, with every other field written, and is logged.
+    pub(super) async fn write_deferred_ports(&mut self) -> Step {
+        if self.pending_ports.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending_ports);
+        let txn = crate::db::write_txn(self.db).await?;
+        self.apply_ports(&txn, pending, true).await?;
+        self.save_progress_in(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Plans and writes port records; with `last`, nothing is deferred any more.
+    async fn apply_ports<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        records: Vec<RemotePort>,
+        last: bool,
+    ) -> Step<HashSet<String>> {
+        let splitter_fids: Vec<String> = {
+            let set: HashSet<&str> = records.iter().map(|r| r.splitter_fid.as_str()).collect();
+            set.into_iter().map(str::to_owned).collect()
+        };
+        let splitters: HashMap<String, (i64, SplitterKind)> = splitter::Entity::find()
+            .select_only()
+            .column(splitter::Column::Fid)
+            .column(splitter::Column::Id)
+            .column(splitter::Column::Kind)
+            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
+            .filter(splitter::Column::Fid.is_in(splitter_fids))
+            .into_tuple::<(String, i64, SplitterKind)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|(fid, id, kind)| (fid, (id, kind)))
+            .collect();
+        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+        let existing: HashMap<String, port::Model> = port::Entity::find()
+            .filter(port::Column::IntegrationId.eq(self.integration.id))
+            .filter(port::Column::Fid.is_in(fids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|p| (p.fid.clone(), p))
+            .collect();
+        let mut kept = HashSet::new();
+        let mut changed: Vec<(RemotePort, i64)> = Vec::new();
+        for rec in records {
+            let Some((splitter_id, kind)) = splitters.get(&rec.splitter_fid) else {
+                continue;
+            };
+            if !self.selected(kind_item(*kind)) {
+                continue;
+            }
+            kept.insert(rec.fid.clone());
+            let customer = rec.customer.clone().unwrap_or_default();
+            let same = existing.get(&rec.fid).is_some_and(|p| {
+                p.project_id == self.project.id
+                    && p.splitter_id == *splitter_id
+                    && p.number == rec.number
+                    && p.status == rec.status
+                    && p.customer_contract == customer.contract
+                    && p.customer_document == customer.document
+                    && p.customer_name == customer.name
+                    && p.remote_updated_at == rec.updated_at
+            });
+            if same {
+                self.counts.tally(true, true);
+            } else {
+                changed.push((rec, *splitter_id));
+            }
+        }
+        let involved: Vec<i64> = {
+            let set: HashSet<i64> = changed.iter().map(|(_, s)| *s).collect();
+            set.into_iter().collect()
+        };
+        let held = self.held_ports(txn, &involved).await?;
+        let moves: Vec<ports::Move> = changed
+            .iter()
+            .map(|(rec, splitter_id)| ports::Move {
+                fid: rec.fid.clone(),
+                to: (*splitter_id, rec.number),
+            })
+            .collect();
+        let (now, later) = ports::plan(
+            &moves,
+            &held.iter().map(|(f, (_, s))| (f.clone(), *s)).collect(),
+        );
+        let mut writes = Vec::new();
+        let mut targets: HashMap<ports::Slot, &str> = HashMap::new();
+        let mut deferred = Vec::new();
+        for i in later {
+            match (last, existing.get(&changed[i].0.fid)) {
+                // Kept where it is, the rest of it written.
+                (true, Some(local)) => {
+                    tracing::warn!(
+                        port_fid = %changed[i].0.fid,
+                        number = changed[i].0.number,
+                        "the platform gives this port a number another port holds; its number is left as it was"
+                    );
+                    let mut rec = changed[i].0.clone();
+                    rec.number = local.number;
+                    writes.push(self.port_row(
+                        &rec,
+                        local.splitter_id,
+                        existing.contains_key(&rec.fid),
+                    ));
+                }
+                (true, None) => tracing::warn!(
+                    port_fid = %changed[i].0.fid,
+                    number = changed[i].0.number,
+                    "the platform gives a new port a number another port holds; it is not stored"
+                ),
+                (false, _) => deferred.push(changed[i].0.clone()),
+            }
+        }
+        for i in now {
+            let (rec, splitter_id) = &changed[i];
+            targets.insert((*splitter_id, rec.number), rec.fid.as_str());
+            writes.push(self.port_row(rec, *splitter_id, existing.contains_key(&rec.fid)));
+        }
+        // Rows whose slot a write takes: by the plan they move in this transaction too, so the
+        // negative number they wait on is never committed.
+        let displaced: Vec<i64> = held
+            .iter()
+            .filter(|(fid, (_, slot))| targets.get(slot).is_some_and(|f| f != fid))
+            .map(|(_, (id, _))| *id)
+            .collect();
+        for chunk in displaced.chunks(plant::CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            crate::sync::exec(
+                txn,
+                format!(
+                    "UPDATE ports SET number = -id WHERE id IN ({})",
+                    ids.join(",")
+                ),
+            )
+            .await?;
+        }
+        upsert::<port::Entity, _>(
+            txn,
+            writes,
+            [port::Column::IntegrationId, port::Column::Fid],
+        )
+        .await?;
+        self.pending_ports = deferred;
+        Ok(kept)
+    }
+
+    /// The row of a port record, counted as created or updated.
+    fn port_row(&mut self, rec: &RemotePort, splitter_id: i64, exists: bool) -> port::ActiveModel {
+        self.counts.tally(exists, false);
+        let customer = rec.customer.clone().unwrap_or_default();
+        port::ActiveModel {
+            integration_id: Set(self.integration.id),
+            project_id: Set(self.project.id),
+            splitter_id: Set(splitter_id),
+            fid: Set(rec.fid.clone()),
+            fid_num: Set(fid_num(&rec.fid)),
+            number: Set(rec.number),
+            status: Set(rec.status),
+            customer_contract: Set(customer.contract),
+            customer_document: Set(customer.document),
+            customer_name: Set(customer.name),
+            remote_updated_at: Set(rec.updated_at),
+            synced_at: Set(Utc::now()),
+            ..Default::default()
+        }
+    }
+
+    /// Every local port of these splitters: fid, then id and slot.
+    async fn held_ports<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        splitter_ids: &[i64],
+    ) -> Result<HashMap<String, (i64, ports::Slot)>> {
+        let mut held = HashMap::new();
+        for chunk in splitter_ids.chunks(plant::CHUNK) {
+            let rows = port::Entity::find()
+                .select_only()
+                .column(port::Column::Id)
+                .column(port::Column::SplitterId)
+                .column(port::Column::Number)
+                .column(port::Column::Fid)
+                .filter(port::Column::SplitterId.is_in(chunk.to_vec()))
+                .into_tuple::<(i64, i64, i32, String)>()
+                .all(txn)
+                .await?;
+            for (id, splitter_id, number, fid) in rows {
+                held.insert(fid, (id, (splitter_id, number)));
+            }
+        }
+        Ok(held)
+    }
+}
