@@ -132,14 +132,7 @@ pub async fn unlink(db: &DatabaseConnection, actor: &Actor, integration_id: i64)
         return Err(Error::SyncAlreadyRunning { run_id: run.id });
     }
     let orphaned = plant::orphan_bindings(&txn, &PortScope::Project(current.id)).await?;
-    // The plant rows cascade from the project; ports go first so nothing waits on SET NULL.
-    for table in ["ports", "splitters", "elements"] {
-        txn.execute_unprepared(&format!(
-            "DELETE FROM {table} WHERE project_id = {}",
-            current.id
-        ))
-        .await?;
-    }
+    plant::delete_project_plant(&txn, current.id).await?;
     project::Entity::delete_by_id(current.id).exec(&txn).await?;
     element_selection::Entity::update_many()
         .col_expr(

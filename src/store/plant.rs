@@ -110,3 +110,120 @@ pub async fn count<C: ConnectionTrait>(db: &C, table: &str, condition: &str) -> 
         .transpose()?
         .unwrap_or(0) as u64)
 }
+
+/// Which local rows a fid range is read from.
+#[derive(Clone, Copy, Debug)]
+pub enum RowScope<'a> {
+    /// Every row of the table in this project.
+    Project(i64),
+    /// The project's elements of one item (stored name).
+    Item(i64, &'a str),
+}
+
+/// Id and fid of the rows of `table` in `scope` whose numeric fid falls in (lo, hi].
+pub async fn fids_in_range<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+    scope: RowScope<'_>,
+    (lo, hi): (Option<i64>, Option<i64>),
+) -> Result<Vec<(i64, String)>> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = Vec::new();
+    let mut bind = |v: Value| {
+        values.push(v);
+        placeholder(backend, values.len())
+    };
+    let mut condition = match scope {
+        RowScope::Project(project) => format!("project_id = {}", bind(project.into())),
+        RowScope::Item(project, item) => format!(
+            "project_id = {} AND item = {}",
+            bind(project.into()),
+            bind(item.into())
+        ),
+    };
+    condition.push_str(" AND fid_num IS NOT NULL");
+    if let Some(lo) = lo {
+        condition.push_str(&format!(" AND fid_num > {}", bind(lo.into())));
+    }
+    if let Some(hi) = hi {
+        condition.push_str(&format!(" AND fid_num <= {}", bind(hi.into())));
+    }
+    let sql = format!("SELECT id, fid FROM {table} WHERE {condition}");
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "fid")?)))
+        .collect()
+}
+
+/// Moves these ports to the number `-id`, out of the way of a renumbering written in the same
+/// transaction.
+pub async fn park_ports<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<()> {
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "UPDATE ports SET number = -id WHERE id IN ({})",
+            id_list(chunk)
+        );
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the ports of these splitters; returns how many went.
+pub async fn delete_ports_of_splitters<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<u64> {
+    let mut total = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM ports WHERE splitter_id IN ({})",
+            id_list(chunk)
+        );
+        total += db.execute_unprepared(&sql).await?.rows_affected();
+    }
+    Ok(total)
+}
+
+/// Counts the ports of these splitters.
+pub async fn count_ports_of_splitters<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<u64> {
+    let mut total = 0;
+    for chunk in ids.chunks(CHUNK) {
+        total += count(db, "ports", &format!("splitter_id IN ({})", id_list(chunk))).await?;
+    }
+    Ok(total)
+}
+
+/// Deletes a project's plant rows; ports go first, so that nothing waits on `SET NULL`.
+pub async fn delete_project_plant<C: ConnectionTrait>(db: &C, project_id: i64) -> Result<()> {
+    for table in ["ports", "splitters", "elements"] {
+        let sql = format!("DELETE FROM {table} WHERE project_id = {project_id}");
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Links the integration's splitters without a box to the box (element of one of `box_items`,
+/// stored names) whose fid they name, once that box is synced.
+pub async fn link_boxes<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+    box_items: [&str; 2],
+) -> Result<()> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "UPDATE splitters SET element_id = (SELECT e.id FROM elements e \
+           WHERE e.integration_id = splitters.integration_id AND e.fid = splitters.box_fid \
+           AND e.item IN ({}, {}) ORDER BY e.id LIMIT 1) \
+         WHERE integration_id = {} AND element_id IS NULL AND box_fid IS NOT NULL",
+        placeholder(backend, 1),
+        placeholder(backend, 2),
+        placeholder(backend, 3),
+    );
+    let values = [
+        Value::from(box_items[0]),
+        Value::from(box_items[1]),
+        Value::from(integration_id),
+    ];
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}

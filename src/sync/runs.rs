@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, Statement,
+    EntityTrait, QueryFilter,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -374,12 +374,4 @@ pub async fn page<C: ConnectionTrait>(
     let select =
         sync_run::Entity::find().filter(sync_run::Column::IntegrationId.eq(integration_id));
     crate::store::paging::newest_first(db, select, sync_run::Column::Id, request).await
-}
-
-/// Executes a statement built for the connection's backend.
-pub(crate) async fn exec<C: ConnectionTrait>(db: &C, sql: String) -> Result<u64> {
-    Ok(db
-        .execute_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await?
-        .rows_affected())
 }

@@ -100,15 +100,7 @@ impl<'a> Engine<'a> {
             }
             let mut going = (doomed.elements.len() + doomed.splitters.len()) as u64;
             going += doomed.ports.len() as u64;
-            for chunk in doomed.splitters.chunks(plant::CHUNK) {
-                let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
-                going += plant::count(
-                    self.db,
-                    "ports",
-                    &format!("splitter_id IN ({})", ids.join(",")),
-                )
-                .await?;
-            }
+            going += plant::count_ports_of_splitters(self.db, &doomed.splitters).await?;
             if let Some(refusal) =
                 mass_deletion_refusal(local, going, self.app.settings.sync.mass_deletion_share)
             {
@@ -126,14 +118,7 @@ impl<'a> Engine<'a> {
         orphaned +=
             plant::orphan_bindings(&txn, &PortScope::Splitters(doomed.splitters.clone())).await?;
         let mut deleted = plant::delete_ids(&txn, "ports", &doomed.ports).await?;
-        for chunk in doomed.splitters.chunks(plant::CHUNK) {
-            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            deleted += crate::sync::exec(
-                &txn,
-                format!("DELETE FROM ports WHERE splitter_id IN ({})", ids.join(",")),
-            )
-            .await?;
-        }
+        deleted += plant::delete_ports_of_splitters(&txn, &doomed.splitters).await?;
         deleted += plant::delete_ids(&txn, "splitters", &doomed.splitters).await?;
         deleted += plant::delete_ids(&txn, "elements", &doomed.elements).await?;
         self.counts.deleted += deleted as i64;

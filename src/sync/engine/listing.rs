@@ -128,43 +128,18 @@ impl<'a> Engine<'a> {
         (lo, hi): (Option<i64>, Option<i64>),
         keep: &HashSet<&str>,
     ) -> Result<Vec<i64>> {
-        use crate::store::plant::placeholder;
-        let backend = db.get_database_backend();
-        let mut values: Vec<sea_orm::Value> = Vec::new();
-        let mut bind = |v: sea_orm::Value| {
-            values.push(v);
-            placeholder(backend, values.len())
-        };
-        let mut condition = match scope {
-            Scope::Project(project) => format!("project_id = {}", bind(project.into())),
-            Scope::Item(project, item) => format!(
-                "project_id = {} AND item = {}",
-                bind(project.into()),
-                bind(item.as_str().into())
-            ),
+        use crate::store::plant::{self, RowScope};
+        let scope = match scope {
+            Scope::Project(project) => RowScope::Project(project),
+            Scope::Item(project, item) => RowScope::Item(project, item.as_str()),
             Scope::Narrow => return Ok(Vec::new()),
         };
-        condition.push_str(" AND fid_num IS NOT NULL");
-        if let Some(lo) = lo {
-            condition.push_str(&format!(" AND fid_num > {}", bind(lo.into())));
-        }
-        if let Some(hi) = hi {
-            condition.push_str(&format!(" AND fid_num <= {}", bind(hi.into())));
-        }
-        let sql = format!("SELECT id, fid FROM {} WHERE {condition}", table.name());
-        let rows = db
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                backend, sql, values,
-            ))
-            .await?;
-        let mut gone = Vec::new();
-        for row in rows {
-            let fid: String = row.try_get("", "fid")?;
-            if !keep.contains(fid.as_str()) {
-                gone.push(row.try_get::<i64>("", "id")?);
-            }
-        }
-        Ok(gone)
+        let rows = plant::fids_in_range(db, table.name(), scope, (lo, hi)).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, fid)| !keep.contains(fid.as_str()))
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// Lists one feature page by page and writes each page in its own transaction. With `full`

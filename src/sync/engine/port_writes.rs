@@ -166,17 +166,7 @@ impl<'a> Engine<'a> {
             .filter(|(fid, (_, slot))| targets.get(slot).is_some_and(|f| f != fid))
             .map(|(_, (id, _))| *id)
             .collect();
-        for chunk in displaced.chunks(plant::CHUNK) {
-            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            crate::sync::exec(
-                txn,
-                format!(
-                    "UPDATE ports SET number = -id WHERE id IN ({})",
-                    ids.join(",")
-                ),
-            )
-            .await?;
-        }
+        plant::park_ports(txn, &displaced).await?;
         upsert::<port::Entity, _>(
             txn,
             writes,

@@ -178,20 +178,12 @@ impl<'a> Engine<'a> {
     }
     /// Links splitters to boxes synced after them (or re-selected).
     pub(super) async fn link_boxes(&self) -> Result<()> {
-        crate::sync::exec(
+        crate::store::plant::link_boxes(
             self.db,
-            format!(
-                "UPDATE splitters SET element_id = (SELECT e.id FROM elements e \
-                   WHERE e.integration_id = splitters.integration_id AND e.fid = splitters.box_fid \
-                   AND e.item IN ('{}', '{}') ORDER BY e.id LIMIT 1) \
-                 WHERE integration_id = {} AND element_id IS NULL AND box_fid IS NOT NULL",
-                ElementItem::Cto.as_str(),
-                ElementItem::Ceo.as_str(),
-                self.integration.id
-            ),
+            self.integration.id,
+            [ElementItem::Cto.as_str(), ElementItem::Ceo.as_str()],
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 
