@@ -93,11 +93,7 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         if self.mode == Mode::Full && !self.allow_mass_deletion {
-            let project = self.project.id;
-            let mut local = 0;
-            for table in ["elements", "splitters", "ports"] {
-                local += plant::count(self.db, table, &format!("project_id = {project}")).await?;
-            }
+            let local = plant::count_project_plant(self.db, self.project.id).await?;
             let mut going = (doomed.elements.len() + doomed.splitters.len()) as u64;
             going += doomed.ports.len() as u64;
             going += plant::count_ports_of_splitters(self.db, &doomed.splitters).await?;
