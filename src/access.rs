@@ -149,6 +149,16 @@ pub async fn revoke_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Mod
     Ok(row.update(db).await?)
 }
 
+/// True while the key exists, is not revoked and still has `role`: open WebSockets ask this
+/// every few seconds, so that a revoked key (or a changed role) ends its subscriptions.
+pub async fn key_still_valid(db: &DatabaseConnection, key_id: i64, role: Role) -> Result<bool> {
+    Ok(api_key::Entity::find_by_id(key_id)
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .is_some_and(|k| Role::parse(&k.role) == Some(role)))
+}
+
 /// Resolves a secret to its actor; `None` when unknown or revoked.
 pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Option<Actor>> {
     let Some(key) = api_key::Entity::find()

@@ -70,6 +70,11 @@ pub struct Limits {
     #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = Limits::default().ws_init_timeout_secs)]
     pub ws_init_timeout_secs: u64,
 
+    /// Seconds between keep-alive pings on an open WebSocket (a WebSocket ping frame and the
+    /// protocol's own keep-alive message).
+    #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = Limits::default().ws_keepalive_secs)]
+    pub ws_keepalive_secs: u64,
+
     /// Most connections (HTTP and WebSocket) open at once; more are closed on arrival.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -86,6 +91,7 @@ impl Default for Limits {
             body_timeout_secs: 30,
             request_timeout_secs: 120,
             ws_init_timeout_secs: 10,
+            ws_keepalive_secs: 15,
             max_connections: 1024,
         }
     }
@@ -107,6 +113,10 @@ impl Limits {
     /// Time a WebSocket has to authenticate.
     pub fn ws_init_timeout(&self) -> Duration {
         Duration::from_secs(self.ws_init_timeout_secs)
+    }
+    /// Time between keep-alive pings on a WebSocket (at least a second).
+    pub fn ws_keepalive(&self) -> Duration {
+        Duration::from_secs(self.ws_keepalive_secs.max(1))
     }
 }
 
@@ -153,6 +163,11 @@ pub struct ServeConfig {
     /// Serve GraphiQL on `GET /graphql`.
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
+
+    /// Bearer token that `/metrics` asks for; without one it is open (bind it to a private
+    /// address, or set this).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Logging settings, common to every command.

@@ -83,9 +83,19 @@ pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<Ap
     db::migrate(&db)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
+    let events = Arc::new(crate::events::Bus::default());
+    crate::events::relay::start(&db, events.clone(), options.sync.instance_id.clone())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen for events of other instances: {}",
+                e.message()
+            )
+        })?;
     Ok(AppState {
         db,
         master,
+        events,
         platforms: Arc::new(options.registry()),
         settings: Arc::new(Settings {
             sync: options.sync,
@@ -154,7 +164,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
-    let router = crate::http::router(state.clone(), &config.limits, config.graphiql);
+    let surface = crate::http::Surface {
+        graphiql: config.graphiql,
+        metrics_token: config.metrics_token.clone(),
+    };
+    let router = crate::http::router(state.clone(), &config.limits, &surface);
     let stop = tokio_util::sync::CancellationToken::new();
     let scheduler = config.sync.scheduler.then(|| {
         tokio::spawn(crate::sync::scheduler::run(

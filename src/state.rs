@@ -1,6 +1,6 @@
 //! The state every request and background task shares. It holds the domain's services only (the
-//! database, the master key, the settings, this instance's runs, the platform registry), so the
-//! domain can take it without knowing about HTTP, GraphQL or start-up.
+//! database, the master key, the settings, this instance's runs, the platform registry, the event
+//! bus), so the domain can take it without knowing about HTTP, GraphQL or start-up.
 
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub struct AppState {
     pub runner: Arc<Runner>,
     /// Builds platform clients, one connector per gateway kind.
     pub platforms: Arc<Registry>,
+    /// Run events, for subscribers on this instance (and relayed to others on PostgreSQL).
+    pub events: Arc<crate::events::Bus>,
 }
 
 /// What the domain is tuned by.

@@ -211,7 +211,14 @@ pub(crate) async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()>
         .await
         .map_err(mapping_gateway::Error::into_anyhow)?
         .secret;
-    let router = mapping_gateway::http::router(state.clone(), &Default::default(), false);
+    let router = mapping_gateway::http::router(
+        state.clone(),
+        &Default::default(),
+        &mapping_gateway::http::Surface {
+            graphiql: false,
+            metrics_token: None,
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });

@@ -34,6 +34,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// Grows with every change of the row: the order of its progress events.
+    pub seq: i64,
+    /// The page of the current listing last written (0 before its first).
+    pub page: i64,
+    /// Pages the current listing has, when the platform said how many records it holds.
+    pub pages: Option<i64>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -60,7 +60,18 @@ impl GeositeClient {
         query: &[(&str, String)],
         body: Option<&Value>,
         token: Option<&str>,
+        retry: bool,
     ) -> std::result::Result<Reply, Failure> {
+        let started = std::time::Instant::now();
+        let endpoint = endpoint_label(path);
+        let record = |status: Option<u16>| {
+            crate::metrics::get().record_platform(
+                &endpoint,
+                status,
+                retry,
+                started.elapsed().as_secs_f64(),
+            )
+        };
         let mut request = self
             .inner
             .http
@@ -73,8 +84,12 @@ impl GeositeClient {
             request = request.json(body);
         }
         let response = match request.send().await {
-            Ok(r) => r,
+            Ok(r) => {
+                record(Some(r.status().as_u16()));
+                r
+            }
             Err(e) => {
+                record(None);
                 if let Some(refused) = refused_address(&e) {
                     return Err(Failure::Final(Error::PlatformUnavailable(
                         refused.to_string(),
@@ -179,7 +194,7 @@ impl GeositeClient {
                 Auth::Session => Some(self.token().await?),
             };
             match self
-                .attempt(&method, path, query, body, token.as_deref())
+                .attempt(&method, path, query, body, token.as_deref(), attempts > 1)
                 .await
             {
                 Ok(reply) => return Ok(reply),
@@ -230,4 +245,19 @@ impl GeositeClient {
         self.request(Method::POST, path, &[], Some(body), Auth::Session)
             .await
     }
+}
+
+/// A path as a metrics label: numeric segments (ids) become `:id`, so that the label values
+/// stay as few as the endpoints.
+fn endpoint_label(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                ":id"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -4,7 +4,7 @@
 //! database, and wrap the result in an API type. One schema builder serves the server, the SDL
 //! export and the tests.
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 
@@ -23,6 +23,7 @@ pub mod paging;
 pub mod plant;
 pub mod platform;
 pub mod port;
+pub mod progress;
 pub mod projects;
 pub mod splitter;
 pub mod sync;
@@ -49,7 +50,7 @@ pub struct MutationRoot(
 );
 
 /// The gateway's schema type.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, progress::SubscriptionRoot>;
 
 /// The schema with its limits and extensions, before per-process data is attached.
 ///
@@ -58,11 +59,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 /// and turns a panicking resolver into an `INTERNAL` error.
 pub fn schema_builder(
     limits: &Limits,
-) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+) -> SchemaBuilder<QueryRoot, MutationRoot, progress::SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        progress::SubscriptionRoot,
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)

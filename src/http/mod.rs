@@ -1,5 +1,5 @@
 //! The HTTP surface: `/graphql` (POST operations, GET GraphiQL), `/graphql/ws`, `/healthz`,
-//! `/readyz`; and the connection loop that serves it ([`serve`]).
+//! `/readyz`, `/metrics`; and the connection loop that serves it ([`serve`]).
 //!
 //! An operation is authenticated before its body is parsed: anonymous requests and bad keys get
 //! 401 without the document ever being parsed. Request errors (a body that is not a GraphQL
@@ -39,17 +39,38 @@ struct Http {
     body_timeout: Duration,
     request_timeout: Duration,
     ws_init_timeout: Duration,
+    ws_keepalive: Duration,
     graphiql: bool,
+    metrics_token: Option<Arc<str>>,
+}
+
+/// What the router serves besides the API.
+#[derive(Clone, Debug)]
+pub struct Surface {
+    /// GraphiQL at `GET /graphql`.
+    pub graphiql: bool,
+    /// The bearer token `/metrics` asks for; open without one.
+    pub metrics_token: Option<String>,
+}
+
+impl Default for Surface {
+    fn default() -> Self {
+        Surface {
+            graphiql: true,
+            metrics_token: None,
+        }
+    }
 }
 
 /// The gateway's router.
-pub fn router(app: AppState, limits: &Limits, graphiql: bool) -> Router {
+pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
     let schema = graphql::schema_builder(limits).data(app.clone()).finish();
     Router::new()
         .route("/graphql", get(graphiql_page).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         // The schema's own extension already turns resolver panics into errors; this layer is
         // the backstop for anything outside it.
         .layer(CatchPanicLayer::new())
@@ -60,7 +81,13 @@ pub fn router(app: AppState, limits: &Limits, graphiql: bool) -> Router {
             body_timeout: limits.body_timeout(),
             request_timeout: limits.request_timeout(),
             ws_init_timeout: limits.ws_init_timeout(),
-            graphiql,
+            ws_keepalive: limits.ws_keepalive(),
+            graphiql: surface.graphiql,
+            metrics_token: surface
+                .metrics_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
         })
 }
 
@@ -110,7 +137,40 @@ async fn actor_from(app: &AppState, authorization: Option<&str>) -> Result<Optio
     access::authenticate(&app.db, secret).await
 }
 
+/// What an HTTP request was, for the metrics: its operation name and outcome code.
+#[derive(Default)]
+struct Seen {
+    operation: Option<String>,
+    code: Option<String>,
+}
+
 async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) -> Response {
+    let started = std::time::Instant::now();
+    let mut seen = Seen::default();
+    let response = graphql_request(&http, headers, body, &mut seen).await;
+    let code = seen.code.unwrap_or_else(|| {
+        match response.status() {
+            StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
+            s if s.is_server_error() => "INTERNAL",
+            s if s.is_client_error() => "VALIDATION",
+            _ => "ok",
+        }
+        .to_owned()
+    });
+    let metrics = crate::metrics::get();
+    let operation = metrics.operation_label(seen.operation.as_deref());
+    metrics
+        .http_requests
+        .with_label_values(&["graphql", operation.as_str(), code.as_str()])
+        .inc();
+    metrics
+        .http_latency
+        .with_label_values(&["graphql", operation.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn graphql_request(http: &Http, headers: HeaderMap, body: Body, seen: &mut Seen) -> Response {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -214,6 +274,7 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) 
             );
         }
     };
+    seen.operation = request.operation_name.clone();
     let executed = Arc::new(crate::graphql::extension::Executed::default());
     let request = request.data(actor).data(executed.clone());
     let response =
@@ -235,6 +296,17 @@ async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) 
                 );
             }
         };
+    seen.code = Some(
+        response
+            .errors
+            .first()
+            .and_then(|e| e.extensions.as_ref()?.get("code").cloned())
+            .and_then(|code| match code {
+                async_graphql::Value::String(code) => Some(code),
+                _ => None,
+            })
+            .unwrap_or_else(|| "ok".to_owned()),
+    );
     // Refused before it ran (parse, limits, validation, operation name): a bad request.
     let status = if !executed.get() && response.is_err() {
         StatusCode::BAD_REQUEST
@@ -280,9 +352,33 @@ async fn graphql_ws(
                 http.app.clone(),
                 protocol,
                 http.ws_init_timeout,
+                http.ws_keepalive,
                 slot,
             )
         })
+}
+
+/// The Prometheus exposition; with `METRICS_TOKEN` set, only for `Authorization: Bearer <it>`.
+async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
+    if let Some(token) = &http.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Compared as digests, so the time taken says nothing about the token.
+        use sha2::Digest;
+        if sha2::Sha256::digest(given.as_bytes()) != sha2::Sha256::digest(token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the METRICS_TOKEN bearer token",
+            )
+                .into_response();
+        }
+    }
+    let body = crate::metrics::get().render();
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response()
 }
 
 async fn readyz(State(http): State<Http>) -> Response {

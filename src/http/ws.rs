@@ -5,6 +5,9 @@
 //! graphql-transport-ws spec asks for: 4408 when no `connection_init` arrives in time, 4403 when
 //! the key is refused, 4401 when an operation comes before the handshake, and 1009 for a message
 //! over `MAX_BODY_BYTES` (enforced by the WebSocket codec while reading, before any parse).
+//! It also keeps the connection alive (a WebSocket ping, plus the protocol's own keep-alive
+//! message, every `WS_KEEPALIVE_SECS`) and checks the key again every [`KEY_RECHECK`]: a key
+//! revoked (or given another role) closes its sockets, and their subscriptions, with 4403.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +20,9 @@ use futures::{SinkExt, StreamExt};
 
 use crate::state::AppState;
 use crate::Error;
+
+/// How often an open socket checks that its key is still valid.
+pub const KEY_RECHECK: Duration = Duration::from_secs(2);
 
 /// Close codes of the graphql-transport-ws protocol.
 mod close {
@@ -33,9 +39,12 @@ pub async fn serve<E: async_graphql::Executor>(
     app: AppState,
     protocol: WebSocketProtocols,
     init_timeout: Duration,
+    keepalive: Duration,
     slot: Option<super::serve::ConnectionSlot>,
 ) {
+    let _open = crate::metrics::get().ws_connections.guard();
     let (mut sink, stream) = socket.split();
+    let key: Arc<std::sync::Mutex<Option<(i64, crate::access::Role)>>> = Arc::default();
     let too_big = Arc::new(AtomicBool::new(false));
     let authenticated = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicBool::new(false));
@@ -63,6 +72,8 @@ pub async fn serve<E: async_graphql::Executor>(
     };
     let on_init = {
         let (authenticated, refused) = (authenticated.clone(), refused.clone());
+        let key = key.clone();
+        let app = app.clone();
         move |payload: serde_json::Value| async move {
             // The key travels in the connection_init payload, since browsers cannot set
             // headers on a WebSocket.
@@ -72,6 +83,7 @@ pub async fn serve<E: async_graphql::Executor>(
                 .and_then(|v| v.as_str());
             match super::actor_from(&app, authorization).await {
                 Ok(Some(actor)) => {
+                    *key.lock().expect("key lock") = actor.key_id.map(|id| (id, actor.role));
                     authenticated.store(true, Ordering::Relaxed);
                     let mut data = Data::default();
                     data.insert(actor);
@@ -93,6 +105,15 @@ pub async fn serve<E: async_graphql::Executor>(
         .keepalive_timeout(None);
     let deadline = tokio::time::sleep(init_timeout);
     tokio::pin!(deadline);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEY_RECHECK, KEY_RECHECK);
+    // The protocol's own keep-alive: `ka` in the legacy protocol, `ping` (answered with `pong`)
+    // in graphql-transport-ws.
+    let keepalive_message = match protocol {
+        WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
+        WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
+    };
     let close_with = |code: u16, reason: &str| {
         Message::Close(Some(CloseFrame {
             code,
@@ -107,6 +128,27 @@ pub async fn serve<E: async_graphql::Executor>(
                     .send(close_with(close::INIT_TIMEOUT, "Connection initialisation timeout"))
                     .await;
                 break;
+            }
+            _ = ping.tick() => {
+                let mut alive = sink.send(Message::Ping(Default::default())).await.is_ok();
+                if alive && authenticated.load(Ordering::Relaxed) {
+                    alive = sink.send(Message::Text(keepalive_message.into())).await.is_ok();
+                }
+                if !alive {
+                    break;
+                }
+                continue;
+            }
+            _ = recheck.tick() => {
+                let held = *key.lock().expect("key lock");
+                if let Some((id, role)) = held {
+                    // A database error keeps the socket: the next check decides.
+                    if let Ok(false) = crate::access::key_still_valid(&app.db, id, role).await {
+                        let _ = sink.send(close_with(close::FORBIDDEN, "Forbidden: the key was revoked")).await;
+                        break;
+                    }
+                }
+                continue;
             }
         };
         let outgoing = match message {

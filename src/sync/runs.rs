@@ -175,6 +175,7 @@ pub async fn claim_slot(
 }
 
 fn spawn(app: &AppState, run: sync_run::Model, actor: Actor) {
+    app.events.publish_run(&run);
     let state = app.clone();
     app.runner.spawn(run.id, move |token| async move {
         execute(&state, run, token, actor).await;
@@ -261,8 +262,15 @@ async fn finish(
     row.error_code = Set(code.clone());
     row.error_message = Set(message.clone());
     row.phase = Set(Some("DONE".into()));
-    row.finished_at = Set(Some(Utc::now()));
+    let finished_at = Utc::now();
+    row.finished_at = Set(Some(finished_at));
+    row.seq = Set(current.seq + 1);
     let done = row.update(&app.db).await?;
+    app.events.publish_run(&done);
+    let seconds = done.started_at.map_or(0.0, |s| {
+        (finished_at - s).num_milliseconds() as f64 / 1000.0
+    });
+    crate::metrics::get().record_run(&done, seconds);
     tracing::info!(
         status = %state,
         fetched = done.fetched,
@@ -325,36 +333,41 @@ pub async fn sweep_stale(app: &AppState, now: DateTime<Utc>) -> Result<u64> {
     let limit = now
         - chrono::Duration::from_std(app.settings.sync.stale_after)
             .unwrap_or(chrono::Duration::minutes(2));
-    let result = sync_run::Entity::update_many()
-        .col_expr(
-            sync_run::Column::Status,
-            sea_orm::sea_query::Expr::value(SyncStatus::Failed),
-        )
-        .col_expr(
-            sync_run::Column::ErrorCode,
-            sea_orm::sea_query::Expr::value("INSTANCE_LOST"),
-        )
-        .col_expr(
-            sync_run::Column::ErrorMessage,
-            sea_orm::sea_query::Expr::value(
-                "the instance running this sync stopped sending heartbeats",
-            ),
-        )
-        .col_expr(
-            sync_run::Column::FinishedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
+    let stale = sync_run::Entity::find()
         .filter(sync_run::Column::Status.is_in(SyncStatus::ACTIVE))
         .filter(sync_run::Column::HeartbeatAt.lt(limit))
-        .exec(&app.db)
+        .all(&app.db)
         .await?;
-    if result.rows_affected > 0 {
-        tracing::warn!(
-            runs = result.rows_affected,
-            "marked stale sync runs as failed"
-        );
+    let mut marked = 0;
+    for run in stale {
+        let mut row: sync_run::ActiveModel = run.clone().into();
+        row.status = Set(SyncStatus::Failed);
+        row.error_code = Set(Some("INSTANCE_LOST".into()));
+        row.error_message = Set(Some(
+            "the instance running this sync stopped sending heartbeats".into(),
+        ));
+        row.finished_at = Set(Some(now));
+        row.seq = Set(run.seq + 1);
+        // Only if it is still active and stale: another instance may have marked it first.
+        let result = sync_run::Entity::update_many()
+            .set(row)
+            .filter(sync_run::Column::Id.eq(run.id))
+            .filter(sync_run::Column::Status.is_in(SyncStatus::ACTIVE))
+            .filter(sync_run::Column::HeartbeatAt.lt(limit))
+            .exec(&app.db)
+            .await?;
+        if result.rows_affected > 0 {
+            marked += 1;
+            if let Some(done) = sync_run::Entity::find_by_id(run.id).one(&app.db).await? {
+                app.events.publish_run(&done);
+                crate::metrics::get().record_run(&done, 0.0);
+            }
+        }
     }
-    Ok(result.rows_affected)
+    if marked > 0 {
+        tracing::warn!(runs = marked, "marked stale sync runs as failed");
+    }
+    Ok(marked)
 }
 
 /// One run, or `NOT_FOUND`.

@@ -129,7 +129,7 @@ impl TestApp {
             .await
             .unwrap()
             .secret;
-        let router = mapping_gateway::http::router(state.clone(), &limits, true);
+        let router = mapping_gateway::http::router(state.clone(), &limits, &Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {

@@ -44,7 +44,7 @@ impl<'a> Engine<'a> {
     }
     /// Purges records of items no longer selected (any mode).
     pub(super) async fn purge_deselected(&mut self) -> Step {
-        self.phase = "PURGING";
+        self.set_phase("PURGING", None).await?;
         let integration = self.integration.id;
         let keep_items: Vec<&str> = self.element_items().iter().map(|i| i.as_str()).collect();
         let keep_kinds: Vec<entity::splitter::SplitterKind> = [
@@ -85,8 +85,7 @@ impl<'a> Engine<'a> {
     /// Deletes what the listing found gone, after the mass-deletion guard.
     pub(super) async fn apply_deletions(&mut self) -> Step {
         self.checkpoint()?;
-        self.phase = "DELETING";
-        self.item = None;
+        self.set_phase("DELETING", None).await?;
         let mut doomed = std::mem::take(&mut self.doomed);
         doomed.normalize();
         if doomed.is_empty() {
@@ -121,6 +120,7 @@ impl<'a> Engine<'a> {
         self.counts.orphaned += orphaned as i64;
         self.save_progress_in(&txn).await?;
         txn.commit().await?;
+        self.publish();
         Ok(deleted)
     }
 }

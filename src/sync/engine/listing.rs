@@ -160,8 +160,11 @@ impl<'a> Engine<'a> {
         while let Some(page) = self.next_page(&mut listing).await? {
             if first {
                 self.counts.total += page.total as i64;
+                let per_page = page.records.len().max(1) as u64;
+                self.live.pages = Some(page.total.div_ceil(per_page).max(1) as i64);
                 first = false;
             }
+            self.live.page += 1;
             let batch = wrap(page.records);
             let bounds = range.advance(&batch.fid_nums())?;
             let txn = crate::db::write_txn(self.db).await?;
@@ -176,6 +179,7 @@ impl<'a> Engine<'a> {
             }
             self.counted_page(&txn, batch.len()).await?;
             txn.commit().await?;
+            self.publish();
             if collect {
                 kept.extend(keep.into_iter().map(str::to_owned));
             }

@@ -104,6 +104,17 @@ pub struct Engine<'a> {
     pending_ports: Vec<crate::platform::RemotePort>,
     phase: &'static str,
     item: Option<&'static str>,
+    live: Live,
+}
+
+/// What subscribers are told of the run: its sequence number, the listing's page, and the row
+/// written in a page's transaction but not yet published (it is, once committed).
+#[derive(Debug, Default)]
+struct Live {
+    seq: i64,
+    page: i64,
+    pages: Option<i64>,
+    unpublished: Option<sync_run::Model>,
 }
 
 impl<'a> Engine<'a> {
@@ -201,6 +212,10 @@ impl<'a> Engine<'a> {
             pending_ports: Vec::new(),
             phase: "STARTING",
             item: None,
+            live: Live {
+                seq: run.seq,
+                ..Live::default()
+            },
         })
     }
     fn selected(&self, item: ElementItem) -> bool {
@@ -241,7 +256,7 @@ impl<'a> Engine<'a> {
                 for item in self.element_items() {
                     let since = self.since(&[item]);
                     let listing = self.platform.elements(item, self.query(since));
-                    self.set_phase("ELEMENTS", item.as_str());
+                    self.set_phase("ELEMENTS", Some(item.as_str())).await?;
                     self.sync_listing(
                         listing,
                         |r| Batch::Elements(item, r),
@@ -258,7 +273,7 @@ impl<'a> Engine<'a> {
                 let since = self.since(&kinds);
                 let scope = Scope::Project(self.project.id);
                 let listing = self.platform.splitters(self.query(since));
-                self.set_phase("SPLITTERS", "SPLITTER");
+                self.set_phase("SPLITTERS", Some("SPLITTER")).await?;
                 self.sync_listing(
                     listing,
                     Batch::Splitters,
@@ -268,7 +283,7 @@ impl<'a> Engine<'a> {
                 )
                 .await?;
                 let listing = self.platform.ports(self.query(since));
-                self.set_phase("PORTS", "PORT");
+                self.set_phase("PORTS", Some("PORT")).await?;
                 self.sync_listing(
                     listing,
                     Batch::Ports,
@@ -287,9 +302,13 @@ impl<'a> Engine<'a> {
         }
         Ok(())
     }
-    fn set_phase(&mut self, phase: &'static str, item: &'static str) {
+    /// Enters a phase (and the listing of an item), and tells subscribers.
+    async fn set_phase(&mut self, phase: &'static str, item: Option<&'static str>) -> Result<()> {
         self.phase = phase;
-        self.item = Some(item);
+        self.item = item;
+        self.live.page = 0;
+        self.live.pages = None;
+        self.save_progress().await
     }
     fn checkpoint(&self) -> Step {
         if self.cancel.is_cancelled() {
@@ -298,13 +317,18 @@ impl<'a> Engine<'a> {
             Ok(())
         }
     }
-    async fn save_progress(&self) -> Result<()> {
-        self.save_progress_in(self.db).await
+    /// Writes the run's progress and publishes it.
+    async fn save_progress(&mut self) -> Result<()> {
+        self.save_progress_in(self.db).await?;
+        self.publish();
+        Ok(())
     }
-    /// Writes the run's progress; inside a page's transaction it shares that page's commit.
-    async fn save_progress_in<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
+    /// Writes the run's progress; inside a page's transaction it shares that page's commit, and
+    /// is published by [`Engine::publish`] once committed.
+    async fn save_progress_in<C: ConnectionTrait>(&mut self, db: &C) -> Result<()> {
         let c = self.counts;
-        sync_run::ActiveModel {
+        self.live.seq += 1;
+        let row = sync_run::ActiveModel {
             id: Set(self.run_id),
             phase: Set(Some(self.phase.to_owned())),
             current_item: Set(self.item.map(str::to_owned)),
@@ -317,11 +341,21 @@ impl<'a> Engine<'a> {
             unchanged: Set(c.unchanged),
             orphaned: Set(c.orphaned),
             heartbeat_at: Set(Some(Utc::now())),
+            seq: Set(self.live.seq),
+            page: Set(self.live.page),
+            pages: Set(self.live.pages),
             ..Default::default()
         }
         .update(db)
         .await?;
+        self.live.unpublished = Some(row);
         Ok(())
+    }
+    /// Tells subscribers of the progress last written, once its transaction has committed.
+    fn publish(&mut self) {
+        if let Some(row) = self.live.unpublished.take() {
+            self.app.events.publish_run(&row);
+        }
     }
     async fn counted_page<C: ConnectionTrait>(&mut self, txn: &C, n: usize) -> Step {
         self.counts.fetched += n as i64;

@@ -40,7 +40,7 @@ impl<'a> Engine<'a> {
             ..Default::default()
         };
         let listing = self.platform.splitters(query);
-        self.set_phase("SPLITTERS", "SPLITTER");
+        self.set_phase("SPLITTERS", Some("SPLITTER")).await?;
         let listed: Vec<String> = self
             .sync_listing(
                 listing,
@@ -73,7 +73,7 @@ impl<'a> Engine<'a> {
             splitter_fids: Some(listed.clone()),
             ..Default::default()
         });
-        self.set_phase("PORTS", "PORT");
+        self.set_phase("PORTS", Some("PORT")).await?;
         let kept = self
             .sync_listing(
                 listing,
@@ -112,7 +112,7 @@ impl<'a> Engine<'a> {
     ) -> Step {
         let before = self.doomed.elements.len();
         let fetched = self.counts.fetched;
-        self.set_phase("ELEMENTS", item.as_str());
+        self.set_phase("ELEMENTS", Some(item.as_str())).await?;
         self.sync_listing(
             listing,
             |r| Batch::Elements(item, r),

@@ -47,6 +47,7 @@ impl<'a> Engine<'a> {
         self.apply_ports(&txn, pending, true).await?;
         self.save_progress_in(&txn).await?;
         txn.commit().await?;
+        self.publish();
         Ok(())
     }
 

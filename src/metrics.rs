@@ -1,0 +1,263 @@
+//! Prometheus metrics of the process, served at `/metrics` in the text format by the
+//! `prometheus` crate (no hand-written exposition).
+//!
+//! One registry per process: every layer counts into it (HTTP, sync runs, platform calls, the
+//! event bus), and nothing reads it but the exporter. Label values that a client chooses (the
+//! GraphQL operation name) are bounded: at most [`MAX_OPERATION_NAMES`] distinct names are kept,
+//! later ones are counted as `other`, so a client cannot grow the registry without bound.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Distinct GraphQL operation names kept as label values.
+pub const MAX_OPERATION_NAMES: usize = 200;
+
+/// Every metric of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route, GraphQL operation name and outcome (`ok` or the first error code).
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency by route and operation name.
+    pub http_latency: HistogramVec,
+    /// Sync runs ended, by mode and status.
+    pub sync_runs: IntCounterVec,
+    /// Sync run duration by mode.
+    pub sync_duration: HistogramVec,
+    /// Records of sync runs, by what happened to them (fetched, created, updated, deleted,
+    /// unchanged, orphaned).
+    pub sync_records: IntCounterVec,
+    /// Platform requests by endpoint, HTTP status (or `error`) and whether it was a retry.
+    pub platform_requests: IntCounterVec,
+    /// Platform request latency by endpoint.
+    pub platform_latency: HistogramVec,
+    /// Open WebSocket connections.
+    pub ws_connections: Gauge,
+    /// Open subscriptions.
+    pub subscriptions: Gauge,
+    /// Events published on the bus.
+    pub events_published: IntCounter,
+    /// Events lagging subscribers lost (each was told, and re-read the run).
+    pub events_dropped: IntCounter,
+    operation_names: Mutex<HashSet<String>>,
+}
+
+/// A gauge counted up while a guard lives.
+pub struct Gauge(IntGauge);
+
+/// Counts one open thing until dropped.
+pub struct GaugeGuard(IntGauge);
+
+impl Gauge {
+    /// One more, until the guard is dropped.
+    pub fn guard(&self) -> GaugeGuard {
+        self.0.inc();
+        GaugeGuard(self.0.clone())
+    }
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("metric")
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("metric")
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let latency = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ];
+        let m = Metrics {
+            registry: Registry::new_custom(Some("mgw".into()), None).expect("registry"),
+            http_requests: counter(
+                "http_requests_total",
+                "HTTP requests by route, GraphQL operation and outcome code",
+                &["route", "operation", "code"],
+            ),
+            http_latency: histogram(
+                "http_request_duration_seconds",
+                "HTTP request latency by route and GraphQL operation",
+                &["route", "operation"],
+                latency.clone(),
+            ),
+            sync_runs: counter(
+                "sync_runs_total",
+                "Sync runs ended, by mode and status",
+                &["mode", "status"],
+            ),
+            sync_duration: histogram(
+                "sync_run_duration_seconds",
+                "Sync run duration by mode",
+                &["mode"],
+                vec![
+                    0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
+                ],
+            ),
+            sync_records: counter(
+                "sync_records_total",
+                "Records of sync runs by what happened to them",
+                &["kind"],
+            ),
+            platform_requests: counter(
+                "platform_requests_total",
+                "Requests to mapping platforms by endpoint, status and retry",
+                &["endpoint", "status", "retry"],
+            ),
+            platform_latency: histogram(
+                "platform_request_duration_seconds",
+                "Latency of requests to mapping platforms by endpoint",
+                &["endpoint"],
+                latency,
+            ),
+            ws_connections: Gauge(
+                IntGauge::new("websocket_connections", "Open WebSocket connections")
+                    .expect("metric"),
+            ),
+            subscriptions: Gauge(
+                IntGauge::new("subscriptions", "Open GraphQL subscriptions").expect("metric"),
+            ),
+            events_published: IntCounter::new(
+                "events_published_total",
+                "Run events published on this instance's bus",
+            )
+            .expect("metric"),
+            events_dropped: IntCounter::new(
+                "events_dropped_total",
+                "Run events lost by subscribers that fell behind",
+            )
+            .expect("metric"),
+            operation_names: Mutex::new(HashSet::new()),
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.http_requests.clone()))
+            .expect("register");
+        r.register(Box::new(m.http_latency.clone()))
+            .expect("register");
+        r.register(Box::new(m.sync_runs.clone())).expect("register");
+        r.register(Box::new(m.sync_duration.clone()))
+            .expect("register");
+        r.register(Box::new(m.sync_records.clone()))
+            .expect("register");
+        r.register(Box::new(m.platform_requests.clone()))
+            .expect("register");
+        r.register(Box::new(m.platform_latency.clone()))
+            .expect("register");
+        r.register(Box::new(m.ws_connections.0.clone()))
+            .expect("register");
+        r.register(Box::new(m.subscriptions.0.clone()))
+            .expect("register");
+        r.register(Box::new(m.events_published.clone()))
+            .expect("register");
+        r.register(Box::new(m.events_dropped.clone()))
+            .expect("register");
+        m
+    }
+
+    /// The label value for a client's operation name: the name while fewer than
+    /// [`MAX_OPERATION_NAMES`] are known (and it is a plain GraphQL name), `other` after,
+    /// `anonymous` without one.
+    pub fn operation_label(&self, name: Option<&str>) -> String {
+        let Some(name) = name else {
+            return "anonymous".into();
+        };
+        let plain = name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            return "other".into();
+        }
+        let mut known = self.operation_names.lock().expect("metrics lock");
+        if known.contains(name) || known.len() < MAX_OPERATION_NAMES {
+            known.insert(name.to_owned());
+            name.to_owned()
+        } else {
+            "other".into()
+        }
+    }
+
+    /// Counts a finished run and its records.
+    pub fn record_run(&self, row: &entity::sync_run::Model, seconds: f64) {
+        let mode = row.mode.to_string();
+        self.sync_runs
+            .with_label_values(&[mode.as_str(), &row.status.to_string()])
+            .inc();
+        self.sync_duration
+            .with_label_values(&[mode.as_str()])
+            .observe(seconds);
+        for (kind, n) in [
+            ("fetched", row.fetched),
+            ("created", row.created),
+            ("updated", row.updated),
+            ("deleted", row.deleted),
+            ("unchanged", row.unchanged),
+            ("orphaned", row.orphaned),
+        ] {
+            self.sync_records
+                .with_label_values(&[kind])
+                .inc_by(n.max(0) as u64);
+        }
+    }
+
+    /// Counts one platform request.
+    pub fn record_platform(&self, endpoint: &str, status: Option<u16>, retry: bool, seconds: f64) {
+        let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        self.platform_requests
+            .with_label_values(&[
+                endpoint,
+                status.as_str(),
+                if retry { "true" } else { "false" },
+            ])
+            .inc();
+        self.platform_latency
+            .with_label_values(&[endpoint])
+            .observe(seconds);
+    }
+
+    /// The exposition, in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding of gathered metrics");
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_bounded() {
+        let m = Metrics::new();
+        assert_eq!(m.operation_label(None), "anonymous");
+        assert_eq!(m.operation_label(Some("Tree")), "Tree");
+        assert_eq!(m.operation_label(Some("a b")), "other");
+        for i in 0..MAX_OPERATION_NAMES * 2 {
+            m.operation_label(Some(&format!("op{i}")));
+        }
+        assert_eq!(m.operation_label(Some("late")), "other");
+        assert_eq!(m.operation_label(Some("Tree")), "Tree");
+        assert!(m.render().contains("mgw_events_dropped_total 0"));
+    }
+}
