@@ -83,7 +83,7 @@ pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<Ap
     db::migrate(&db)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
-    let events = Arc::new(crate::events::Bus::default());
+    let events = Arc::new(crate::events::Bus::with_capacity(options.sync.event_buffer));
     crate::events::relay::start(&db, events.clone(), options.sync.instance_id.clone())
         .await
         .map_err(|e| {

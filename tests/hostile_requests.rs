@@ -272,12 +272,4 @@ async fn limits_reject_before_running(engine: Engine) {
     assert_eq!(history_count(&app).await, 0);
 }
 
-#[tokio::test]
-async fn limits_reject_before_running_sqlite() {
-    limits_reject_before_running(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn limits_reject_before_running_postgres() {
-    limits_reject_before_running(Engine::Postgres).await;
-}
+each_engine!(limits_reject_before_running);

@@ -125,12 +125,4 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
     }
 }
 
-#[tokio::test]
-async fn demo_mode_is_ready_and_idempotent_sqlite() {
-    demo_mode_is_ready_and_idempotent(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn demo_mode_is_ready_and_idempotent_postgres() {
-    demo_mode_is_ready_and_idempotent(Engine::Postgres).await;
-}
+each_engine!(demo_mode_is_ready_and_idempotent);

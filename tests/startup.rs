@@ -44,15 +44,7 @@ async fn migrations_up_down_up(engine: Engine) {
     }
 }
 
-#[tokio::test]
-async fn migrations_up_down_up_sqlite() {
-    migrations_up_down_up(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn migrations_up_down_up_postgres() {
-    migrations_up_down_up(Engine::Postgres).await;
-}
+each_engine!(migrations_up_down_up);
 
 #[test]
 fn schema_file_matches_the_code() {

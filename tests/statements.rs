@@ -73,12 +73,4 @@ async fn tree_queries_cost_a_constant_number_of_statements(engine: Engine) {
     assert!(counts[1].2 <= 16, "a handful of statements: {counts:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tree_queries_cost_a_constant_number_of_statements_sqlite() {
-    tree_queries_cost_a_constant_number_of_statements(Engine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tree_queries_cost_a_constant_number_of_statements_postgres() {
-    tree_queries_cost_a_constant_number_of_statements(Engine::Postgres).await;
-}
+each_engine!(tree_queries_cost_a_constant_number_of_statements);

@@ -315,12 +315,4 @@ async fn renumbered_ports_never_show_half_applied(engine: Engine) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renumbered_ports_never_show_half_applied_sqlite() {
-    renumbered_ports_never_show_half_applied(Engine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renumbered_ports_never_show_half_applied_postgres() {
-    renumbered_ports_never_show_half_applied(Engine::Postgres).await;
-}
+each_engine!(renumbered_ports_never_show_half_applied);

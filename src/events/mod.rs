@@ -164,16 +164,21 @@ impl std::fmt::Debug for Bus {
 
 impl Default for Bus {
     fn default() -> Self {
+        Bus::with_capacity(BUFFER)
+    }
+}
+
+impl Bus {
+    /// A bus whose subscribers may each fall `capacity` events behind.
+    pub fn with_capacity(capacity: usize) -> Self {
         Bus {
-            sender: broadcast::channel(BUFFER).0,
+            sender: broadcast::channel(capacity.max(1)).0,
             last: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
             outbound: Mutex::new(None),
         }
     }
-}
 
-impl Bus {
     /// Publishes the state of a run's row just written; never waits. Older or repeated states
     /// (by sequence number) are ignored.
     pub fn publish_run(&self, row: &sync_run::Model) {

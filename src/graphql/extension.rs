@@ -33,15 +33,23 @@ pub struct SafetyExtension {
     max_nodes: u64,
 }
 
-/// Set once an operation passed every check and began to execute; lets the HTTP layer answer
-/// request errors (parse, limits, validation) with 400.
+/// What the HTTP layer learns of an operation: whether it passed every check and began to
+/// execute (request errors, refused before, answer 400), and the name of the operation the
+/// document runs (for the metrics).
 #[derive(Default)]
-pub struct Executed(std::sync::atomic::AtomicBool);
+pub struct Executed {
+    began: std::sync::atomic::AtomicBool,
+    operation: std::sync::OnceLock<String>,
+}
 
 impl Executed {
     /// True once execution began.
     pub fn get(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.began.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// The name of the operation run, when it has one.
+    pub fn operation(&self) -> Option<&str> {
+        self.operation.get().map(String::as_str)
     }
 }
 
@@ -58,7 +66,7 @@ fn refusal(message: impl Into<String>, limit: Option<&str>) -> ServerError {
 
 /// Parses the document once (async-graphql reuses the parse), refuses it when its expanded size
 /// is over `max_nodes`, and checks that the operation to run is named unambiguously.
-fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<()> {
+fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<Option<String>> {
     let operation_name = request.operation_name.clone();
     let doc = request.parsed_query().map_err(|e| tag(e, "VALIDATION"))?;
     match super::cost::expanded_nodes(doc) {
@@ -82,12 +90,13 @@ fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<()> {
         }
     }
     match (&doc.operations, operation_name) {
-        (DocumentOperations::Multiple(ops), Some(name)) if !ops.contains_key(name.as_str()) => {
-            Err(refusal(
-                format!("the document has no operation named {name:?}"),
-                None,
-            ))
+        (DocumentOperations::Multiple(ops), Some(name)) if ops.contains_key(name.as_str()) => {
+            Ok(Some(name))
         }
+        (DocumentOperations::Multiple(_), Some(name)) => Err(refusal(
+            format!("the document has no operation named {name:?}"),
+            None,
+        )),
         (DocumentOperations::Single(_), Some(name)) => Err(refusal(
             format!("the document has no operation named {name:?}"),
             None,
@@ -96,7 +105,8 @@ fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<()> {
             "the document has several operations: say which to run with operationName",
             None,
         )),
-        _ => Ok(()),
+        (DocumentOperations::Multiple(ops), None) => Ok(ops.keys().next().map(|n| n.to_string())),
+        (DocumentOperations::Single(_), None) => Ok(None),
     }
 }
 
@@ -131,7 +141,15 @@ impl Extension for SafetyExtension {
             Some(app) => request.data(crate::store::loaders::Loaders::new(&app.db)),
             None => request,
         };
-        check_document(&mut request, self.max_nodes)?;
+        let operation = check_document(&mut request, self.max_nodes)?;
+        if let (Some(executed), Some(name)) = (
+            request.data.get(&std::any::TypeId::of::<Arc<Executed>>()),
+            operation,
+        ) {
+            if let Some(executed) = executed.downcast_ref::<Arc<Executed>>() {
+                let _ = executed.operation.set(name);
+            }
+        }
         next.run(ctx, request).await
     }
 
@@ -164,7 +182,9 @@ impl Extension for SafetyExtension {
         next: NextExecute<'_>,
     ) -> Response {
         if let Some(executed) = ctx.data_opt::<Arc<Executed>>() {
-            executed.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            executed
+                .began
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         match AssertUnwindSafe(next.run(ctx, operation_name))
             .catch_unwind()

@@ -274,7 +274,6 @@ async fn graphql_request(http: &Http, headers: HeaderMap, body: Body, seen: &mut
             );
         }
     };
-    seen.operation = request.operation_name.clone();
     let executed = Arc::new(crate::graphql::extension::Executed::default());
     let request = request.data(actor).data(executed.clone());
     let response =
@@ -296,6 +295,7 @@ async fn graphql_request(http: &Http, headers: HeaderMap, body: Body, seen: &mut
                 );
             }
         };
+    seen.operation = executed.operation().map(str::to_owned);
     seen.code = Some(
         response
             .errors

@@ -28,6 +28,8 @@ pub struct SyncSettings {
     pub default_timezone: String,
     /// Name of this instance, stored on the runs it executes.
     pub instance_id: String,
+    /// Run events a subscriber may fall behind by before it is told it lagged.
+    pub event_buffer: usize,
 }
 
 impl Default for SyncSettings {
@@ -42,6 +44,7 @@ impl Default for SyncSettings {
             default_cron: crate::schedule::DEFAULT_CRON.into(),
             default_timezone: crate::schedule::DEFAULT_TIMEZONE.into(),
             instance_id: format!("gw-{}", crate::crypto::random_hex(4)),
+            event_buffer: crate::events::BUFFER,
         }
     }
 }

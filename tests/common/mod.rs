@@ -209,20 +209,55 @@ impl TestApp {
             .to_owned()
     }
 
-    /// Waits (120 s at most) until a sync run has ended; returns `syncRun { fields }`.
-    pub async fn wait_run(&self, run_id: &str, fields: &str) -> Value {
-        let query = format!("query($r: ID!) {{ syncRun(id: $r) {{ status {fields} }} }}");
-        tokio::time::timeout(std::time::Duration::from_secs(120), async {
-            loop {
-                let run = self.ok(&query, json!({ "r": run_id })).await["syncRun"].clone();
-                if run["status"] != "RUNNING" && run["status"] != "QUEUED" {
-                    return run;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    /// The WebSocket endpoint.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql/ws", self.addr)
+    }
+
+    /// Waits (10 s at most) until at least `n` subscriptions follow the event bus: a
+    /// subscription is sent before the server has taken it, and a test that starts a run right
+    /// after must know that it is in place.
+    pub async fn wait_subscribers(&self, n: usize) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while self.state.events.subscribers() < n {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         })
         .await
-        .expect("the run ends within 120 s")
+        .expect("the subscriptions are in place within 10 s");
+    }
+
+    /// Waits (on the run's `syncProgress` events, 120 s at most) until a sync run has ended;
+    /// returns `syncRun { fields }`.
+    pub async fn wait_run(&self, run_id: &str, fields: &str) -> Value {
+        let mut progress = Subscription::start(
+            &self.ws_url(),
+            TRANSPORT_WS,
+            &self.admin_key,
+            "subscription($r: ID!) { syncProgress(runId: $r) { status phase } }",
+            json!({ "r": run_id }),
+        )
+        .await;
+        tokio::time::timeout(std::time::Duration::from_secs(120), async {
+            let mut last = Value::Null;
+            while let Some(event) = progress.next().await {
+                assert!(event.get("errors").is_none(), "{event}");
+                last = event["data"]["syncProgress"].clone();
+            }
+            assert_eq!(
+                last["phase"], "FINISHED",
+                "the stream ends with the run's end"
+            );
+        })
+        .await
+        .expect("the run ends within 120 s");
+        let query = format!("query($r: ID!) {{ syncRun(id: $r) {{ status {fields} }} }}");
+        let run = self.ok(&query, json!({ "r": run_id })).await["syncRun"].clone();
+        assert!(
+            run["status"] != "RUNNING" && run["status"] != "QUEUED",
+            "ended by its events, not by its row: {run}"
+        );
+        run
     }
 
     /// Runs `testIntegration` on an integration; returns `{ ok code message }`.
@@ -353,6 +388,25 @@ macro_rules! on_both_engines {
                 if let Some(app) = TestApp::start(Engine::Postgres).await {
                     run(app).await
                 }
+            }
+        }
+    )*};
+}
+
+/// Declares each `async fn name(engine: Engine)` already written as two tests, `name::sqlite`
+/// and `name::postgres` (the function decides what a missing PostgreSQL means).
+#[macro_export]
+macro_rules! each_engine {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Engine::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Engine::Postgres).await
             }
         }
     )*};

@@ -114,3 +114,25 @@ pub fn run_gateway(args: &[&str], db: &mapping_gateway::config::DbConfig) -> std
     };
     cmd.output().unwrap()
 }
+
+/// Runs an operation on a gateway at `base` (`http://host:port`) with `key`, expecting success;
+/// returns `data`.
+pub async fn graphql_at(
+    base: &str,
+    key: &str,
+    query: &str,
+    variables: serde_json::Value,
+) -> serde_json::Value {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("a JSON answer");
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
