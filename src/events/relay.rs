@@ -47,30 +47,20 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    use sea_orm::sqlx::postgres::PgListener;
-    let pool = db.get_postgres_connection_pool().clone();
-    let mut listener = PgListener::connect_with(&pool)
-        .await
-        .map_err(|e| crate::Error::internal(anyhow::anyhow!("LISTEN connection: {e}")))?;
-    listener
-        .listen(CHANNEL)
-        .await
-        .map_err(|e| crate::Error::internal(anyhow::anyhow!("LISTEN {CHANNEL}: {e}")))?;
+    let mut listener = crate::store::notify::listen(db, CHANNEL).await?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<(i64, i64)>();
     bus.set_outbound(Outbound(tx));
     {
-        let pool = pool.clone();
+        let db = db.clone();
         let instance = instance.clone();
         tokio::spawn(async move {
             while let Some((run_id, seq)) = rx.recv().await {
-                let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(payload(run_id, seq, &instance))
-                    .execute(&pool)
-                    .await;
+                let sent =
+                    crate::store::notify::notify(&db, CHANNEL, &payload(run_id, seq, &instance))
+                        .await;
                 if let Err(e) = sent {
-                    tracing::warn!(error = %e, run_id, "could not notify other instances");
+                    tracing::warn!(error = %e.message(), run_id, "could not notify other instances");
                 }
             }
         });

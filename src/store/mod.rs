@@ -1,10 +1,11 @@
-//! Every SQL statement over the local copy that the API reads, and the DataLoaders that batch
-//! them: element pages and nearest free ports ([`lookup`]), keyset paging ([`paging`]), the
-//! tree levels an element page prefetches ([`tree`]), shared writes of the synced copy
-//! ([`plant`]) and the per-request loaders ([`loaders`]).
+//! Every hand-written SQL statement, and the DataLoaders that batch the API's reads: element
+//! pages and nearest free ports ([`lookup`]), keyset paging ([`paging`]), the tree levels an
+//! element page prefetches ([`tree`]), writes of the synced copy ([`plant`]), the per-request
+//! loaders ([`loaders`]) and PostgreSQL's `LISTEN/NOTIFY` ([`notify`]).
 
 pub mod loaders;
 pub mod lookup;
+pub mod notify;
 pub mod paging;
 pub mod plant;
 pub mod tree;
