@@ -12,9 +12,11 @@
 //! - an incremental sync after 1% of the records changed on the platform;
 //!
 //! and prints the ratios (full / baseline, incremental / full) and peak RSS as Markdown rows.
-//! `read` measures the API on a synced copy (see `read_bench`).
+//! `read` measures the API on a synced copy (see `read_bench`); `live`, subscribers following a
+//! full sync over WebSocket (see `live_bench`).
 
 mod common;
+mod live_bench;
 mod read_bench;
 mod sync_bench;
 
@@ -62,6 +64,33 @@ enum Cmd {
         /// Seconds of each wrk run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Subscribers following one full sync: delivery lag, memory per subscriber, and the sync's
+    /// duration against the same sync without subscribers.
+    Live {
+        /// Boxes in the synced project (the simulator gets 25% more).
+        #[arg(long, default_value_t = 20000)]
+        boxes: usize,
+        /// Concurrent WebSocket subscribers.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// `sqlite` or `postgres`.
+        #[arg(long, default_value = "sqlite")]
+        engine: String,
+        /// PostgreSQL server URL of a role that may create databases.
+        #[arg(long, env = "BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// (internal) The subscribers of `live`, in their own process.
+    LiveClients {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        integration: String,
+        #[arg(long)]
+        n: usize,
     },
     /// (internal) The simulator, in its own process.
     Simulate {
@@ -154,5 +183,17 @@ async fn main() -> anyhow::Result<()> {
             postgres_url,
         } => orchestrate(boxes, engines, postgres_url).await,
         Cmd::Read { boxes, seconds } => read_bench(boxes, seconds).await,
+        Cmd::Live {
+            boxes,
+            subscribers,
+            engine,
+            postgres_url,
+        } => live_bench::live_bench(boxes, subscribers, &engine, postgres_url.as_deref()).await,
+        Cmd::LiveClients {
+            url,
+            key,
+            integration,
+            n,
+        } => live_bench::live_clients(&url, &key, &integration, n).await,
     }
 }

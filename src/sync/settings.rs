@@ -7,6 +7,9 @@ pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(5 * 60);
 /// Share of a project's records a full sync may delete without `allowMassDeletion`.
 pub const DEFAULT_MASS_DELETION_SHARE: f64 = 0.5;
 
+/// Least time between two progress events of a run within one listing.
+pub const DEFAULT_PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 /// Tunables of the sync engine and scheduler.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
@@ -30,6 +33,9 @@ pub struct SyncSettings {
     pub instance_id: String,
     /// Run events a subscriber may fall behind by before it is told it lagged.
     pub event_buffer: usize,
+    /// Least time between two progress events of a run within one listing (phase changes, the
+    /// first page of each listing and the end always go out).
+    pub progress_every: Duration,
 }
 
 impl Default for SyncSettings {
@@ -45,6 +51,7 @@ impl Default for SyncSettings {
             default_timezone: crate::schedule::DEFAULT_TIMEZONE.into(),
             instance_id: format!("gw-{}", crate::crypto::random_hex(4)),
             event_buffer: crate::events::BUFFER,
+            progress_every: DEFAULT_PROGRESS_EVERY,
         }
     }
 }

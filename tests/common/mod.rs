@@ -48,6 +48,8 @@ pub fn test_settings() -> server::Options {
         },
         sync: mapping_gateway::sync::SyncSettings {
             heartbeat_every: std::time::Duration::from_millis(200),
+            // An event for every page, so that the live tests see each one.
+            progress_every: std::time::Duration::ZERO,
             ..Default::default()
         },
     }
