@@ -92,10 +92,13 @@ pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<Ap
                 e.message()
             )
         })?;
+    let keys = Arc::new(crate::access::KeyWatch::default());
+    keys.spawn(db.clone());
     Ok(AppState {
         db,
         master,
         events,
+        keys,
         platforms: Arc::new(options.registry()),
         settings: Arc::new(Settings {
             sync: options.sync,

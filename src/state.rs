@@ -27,6 +27,8 @@ pub struct AppState {
     pub platforms: Arc<Registry>,
     /// Run events, for subscribers on this instance (and relayed to others on PostgreSQL).
     pub events: Arc<crate::events::Bus>,
+    /// API keys held by open WebSockets, checked again every few seconds.
+    pub keys: Arc<crate::access::KeyWatch>,
 }
 
 /// What the domain is tuned by.

@@ -6,7 +6,7 @@
 //! the key is refused, 4401 when an operation comes before the handshake, and 1009 for a message
 //! over `MAX_BODY_BYTES` (enforced by the WebSocket codec while reading, before any parse).
 //! It also keeps the connection alive (a WebSocket ping, plus the protocol's own keep-alive
-//! message, every `WS_KEEPALIVE_SECS`) and checks the key again every [`KEY_RECHECK`]: a key
+//! message, every `WS_KEEPALIVE_SECS`) and holds its key in the state's `KeyWatch`: a key
 //! revoked (or given another role) closes its sockets, and their subscriptions, with 4403.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +20,6 @@ use futures::{SinkExt, StreamExt};
 
 use crate::state::AppState;
 use crate::Error;
-
-/// How often an open socket checks that its key is still valid.
-pub const KEY_RECHECK: Duration = Duration::from_secs(2);
 
 /// Close codes of the graphql-transport-ws protocol.
 mod close {
@@ -44,7 +41,9 @@ pub async fn serve<E: async_graphql::Executor>(
 ) {
     let _open = crate::metrics::get().ws_connections.guard();
     let (mut sink, stream) = socket.split();
-    let key: Arc<std::sync::Mutex<Option<(i64, crate::access::Role)>>> = Arc::default();
+    // The key's hold in the state's key watch, handed over by the handshake.
+    let (hold_tx, mut hold_rx) = tokio::sync::mpsc::channel::<crate::access::KeyHold>(1);
+    let mut hold: Option<crate::access::KeyHold> = None;
     let too_big = Arc::new(AtomicBool::new(false));
     let authenticated = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicBool::new(false));
@@ -72,7 +71,6 @@ pub async fn serve<E: async_graphql::Executor>(
     };
     let on_init = {
         let (authenticated, refused) = (authenticated.clone(), refused.clone());
-        let key = key.clone();
         let app = app.clone();
         move |payload: serde_json::Value| async move {
             // The key travels in the connection_init payload, since browsers cannot set
@@ -83,7 +81,9 @@ pub async fn serve<E: async_graphql::Executor>(
                 .and_then(|v| v.as_str());
             match super::actor_from(&app, authorization).await {
                 Ok(Some(actor)) => {
-                    *key.lock().expect("key lock") = actor.key_id.map(|id| (id, actor.role));
+                    if let Some(id) = actor.key_id {
+                        let _ = hold_tx.try_send(app.keys.hold(id, actor.role));
+                    }
                     authenticated.store(true, Ordering::Relaxed);
                     let mut data = Data::default();
                     data.insert(actor);
@@ -106,8 +106,6 @@ pub async fn serve<E: async_graphql::Executor>(
     let deadline = tokio::time::sleep(init_timeout);
     tokio::pin!(deadline);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-    let mut recheck =
-        tokio::time::interval_at(tokio::time::Instant::now() + KEY_RECHECK, KEY_RECHECK);
     // The protocol's own keep-alive: `ka` in the legacy protocol, `ping` (answered with `pong`)
     // in graphql-transport-ws.
     let keepalive_message = match protocol {
@@ -139,16 +137,15 @@ pub async fn serve<E: async_graphql::Executor>(
                 }
                 continue;
             }
-            _ = recheck.tick() => {
-                let held = *key.lock().expect("key lock");
-                if let Some((id, role)) = held {
-                    // A database error keeps the socket: the next check decides.
-                    if let Ok(false) = crate::access::key_still_valid(&app.db, id, role).await {
-                        let _ = sink.send(close_with(close::FORBIDDEN, "Forbidden: the key was revoked")).await;
-                        break;
-                    }
-                }
+            Some(held) = hold_rx.recv(), if hold.is_none() => {
+                hold = Some(held);
                 continue;
+            }
+            () = async { hold.as_mut().expect("held").invalidated().await }, if hold.is_some() => {
+                let _ = sink
+                    .send(close_with(close::FORBIDDEN, "Forbidden: the key was revoked"))
+                    .await;
+                break;
             }
         };
         let outgoing = match message {

@@ -2,6 +2,10 @@
 //! its SHA-256 digest and an 8-character display prefix are stored. A plain digest suits here because keys are random with 128 bits
 //! of entropy: a slow password hash would only slow every request down.
 
+mod watch;
+
+pub use watch::{KeyHold, KeyWatch};
+
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -147,16 +151,6 @@ pub async fn revoke_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Mod
     let mut row: api_key::ActiveModel = key.into();
     row.revoked_at = Set(Some(Utc::now()));
     Ok(row.update(db).await?)
-}
-
-/// True while the key exists, is not revoked and still has `role`: open WebSockets ask this
-/// every few seconds, so that a revoked key (or a changed role) ends its subscriptions.
-pub async fn key_still_valid(db: &DatabaseConnection, key_id: i64, role: Role) -> Result<bool> {
-    Ok(api_key::Entity::find_by_id(key_id)
-        .filter(api_key::Column::RevokedAt.is_null())
-        .one(db)
-        .await?
-        .is_some_and(|k| Role::parse(&k.role) == Some(role)))
 }
 
 /// Resolves a secret to its actor; `None` when unknown or revoked.
