@@ -34,6 +34,22 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user and system) this process has used.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses): utime is the 12th, stime
+            // the 13th, in clock ticks of 1/100 s.
+            let rest = s.rsplit_once(") ")?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -141,13 +157,13 @@ pub(crate) async fn live_bench(
     pg: Option<&str>,
 ) -> anyhow::Result<()> {
     let (_sim_child, sim) = spawn_simulator(boxes * 5 / 4)?;
-    let (before, _) = one_run(engine, pg, &sim, 0, "live-a").await?;
-    let (with, report) = one_run(engine, pg, &sim, subscribers, "live-b").await?;
-    let (after, _) = one_run(engine, pg, &sim, 0, "live-c").await?;
+    let (before, _) = one_run(engine, pg, &sim, 0, "live_a").await?;
+    let (with, report) = one_run(engine, pg, &sim, subscribers, "live_b").await?;
+    let (after, _) = one_run(engine, pg, &sim, 0, "live_c").await?;
     let report = report.expect("a report");
     let baseline = median(vec![before, after]);
     println!(
-        "| {subscribers} subscribers, {boxes} boxes, {engine} | lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | {} events each, {} lagged | {:.1} KiB per subscriber | sync {:.2} s vs {:.2} s and {:.2} s without: ratio {:.3} |",
+        "| {subscribers} subscribers, {boxes} boxes, {engine} | lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | {} events each, {} lagged | {:.1} KiB per subscriber | sync {:.2} s vs {:.2} s and {:.2} s without: ratio {:.3} | clients' own CPU {:.1} s |",
         report["p50_ms"].as_f64().unwrap_or(f64::NAN),
         report["p99_ms"].as_f64().unwrap_or(f64::NAN),
         report["max_ms"].as_f64().unwrap_or(f64::NAN),
@@ -158,6 +174,7 @@ pub(crate) async fn live_bench(
         before,
         after,
         with / baseline,
+        report["clients_cpu_secs"].as_f64().unwrap_or(f64::NAN),
     );
     Ok(())
 }
@@ -206,6 +223,7 @@ pub(crate) async fn live_clients(
         sockets.push(socket);
     }
     println!("ready");
+    let cpu_before = cpu_seconds();
     let tasks: Vec<_> = sockets
         .into_iter()
         .map(|mut socket| {
@@ -264,6 +282,7 @@ pub(crate) async fn live_clients(
             "max_ms": percentile(all, 1.0),
             "events_per_subscriber": median(events),
             "lagged": lagged,
+            "clients_cpu_secs": cpu_seconds() - cpu_before,
         })
     );
     Ok(())
