@@ -8,6 +8,7 @@
 //! start-up, the simulator or the Geosite client; the API writes no SQL; there is no cycle.
 
 pub mod access;
+pub mod bindings;
 pub mod catalog;
 pub mod config;
 pub mod crypto;

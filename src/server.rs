@@ -68,13 +68,23 @@ pub fn resolve_master_key(config: &DbConfig) -> anyhow::Result<MasterKey> {
     }
 }
 
-/// Connects, migrates and resolves the master key, with default options.
+/// Connects, migrates and resolves the master key, with default options, for a command that
+/// does its work and exits: no push is delivered from it.
 pub async fn open(config: &DbConfig) -> anyhow::Result<AppState> {
-    open_with(config, Options::default()).await
+    open_state(config, Options::default(), false).await
 }
 
-/// Connects, migrates and resolves the master key.
+/// Connects, migrates and resolves the master key, and starts what runs beside the requests:
+/// the event relay between instances, the key watch and the push outbox's worker.
 pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<AppState> {
+    open_state(config, options, true).await
+}
+
+async fn open_state(
+    config: &DbConfig,
+    options: Options,
+    background: bool,
+) -> anyhow::Result<AppState> {
     Engine::of(&config.database_url)?;
     let master = resolve_master_key(config)?;
     let db = db::connect(&config.database_url)
@@ -84,28 +94,35 @@ pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<Ap
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
     let events = Arc::new(crate::events::Bus::with_capacity(options.sync.event_buffer));
-    crate::events::relay::start(&db, events.clone(), options.sync.instance_id.clone())
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen for events of other instances: {}",
-                e.message()
-            )
-        })?;
     let keys = Arc::new(crate::access::KeyWatch::default());
-    keys.spawn(db.clone());
-    Ok(AppState {
+    if background {
+        crate::events::relay::start(&db, events.clone(), options.sync.instance_id.clone())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen for events of other instances: {}",
+                    e.message()
+                )
+            })?;
+        keys.spawn(db.clone());
+    }
+    let state = AppState {
         db,
         master,
         events,
         keys,
+        outbox: Arc::default(),
         platforms: Arc::new(options.registry()),
         settings: Arc::new(Settings {
             sync: options.sync,
             network: options.geosite.network,
         }),
         runner: Arc::new(crate::sync::Runner::default()),
-    })
+    };
+    if background {
+        crate::bindings::outbox::spawn(state.clone());
+    }
+    Ok(state)
 }
 
 /// Runs the HTTP server until SIGINT/SIGTERM. Shutdown stops accepting, cancels syncs in

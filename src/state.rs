@@ -29,6 +29,8 @@ pub struct AppState {
     pub events: Arc<crate::events::Bus>,
     /// API keys held by open WebSockets, checked again every few seconds.
     pub keys: Arc<crate::access::KeyWatch>,
+    /// Wakes the delivery worker of the push outbox.
+    pub outbox: Arc<crate::bindings::wake::Outbox>,
 }
 
 /// What the domain is tuned by.

@@ -28,6 +28,10 @@ pub struct Model {
     pub confirmed_at: Option<DateTimeUtc>,
     pub closed_at: Option<DateTimeUtc>,
     pub orphaned_at: Option<DateTimeUtc>,
+    /// What a sync found on the port when it disagrees with this binding.
+    pub conflict_contract: Option<String>,
+    pub conflict_document: Option<String>,
+    pub conflict_seen_at: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
@@ -59,3 +63,5 @@ impl BindingStatus {
     /// The statuses that hold a port.
     pub const ACTIVE: [BindingStatus; 2] = [BindingStatus::Pending, BindingStatus::Confirmed];
 }
+
+crate::display_as_stored!(BindingStatus);

@@ -1,6 +1,18 @@
 //! SeaORM entities of mapping-gateway, one module per table. These are storage types: the
 //! GraphQL layer has its own types, so the API is not the schema.
 
+/// Displays stored enums by their stored names, for messages and logs.
+#[macro_export]
+macro_rules! display_as_stored {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&sea_orm::ActiveEnum::to_value(self))
+            }
+        }
+    )*};
+}
+
 pub mod api_key;
 pub mod binding;
 pub mod element;

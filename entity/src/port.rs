@@ -44,3 +44,5 @@ pub enum PortStatus {
     #[sea_orm(string_value = "DAMAGED")]
     Damaged,
 }
+
+crate::display_as_stored!(PortStatus);

@@ -104,14 +104,4 @@ impl SyncStatus {
     pub const ACTIVE: [SyncStatus; 2] = [SyncStatus::Queued, SyncStatus::Running];
 }
 
-/// The stored names, for messages and logs.
-macro_rules! display_as_stored {
-    ($($t:ty),*) => {$(
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&sea_orm::ActiveEnum::to_value(self))
-            }
-        }
-    )*};
-}
-display_as_stored!(SyncMode, SyncTrigger, SyncStatus);
+crate::display_as_stored!(SyncMode, SyncTrigger, SyncStatus);

@@ -8,6 +8,46 @@ use crate::graphql::loaders::{loader_error, loaders};
 use entity::binding;
 
 pub use entity::binding::BindingStatus;
+pub use entity::push_outbox::PushStatus;
+
+/// The customer of a binding.
+#[derive(SimpleObject)]
+pub struct BindingCustomer {
+    /// CPF or CNPJ, digits only.
+    pub document: String,
+    /// The ISP's contract (`id_cliente_servico`).
+    pub contract: String,
+    /// Customer name.
+    pub name: String,
+    /// Service address.
+    pub address: Option<String>,
+    /// Plan.
+    pub plan: Option<String>,
+}
+
+/// Where an orphaned binding's port was.
+#[derive(SimpleObject)]
+pub struct OrphanedFrom {
+    /// Platform fid of the box.
+    pub box_fid: Option<String>,
+    /// Name of the box.
+    pub box_name: Option<String>,
+    /// Platform fid of the splitter.
+    pub splitter_fid: Option<String>,
+    /// Port number.
+    pub port_number: Option<i32>,
+}
+
+/// What a sync found on the port that disagrees with the binding; neither side was changed.
+#[derive(SimpleObject)]
+pub struct BindingConflict {
+    /// The contract the platform has on the port.
+    pub platform_contract: Option<String>,
+    /// The document the platform has on the port.
+    pub platform_document: Option<String>,
+    /// When a sync saw it.
+    pub seen_at: DateTime<Utc>,
+}
 
 use super::port::Port;
 
@@ -88,6 +128,66 @@ impl Binding {
             }
         })
     }
+    /// The customer.
+    async fn customer(&self) -> BindingCustomer {
+        BindingCustomer {
+            document: self.0.document.clone(),
+            contract: self.0.contract.clone(),
+            name: self.0.name.clone(),
+            address: self.0.address.clone(),
+            plan: self.0.plan.clone(),
+        }
+    }
+    /// Where the port was, once orphaned.
+    async fn orphaned_from(&self) -> Option<OrphanedFrom> {
+        let b = &self.0;
+        (b.status == BindingStatus::Orphaned || b.orphaned_at.is_some()).then(|| OrphanedFrom {
+            box_fid: b.snapshot_box_fid.clone(),
+            box_name: b.snapshot_box_name.clone(),
+            splitter_fid: b.snapshot_splitter_fid.clone(),
+            port_number: b.snapshot_port_number,
+        })
+    }
+    /// A disagreement a sync found between the port on the platform and this binding.
+    async fn conflict(&self) -> Option<BindingConflict> {
+        self.0.conflict_seen_at.map(|seen_at| BindingConflict {
+            platform_contract: self.0.conflict_contract.clone(),
+            platform_document: self.0.conflict_document.clone(),
+            seen_at,
+        })
+    }
+    /// Where its latest delivery to the platform is; null before any was queued.
+    async fn push_status(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<PushStatus>> {
+        Ok(self.latest_delivery(ctx).await?.map(|d| d.status))
+    }
+    /// Attempts of its latest delivery.
+    async fn attempts(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(self.latest_delivery(ctx).await?.map_or(0, |d| d.attempts))
+    }
+    /// Why its latest delivery attempt failed, if it did.
+    async fn last_error(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(self.latest_delivery(ctx).await?.and_then(|d| d.last_error))
+    }
+    /// When its latest delivery was written on the platform.
+    async fn delivered_at(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .latest_delivery(ctx)
+            .await?
+            .and_then(|d| d.delivered_at))
+    }
+    /// When it was confirmed.
+    async fn confirmed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.confirmed_at
+    }
+    /// When it was released.
+    async fn released_at(&self) -> Option<DateTime<Utc>> {
+        (self.0.status == BindingStatus::Released)
+            .then_some(self.0.closed_at)
+            .flatten()
+    }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -95,6 +195,21 @@ impl Binding {
     /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
+    }
+}
+
+impl Binding {
+    async fn latest_delivery(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<entity::push_outbox::Model>> {
+        Ok(loaders(ctx)?
+            .plant
+            .deliveries_of_binding
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .and_then(|all| all.into_iter().last()))
     }
 }
 

@@ -9,6 +9,7 @@ use async_graphql::{MergedObject, Schema, SchemaBuilder};
 use crate::config::Limits;
 
 pub mod binding;
+pub mod bindings;
 pub mod cost;
 pub mod element;
 pub mod error;
@@ -44,6 +45,7 @@ pub struct QueryRoot(
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     integrations::IntegrationMutation,
+    bindings::BindingMutation,
     platform::PlatformMutation,
     projects::ProjectMutation,
     sync::SyncMutation,

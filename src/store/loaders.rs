@@ -224,6 +224,8 @@ pub struct PlantLoaders {
     pub free_ports_of_splitter: Cached<FreePortCounts>,
     /// Selected items of each integration.
     pub selection: Cached<Many<entity::element_selection::Entity>>,
+    /// Deliveries of each binding, oldest first.
+    pub deliveries_of_binding: Cached<Many<entity::push_outbox::Entity>>,
 }
 
 /// How long a loader gathers keys before it queries. Batching by time window is best effort (a
@@ -244,7 +246,7 @@ fn dl<L: Loader<i64>>(loader: L) -> Cached<L> {
 impl PlantLoaders {
     /// Fresh loaders for one request.
     pub fn new(db: &DatabaseConnection) -> Self {
-        use entity::{binding, element, element_selection, port, project, splitter};
+        use entity::{binding, element, element_selection, port, project, push_outbox, splitter};
         PlantLoaders {
             element: dl(One(Rows::<element::Entity>::new(
                 db,
@@ -305,6 +307,12 @@ impl PlantLoaders {
                 element_selection::Column::IntegrationId,
                 &[element_selection::Column::Item],
                 |m| m.integration_id,
+            ))),
+            deliveries_of_binding: dl(Many(Rows::<push_outbox::Entity>::new(
+                db,
+                push_outbox::Column::BindingId,
+                &[push_outbox::Column::Id],
+                |m| m.binding_id,
             ))),
         }
     }

@@ -8,7 +8,7 @@ pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_MASS_DELETION_SHARE: f64 = 0.5;
 
 /// Least time between two progress events of a run within one listing.
-pub const DEFAULT_PROGRESS_EVERY: Duration = Duration::from_millis(250);
+pub const DEFAULT_PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Tunables of the sync engine and scheduler.
 #[derive(Clone, Debug)]

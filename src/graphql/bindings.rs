@@ -1,0 +1,108 @@
+//! Binding mutations: bind a customer to a port, confirm (push), release, cancel, retry.
+
+use async_graphql::{Context, InputObject, Object, ID};
+
+use crate::access::Role;
+use crate::bindings::{self as domain, Change, CustomerInput};
+use crate::graphql::binding::Binding;
+use crate::graphql::guard::{actor, RoleGuard};
+use crate::graphql::ids::{self, BINDING, PORT};
+use crate::graphql::state;
+
+/// The customer of a new binding.
+#[derive(InputObject)]
+pub struct BindingCustomerInput {
+    /// CPF (11 digits) or CNPJ (14), digits or formatted; stored as digits.
+    pub document: String,
+    /// The ISP's contract (`id_cliente_servico`); one active binding per contract.
+    pub contract: String,
+    /// Customer name.
+    pub name: String,
+    /// Service address.
+    pub address: Option<String>,
+    /// Plan.
+    pub plan: Option<String>,
+}
+
+/// Binding mutations.
+#[derive(Default)]
+pub struct BindingMutation;
+
+/// Binding mutations.
+#[Object]
+impl BindingMutation {
+    /// Binds a customer to a FREE port of a SERVICE splitter (OPERATOR): a PENDING binding,
+    /// which takes the port out of `freePorts` at once. Nothing is written on the platform
+    /// until `confirmBinding`.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn bind_port(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the port.")] port_id: ID,
+        customer: BindingCustomerInput,
+    ) -> async_graphql::Result<Binding> {
+        let port = ids::decode(PORT, &port_id)?;
+        let input = CustomerInput {
+            document: customer.document,
+            contract: customer.contract,
+            name: customer.name,
+            address: customer.address,
+            plan: customer.plan,
+        };
+        Ok(Binding(
+            domain::bind(state(ctx)?, actor(ctx)?, port, input).await?,
+        ))
+    }
+
+    /// Confirms a PENDING binding (OPERATOR); its push to the platform is queued in the same
+    /// transaction and delivered by the outbox (follow `pushStatus`).
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn confirm_binding(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the binding.")] id: ID,
+    ) -> async_graphql::Result<Binding> {
+        change(ctx, &id, Change::Confirm).await
+    }
+
+    /// Releases a CONFIRMED or ORPHANED binding (OPERATOR); the port's removal on the platform
+    /// is queued when the port still exists.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn release_binding(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the binding.")] id: ID,
+    ) -> async_graphql::Result<Binding> {
+        change(ctx, &id, Change::Release).await
+    }
+
+    /// Cancels a PENDING binding (OPERATOR); nothing was pushed, the port is free again.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn cancel_binding(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the binding.")] id: ID,
+    ) -> async_graphql::Result<Binding> {
+        change(ctx, &id, Change::Cancel).await
+    }
+
+    /// Queues a binding's FAILED delivery again (OPERATOR).
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn retry_push(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the binding.")] binding_id: ID,
+    ) -> async_graphql::Result<Binding> {
+        let id = ids::decode(BINDING, &binding_id)?;
+        Ok(Binding(
+            domain::retry_push(state(ctx)?, actor(ctx)?, id).await?,
+        ))
+    }
+}
+
+async fn change(ctx: &Context<'_>, id: &ID, what: Change) -> async_graphql::Result<Binding> {
+    let id = ids::decode(BINDING, id)?;
+    Ok(Binding(
+        domain::change(state(ctx)?, actor(ctx)?, id, what).await?,
+    ))
+}

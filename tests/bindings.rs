@@ -1,0 +1,320 @@
+//! Bindings end to end: bind, confirm (pushed to the simulator), release (freed there),
+//! cancel, retry; every rule of `bindPort` by its error; failed and retried deliveries; the
+//! history of every change. On SQLite and PostgreSQL, against the simulator over HTTP.
+
+mod common;
+
+use common::world::{self, World};
+use common::{Engine, TestApp};
+use mapping_gateway::access::Role;
+use mapping_gateway::graphql::ids;
+use mapping_gateway::simulator::Faults;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{json, Value};
+
+const BINDING: &str = "id status customer { document contract name address plan }
+    pushStatus attempts lastError confirmedAt releasedAt deliveredAt
+    port { id fid } orphanedFrom { boxFid } conflict { platformContract }";
+
+/// A valid CPF and CNPJ, formatted as people type them.
+const CPF: &str = "529.982.247-25";
+const CNPJ: &str = "11.222.333/0001-81";
+
+fn customer(contract: &str, document: &str) -> Value {
+    json!({ "document": document, "contract": contract, "name": "Maria da Silva",
+            "address": "Rua das Flores, 10", "plan": "500 Mega" })
+}
+
+/// FREE ports of service splitters with no active binding, as (API id, platform fid).
+async fn free_service_ports(app: &TestApp, n: usize) -> Vec<(String, String)> {
+    let service: Vec<i64> = entity::splitter::Entity::find()
+        .filter(entity::splitter::Column::Kind.eq(entity::splitter::SplitterKind::Service))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let ports = entity::port::Entity::find()
+        .filter(entity::port::Column::SplitterId.is_in(service))
+        .filter(entity::port::Column::Status.eq(entity::port::PortStatus::Free))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert!(
+        ports.len() >= n,
+        "the network has {} free service ports",
+        ports.len()
+    );
+    ports
+        .into_iter()
+        .take(n)
+        .map(|p| (ids::encode(ids::PORT, p.id).0, p.fid))
+        .collect()
+}
+
+async fn synced_world(app: &TestApp) -> World {
+    let w = world::world(app, 30).await;
+    world::succeeded(app, &w.id, "FULL").await;
+    w
+}
+
+async fn bind_port(app: &TestApp, port: &str, customer: Value) -> Value {
+    app.ok(
+        &format!("mutation($p: ID!, $c: BindingCustomerInput!) {{ bindPort(portId: $p, customer: $c) {{ {BINDING} }} }}"),
+        json!({ "p": port, "c": customer }),
+    )
+    .await["bindPort"]
+        .clone()
+}
+
+async fn change(app: &TestApp, mutation: &str, id: &Value) -> Value {
+    let arg = if mutation == "retryPush" {
+        "bindingId"
+    } else {
+        "id"
+    };
+    app.ok(
+        &format!("mutation($i: ID!) {{ {mutation}({arg}: $i) {{ {BINDING} }} }}"),
+        json!({ "i": id }),
+    )
+    .await[mutation]
+        .clone()
+}
+
+async fn binding(app: &TestApp, id: &Value) -> Value {
+    let page = app
+        .ok(
+            &format!("{{ bindings(first: 100) {{ edges {{ node {{ {BINDING} }} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    page["bindings"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .find(|n| n["id"] == *id)
+        .expect("listed")
+}
+
+/// Waits (20 s at most) until the binding's latest delivery is `status`; returns the binding.
+async fn delivery(app: &TestApp, id: &Value, status: &str) -> Value {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let b = binding(app, id).await;
+            if b["pushStatus"] == status {
+                return b;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("delivery {status} within 20 s"))
+}
+
+/// The simulator's writes to one port, oldest first.
+fn writes_to(w: &World, fid: &str) -> Vec<Value> {
+    w.sim
+        .state
+        .writes()
+        .into_iter()
+        .filter(|r| {
+            r.feature == "portaSplitter" && r.body["fid"].to_string().trim_matches('"') == fid
+        })
+        .map(|r| r.body)
+        .collect()
+}
+
+on_both_engines! {
+    async fn a_confirmed_binding_is_pushed_and_a_released_one_freed(app: TestApp) {
+        let w = synced_world(&app).await;
+        let (port, fid) = free_service_ports(&app, 1).await.remove(0);
+        let b = bind_port(&app, &port, customer("990001", CPF)).await;
+        assert_eq!(b["status"], "PENDING");
+        assert_eq!(b["customer"]["document"], "52998224725", "stored as digits");
+        assert_eq!(b["port"]["fid"], fid.as_str());
+        assert!(b["pushStatus"].is_null(), "nothing queued before confirmation");
+        let on_port = app.ok("query($p: ID!) { port(id: $p) { binding { id } } }", json!({ "p": port })).await;
+        assert_eq!(on_port["port"]["binding"]["id"], b["id"], "the port is taken at once");
+        assert!(writes_to(&w, &fid).is_empty(), "nothing written before confirmation");
+
+        let confirmed = change(&app, "confirmBinding", &b["id"]).await;
+        assert_eq!(confirmed["status"], "CONFIRMED");
+        assert!(confirmed["confirmedAt"].is_string());
+        let delivered = delivery(&app, &b["id"], "DELIVERED").await;
+        assert_eq!(delivered["attempts"], 1);
+        assert!(delivered["deliveredAt"].is_string());
+        let key = app.ok("query($i: ID!) { integration(id: $i) { key } }", json!({ "i": w.id })).await["integration"]["key"].clone();
+        let pushed = writes_to(&w, &fid);
+        assert_eq!(pushed.len(), 1, "{pushed:?}");
+        assert_eq!(pushed[0]["status"], "OCUPADA");
+        assert_eq!(pushed[0]["contrato"], "990001");
+        assert_eq!(pushed[0]["documento"], "52998224725");
+        assert_eq!(pushed[0]["nomeCliente"], "Maria da Silva");
+        assert_eq!(pushed[0]["origem"], key);
+
+        let released = change(&app, "releaseBinding", &b["id"]).await;
+        assert_eq!(released["status"], "RELEASED");
+        assert!(released["releasedAt"].is_string());
+        delivery(&app, &b["id"], "DELIVERED").await;
+        let writes = writes_to(&w, &fid);
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert_eq!(writes[1]["status"], "LIVRE");
+        for field in ["contrato", "documento", "nomeCliente"] {
+            assert!(writes[1][field].is_null(), "{field} cleared: {}", writes[1]);
+        }
+        // The port takes a customer again, and the contract may be bound again.
+        let again = bind_port(&app, &port, customer("990001", CNPJ)).await;
+        assert_eq!(again["customer"]["document"], "11222333000181");
+        let cancelled = change(&app, "cancelBinding", &again["id"]).await;
+        assert_eq!(cancelled["status"], "CANCELLED");
+
+        let history = app.ok("query($i: ID!) { history(integrationId: $i, first: 50) { edges { node { action actor } } } }", json!({ "i": w.id })).await;
+        let actions: Vec<String> = history["history"]["edges"].as_array().unwrap().iter()
+            .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
+            .filter(|a| a.starts_with("binding."))
+            .collect();
+        for expected in ["binding.created", "binding.confirmed", "binding.released", "binding.cancelled"] {
+            assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
+        }
+        let actors: Vec<&Value> = history["history"]["edges"].as_array().unwrap().iter()
+            .filter(|e| e["node"]["action"].as_str().unwrap().starts_with("binding."))
+            .map(|e| &e["node"]["actor"])
+            .collect();
+        assert!(actors.iter().all(|a| *a == "test admin"), "{actors:?}");
+    }
+
+    async fn bind_port_names_each_rule_it_refuses(app: TestApp) {
+        let w = world::world(&app, 30).await;
+        // Distribution splitters too, to try binding one of their ports.
+        app.ok(
+            "mutation($i: ID!) { setElementSelection(integrationId: $i, items: [SERVICE, DISTRIBUTION, CTO]) { id } }",
+            json!({ "i": w.id }),
+        )
+        .await;
+        world::succeeded(&app, &w.id, "FULL").await;
+        let ports = free_service_ports(&app, 3).await;
+        let bind = "mutation($p: ID!, $c: BindingCustomerInput!) { bindPort(portId: $p, customer: $c) { id } }";
+        let refused = |port: String, c: Value| {
+            let app = &app;
+            async move {
+                let (_, body) = app.post(Some(&app.admin_key), bind, json!({ "p": port, "c": c })).await;
+                assert!(body["data"].is_null() || body["data"]["bindPort"].is_null(), "{body}");
+                (
+                    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_owned(),
+                    body["errors"][0]["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            }
+        };
+        for bad in ["529.982.247-24", "111.111.111-11", "11111111111111", "11.222.333/0001-80", "123", "12345678901234567", "5299822472a"] {
+            let (code, message) = refused(ports[0].0.clone(), customer("c1", bad)).await;
+            assert_eq!(code, "VALIDATION", "{bad}: {message}");
+            assert!(message.contains("CPF") || message.contains("CNPJ"), "{message}");
+        }
+        let (code, message) = refused(ports[0].0.clone(), json!({ "document": CPF, "contract": " ", "name": "x" })).await;
+        assert_eq!(code, "VALIDATION");
+        assert!(message.contains("contract"), "{message}");
+        let (code, message) = refused(ports[0].0.clone(), json!({ "document": CPF, "contract": "c1", "name": "" })).await;
+        assert_eq!(code, "VALIDATION");
+        assert!(message.contains("name"), "{message}");
+
+        // A port of a distribution splitter, and a port the platform has OCCUPIED.
+        let distribution = entity::splitter::Entity::find()
+            .filter(entity::splitter::Column::Kind.eq(entity::splitter::SplitterKind::Distribution))
+            .one(&app.state.db).await.unwrap().expect("a distribution splitter");
+        let dist_port = entity::port::Entity::find()
+            .filter(entity::port::Column::SplitterId.eq(distribution.id))
+            .one(&app.state.db).await.unwrap().expect("a port");
+        let (code, message) = refused(ids::encode(ids::PORT, dist_port.id).0, customer("c1", CPF)).await;
+        assert_eq!(code, "VALIDATION");
+        assert!(message.contains("SERVICE"), "{message}");
+        let occupied = entity::port::Entity::find()
+            .filter(entity::port::Column::Status.eq(entity::port::PortStatus::Occupied))
+            .filter(entity::port::Column::CustomerContract.is_not_null())
+            .one(&app.state.db).await.unwrap();
+        if let Some(occupied) = occupied {
+            let (code, _) = refused(ids::encode(ids::PORT, occupied.id).0, customer("c-other", CPF)).await;
+            assert_eq!(code, "CONFLICT");
+        }
+
+        let first = bind_port(&app, &ports[0].0, customer("c1", CPF)).await;
+        let (code, message) = refused(ports[0].0.clone(), customer("c2", CPF)).await;
+        assert_eq!(code, "CONFLICT");
+        let first_db_id = ids::decode(ids::BINDING, &async_graphql::ID(first["id"].as_str().unwrap().into())).unwrap();
+        assert!(message.contains(&format!("binding {first_db_id}")), "names the other binding: {message}");
+        let (code, message) = refused(ports[1].0.clone(), customer("c1", CPF)).await;
+        assert_eq!(code, "CONFLICT");
+        assert!(message.contains("contract") && message.contains(&first_db_id.to_string()), "{message}");
+
+        // Transitions that do not apply name the current status.
+        let (_, body) = app.post(Some(&app.admin_key), "mutation($i: ID!) { releaseBinding(id: $i) { id } }", json!({ "i": first["id"] })).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("PENDING"), "{body}");
+        change(&app, "confirmBinding", &first["id"]).await;
+        for mutation in ["confirmBinding", "cancelBinding"] {
+            let (_, body) = app.post(Some(&app.admin_key), &format!("mutation($i: ID!) {{ {mutation}(id: $i) {{ id }} }}"), json!({ "i": first["id"] })).await;
+            assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{mutation}");
+            assert!(body["errors"][0]["message"].as_str().unwrap().contains("CONFIRMED"), "{body}");
+        }
+
+        // Roles: a VIEWER may not bind; an inactive integration takes no binding.
+        let viewer = app.key(Role::Viewer).await;
+        let code = app.error_code(Some(&viewer), bind, json!({ "p": ports[2].0, "c": customer("c3", CPF) })).await;
+        assert_eq!(code, "FORBIDDEN");
+        app.ok("mutation($i: ID!) { setIntegrationActive(id: $i, active: false) { id } }", json!({ "i": w.id })).await;
+        let (code, _) = refused(ports[2].0.clone(), customer("c3", CPF)).await;
+        assert_eq!(code, "INACTIVE_INTEGRATION");
+    }
+
+    async fn failed_deliveries_are_retried_with_backoff_or_marked_failed(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 2).await;
+        // The platform answers 500 for a while: the delivery waits and tries again.
+        w.sim.state.set_faults(Faults { error_rate: 1.0, ..Default::default() });
+        let b = bind_port(&app, &ports[0].0, customer("880001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        let waiting = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let now = binding(&app, &b["id"]).await;
+                if now["attempts"].as_i64().unwrap() >= 1 && now["lastError"].is_string() {
+                    return now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("an attempt within 20 s");
+        assert_eq!(waiting["pushStatus"], "PENDING", "still queued: {waiting}");
+        w.sim.state.set_faults(Faults::default());
+        let delivered = delivery(&app, &b["id"], "DELIVERED").await;
+        assert!(delivered["attempts"].as_i64().unwrap() >= 2, "{delivered}");
+        assert_eq!(writes_to(&w, &ports[0].1).iter().filter(|r| r["status"] == "OCUPADA").count(), 1);
+
+        // A port the platform no longer has: its answer is final, the delivery FAILED with the
+        // platform's message, and retryPush queues it again.
+        let gone = bind_port(&app, &ports[1].0, customer("880002", CNPJ)).await;
+        w.geo.delete(mapping_gateway::geosite::Feature::Port, &ports[1].1).await.unwrap();
+        change(&app, "confirmBinding", &gone["id"]).await;
+        let failed = delivery(&app, &gone["id"], "FAILED").await;
+        assert_eq!(failed["attempts"], 1, "not retried by itself: {failed}");
+        assert!(failed["lastError"].as_str().unwrap().len() > 3, "{failed}");
+        assert_eq!(failed["status"], "CONFIRMED", "the binding itself stands");
+        let retried = change(&app, "retryPush", &gone["id"]).await;
+        assert_eq!(retried["id"], gone["id"]);
+        let again = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let now = binding(&app, &gone["id"]).await;
+                if now["pushStatus"] == "FAILED" && now["attempts"].as_i64().unwrap() >= 2 {
+                    return now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("tried again within 20 s");
+        assert!(again["lastError"].is_string());
+        let code = app.error_code(Some(&app.admin_key), "mutation($i: ID!) { retryPush(bindingId: $i) { id } }", json!({ "i": b["id"] })).await;
+        assert_eq!(code, "VALIDATION", "a delivered push is not retried");
+    }
+}
