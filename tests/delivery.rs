@@ -1,0 +1,246 @@
+//! Deliveries across processes: a push confirmed while the platform is down survives a SIGKILL
+//! of the gateway and is delivered once after the restart; two gateway processes on one
+//! PostgreSQL deliver each push once.
+
+mod common;
+
+use common::{graphql_at, Engine, Process, Subscription, TRANSPORT_WS};
+use mapping_gateway::config::DbConfig;
+use mapping_gateway::simulator::{Faults, RunningSimulator};
+use serde_json::{json, Value};
+
+/// A gateway process on `db`, answering for `admin`; returns it and its base URL.
+fn gateway(db: &DbConfig, admin: &str) -> (Process, String) {
+    let mut env = vec![
+        ("DATABASE_URL", db.database_url.clone()),
+        ("ADMIN_API_KEY", admin.to_owned()),
+        ("LISTEN", "127.0.0.1:0".into()),
+        ("SCHEDULER", "false".into()),
+        ("ALLOWED_PLATFORM_NETWORKS", "127.0.0.0/8".into()),
+    ];
+    if let Some(key) = &db.master_key {
+        env.push(("MASTER_KEY", key.clone()));
+    }
+    let process = Process::start(&["serve"], &env);
+    let base = common::last_word(&process.until("GraphiQL:"), "GraphiQL:")
+        .trim_end_matches("/graphql")
+        .to_owned();
+    (process, base)
+}
+
+/// Links an integration to the simulator's first project and syncs it in full; returns the
+/// integration id.
+async fn linked_and_synced(base: &str, admin: &str, sim: &RunningSimulator) -> String {
+    let id = graphql_at(
+        base,
+        admin,
+        "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
+        json!({ "input": { "name": "Provedor", "gateway": "GEOSITE", "apiUrl": sim.url, "username": "integracao", "password": "geosite" } }),
+    )
+    .await["createIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    graphql_at(
+        base,
+        admin,
+        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
+        json!({ "i": id, "r": sim.state.summary.projects[0].to_string() }),
+    )
+    .await;
+    let run = graphql_at(
+        base,
+        admin,
+        "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
+        json!({ "i": id }),
+    )
+    .await["startSync"]["id"]
+        .clone();
+    let ws = format!("{}/graphql/ws", base.replacen("http://", "ws://", 1));
+    let mut progress = Subscription::start(
+        &ws,
+        TRANSPORT_WS,
+        admin,
+        "subscription($r: ID!) { syncProgress(runId: $r) { status } }",
+        json!({ "r": run }),
+    )
+    .await;
+    let events = progress.collect().await;
+    assert_eq!(
+        events.last().unwrap()["data"]["syncProgress"]["status"],
+        "SUCCEEDED"
+    );
+    id
+}
+
+/// Ids of FREE ports of service splitters, as the API lists them.
+async fn free_service_ports(base: &str, admin: &str, integration: &str) -> Vec<(String, String)> {
+    let page = graphql_at(
+        base,
+        admin,
+        "query($i: ID!) { elements(integrationId: $i, first: 100) { edges { node { splitters { kind ports { id fid status binding { id } } } } } } }",
+        json!({ "i": integration }),
+    )
+    .await;
+    let mut free = Vec::new();
+    for edge in page["elements"]["edges"].as_array().unwrap() {
+        for splitter in edge["node"]["splitters"].as_array().unwrap() {
+            if splitter["kind"] != "SERVICE" {
+                continue;
+            }
+            for port in splitter["ports"].as_array().unwrap() {
+                if port["status"] == "FREE" && port["binding"].is_null() {
+                    free.push((
+                        port["id"].as_str().unwrap().to_owned(),
+                        port["fid"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    free
+}
+
+async fn bind_and_confirm(base: &str, admin: &str, port: &str, contract: &str) -> Value {
+    let id = graphql_at(
+        base,
+        admin,
+        "mutation($p: ID!, $c: BindingCustomerInput!) { bindPort(portId: $p, customer: $c) { id } }",
+        json!({ "p": port, "c": { "document": "52998224725", "contract": contract, "name": "João Souza" } }),
+    )
+    .await["bindPort"]["id"]
+        .clone();
+    graphql_at(
+        base,
+        admin,
+        "mutation($i: ID!) { confirmBinding(id: $i) { id } }",
+        json!({ "i": id }),
+    )
+    .await;
+    id
+}
+
+/// The bindings as the API lists them, with their delivery.
+async fn deliveries(base: &str, admin: &str) -> Vec<Value> {
+    graphql_at(
+        base,
+        admin,
+        "{ bindings(first: 500) { edges { node { id pushStatus attempts lastError } } } }",
+        json!({}),
+    )
+    .await["bindings"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// Waits (60 s at most) until every binding's delivery is DELIVERED.
+async fn all_delivered(base: &str, admin: &str) -> Vec<Value> {
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let all = deliveries(base, admin).await;
+            if all.iter().all(|b| b["pushStatus"] == "DELIVERED") {
+                return all;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("every push delivered within 60 s")
+}
+
+/// Pushes (OCUPADA) the simulator received for a port.
+fn pushes_to(sim: &RunningSimulator, fid: &str) -> usize {
+    sim.state
+        .writes()
+        .iter()
+        .filter(|w| w.feature == "portaSplitter" && w.body["status"] == "OCUPADA")
+        .filter(|w| w.body["fid"].to_string().trim_matches('"') == fid)
+        .count()
+}
+
+async fn a_push_survives_a_killed_gateway(engine: Engine) {
+    let Some(db) = common::fresh_database(engine).await else {
+        return;
+    };
+    let sim = common::simulator(mapping_gateway::simulator::SimConfig {
+        boxes: 20,
+        seed: 51,
+        ..Default::default()
+    })
+    .await;
+    let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
+    let (mut first, base) = gateway(&db, &admin);
+    let id = linked_and_synced(&base, &admin, &sim).await;
+    let (port, fid) = free_service_ports(&base, &admin, &id).await.remove(0);
+    // The platform is down when the binding is confirmed.
+    sim.state.set_faults(Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let binding = bind_and_confirm(&base, &admin, &port, "770001").await;
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let all = deliveries(&base, &admin).await;
+            let b = all.iter().find(|b| b["id"] == binding).unwrap();
+            if b["lastError"].is_string() {
+                assert_eq!(b["pushStatus"], "PENDING");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a failed attempt within 60 s");
+    first.child.kill().unwrap(); // SIGKILL: nothing is cleaned up.
+    first.child.wait().unwrap();
+    assert_eq!(pushes_to(&sim, &fid), 0);
+
+    sim.state.set_faults(Faults::default());
+    let (_second, base) = gateway(&db, &admin);
+    let done = all_delivered(&base, &admin).await;
+    assert!(done[0]["attempts"].as_i64().unwrap() >= 2, "{done:?}");
+    assert_eq!(pushes_to(&sim, &fid), 1, "delivered once in effect");
+    if engine == Engine::Postgres {
+        common::drop_database(&db.database_url);
+    }
+}
+
+each_engine!(a_push_survives_a_killed_gateway);
+
+/// Two instances on one PostgreSQL: each of 20 pushes is written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deliver_each_push_once() {
+    let Some(db) = common::fresh_database(Engine::Postgres).await else {
+        return;
+    };
+    let sim = common::simulator(mapping_gateway::simulator::SimConfig {
+        boxes: 60,
+        seed: 52,
+        ..Default::default()
+    })
+    .await;
+    let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
+    let (_a, base_a) = gateway(&db, &admin);
+    let (_b, base_b) = gateway(&db, &admin);
+    let id = linked_and_synced(&base_a, &admin, &sim).await;
+    let ports = free_service_ports(&base_a, &admin, &id).await;
+    assert!(ports.len() >= 20, "{} free ports", ports.len());
+    // Slow platform calls, so that both instances find due deliveries at once.
+    sim.state.set_faults(Faults {
+        latency_ms: 20,
+        ..Default::default()
+    });
+    for (i, (port, _)) in ports.iter().take(20).enumerate() {
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        bind_and_confirm(base, &admin, port, &format!("66{i:04}")).await;
+    }
+    let done = all_delivered(&base_b, &admin).await;
+    assert_eq!(done.len(), 20);
+    for (_, fid) in ports.iter().take(20) {
+        assert_eq!(pushes_to(&sim, fid), 1, "port {fid} written once");
+    }
+    common::drop_database(&db.database_url);
+}
