@@ -317,4 +317,41 @@ on_both_engines! {
         let code = app.error_code(Some(&app.admin_key), "mutation($i: ID!) { retryPush(bindingId: $i) { id } }", json!({ "i": b["id"] })).await;
         assert_eq!(code, "VALIDATION", "a delivered push is not retried");
     }
+
+    async fn bindings_move_to_other_ports_and_survive_their_ports(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 3).await;
+        let b = bind_port(&app, &ports[0].0, customer("550001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        let rebind = "mutation($i: ID!, $p: ID!) { rebindBinding(id: $i, portId: $p) { id status port { fid } } }";
+        let moved = app.ok(rebind, json!({ "i": b["id"], "p": ports[1].0 })).await["rebindBinding"].clone();
+        assert_eq!(moved["status"], "CONFIRMED");
+        assert_eq!(moved["port"]["fid"], ports[1].1.as_str());
+        delivery(&app, &b["id"], "DELIVERED").await;
+        let old = writes_to(&w, &ports[0].1);
+        assert_eq!(old.last().unwrap()["status"], "LIVRE", "the old port freed: {old:?}");
+        assert_eq!(writes_to(&w, &ports[1].1)[0]["contrato"], "550001");
+
+        // The port disappears from the platform: a full sync orphans the binding, never deletes it.
+        w.geo.delete(mapping_gateway::geosite::Feature::Port, &ports[1].1).await.unwrap();
+        let run = world::succeeded(&app, &w.id, "FULL").await;
+        assert_eq!(run["counts"]["orphaned"], 1, "{run}");
+        let orphan = binding(&app, &b["id"]).await;
+        assert_eq!(orphan["status"], "ORPHANED");
+        assert!(orphan["port"].is_null());
+        assert!(orphan["orphanedFrom"]["boxFid"].is_string(), "{orphan}");
+        // Moved again: nothing to free on the platform, the new port gets the customer.
+        let writes_before = w.sim.state.writes().len();
+        let moved = app.ok(rebind, json!({ "i": b["id"], "p": ports[2].0 })).await["rebindBinding"].clone();
+        assert_eq!(moved["status"], "CONFIRMED");
+        delivery(&app, &b["id"], "DELIVERED").await;
+        let new_writes: Vec<_> = w.sim.state.writes().into_iter().skip(writes_before).collect();
+        assert_eq!(new_writes.len(), 1, "{new_writes:?}");
+        assert_eq!(new_writes[0].body["status"], "OCUPADA");
+        // A PENDING binding cannot be moved.
+        let pending = bind_port(&app, &ports[0].0, customer("550002", CNPJ)).await;
+        let (_, body) = app.post(Some(&app.admin_key), rebind, json!({ "i": pending["id"], "p": ports[1].0 })).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
+    }
 }

@@ -335,6 +335,80 @@ pub async fn change(
     Ok(after)
 }
 
+/// Moves a CONFIRMED or ORPHANED binding to another port (OPERATOR): the old port's removal is
+/// queued when it still exists, then the push to the new one, in one transaction; the binding is
+/// CONFIRMED on the new port.
+pub async fn rebind(
+    app: &AppState,
+    actor: &Actor,
+    id: i64,
+    port_id: i64,
+) -> Result<binding::Model> {
+    actor.require(Role::Operator)?;
+    let txn = crate::db::write_txn(&app.db).await?;
+    let before = find(&txn, id).await?;
+    if !matches!(
+        before.status,
+        BindingStatus::Confirmed | BindingStatus::Orphaned
+    ) {
+        return Err(status_error(
+            &before,
+            "only a CONFIRMED or ORPHANED binding can be moved",
+        ));
+    }
+    if before.port_id == Some(port_id) {
+        return Err(Error::validation(
+            "portId",
+            "the binding is on that port already",
+        ));
+    }
+    let port = bindable_port(&txn, port_id, &before.contract).await?;
+    if port.integration_id != before.integration_id {
+        return Err(Error::validation(
+            "portId",
+            "the port belongs to another integration",
+        ));
+    }
+    let old_fid = port_fid(&txn, &before).await?;
+    let now = Utc::now();
+    let mut row: binding::ActiveModel = before.clone().into();
+    row.port_id = Set(Some(port.id));
+    row.status = Set(BindingStatus::Confirmed);
+    row.confirmed_at = Set(Some(now));
+    row.updated_at = Set(now);
+    row.conflict_contract = Set(None);
+    row.conflict_document = Set(None);
+    row.conflict_seen_at = Set(None);
+    let after = row.update(&txn).await?;
+    history::record(
+        &txn,
+        Some(after.integration_id),
+        actor,
+        "binding.rebound",
+        format!(
+            "moved binding {} (contract {}) to port {}{}",
+            after.id,
+            after.contract,
+            port.fid,
+            if old_fid.is_some() {
+                "; the old port's removal queued"
+            } else {
+                ""
+            }
+        ),
+        Some(snapshot(&before)),
+        Some(snapshot(&after)),
+    )
+    .await?;
+    if let Some(old) = old_fid {
+        outbox::enqueue(&txn, &after, PushAction::Remove, &old).await?;
+    }
+    outbox::enqueue(&txn, &after, PushAction::Push, &port.fid).await?;
+    txn.commit().await?;
+    app.outbox.wake();
+    Ok(after)
+}
+
 /// Queues a FAILED delivery of a binding again (OPERATOR).
 pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<binding::Model> {
     actor.require(Role::Operator)?;

@@ -86,6 +86,22 @@ impl BindingMutation {
         change(ctx, &id, Change::Cancel).await
     }
 
+    /// Moves a CONFIRMED or ORPHANED binding to another port (OPERATOR): the old port is freed on
+    /// the platform when it still exists, and the customer pushed to the new one.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn rebind_binding(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the binding.")] id: ID,
+        #[graphql(desc = "Id of the new port.")] port_id: ID,
+    ) -> async_graphql::Result<Binding> {
+        let id = ids::decode(BINDING, &id)?;
+        let port = ids::decode(PORT, &port_id)?;
+        Ok(Binding(
+            domain::rebind(state(ctx)?, actor(ctx)?, id, port).await?,
+        ))
+    }
+
     /// Queues a binding's FAILED delivery again (OPERATOR).
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn retry_push(
