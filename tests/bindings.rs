@@ -354,4 +354,35 @@ on_both_engines! {
         let (_, body) = app.post(Some(&app.admin_key), rebind, json!({ "i": pending["id"], "p": ports[1].0 })).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
     }
+
+    async fn binding_events_tell_every_status_and_delivery_change(app: TestApp) {
+        let w = synced_world(&app).await;
+        let (port, _) = free_service_ports(&app, 1).await.remove(0);
+        let mut events = common::Subscription::start(
+            &app.ws_url(),
+            common::TRANSPORT_WS,
+            &app.admin_key,
+            "subscription($i: ID!) { bindingEvents(integrationId: $i) { bindingId integrationId status pushStatus attempts lastError at } }",
+            json!({ "i": w.id }),
+        )
+        .await;
+        app.wait_subscribers(1).await;
+        let b = bind_port(&app, &port, customer("440001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        let mut seen = Vec::new();
+        loop {
+            let event = events.next().await.expect("the stream goes on");
+            let e = event["data"]["bindingEvents"].clone();
+            assert_eq!(e["bindingId"], b["id"], "{event}");
+            assert_eq!(e["integrationId"], w.id.as_str());
+            let delivered = e["pushStatus"] == "DELIVERED";
+            seen.push((e["status"].as_str().unwrap().to_owned(), e["pushStatus"].as_str().map(str::to_owned)));
+            if delivered {
+                break;
+            }
+        }
+        assert_eq!(seen[0], ("PENDING".to_owned(), None), "{seen:?}");
+        assert!(seen.contains(&("CONFIRMED".to_owned(), Some("PENDING".to_owned()))), "{seen:?}");
+        assert_eq!(seen.last().unwrap(), &("CONFIRMED".to_owned(), Some("DELIVERED".to_owned())));
+    }
 }

@@ -69,6 +69,18 @@ fn clean(input: CustomerInput) -> Result<Customer> {
     })
 }
 
+/// Tells subscribers (`bindingEvents`) a binding's state, after a change committed; a failure
+/// to read it is logged, never the caller's error.
+pub(crate) async fn announce(app: &AppState, binding_id: i64) {
+    match crate::events::BindingEvent::read(&app.db, binding_id).await {
+        Ok(Some(event)) => app.events.publish_binding(event),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(binding_id, error = %e.message(), "could not announce a binding change")
+        }
+    }
+}
+
 /// One binding, or `NOT_FOUND`.
 pub async fn find<C: ConnectionTrait>(db: &C, id: i64) -> Result<binding::Model> {
     binding::Entity::find_by_id(id)
@@ -216,6 +228,7 @@ pub async fn bind(
     )
     .await?;
     txn.commit().await?;
+    announce(app, row.id).await;
     Ok(row)
 }
 
@@ -332,6 +345,7 @@ pub async fn change(
     }
     txn.commit().await?;
     app.outbox.wake();
+    announce(app, after.id).await;
     Ok(after)
 }
 
@@ -406,6 +420,7 @@ pub async fn rebind(
     outbox::enqueue(&txn, &after, PushAction::Push, &port.fid).await?;
     txn.commit().await?;
     app.outbox.wake();
+    announce(app, after.id).await;
     Ok(after)
 }
 
@@ -433,5 +448,6 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
     .await?;
     txn.commit().await?;
     app.outbox.wake();
+    announce(app, b.id).await;
     Ok(b)
 }

@@ -210,6 +210,7 @@ async fn settle(app: &AppState, row: &push_outbox::Model, outcome: Result<()>) -
             .col_expr(push_outbox::Column::LastError, Expr::value(e.message())),
     };
     update.exec(&app.db).await?;
+    super::announce(app, row.binding_id).await;
     match &outcome {
         Ok(()) => tracing::info!(
             delivery = row.id,

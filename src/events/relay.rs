@@ -1,8 +1,9 @@
 //! Events across instances on PostgreSQL, through `LISTEN/NOTIFY`.
 //!
-//! A notification carries only `run id:sequence:instance` (a few dozen bytes, far under
-//! PostgreSQL's 8,000-byte payload limit); the receiving instance reads the run's row and
-//! delivers its state to its own subscribers. Reading the row rather than trusting the payload
+//! A notification carries only `r<run id>:<sequence>:<instance>` for a run, or
+//! `b<binding id>:0:<instance>` for a binding (a few dozen bytes, far under PostgreSQL's
+//! 8,000-byte payload limit); the receiving instance reads the row and delivers its state to
+//! its own subscribers. Reading the row rather than trusting the payload
 //! means a burst of notifications costs at most one read each, and an instance that missed some
 //! (a dropped listener connection) still delivers the latest state, in order, on the next one.
 //! SQLite has one process, so nothing is relayed there.
@@ -22,23 +23,41 @@ pub const CHANNEL: &str = "mgw_runs";
 /// Sends this instance's events to the others, in order, from a task of its own, so that the
 /// publisher never waits on the database.
 #[derive(Clone, Debug)]
-pub struct Outbound(mpsc::UnboundedSender<(i64, i64)>);
+pub struct Outbound(mpsc::UnboundedSender<Note>);
+
+/// What a notification names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Note {
+    /// A run's row at this sequence number.
+    Run(i64, i64),
+    /// A binding (or its delivery) changed.
+    Binding(i64),
+}
 
 impl Outbound {
-    pub(crate) fn send(&self, run_id: i64, seq: i64) {
-        let _ = self.0.send((run_id, seq));
+    pub(crate) fn send(&self, note: Note) {
+        let _ = self.0.send(note);
     }
 }
 
-fn payload(run_id: i64, seq: i64, instance: &str) -> String {
-    format!("{run_id}:{seq}:{instance}")
+fn payload(note: Note, instance: &str) -> String {
+    match note {
+        Note::Run(run, seq) => format!("r{run}:{seq}:{instance}"),
+        Note::Binding(binding) => format!("b{binding}:0:{instance}"),
+    }
 }
 
-fn parse(payload: &str) -> Option<(i64, i64, &str)> {
+fn parse(payload: &str) -> Option<(Note, &str)> {
     let mut parts = payload.splitn(3, ':');
-    let run = parts.next()?.parse().ok()?;
-    let seq = parts.next()?.parse().ok()?;
-    Some((run, seq, parts.next()?))
+    let head = parts.next()?;
+    let seq: i64 = parts.next()?.parse().ok()?;
+    let instance = parts.next()?;
+    let note = match (head.get(..1)?, head.get(1..)?.parse::<i64>().ok()?) {
+        ("r", run) => Note::Run(run, seq),
+        ("b", binding) => Note::Binding(binding),
+        _ => return None,
+    };
+    Some((note, instance))
 }
 
 /// Starts relaying on PostgreSQL (both directions); does nothing on SQLite. `instance` is this
@@ -49,18 +68,17 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
     }
     let mut listener = crate::store::notify::listen(db, CHANNEL).await?;
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<(i64, i64)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
     bus.set_outbound(Outbound(tx));
     {
         let db = db.clone();
         let instance = instance.clone();
         tokio::spawn(async move {
-            while let Some((run_id, seq)) = rx.recv().await {
+            while let Some(note) = rx.recv().await {
                 let sent =
-                    crate::store::notify::notify(&db, CHANNEL, &payload(run_id, seq, &instance))
-                        .await;
+                    crate::store::notify::notify(&db, CHANNEL, &payload(note, &instance)).await;
                 if let Err(e) = sent {
-                    tracing::warn!(error = %e.message(), run_id, "could not notify other instances");
+                    tracing::warn!(error = %e.message(), ?note, "could not notify other instances");
                 }
             }
         });
@@ -70,19 +88,32 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
         loop {
             match listener.recv().await {
                 Ok(notification) => {
-                    let Some((run_id, seq, from)) = parse(notification.payload()) else {
+                    let Some((note, from)) = parse(notification.payload()) else {
                         continue;
                     };
                     if from == instance {
                         continue;
                     }
-                    match sync_run::Entity::find_by_id(run_id).one(&db).await {
-                        Ok(Some(row)) if row.seq >= seq => {
-                            bus.deliver(Progress::of_run(&row));
+                    match note {
+                        Note::Run(run_id, seq) => {
+                            match sync_run::Entity::find_by_id(run_id).one(&db).await {
+                                Ok(Some(row)) if row.seq >= seq => {
+                                    bus.deliver(Progress::of_run(&row));
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::warn!(error = %e, run_id, "could not read a relayed run")
+                                }
+                            }
                         }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, run_id, "could not read a relayed run")
+                        Note::Binding(binding_id) => {
+                            match super::BindingEvent::read(&db, binding_id).await {
+                                Ok(Some(event)) => bus.deliver_binding(event),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::warn!(error = %e.message(), binding_id, "could not read a relayed binding")
+                                }
+                            }
                         }
                     }
                 }
@@ -104,8 +135,16 @@ mod tests {
 
     #[test]
     fn payloads_round_trip() {
-        assert_eq!(parse(&payload(12, 7, "a:b")), Some((12, 7, "a:b")));
-        assert_eq!(parse("12:x:a"), None);
+        assert_eq!(
+            parse(&payload(Note::Run(12, 7), "a:b")),
+            Some((Note::Run(12, 7), "a:b"))
+        );
+        assert_eq!(
+            parse(&payload(Note::Binding(5), "i")),
+            Some((Note::Binding(5), "i"))
+        );
+        assert_eq!(parse("r12:x:a"), None);
+        assert_eq!(parse("x12:1:a"), None);
         assert_eq!(parse(""), None);
     }
 }

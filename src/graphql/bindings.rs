@@ -122,3 +122,63 @@ async fn change(ctx: &Context<'_>, id: &ID, what: Change) -> async_graphql::Resu
         domain::change(state(ctx)?, actor(ctx)?, id, what).await?,
     ))
 }
+
+/// A binding's state after a change of its status or of its delivery.
+pub struct BindingEvent(crate::events::BindingEvent);
+
+/// A binding's state after a change of its status or of its delivery.
+#[Object]
+impl BindingEvent {
+    /// The binding.
+    async fn binding_id(&self) -> ID {
+        ids::encode(BINDING, self.0.binding_id)
+    }
+    /// Its integration.
+    async fn integration_id(&self) -> ID {
+        ids::encode(ids::INTEGRATION, self.0.integration_id)
+    }
+    /// Its status.
+    async fn status(&self) -> crate::graphql::binding::BindingStatus {
+        self.0.status
+    }
+    /// Its latest delivery's status; null before any was queued.
+    async fn push_status(&self) -> Option<crate::graphql::binding::PushStatus> {
+        self.0.push_status
+    }
+    /// Attempts of that delivery.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// Why its last attempt failed.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// When this state was read.
+    async fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.at
+    }
+}
+
+/// Binding subscriptions.
+#[derive(Default)]
+pub struct BindingSubscription;
+
+/// Binding subscriptions.
+#[async_graphql::Subscription]
+impl BindingSubscription {
+    /// Every change of a binding of the integration (VIEWER): its status (created, confirmed,
+    /// released, cancelled, moved) and its delivery (attempted, delivered, failed), on this
+    /// instance and, on PostgreSQL, on every other.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn binding_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] integration_id: ID,
+    ) -> async_graphql::Result<impl futures::Stream<Item = BindingEvent>> {
+        use futures::StreamExt;
+        let id = ids::decode(ids::INTEGRATION, &integration_id)?;
+        let app = state(ctx)?;
+        crate::integrations::find(&app.db, id).await?;
+        Ok(crate::events::binding_events(app.events.clone(), id).map(BindingEvent))
+    }
+}

@@ -4,7 +4,7 @@
 //! database, and wrap the result in an API type. One schema builder serves the server, the SDL
 //! export and the tests.
 
-use async_graphql::{MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 
@@ -51,21 +51,26 @@ pub struct MutationRoot(
     sync::SyncMutation,
 );
 
+/// Every subscription field, merged from one struct per area.
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(
+    progress::ProgressSubscription,
+    bindings::BindingSubscription,
+);
+
 /// The gateway's schema type.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, progress::SubscriptionRoot>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema with its limits and extensions, before per-process data is attached.
 ///
 /// Extension order: `Safety` is the only extension; it measures the document before validation
 /// (`MAX_QUERY_NODES`), tags validation failures (depth, complexity, syntax) with `VALIDATION`
 /// and turns a panicking resolver into an `INTERNAL` error.
-pub fn schema_builder(
-    limits: &Limits,
-) -> SchemaBuilder<QueryRoot, MutationRoot, progress::SubscriptionRoot> {
+pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        progress::SubscriptionRoot,
+        SubscriptionRoot::default(),
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)

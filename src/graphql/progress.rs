@@ -115,13 +115,13 @@ impl SyncProgress {
     }
 }
 
-/// Every subscription field.
+/// Sync subscriptions.
 #[derive(Default)]
-pub struct SubscriptionRoot;
+pub struct ProgressSubscription;
 
-/// Every subscription field.
+/// Sync subscriptions.
 #[Subscription]
-impl SubscriptionRoot {
+impl ProgressSubscription {
     /// Live progress of sync runs (VIEWER). Give `runId` to follow one run: the stream starts
     /// with its current state and completes after its terminal event. Give `integrationId` to
     /// follow every run of an integration, across runs, starting with the runs active now. At
