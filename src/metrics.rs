@@ -205,6 +205,7 @@ impl Metrics {
             ("deleted", row.deleted),
             ("unchanged", row.unchanged),
             ("orphaned", row.orphaned),
+            ("conflicts", row.conflicts),
         ] {
             self.sync_records
                 .with_label_values(&[kind])

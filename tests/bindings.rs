@@ -385,4 +385,55 @@ on_both_engines! {
         assert!(seen.contains(&("CONFIRMED".to_owned(), Some("PENDING".to_owned()))), "{seen:?}");
         assert_eq!(seen.last().unwrap(), &("CONFIRMED".to_owned(), Some("DELIVERED".to_owned())));
     }
+
+    async fn syncs_report_conflicts_and_settle_deliveries_without_overwriting(app: TestApp) {
+        use mapping_gateway::geosite::Feature;
+        let w = synced_world(&app).await;
+        let (port, fid) = free_service_ports(&app, 1).await.remove(0);
+        let b = bind_port(&app, &port, customer("330001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        // Someone puts another customer on the port, on the platform.
+        let fid_value: i64 = fid.parse().unwrap();
+        w.geo.save(Feature::Port, &json!({ "fid": fid_value, "status": "OCUPADA", "contrato": "OTHER-9", "documento": "11222333000181", "nomeCliente": "Outro" })).await.unwrap();
+        let run = world::succeeded(&app, &w.id, "FULL").await;
+        assert_eq!(run["counts"]["conflicts"], 1, "{run}");
+        let seen = binding(&app, &b["id"]).await;
+        assert_eq!(seen["status"], "CONFIRMED", "the binding stands");
+        assert_eq!(seen["customer"]["contract"], "330001", "and keeps its customer");
+        assert_eq!(seen["conflict"]["platformContract"], "OTHER-9", "{seen}");
+        let pushes = writes_to(&w, &fid).iter().filter(|r| r["contrato"] == "330001").count();
+        assert_eq!(pushes, 1, "the gateway did not write over the platform");
+
+        // The platform shows the binding's customer again: the conflict clears, and a pending
+        // push of it is marked done by the sync.
+        w.geo.save(Feature::Port, &json!({ "fid": fid_value, "status": "OCUPADA", "contrato": "330001", "documento": "52998224725", "nomeCliente": "Maria da Silva" })).await.unwrap();
+        let binding_id = ids::decode(ids::BINDING, &async_graphql::ID(b["id"].as_str().unwrap().into())).unwrap();
+        let integration_id = ids::decode(ids::INTEGRATION, &async_graphql::ID(w.id.clone())).unwrap();
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        entity::push_outbox::ActiveModel {
+            binding_id: Set(binding_id),
+            integration_id: Set(integration_id),
+            action: Set(entity::push_outbox::PushAction::Push),
+            payload: Set(json!({ "contract": "330001", "document": "52998224725", "name": "Maria da Silva" })),
+            status: Set(entity::push_outbox::PushStatus::Pending),
+            attempts: Set(0),
+            last_error: Set(None),
+            next_attempt_at: Set(chrono::Utc::now() + chrono::Duration::hours(1)),
+            created_at: Set(chrono::Utc::now()),
+            delivered_at: Set(None),
+            port_fid: Set(Some(fid.clone())),
+            ..Default::default()
+        }
+        .insert(&app.state.db)
+        .await
+        .unwrap();
+        assert_eq!(binding(&app, &b["id"]).await["pushStatus"], "PENDING");
+        let run = world::succeeded(&app, &w.id, "FULL").await;
+        assert_eq!(run["counts"]["conflicts"], 0, "{run}");
+        let settled = binding(&app, &b["id"]).await;
+        assert!(settled["conflict"].is_null(), "{settled}");
+        assert_eq!(settled["pushStatus"], "DELIVERED", "{settled}");
+        assert_eq!(settled["attempts"], 0, "settled by the sync, not by a new attempt");
+    }
 }

@@ -40,6 +40,8 @@ pub struct Model {
     pub page: i64,
     /// Pages the current listing has, when the platform said how many records it holds.
     pub pages: Option<i64>,
+    /// Active bindings whose port carries another customer on the platform, as this run found.
+    pub conflicts: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

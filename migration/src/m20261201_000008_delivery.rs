@@ -1,5 +1,6 @@
 //! Delivery of bindings to the platform: the port each outbox row writes (so deliveries go out
-//! in order per port), and what a sync found on a port that disagrees with its binding.
+//! in order per port), what a sync found on a port that disagrees with its binding, and how
+//! many such conflicts a run found.
 
 use sea_orm_migration::prelude::*;
 
@@ -23,6 +24,12 @@ enum Bindings {
     ConflictContract,
     ConflictDocument,
     ConflictSeenAt,
+}
+
+#[derive(DeriveIden)]
+enum SyncRuns {
+    Table,
+    Conflicts,
 }
 
 #[async_trait::async_trait]
@@ -67,10 +74,30 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        Ok(())
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SyncRuns::Table)
+                    .add_column(
+                        ColumnDef::new(SyncRuns::Conflicts)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SyncRuns::Table)
+                    .drop_column(SyncRuns::Conflicts)
+                    .to_owned(),
+            )
+            .await?;
         for column in [
             Bindings::ConflictSeenAt,
             Bindings::ConflictDocument,

@@ -31,6 +31,8 @@ pub struct SyncCounts {
     pub unchanged: i64,
     /// Bindings orphaned because their port disappeared.
     pub orphaned: i64,
+    /// Active bindings whose port carries another customer on the platform.
+    pub conflicts: i64,
 }
 
 /// Why a run failed.
@@ -124,6 +126,7 @@ impl SyncRun {
             deleted: self.0.deleted,
             unchanged: self.0.unchanged,
             orphaned: self.0.orphaned,
+            conflicts: self.0.conflicts,
         }
     }
     /// Where it is now.

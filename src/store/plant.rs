@@ -236,3 +236,75 @@ pub async fn link_boxes<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+/// After a page of ports is written: marks done the pending pushes whose contract the platform
+/// now shows on their port, clears the conflicts that agree again, and records a conflict on
+/// each active binding whose port carries another contract on the platform (neither side is
+/// changed). Returns how many bindings this run found in conflict for the first time (`since`
+/// is when the run started, so a binding is counted once per run).
+pub async fn reconcile_bindings<C: ConnectionTrait>(
+    db: &C,
+    splitter_ids: &[i64],
+    since: chrono::DateTime<Utc>,
+) -> Result<u64> {
+    use entity::binding::BindingStatus;
+    use entity::push_outbox::{PushAction, PushStatus};
+    use sea_orm::ActiveEnum;
+    let backend = db.get_database_backend();
+    let now = Utc::now();
+    let confirmed = BindingStatus::Confirmed.to_value();
+    let active = super::lookup::active_statuses_sql();
+    let mut conflicts = 0;
+    for chunk in splitter_ids.chunks(CHUNK) {
+        let ports = format!(
+            "SELECT id FROM ports WHERE splitter_id IN ({})",
+            id_list(chunk)
+        );
+        let done = format!(
+            "UPDATE push_outbox SET status = '{delivered}', delivered_at = {p1}, last_error = NULL \
+             WHERE status = '{pending}' AND action = '{push}' AND binding_id IN ( \
+               SELECT b.id FROM bindings b JOIN ports p ON p.id = b.port_id \
+               WHERE b.status = '{confirmed}' AND p.customer_contract = b.contract \
+               AND p.fid = push_outbox.port_fid AND p.id IN ({ports}))",
+            delivered = PushStatus::Delivered.to_value(),
+            pending = PushStatus::Pending.to_value(),
+            push = PushAction::Push.to_value(),
+            p1 = placeholder(backend, 1),
+        );
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            done,
+            [Value::from(now)],
+        ))
+        .await?;
+        let agree = format!(
+            "UPDATE bindings SET conflict_contract = NULL, conflict_document = NULL, \
+               conflict_seen_at = NULL \
+             WHERE conflict_seen_at IS NOT NULL AND port_id IN ({ports}) AND EXISTS ( \
+               SELECT 1 FROM ports p WHERE p.id = bindings.port_id \
+               AND (p.customer_contract IS NULL OR p.customer_contract = bindings.contract))"
+        );
+        db.execute_unprepared(&agree).await?;
+        let disagree = format!(
+            "UPDATE bindings SET \
+               conflict_contract = (SELECT p.customer_contract FROM ports p WHERE p.id = bindings.port_id), \
+               conflict_document = (SELECT p.customer_document FROM ports p WHERE p.id = bindings.port_id), \
+               conflict_seen_at = {p1} \
+             WHERE status IN ({active}) AND port_id IN ({ports}) \
+             AND (conflict_seen_at IS NULL OR conflict_seen_at < {p2}) AND EXISTS ( \
+               SELECT 1 FROM ports p WHERE p.id = bindings.port_id \
+               AND p.customer_contract IS NOT NULL AND p.customer_contract <> bindings.contract)",
+            p1 = placeholder(backend, 1),
+            p2 = placeholder(backend, 2),
+        );
+        conflicts += db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                disagree,
+                [Value::from(now), Value::from(since)],
+            ))
+            .await?
+            .rows_affected();
+    }
+    Ok(conflicts)
+}

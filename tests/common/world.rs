@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::TestApp;
 
 pub const RUN_FIELDS: &str = "id status mode trigger cursorBefore cursorAfter elementFid
-    counts { fetched created updated deleted unchanged orphaned } error { code message }";
+    counts { fetched created updated deleted unchanged orphaned conflicts } error { code message }";
 
 pub struct World {
     pub sim: RunningSimulator,

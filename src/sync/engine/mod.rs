@@ -68,6 +68,7 @@ struct Counts {
     deleted: i64,
     unchanged: i64,
     orphaned: i64,
+    conflicts: i64,
     processed: i64,
     total: i64,
 }
@@ -110,13 +111,15 @@ pub struct Engine<'a> {
 /// What subscribers are told of the run: its sequence number, the listing's page, the row
 /// written in a page's transaction but not yet published (it is, once committed), and when the
 /// last event went out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Live {
     seq: i64,
     page: i64,
     pages: Option<i64>,
     unpublished: Option<sync_run::Model>,
     last_event: Option<std::time::Instant>,
+    /// When the engine started, for what is counted once per run.
+    started_at: DateTime<Utc>,
 }
 
 impl<'a> Engine<'a> {
@@ -216,7 +219,11 @@ impl<'a> Engine<'a> {
             item: None,
             live: Live {
                 seq: run.seq,
-                ..Live::default()
+                page: 0,
+                pages: None,
+                unpublished: None,
+                last_event: None,
+                started_at: Utc::now(),
             },
         })
     }
@@ -353,6 +360,7 @@ impl<'a> Engine<'a> {
             deleted: Set(c.deleted),
             unchanged: Set(c.unchanged),
             orphaned: Set(c.orphaned),
+            conflicts: Set(c.conflicts),
             heartbeat_at: Set(Some(Utc::now())),
             seq: Set(self.live.seq),
             page: Set(self.live.page),

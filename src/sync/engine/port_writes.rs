@@ -174,6 +174,9 @@ impl<'a> Engine<'a> {
             [port::Column::IntegrationId, port::Column::Fid],
         )
         .await?;
+        let page_splitters: Vec<i64> = splitters.values().map(|(id, _)| *id).collect();
+        self.counts.conflicts +=
+            plant::reconcile_bindings(txn, &page_splitters, self.live.started_at).await? as i64;
         self.pending_ports = deferred;
         Ok(kept)
     }
