@@ -3,8 +3,7 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
 };
 use serde_json::json;
 
@@ -114,8 +113,9 @@ pub async fn set(
 
 /// Unlinks the project: deletes the synced copy (active bindings become ORPHANED), resets the
 /// cursors, and stops syncs until a project is set again.
-pub async fn unlink(db: &DatabaseConnection, actor: &Actor, integration_id: i64) -> Result<u64> {
+pub async fn unlink(app: &AppState, actor: &Actor, integration_id: i64) -> Result<u64> {
     actor.require(Role::Admin)?;
+    let db = &app.db;
     integrations::find(db, integration_id).await?;
     let txn = crate::db::write_txn(db).await?;
     let Some(current) = of(&txn, integration_id).await? else {
@@ -131,7 +131,9 @@ pub async fn unlink(db: &DatabaseConnection, actor: &Actor, integration_id: i64)
     {
         return Err(Error::SyncAlreadyRunning { run_id: run.id });
     }
-    let orphaned = plant::orphan_bindings(&txn, &PortScope::Project(current.id)).await?;
+    let orphaned_ids = plant::orphan_bindings(&txn, &PortScope::Project(current.id)).await?;
+    crate::bindings::record_orphaned(&txn, actor, &orphaned_ids).await?;
+    let orphaned = orphaned_ids.len() as u64;
     plant::delete_project_plant(&txn, current.id).await?;
     project::Entity::delete_by_id(current.id).exec(&txn).await?;
     element_selection::Entity::update_many()
@@ -156,5 +158,6 @@ pub async fn unlink(db: &DatabaseConnection, actor: &Actor, integration_id: i64)
     )
     .await?;
     txn.commit().await?;
+    crate::bindings::announce_all(app, &orphaned_ids).await;
     Ok(orphaned)
 }

@@ -341,6 +341,13 @@ on_both_engines! {
         assert_eq!(orphan["status"], "ORPHANED");
         assert!(orphan["port"].is_null());
         assert!(orphan["orphanedFrom"]["boxFid"].is_string(), "{orphan}");
+        let history = app.ok("query($i: ID!) { history(integrationId: $i, first: 50) { edges { node { action actor summary } } } }", json!({ "i": w.id })).await;
+        let orphaned: Vec<&Value> = history["history"]["edges"].as_array().unwrap().iter()
+            .map(|e| &e["node"])
+            .filter(|n| n["action"] == "binding.orphaned")
+            .collect();
+        assert_eq!(orphaned.len(), 1, "{history}");
+        assert_eq!(orphaned[0]["actor"], "test admin", "in the name of who started the sync");
         // Moved again: nothing to free on the platform, the new port gets the customer.
         let writes_before = w.sim.state.writes().len();
         let moved = app.ok(rebind, json!({ "i": b["id"], "p": ports[2].0 })).await["rebindBinding"].clone();

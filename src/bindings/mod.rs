@@ -81,6 +81,48 @@ pub(crate) async fn announce(app: &AppState, binding_id: i64) {
     }
 }
 
+/// Records in the history that these bindings became ORPHANED (their port disappeared), in the
+/// transaction that orphaned them; `actor` is who caused it (the sync's starter, the admin who
+/// unlinked the project).
+pub async fn record_orphaned<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    ids: &[i64],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = binding::Entity::find()
+        .filter(binding::Column::Id.is_in(ids.to_vec()))
+        .all(txn)
+        .await?;
+    for b in rows {
+        history::record(
+            txn,
+            Some(b.integration_id),
+            actor,
+            "binding.orphaned",
+            format!(
+                "binding {} (contract {}) orphaned: its port {} disappeared",
+                b.id,
+                b.contract,
+                b.snapshot_port_fid.as_deref().unwrap_or("?")
+            ),
+            None,
+            Some(snapshot(&b)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Announces each of these bindings (after the transaction that changed them committed).
+pub(crate) async fn announce_all(app: &AppState, ids: &[i64]) {
+    for id in ids {
+        announce(app, *id).await;
+    }
+}
+
 /// One binding, or `NOT_FOUND`.
 pub async fn find<C: ConnectionTrait>(db: &C, id: i64) -> Result<binding::Model> {
     binding::Entity::find_by_id(id)

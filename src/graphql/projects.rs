@@ -178,7 +178,7 @@ impl ProjectMutation {
     ) -> async_graphql::Result<Integration> {
         let app = state(ctx)?;
         let id = ids::decode(INTEGRATION, &integration_id)?;
-        domain::unlink(&app.db, actor(ctx)?, id).await?;
+        domain::unlink(app, actor(ctx)?, id).await?;
         Ok(Integration(crate::integrations::find(&app.db, id).await?))
     }
 

@@ -54,12 +54,28 @@ impl PortScope {
     }
 }
 
-/// Orphans the active bindings of the ports in `scope`; returns how many.
-pub async fn orphan_bindings<C: ConnectionTrait>(db: &C, scope: &PortScope) -> Result<u64> {
+/// Orphans the active bindings of the ports in `scope`; returns their ids.
+pub async fn orphan_bindings<C: ConnectionTrait>(db: &C, scope: &PortScope) -> Result<Vec<i64>> {
     let backend = db.get_database_backend();
     let now = Utc::now();
-    let mut total = 0;
+    let active = super::lookup::active_statuses_sql();
+    let mut orphaned = Vec::new();
     for doomed in scope.chunks() {
+        // Read first (the caller's write transaction holds them), then update those.
+        let ids: Vec<i64> = db
+            .query_all_raw(Statement::from_string(
+                backend,
+                format!(
+                    "SELECT id FROM bindings WHERE status IN ({active}) AND port_id IN ({doomed})"
+                ),
+            ))
+            .await?
+            .into_iter()
+            .map(|row| row.try_get::<i64>("", "id"))
+            .collect::<std::result::Result<_, _>>()?;
+        if ids.is_empty() {
+            continue;
+        }
         let p1 = placeholder(backend, 1);
         let p2 = placeholder(backend, 2);
         let sql = format!(
@@ -69,21 +85,20 @@ pub async fn orphan_bindings<C: ConnectionTrait>(db: &C, scope: &PortScope) -> R
                snapshot_splitter_fid = (SELECT s.fid FROM ports p JOIN splitters s ON s.id = p.splitter_id WHERE p.id = bindings.port_id), \
                snapshot_box_fid = (SELECT s.box_fid FROM ports p JOIN splitters s ON s.id = p.splitter_id WHERE p.id = bindings.port_id), \
                snapshot_box_name = COALESCE((SELECT e.name FROM ports p JOIN splitters s ON s.id = p.splitter_id JOIN elements e ON e.id = s.element_id WHERE p.id = bindings.port_id), snapshot_box_name), \
-               status = '{orphaned}', port_id = NULL, orphaned_at = {p1}, updated_at = {p2} \
-             WHERE status IN ({active}) AND port_id IN ({doomed})",
-            orphaned = sea_orm::ActiveEnum::to_value(&entity::binding::BindingStatus::Orphaned),
-            active = super::lookup::active_statuses_sql(),
+               status = '{status}', port_id = NULL, orphaned_at = {p1}, updated_at = {p2} \
+             WHERE id IN ({ids})",
+            status = sea_orm::ActiveEnum::to_value(&entity::binding::BindingStatus::Orphaned),
+            ids = id_list(&ids),
         );
-        let result = db
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [Value::from(now), Value::from(now)],
-            ))
-            .await?;
-        total += result.rows_affected();
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(now), Value::from(now)],
+        ))
+        .await?;
+        orphaned.extend(ids);
     }
-    Ok(total)
+    Ok(orphaned)
 }
 
 /// Deletes rows of `table` by id, in chunks; returns how many went.

@@ -209,7 +209,7 @@ async fn execute(app: &AppState, run: sync_run::Model, cancel: CancellationToken
             })
         };
         tracing::info!("sync started");
-        let outcome = engine::Engine::run(app, &run, &cancel).await;
+        let outcome = engine::Engine::run(app, &run, &cancel, &actor).await;
         heartbeat.abort();
         if let Err(e) = finish(app, &run, outcome, &actor).await {
             tracing::error!(error = %e.message(), "could not record the end of a sync run");

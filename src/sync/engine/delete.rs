@@ -110,17 +110,20 @@ impl<'a> Engine<'a> {
         let txn = crate::db::write_txn(self.db).await?;
         let mut orphaned =
             plant::orphan_bindings(&txn, &PortScope::Ports(doomed.ports.clone())).await?;
-        orphaned +=
-            plant::orphan_bindings(&txn, &PortScope::Splitters(doomed.splitters.clone())).await?;
+        orphaned.extend(
+            plant::orphan_bindings(&txn, &PortScope::Splitters(doomed.splitters.clone())).await?,
+        );
+        crate::bindings::record_orphaned(&txn, self.actor, &orphaned).await?;
         let mut deleted = plant::delete_ids(&txn, "ports", &doomed.ports).await?;
         deleted += plant::delete_ports_of_splitters(&txn, &doomed.splitters).await?;
         deleted += plant::delete_ids(&txn, "splitters", &doomed.splitters).await?;
         deleted += plant::delete_ids(&txn, "elements", &doomed.elements).await?;
         self.counts.deleted += deleted as i64;
-        self.counts.orphaned += orphaned as i64;
+        self.counts.orphaned += orphaned.len() as i64;
         self.save_progress_in(&txn).await?;
         txn.commit().await?;
         self.publish();
+        crate::bindings::announce_all(self.app, &orphaned).await;
         Ok(deleted)
     }
 }

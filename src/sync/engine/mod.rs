@@ -98,6 +98,8 @@ pub struct Engine<'a> {
     platform: Arc<dyn Platform>,
     selection: Vec<element_selection::Model>,
     cancel: &'a CancellationToken,
+    /// Who started the run: bindings it orphans are recorded in their name.
+    actor: &'a crate::access::Actor,
     counts: Counts,
     clock: Option<DateTime<Utc>>,
     doomed: Doomed,
@@ -128,8 +130,9 @@ impl<'a> Engine<'a> {
         app: &'a AppState,
         run: &sync_run::Model,
         cancel: &'a CancellationToken,
+        actor: &'a crate::access::Actor,
     ) -> Outcome {
-        let outcome = match Self::prepare(app, run, cancel).await {
+        let outcome = match Self::prepare(app, run, cancel, actor).await {
             Ok(mut engine) => {
                 let result = engine.go().await;
                 if let Err(e) = engine.save_progress().await {
@@ -161,6 +164,7 @@ impl<'a> Engine<'a> {
         app: &'a AppState,
         run: &sync_run::Model,
         cancel: &'a CancellationToken,
+        actor: &'a crate::access::Actor,
     ) -> Step<Engine<'a>> {
         let db = &app.db;
         let integration = crate::integrations::find(db, run.integration_id).await?;
@@ -211,6 +215,7 @@ impl<'a> Engine<'a> {
             platform,
             selection,
             cancel,
+            actor,
             counts: Counts::default(),
             clock: None,
             doomed: Doomed::default(),
