@@ -266,7 +266,6 @@ async fn finish(
     row.finished_at = Set(Some(finished_at));
     row.seq = Set(current.seq + 1);
     let done = row.update(&app.db).await?;
-    app.events.publish_run(&done);
     let seconds = done.started_at.map_or(0.0, |s| {
         (finished_at - s).num_milliseconds() as f64 / 1000.0
     });
@@ -281,7 +280,7 @@ async fn finish(
         orphaned = done.orphaned,
         "sync finished"
     );
-    history::record(
+    let recorded = history::record(
         &app.db,
         Some(run.integration_id),
         actor,
@@ -311,7 +310,11 @@ async fn finish(
             "orphaned": done.orphaned, "errorCode": code,
         })),
     )
-    .await
+    .await;
+    // Told last, so that whoever follows the run to its end finds its history written; told
+    // even when the history could not be written, since the row says the run ended.
+    app.events.publish_run(&done);
+    recorded
 }
 
 /// Asks a run to stop. Runs of this instance stop at the next page; a run whose instance is

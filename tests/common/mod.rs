@@ -70,8 +70,20 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
-        if self.engine == Engine::Postgres {
-            drop_database(&self.db_config.database_url);
+        match self.engine {
+            Engine::Postgres => drop_database(&self.db_config.database_url),
+            // The test's own folder, with the database, its WAL and its master key file.
+            Engine::Sqlite => {
+                if let Some(dir) = self
+                    .db_config
+                    .database_url
+                    .strip_prefix("sqlite://")
+                    .and_then(|path| std::path::Path::new(path).parent())
+                    .filter(|dir| dir.starts_with(std::env::temp_dir()))
+                {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
         }
     }
 }
