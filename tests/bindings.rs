@@ -443,4 +443,18 @@ on_both_engines! {
         assert_eq!(settled["pushStatus"], "DELIVERED", "{settled}");
         assert_eq!(settled["attempts"], 0, "settled by the sync, not by a new attempt");
     }
+
+    async fn a_rate_limited_platform_still_gets_each_push_once(app: TestApp) {
+        let w = synced_world(&app).await;
+        let (port, fid) = free_service_ports(&app, 1).await.remove(0);
+        // The next three platform calls are answered 429 with Retry-After: 1.
+        w.sim.state.set_faults(Faults { burst_429: 3, retry_after_secs: 1, ..Default::default() });
+        let b = bind_port(&app, &port, customer("220001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        let delivered = delivery(&app, &b["id"], "DELIVERED").await;
+        assert!(delivered["lastError"].is_null(), "{delivered}");
+        let pushes: Vec<Value> = writes_to(&w, &fid);
+        assert_eq!(pushes.len(), 1, "one write after the 429s: {pushes:?}");
+        assert_eq!(pushes[0]["contrato"], "220001");
+    }
 }
