@@ -9,23 +9,8 @@ use mapping_gateway::config::DbConfig;
 use mapping_gateway::simulator::{Faults, RunningSimulator};
 use serde_json::{json, Value};
 
-/// A gateway process on `db`, answering for `admin`; returns it and its base URL.
 fn gateway(db: &DbConfig, admin: &str) -> (Process, String) {
-    let mut env = vec![
-        ("DATABASE_URL", db.database_url.clone()),
-        ("ADMIN_API_KEY", admin.to_owned()),
-        ("LISTEN", "127.0.0.1:0".into()),
-        ("SCHEDULER", "false".into()),
-        ("ALLOWED_PLATFORM_NETWORKS", "127.0.0.0/8".into()),
-    ];
-    if let Some(key) = &db.master_key {
-        env.push(("MASTER_KEY", key.clone()));
-    }
-    let process = Process::start(&["serve"], &env);
-    let base = common::last_word(&process.until("GraphiQL:"), "GraphiQL:")
-        .trim_end_matches("/graphql")
-        .to_owned();
-    (process, base)
+    common::serve_on(db, admin, &[])
 }
 
 /// Links an integration to the simulator's first project and syncs it in full; returns the

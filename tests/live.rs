@@ -316,29 +316,9 @@ async fn a_run_on_one_instance_is_followed_on_another() {
         ..Default::default()
     });
     let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
-    let instance = |metrics_token: &str| {
-        common::Process::start(
-            &["serve"],
-            &[
-                ("DATABASE_URL", db.database_url.clone()),
-                ("MASTER_KEY", db.master_key.clone().unwrap()),
-                ("ADMIN_API_KEY", admin.clone()),
-                ("LISTEN", "127.0.0.1:0".into()),
-                ("SCHEDULER", "false".into()),
-                ("ALLOWED_PLATFORM_NETWORKS", "127.0.0.0/8".into()),
-                ("METRICS_TOKEN", metrics_token.into()),
-            ],
-        )
-    };
     // One after the other: each migrates the database at start.
-    let a = instance("");
-    let base_a = common::last_word(&a.until("GraphiQL:"), "GraphiQL:")
-        .trim_end_matches("/graphql")
-        .to_owned();
-    let b = instance("scrape-token");
-    let base_b = common::last_word(&b.until("GraphiQL:"), "GraphiQL:")
-        .trim_end_matches("/graphql")
-        .to_owned();
+    let (a, base_a) = common::serve_on(&db, &admin, &[]);
+    let (b, base_b) = common::serve_on(&db, &admin, &[("METRICS_TOKEN", "scrape-token".into())]);
     let ws_b = format!("{}/graphql/ws", base_b.replacen("http://", "ws://", 1));
 
     let on_a = |query: &'static str, variables: Value| {

@@ -136,3 +136,29 @@ pub async fn graphql_at(
     assert!(body.get("errors").is_none(), "{body}");
     body["data"].clone()
 }
+
+/// `serve` on `db` with `admin` as its ADMIN_API_KEY, on a free loopback port, no scheduler,
+/// loopback platforms admitted, plus `extra` settings; returns the process and its base URL
+/// (`http://host:port`) once it listens.
+pub fn serve_on(
+    db: &mapping_gateway::config::DbConfig,
+    admin: &str,
+    extra: &[(&str, String)],
+) -> (Process, String) {
+    let mut env = vec![
+        ("DATABASE_URL", db.database_url.clone()),
+        ("ADMIN_API_KEY", admin.to_owned()),
+        ("LISTEN", "127.0.0.1:0".into()),
+        ("SCHEDULER", "false".into()),
+        ("ALLOWED_PLATFORM_NETWORKS", "127.0.0.0/8".into()),
+    ];
+    if let Some(key) = &db.master_key {
+        env.push(("MASTER_KEY", key.clone()));
+    }
+    env.extend(extra.iter().cloned());
+    let process = Process::start(&["serve"], &env);
+    let base = last_word(&process.until("GraphiQL:"), "GraphiQL:")
+        .trim_end_matches("/graphql")
+        .to_owned();
+    (process, base)
+}
