@@ -164,6 +164,12 @@ pub struct ServeConfig {
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
 
+    /// Path prefix the gateway is reached under behind a reverse proxy that forwards the path
+    /// as it is (e.g. `/gateway`: GraphiQL at `/gateway/graphql`); every route moves below it.
+    /// Leave it empty when the proxy strips the prefix.
+    #[arg(long, env = "BASE_PATH", default_value = "", value_parser = parse_base_path)]
+    pub base_path: String,
+
     /// Bearer token that `/metrics` asks for; without one it is open (bind it to a private
     /// address, or set this).
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
@@ -210,4 +216,45 @@ pub struct SyncConfig {
     /// Run the scheduler in this instance.
     #[arg(long, env = "SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
     pub scheduler: bool,
+}
+
+/// `BASE_PATH`: empty, or `/` followed by segments of letters, digits, `-`, `_`, `.` and `~`
+/// (so that it is safe in the GraphiQL page as it is); a trailing `/` is dropped.
+pub fn parse_base_path(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = trimmed.starts_with('/')
+        && trimmed[1..].split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        });
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not a path prefix: use `/name` or `/a/b` (letters, digits, - _ . ~)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod base_path_tests {
+    use super::parse_base_path;
+
+    #[test]
+    fn base_paths() {
+        assert_eq!(parse_base_path("").unwrap(), "");
+        assert_eq!(parse_base_path("/").unwrap(), "");
+        assert_eq!(parse_base_path("/gw/").unwrap(), "/gw");
+        assert_eq!(parse_base_path("/isp/gateway-1").unwrap(), "/isp/gateway-1");
+        for bad in ["gw", "/a//b", "/a/../b", "/a b", "/<script>", "/\"x"] {
+            assert!(parse_base_path(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -186,6 +186,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let surface = crate::http::Surface {
         graphiql: config.graphiql,
+        base_path: config.base_path.clone(),
         metrics_token: config.metrics_token.clone(),
     };
     let router = crate::http::router(state.clone(), &config.limits, &surface);
@@ -197,7 +198,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             stop.clone(),
         ))
     });
-    println!("GraphiQL: http://{addr}/graphql");
+    println!("GraphiQL: http://{addr}{}/graphql", config.base_path);
     tracing::info!(%addr, "listening");
     let signalled = tokio_util::sync::CancellationToken::new();
     let server = crate::http::serve(listener, router, &config.limits, {

@@ -216,7 +216,7 @@ pub(crate) async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()>
         &Default::default(),
         &mapping_gateway::http::Surface {
             graphiql: false,
-            metrics_token: None,
+            ..Default::default()
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

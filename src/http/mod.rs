@@ -6,6 +6,7 @@
 //! request, a document over the limits, an ambiguous or unknown operation name) answer 400 with
 //! `extensions.code`.
 
+mod graphiql;
 mod serve;
 mod ws;
 
@@ -14,12 +15,12 @@ pub use serve::serve;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::{GraphiQLSource, WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::{WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Body;
 use axum::extract::{Extension, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -41,6 +42,7 @@ struct Http {
     ws_init_timeout: Duration,
     ws_keepalive: Duration,
     graphiql: bool,
+    base_path: Arc<str>,
     metrics_token: Option<Arc<str>>,
 }
 
@@ -49,6 +51,9 @@ struct Http {
 pub struct Surface {
     /// GraphiQL at `GET /graphql`.
     pub graphiql: bool,
+    /// The path prefix clients reach the gateway under (`BASE_PATH`: empty, or `/a/b`); every
+    /// route is served below it.
+    pub base_path: String,
     /// The bearer token `/metrics` asks for; open without one.
     pub metrics_token: Option<String>,
 }
@@ -57,6 +62,7 @@ impl Default for Surface {
     fn default() -> Self {
         Surface {
             graphiql: true,
+            base_path: String::new(),
             metrics_token: None,
         }
     }
@@ -65,8 +71,9 @@ impl Default for Surface {
 /// The gateway's router.
 pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
     let schema = graphql::schema_builder(limits).data(app.clone()).finish();
-    Router::new()
+    let routes = Router::new()
         .route("/graphql", get(graphiql_page).post(graphql_post))
+        .route("/graphiql/{version}/{name}", get(graphiql_asset))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -83,12 +90,18 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
             ws_init_timeout: limits.ws_init_timeout(),
             ws_keepalive: limits.ws_keepalive(),
             graphiql: surface.graphiql,
+            base_path: Arc::from(surface.base_path.as_str()),
             metrics_token: surface
                 .metrics_token
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
-        })
+        });
+    if surface.base_path.is_empty() {
+        routes
+    } else {
+        Router::new().nest(&surface.base_path, routes)
+    }
 }
 
 /// A GraphQL-shaped error response outside of execution.
@@ -113,15 +126,17 @@ async fn graphiql_page(State(http): State<Http>) -> Response {
     if !http.graphiql {
         return (StatusCode::NOT_FOUND, "GraphiQL is turned off").into_response();
     }
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .header("Authorization", "Bearer PASTE-YOUR-API-KEY")
-            .title("mapping-gateway")
-            .finish(),
-    )
-    .into_response()
+    graphiql::page(&http.base_path)
+}
+
+async fn graphiql_asset(
+    State(http): State<Http>,
+    path: axum::extract::Path<(String, String)>,
+) -> Response {
+    if !http.graphiql {
+        return (StatusCode::NOT_FOUND, "GraphiQL is turned off").into_response();
+    }
+    graphiql::asset(path).await
 }
 
 /// Resolves `Bearer <key>` to an actor; anything else (no key, an unknown or revoked one) is

@@ -1,0 +1,399 @@
+//! GraphiQL in a real browser: Debian's headless Chromium, driven over the DevTools protocol
+//! with `chromiumoxide` (async on tokio like the rest of the suite, and it exposes the raw
+//! protocol commands the test needs: `Input.insertText`, network events, screenshots).
+//!
+//! The gateway is served behind a `BASE_PATH`, and Chromium resolves no host name but the
+//! loopback address: the page must load from the gateway alone. The test enters a key in the
+//! headers editor, runs a tree query, then a `syncProgress` subscription while a sync runs.
+//! On failure a screenshot is saved under `target/browser/`.
+//!
+//! Without Chromium (`/usr/bin/chromium`, or `CHROMIUM`), the test says so and passes, unless
+//! `REQUIRE_BROWSER` is set, as `.ci/run` does after installing it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::Page;
+use common::*;
+use futures::StreamExt;
+use mapping_gateway::config::Limits;
+use serde_json::json;
+
+const BASE: &str = "/isp/gateway";
+
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("REQUIRE_BROWSER").is_none(),
+        "REQUIRE_BROWSER is set but there is no Chromium at {}",
+        path.display()
+    );
+    eprintln!(
+        "no Chromium at {}: skipping the browser test",
+        path.display()
+    );
+    None
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("browser")
+}
+
+/// Waits (30 s at most) until `expression` evaluates to `true` in the page.
+async fn until(page: &Page, what: &str, expression: &str) -> Result<(), String> {
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(result) = page.evaluate(expression).await {
+                if result.into_value::<bool>().unwrap_or(false) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    waited.map_err(|_| format!("timed out waiting until {what}"))
+}
+
+/// Replaces the text of the CodeMirror editor under `selector` as a user would: focus it, select
+/// everything, and type the new text through the browser's input pipeline.
+async fn enter(page: &Page, selector: &str, text: &str) -> Result<(), String> {
+    let focused = page
+        .evaluate(format!(
+            "(() => {{ const e = document.querySelector({selector:?}); \
+               if (!e || !e.CodeMirror) return false; \
+               e.CodeMirror.focus(); e.CodeMirror.execCommand('selectAll'); return true; }})()"
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_value::<bool>()
+        .unwrap_or(false);
+    if !focused {
+        return Err(format!("no editor at {selector}"));
+    }
+    page.execute(InsertTextParams::new(text))
+        .await
+        .map_err(|e| e.to_string())?;
+    let value: String = page
+        .evaluate(format!(
+            "document.querySelector({selector:?}).CodeMirror.getValue()"
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_value()
+        .map_err(|e| e.to_string())?;
+    if value != text {
+        return Err(format!("the editor at {selector} holds {value:?}"));
+    }
+    Ok(())
+}
+
+const HEADERS: &str = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror";
+const QUERY: &str = ".graphiql-query-editor .CodeMirror";
+const RESULT: &str = ".result-window .CodeMirror";
+
+fn result_contains(needle: &str) -> String {
+    format!(
+        "(() => {{ const e = document.querySelector({RESULT:?}); \
+           return !!e && !!e.CodeMirror && e.CodeMirror.getValue().includes({needle:?}); }})()"
+    )
+}
+
+async fn run_button(page: &Page) -> Result<(), String> {
+    page.find_element(".graphiql-execute-button")
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
+    let Some(executable) = chromium() else {
+        return;
+    };
+    let Some(app) = TestApp::start(engine).await else {
+        return;
+    };
+    let (_sim, integration) = world::synced(&app, 30, &["SERVICE", "CTO"]).await;
+    let first_fid = app
+        .ok(
+            "query($i: ID!) { elements(integrationId: $i, first: 1) { edges { node { fid } } } }",
+            json!({ "i": integration }),
+        )
+        .await["elements"]["edges"][0]["node"]["fid"]
+        .as_str()
+        .expect("an element")
+        .to_owned();
+
+    // The same state served behind a path prefix, as a reverse proxy would forward it.
+    let origin = serve_surface(
+        &app,
+        mapping_gateway::http::Surface {
+            base_path: BASE.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    let profile = std::env::temp_dir().join(unique("mgw-chromium-"));
+    let config = BrowserConfig::builder()
+        .chrome_executable(executable)
+        .no_sandbox()
+        .user_data_dir(&profile)
+        .window_size(1400, 900)
+        .viewport(chromiumoxide::handler::viewport::Viewport {
+            width: 1400,
+            height: 900,
+            ..Default::default()
+        })
+        .request_timeout(Duration::from_secs(30))
+        .args([
+            "disable-gpu",
+            "disable-quic",
+            "disable-component-update",
+            "disable-extensions",
+            // Nothing but the loopback address resolves: a page that reached for a CDN fails.
+            "host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        ])
+        .build()
+        .expect("browser config");
+    let (mut browser, mut handler) = Browser::launch(config).await.expect("launch Chromium");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+
+    let page = browser.new_page("about:blank").await.expect("a page");
+    let requested = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut requests = page
+        .event_listener::<EventRequestWillBeSent>()
+        .await
+        .expect("network events");
+    let recorder = {
+        let requested = requested.clone();
+        tokio::spawn(async move {
+            while let Some(event) = requests.next().await {
+                requested.lock().unwrap().push(event.request.url.clone());
+            }
+        })
+    };
+
+    let steps = async {
+        page.goto(format!("{origin}{BASE}/graphql"))
+            .await
+            .map_err(|e| e.to_string())?;
+        until(
+            &page,
+            "GraphiQL has rendered its editors",
+            &format!(
+                "!!document.querySelector({QUERY:?}) && !!document.querySelector({HEADERS:?})"
+            ),
+        )
+        .await?;
+
+        // The headers editor starts as the template users fill in.
+        let template: String = page
+            .evaluate(format!(
+                "document.querySelector({HEADERS:?}).CodeMirror.getValue()"
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if !template.contains("\"Authorization\": \"Bearer \"") {
+            return Err(format!("the headers start as {template:?}"));
+        }
+        enter(
+            &page,
+            HEADERS,
+            &format!("{{\"Authorization\": \"Bearer {}\"}}", app.admin_key),
+        )
+        .await?;
+
+        // A tree query over HTTP.
+        enter(
+            &page,
+            QUERY,
+            &format!(
+                "query Tree {{\n  elements(integrationId: \"{integration}\", first: 5) {{\n    \
+                 edges {{\n      node {{\n        fid\n        name\n        splitters {{\n          \
+                 kind\n          ports {{ number status }}\n        }}\n      }}\n    }}\n  }}\n}}"
+            ),
+        )
+        .await?;
+        run_button(&page).await?;
+        until(&page, "the tree result shows", &result_contains(&first_fid)).await?;
+        // The picture in the README, with the key left out of it.
+        let key = format!("{{\"Authorization\": \"Bearer {}\"}}", app.admin_key);
+        enter(&page, HEADERS, "{\"Authorization\": \"Bearer mgw_...\"}").await?;
+        let _ = std::fs::create_dir_all(target_dir());
+        let _ = page
+            .save_screenshot(
+                ScreenshotParams::builder().build(),
+                target_dir().join("graphiql-tree.png"),
+            )
+            .await;
+        enter(&page, HEADERS, &key).await?;
+
+        // A subscription over the WebSocket, with the key sent in connection_init.
+        enter(
+            &page,
+            QUERY,
+            &format!(
+                "subscription Progress {{ syncProgress(integrationId: \"{integration}\") {{ \
+                   runId phase status processed }} }}"
+            ),
+        )
+        .await?;
+        let before = app.state.events.subscribers();
+        run_button(&page).await?;
+        app.wait_subscribers(before + 1).await;
+        let run = world::start(&app, &integration, "INCREMENTAL", false).await;
+        let run_id = run["id"].as_str().expect("run id").to_owned();
+        until(
+            &page,
+            "the subscription shows the run's end",
+            &format!(
+                "({}) && ({})",
+                result_contains(&run_id),
+                result_contains("FINISHED")
+            ),
+        )
+        .await?;
+
+        let violations: Vec<String> = page
+            .evaluate("window.mgwCspViolations")
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if !violations.is_empty() {
+            return Err(format!("Content-Security-Policy refusals: {violations:?}"));
+        }
+        Ok::<(), String>(())
+    };
+    let outcome = steps.await;
+    if let Err(failure) = &outcome {
+        let _ = std::fs::create_dir_all(target_dir());
+        let shot = target_dir().join(format!("graphiql-failure-{engine:?}.png"));
+        let _ = page
+            .save_screenshot(ScreenshotParams::builder().build(), &shot)
+            .await;
+        eprintln!(
+            "browser test failed ({failure}); screenshot: {}",
+            shot.display()
+        );
+    }
+    let _ = browser.close().await;
+    let _ = browser.wait().await;
+    recorder.abort();
+    events.abort();
+    let _ = std::fs::remove_dir_all(&profile);
+    outcome.expect("GraphiQL works in the browser");
+
+    let requested = requested.lock().unwrap().clone();
+    assert!(
+        requested.iter().any(|u| u.ends_with("/boot.js")),
+        "the page's requests were seen: {requested:?}"
+    );
+    let foreign: Vec<&String> = requested
+        .iter()
+        .filter(|u| {
+            !(u.starts_with(&format!("{origin}{BASE}/"))
+                || u.starts_with(&format!("ws://{}{BASE}/", &origin["http://".len()..]))
+                || u.starts_with("data:")
+                || u.as_str() == "about:blank")
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "requests outside the gateway: {foreign:?}"
+    );
+}
+
+each_engine!(graphiql_runs_queries_and_subscriptions);
+
+/// Serves `app`'s state with `surface` on a new port; returns its origin.
+async fn serve_surface(app: &TestApp, surface: mapping_gateway::http::Surface) -> String {
+    let limits = Limits::default();
+    let router = mapping_gateway::http::router(app.state.clone(), &limits, &surface);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ =
+            mapping_gateway::http::serve(listener, router, &limits, std::future::pending()).await;
+    });
+    origin
+}
+
+on_both_engines! {
+    async fn the_page_and_its_files_are_served_under_the_base_path(app: TestApp) {
+        let origin = serve_surface(
+            &app,
+            mapping_gateway::http::Surface { base_path: BASE.to_owned(), ..Default::default() },
+        )
+        .await;
+        let http = reqwest::Client::new();
+        let page = http.get(format!("{origin}{BASE}/graphql")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+        let html = page.text().await.unwrap();
+        let files: Vec<&str> = html
+            .split(['"'])
+            .filter(|part| part.starts_with(&format!("{BASE}/graphiql/")))
+            .collect();
+        assert_eq!(files.len(), 7, "two stylesheets and five scripts: {html}");
+        for file in &files {
+            let response = http.get(format!("{origin}{file}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{file}");
+            assert_eq!(
+                response.headers()["cache-control"],
+                "public, max-age=31536000, immutable",
+                "{file}"
+            );
+            assert!(!response.bytes().await.unwrap().is_empty());
+        }
+        // Another build's files, and paths outside the prefix, are not there.
+        let stale = files[0].replace("/graphiql/", "/graphiql/0").to_owned();
+        assert_eq!(http.get(format!("{origin}{stale}")).send().await.unwrap().status(), 404);
+        assert_eq!(http.get(format!("{origin}/graphql")).send().await.unwrap().status(), 404);
+        assert_eq!(
+            http.get(format!("{origin}{BASE}/healthz")).send().await.unwrap().text().await.unwrap(),
+            "ok"
+        );
+        // The API answers under the prefix too.
+        let data = graphql_at(
+            &format!("{origin}{BASE}"),
+            &app.admin_key,
+            "{ integrations { id } }",
+            json!({}),
+        )
+        .await;
+        assert!(data["integrations"].is_array(), "{data}");
+
+        // Turned off, neither the page nor its files are served.
+        let off = serve_surface(
+            &app,
+            mapping_gateway::http::Surface { graphiql: false, ..Default::default() },
+        )
+        .await;
+        assert_eq!(http.get(format!("{off}/graphql")).send().await.unwrap().status(), 404);
+        let file = files[0].trim_start_matches(BASE);
+        assert_eq!(http.get(format!("{off}{file}")).send().await.unwrap().status(), 404);
+    }
+}
