@@ -24,6 +24,18 @@ pub enum Error {
         /// The input field at fault, when there is one.
         field: Option<String>,
     },
+    /// An argument is over one of the API's limits (a page size, a search radius): like
+    /// `Validation`, and it also says which limit and its value.
+    OverLimit {
+        /// What is wrong, for a person.
+        message: String,
+        /// The argument at fault.
+        field: String,
+        /// The limit's name in `extensions.limit` (`pageSize`, `radius`).
+        limit: &'static str,
+        /// The largest value allowed.
+        max: f64,
+    },
     /// The element selection breaks a catalog rule; the message names the rule.
     InvalidSelection(String),
     /// The change clashes with the current state (a duplicate name, a project already linked).
@@ -57,7 +69,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::NotFound(_) => "NOT_FOUND",
-            Error::Validation { .. } => "VALIDATION",
+            Error::Validation { .. } | Error::OverLimit { .. } => "VALIDATION",
             Error::InvalidSelection(_) => "INVALID_SELECTION",
             Error::Conflict(_) => "CONFLICT",
             Error::SyncAlreadyRunning { .. } => "SYNC_ALREADY_RUNNING",
@@ -74,7 +86,7 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::NotFound(what) => format!("{what} not found"),
-            Error::Validation { message, .. } => message.clone(),
+            Error::Validation { message, .. } | Error::OverLimit { message, .. } => message.clone(),
             Error::InvalidSelection(message) | Error::Conflict(message) => message.clone(),
             Error::SyncAlreadyRunning { run_id } => {
                 format!("a sync is already running for this integration (run {run_id})")
@@ -106,6 +118,21 @@ impl Error {
         Error::Validation {
             message: message.into(),
             field: Some(field.to_owned()),
+        }
+    }
+
+    /// `field` is over the limit named `limit`, whose value is `max`.
+    pub fn over_limit(
+        field: &str,
+        limit: &'static str,
+        max: f64,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::OverLimit {
+            message: message.into(),
+            field: field.to_owned(),
+            limit,
+            max,
         }
     }
 

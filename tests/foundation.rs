@@ -226,10 +226,11 @@ on_both_engines! {
                 totalCount pageInfo { hasNextPage endCursor } edges { cursor node { summary } }
             }
         }";
-        assert_eq!(
-            app.error_code(Some(&app.admin_key), q, json!({ "id": id, "first": 501 })).await,
-            "VALIDATION"
-        );
+        let (_, over) = app.post(Some(&app.admin_key), q, json!({ "id": id, "first": 501 })).await;
+        let ext = &over["errors"][0]["extensions"];
+        assert_eq!(ext["code"], "VALIDATION", "{over}");
+        assert_eq!(ext["limit"], "pageSize", "the README promises extensions.limit: {over}");
+        assert_eq!((ext["field"].as_str(), ext["max"].as_f64()), (Some("first"), Some(500.0)));
         app.ok(q, json!({ "id": id, "first": 500 })).await;
         let page1 = app.ok(q, json!({ "id": id, "first": 3 })).await["history"].clone();
         assert_eq!(page1["totalCount"], 5);
@@ -286,7 +287,7 @@ on_both_engines! {
         assert_eq!(ready.status(), 200);
         let page = app.client.get(format!("{}/graphql", app.url)).send().await.unwrap();
         assert_eq!(page.status(), 200);
-        assert!(page.text().await.unwrap().contains("/graphql/ws"));
+        assert!(page.text().await.unwrap().contains("/boot.js"));
         // Operations are POST only: a query string on GET runs nothing.
         let get = app
             .client

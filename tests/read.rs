@@ -5,6 +5,7 @@ mod common;
 
 use common::world::synced;
 use common::{Engine, TestApp};
+use mapping_gateway::config::Limits;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
@@ -288,9 +289,17 @@ on_both_engines! {
             json!({ "i": id, "lat": lat, "lng": -181.0 }),
             json!({ "i": id, "lat": lat, "lng": lng, "r": 5001.0 }),
             json!({ "i": id, "lat": lat, "lng": lng, "r": 0.0 }),
-            json!({ "i": id, "lat": lat, "lng": lng, "first": 101 }),
+            json!({ "i": id, "lat": lat, "lng": lng, "r": 200.0, "first": 101 }),
         ] {
             assert_eq!(app.error_code(Some(&app.admin_key), q, vars.clone()).await, "VALIDATION", "{vars}");
+        }
+        for (vars, limit, max) in [
+            (json!({ "i": id, "lat": lat, "lng": lng, "r": 5001.0 }), "radius", 5000.0),
+            (json!({ "i": id, "lat": lat, "lng": lng, "r": 200.0, "first": 101 }), "pageSize", 100.0),
+        ] {
+            let (_, body) = app.post(Some(&app.admin_key), q, vars).await;
+            assert_eq!(body["errors"][0]["extensions"]["limit"], limit, "{body}");
+            assert_eq!(body["errors"][0]["extensions"]["max"], max, "{body}");
         }
     }
 
@@ -319,8 +328,36 @@ on_both_engines! {
     async fn too_large_a_tree_is_refused_before_it_runs(app: TestApp) {
         let (_sim, id) = synced(&app, 10, &["SERVICE", "CTO"]).await;
         let (_, body) = app.post(Some(&app.admin_key), TREE, json!({ "i": id, "first": 500 })).await;
-        assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION", "{body}");
-        assert_eq!(body["errors"][0]["extensions"]["limit"], "complexity");
+        let error = &body["errors"][0];
+        assert_eq!(error["extensions"]["code"], "VALIDATION", "{body}");
+        assert_eq!(error["extensions"]["limit"], "complexity");
+        let (cost, max) = (error["extensions"]["cost"].as_u64().unwrap(), error["extensions"]["maxCost"].as_u64().unwrap());
+        assert!(cost > max, "{body}");
+        assert_eq!(max, Limits::default().max_complexity as u64);
+        assert!(error["message"].as_str().unwrap().contains(&format!("costs {cost}, over the limit of {max}")), "{body}");
+        assert_eq!(body["extensions"]["cost"], cost, "the refusal carries the cost too");
         assert!(body["data"].is_null());
+    }
+
+    /// The README's front-end tree fits the default limits at the page cap, and every answer
+    /// says what it cost.
+    async fn the_readme_tree_fits_at_the_page_cap(app: TestApp) {
+        let (_sim, id) = synced(&app, 10, &["SERVICE", "CTO"]).await;
+        let readme = include_str!("../README.md");
+        let start = readme.find("query {\n  elements(").expect("the README's tree query");
+        let end = start + readme[start..].find("\n```").unwrap();
+        let query = readme[start..end]
+            .replace("integrationId: \"...\"", "integrationId: $i")
+            .replace("first: 50", "first: 500")
+            .replace("query {", "query($i: ID!) {");
+        let (status, body) = app.post(Some(&app.admin_key), &query, json!({ "i": id })).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+        let cost = body["extensions"]["cost"].as_u64().expect("extensions.cost");
+        eprintln!("the README tree at 500 costs {cost}");
+        assert!(cost > 0 && cost <= Limits::default().max_complexity as u64);
+        // A small query costs little.
+        let (_, small) = app.post(Some(&app.admin_key), "{ integrations { id } }", json!({})).await;
+        assert!(small["extensions"]["cost"].as_u64().unwrap() < 10, "{small}");
     }
 }

@@ -20,6 +20,13 @@ impl From<Error> for async_graphql::Error {
                 Error::Validation {
                     field: Some(field), ..
                 } => ext.set("field", field.as_str()),
+                Error::OverLimit {
+                    field, limit, max, ..
+                } => {
+                    ext.set("field", field.as_str());
+                    ext.set("limit", *limit);
+                    ext.set("max", *max);
+                }
                 _ => {}
             }
         })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextValidation,
+    NextRequest, NextValidation,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
@@ -15,12 +15,16 @@ use futures::FutureExt;
 pub struct Safety {
     /// Most selections an operation may have with its fragments expanded.
     pub max_nodes: u64,
+    /// Highest cost (async-graphql's complexity) an operation may have.
+    pub max_cost: usize,
 }
 
 impl ExtensionFactory for Safety {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(SafetyExtension {
             max_nodes: self.max_nodes,
+            max_cost: self.max_cost,
+            cost: std::sync::OnceLock::new(),
         })
     }
 }
@@ -29,8 +33,14 @@ impl ExtensionFactory for Safety {
 /// it and picks the operation to run, refusing with `VALIDATION` what is too large or ambiguous;
 /// tags parse and validation failures (including the depth and complexity limits) with
 /// `VALIDATION`; and catches panics of resolvers as `INTERNAL` errors.
+///
+/// It also enforces the cost limit itself (instead of async-graphql's `limit_complexity`, whose
+/// refusal says neither the cost nor the limit) and reports every operation's cost in the
+/// response's `extensions.cost`, like GitHub's rate-limit cost. An instance serves one request.
 pub struct SafetyExtension {
     max_nodes: u64,
+    max_cost: usize,
+    cost: std::sync::OnceLock<usize>,
 }
 
 /// What the HTTP layer learns of an operation: whether it passed every check and began to
@@ -114,7 +124,6 @@ fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<Option<
 fn tag(mut err: ServerError, code: &str) -> ServerError {
     let limit = match err.message.as_str() {
         "Query is nested too deep." => Some("depth"),
-        "Query is too complex." => Some("complexity"),
         _ => None,
     };
     let ext = err.extensions.get_or_insert_with(Default::default);
@@ -165,14 +174,43 @@ impl Extension for SafetyExtension {
             .map_err(|e| tag(e, "VALIDATION"))
     }
 
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        if let Some(cost) = self.cost.get() {
+            response
+                .extensions
+                .insert("cost".to_owned(), async_graphql::Value::from(*cost as u64));
+        }
+        response
+    }
+
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx)
-            .await
-            .map_err(|errors| errors.into_iter().map(|e| tag(e, "VALIDATION")).collect())
+        let result = next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| tag(e, "VALIDATION"))
+                .collect::<Vec<_>>()
+        })?;
+        let _ = self.cost.set(result.complexity);
+        if result.complexity > self.max_cost {
+            let mut err = refusal(
+                format!(
+                    "the operation costs {}, over the limit of {} (MAX_QUERY_COMPLEXITY): ask for \
+                     smaller pages or fewer nested lists",
+                    result.complexity, self.max_cost
+                ),
+                Some("complexity"),
+            );
+            let ext = err.extensions.get_or_insert_with(Default::default);
+            ext.set("cost", result.complexity as u64);
+            ext.set("maxCost", self.max_cost as u64);
+            return Err(vec![err]);
+        }
+        Ok(result)
     }
 
     async fn execute(
@@ -237,7 +275,10 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_an_internal_error() {
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
-            .extension(Safety { max_nodes: 100 })
+            .extension(Safety {
+                max_nodes: 100,
+                max_cost: 10_000,
+            })
             .finish();
         let response = schema.execute("{ boom }").await;
         let json = serde_json::to_value(&response).unwrap();

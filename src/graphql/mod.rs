@@ -64,7 +64,8 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 /// The schema with its limits and extensions, before per-process data is attached.
 ///
 /// Extension order: `Safety` is the only extension; it measures the document before validation
-/// (`MAX_QUERY_NODES`), tags validation failures (depth, complexity, syntax) with `VALIDATION`
+/// (`MAX_QUERY_NODES`), refuses operations over `MAX_QUERY_COMPLEXITY` saying their cost, reports
+/// each operation's cost in `extensions.cost`, tags validation failures (depth, syntax) with `VALIDATION`
 /// and turns a panicking resolver into an `INTERNAL` error.
 pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
@@ -73,9 +74,9 @@ pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot,
         SubscriptionRoot::default(),
     )
     .limit_depth(limits.max_depth)
-    .limit_complexity(limits.max_complexity)
     .extension(extension::Safety {
         max_nodes: limits.max_nodes,
+        max_cost: limits.max_complexity,
     })
 }
 

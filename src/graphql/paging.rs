@@ -78,9 +78,17 @@ pub fn request(
     after: Option<String>,
 ) -> Result<PageRequest, Error> {
     let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
-    if first < 0 || first as u64 > MAX_PAGE_SIZE {
+    if first < 0 {
         return Err(Error::validation(
             "first",
+            format!("first must be between 0 and {MAX_PAGE_SIZE}, got {first}"),
+        ));
+    }
+    if first as u64 > MAX_PAGE_SIZE {
+        return Err(Error::over_limit(
+            "first",
+            "pageSize",
+            MAX_PAGE_SIZE as f64,
             format!("first must be between 0 and {MAX_PAGE_SIZE}, got {first}"),
         ));
     }

@@ -235,17 +235,30 @@ pub async fn free_ports<C: ConnectionTrait>(
 ) -> Result<Vec<FreePort>> {
     check_latitude("latitude", latitude)?;
     check_longitude("longitude", longitude)?;
-    if !(radius_m > 0.0 && radius_m <= MAX_RADIUS_M) {
-        return Err(Error::validation(
+    let radius_message = format!("radiusMeters must be above 0 and at most {MAX_RADIUS_M}");
+    // NaN is neither above 0 nor over the limit: a plain refusal.
+    if radius_m.is_nan() || radius_m <= 0.0 {
+        return Err(Error::validation("radiusMeters", radius_message));
+    }
+    if radius_m > MAX_RADIUS_M {
+        return Err(Error::over_limit(
             "radiusMeters",
-            format!("radiusMeters must be above 0 and at most {MAX_RADIUS_M}"),
+            "radius",
+            MAX_RADIUS_M,
+            radius_message,
         ));
     }
-    if first == 0 || first > MAX_FREE_PORTS {
-        return Err(Error::validation(
+    let first_message = format!("first must be between 1 and {MAX_FREE_PORTS}");
+    if first > MAX_FREE_PORTS {
+        return Err(Error::over_limit(
             "first",
-            format!("first must be between 1 and {MAX_FREE_PORTS}"),
+            "pageSize",
+            MAX_FREE_PORTS as f64,
+            first_message,
         ));
+    }
+    if first == 0 {
+        return Err(Error::validation("first", first_message));
     }
     let dlat = radius_m / 111_320.0;
     let dlng = radius_m / (111_320.0 * latitude.to_radians().cos().abs().max(0.01));

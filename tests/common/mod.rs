@@ -385,7 +385,8 @@ pub fn fragment_bomb(levels: usize, fan: usize) -> String {
 /// `name::postgres` (the latter skipped outside CI when PostgreSQL is not configured).
 #[macro_export]
 macro_rules! on_both_engines {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+    ($($(#[doc = $doc:literal])* async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+        $(#[doc = $doc])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
