@@ -147,6 +147,11 @@ pub struct ServeConfig {
     #[arg(long, env = "DEMO")]
     pub demo: bool,
 
+    /// File that keeps the demo's ADMIN key across restarts (mode 0600); by default
+    /// `<database>.demo-key` beside a SQLite file. Without one, each start makes a new key.
+    #[arg(long, env = "DEMO_KEY_FILE")]
+    pub demo_key_file: Option<std::path::PathBuf>,
+
     /// Boxes of the demo network.
     #[arg(long, env = "DEMO_BOXES", default_value_t = 300)]
     pub demo_boxes: usize,

@@ -129,7 +129,8 @@ pub fn key_file_for(sqlite_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` and a newline to a new file readable by its owner only (0600).
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -1,4 +1,4 @@
-//! The `mapping-gateway` command line: serve, migrate, schema, keys.
+//! The `mapping-gateway` command line: serve, sync, integrations, migrate, schema, keys.
 
 use std::process::ExitCode;
 
@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use mapping_gateway::access::{self, Role};
 use mapping_gateway::config::{DbConfig, LogConfig, ServeConfig};
-use mapping_gateway::{server, telemetry, Error};
+use mapping_gateway::{cli, server, telemetry, Error};
 
 /// GraphQL gateway between an ISP's management system and FTTH network-mapping platforms.
 #[derive(Parser)]
@@ -34,6 +34,55 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run a sync now, with a progress bar, and print its counts (exit 1 when it does not
+    /// succeed, 3 when another run of the integration is going).
+    Sync(SyncArgs),
+    /// Look at integrations.
+    Integrations {
+        #[command(subcommand)]
+        command: IntegrationsCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// The integration: its name, or its id (as the API shows it, or the database number).
+    #[arg(long)]
+    integration: String,
+    /// FULL or INCREMENTAL.
+    #[arg(long, default_value = "INCREMENTAL", value_parser = parse_mode)]
+    mode: mapping_gateway::sync::Mode,
+    /// Sync only this box (by platform fid), with its splitters and ports.
+    #[arg(long)]
+    element: Option<String>,
+    /// Let a full sync delete more than the mass-deletion share.
+    #[arg(long)]
+    allow_mass_deletion: bool,
+    /// Networks (CIDRs, comma-separated) a platform URL may point at although they are
+    /// internal, as for `serve`.
+    #[arg(long, env = "ALLOWED_PLATFORM_NETWORKS", value_delimiter = ',')]
+    allowed_platform_networks: Vec<String>,
+    #[command(flatten)]
+    db: DbConfig,
+}
+
+#[derive(Subcommand)]
+enum IntegrationsCommand {
+    /// One line per integration: id, gateway, state, last run, name.
+    List {
+        #[command(flatten)]
+        db: DbConfig,
+    },
+}
+
+fn parse_mode(text: &str) -> Result<mapping_gateway::sync::Mode, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "FULL" => Ok(mapping_gateway::sync::Mode::Full),
+        "INCREMENTAL" => Ok(mapping_gateway::sync::Mode::Incremental),
+        _ => Err(format!(
+            "unknown mode {text:?}: use FULL or INCREMENTAL (or --element FID)"
+        )),
+    }
 }
 
 #[derive(clap::Args)]
@@ -107,7 +156,7 @@ fn main() -> ExitCode {
     // deadline) must not keep the process alive, as dropping the runtime would.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // One clear line, not a panic trace.
             eprintln!("error: {e:#}");
@@ -116,21 +165,35 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(config) => server::serve(*config).await,
+        Command::Serve(config) => server::serve(*config).await?,
         Command::Migrate(db) => {
             server::open(&db).await?;
             println!("migrations applied");
-            Ok(())
         }
-        Command::Schema => {
-            print!("{}", mapping_gateway::graphql::sdl());
-            Ok(())
+        Command::Schema => print!("{}", mapping_gateway::graphql::sdl()),
+        Command::Keys { command } => keys(command).await?,
+        Command::Simulate(args) => simulate(args).await?,
+        Command::Integrations {
+            command: IntegrationsCommand::List { db },
+        } => cli::integrations_list(&db).await?,
+        Command::Sync(args) => {
+            let command = cli::SyncCommand {
+                integration: args.integration,
+                mode: args.mode,
+                element: args.element,
+                allow_mass_deletion: args.allow_mass_deletion,
+                allowed_platform_networks: args.allowed_platform_networks,
+            };
+            return Ok(match cli::sync(&args.db, command).await? {
+                cli::SyncOutcome::Succeeded => ExitCode::SUCCESS,
+                cli::SyncOutcome::Failed => ExitCode::from(1),
+                cli::SyncOutcome::AlreadyRunning => ExitCode::from(3),
+            });
         }
-        Command::Keys { command } => keys(command).await,
-        Command::Simulate(args) => simulate(args).await,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {

@@ -80,6 +80,15 @@ pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<Ap
     open_state(config, options, true).await
 }
 
+/// Like [`open`], and this instance's run events also reach the other instances' subscribers
+/// (PostgreSQL): for `sync` from the command line.
+pub async fn open_relaying(config: &DbConfig, options: Options) -> anyhow::Result<AppState> {
+    let instance = options.sync.instance_id.clone();
+    let state = open_state(config, options, false).await?;
+    crate::events::relay::start_outbound(&state.db, state.events.clone(), instance);
+    Ok(state)
+}
+
 async fn open_state(
     config: &DbConfig,
     options: Options,
@@ -141,7 +150,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         crate::outbound::NetworkPolicy::with_networks(&config.allowed_platform_networks)?;
     // The demo's simulator listens on loopback, which the policy refuses: admit exactly it.
     let simulator = if config.demo {
-        let sim = spawn_demo_simulator(config.demo_boxes).await?;
+        let sim = crate::demo::spawn_simulator(config.demo_boxes).await?;
         network.admit_socket(sim.addr);
         Some(sim)
     } else {
@@ -167,7 +176,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .map_err(crate::Error::into_anyhow)?;
     }
     if let Some(sim) = &simulator {
-        link_demo(&state, sim).await?;
+        crate::demo::start(&state, sim, &config.db, config.demo_key_file.as_ref()).await?;
     }
     if let Some(new) = access::bootstrap_admin(&state.db)
         .await
@@ -243,111 +252,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         ),
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
-    Ok(())
-}
-
-/// Name of the integration demo mode keeps pointed at its simulator.
-pub const DEMO_INTEGRATION: &str = "Demo";
-const DEMO_KEY_NAME: &str = "demo admin";
-
-/// Credentials of the demo simulator.
-fn demo_simulator_config(boxes: usize) -> crate::simulator::SimConfig {
-    crate::simulator::SimConfig {
-        seed: 7,
-        boxes,
-        ..Default::default()
-    }
-}
-
-/// Starts the in-process simulator of demo mode on a free loopback port.
-pub async fn spawn_demo_simulator(
-    boxes: usize,
-) -> anyhow::Result<crate::simulator::RunningSimulator> {
-    Ok(crate::simulator::spawn(demo_simulator_config(boxes), ([127, 0, 0, 1], 0).into()).await?)
-}
-
-/// Points the "Demo" integration at the simulator (creating it the first time) and prints a
-/// fresh ADMIN key. Idempotent across restarts: one integration, one live demo key.
-pub async fn link_demo(
-    state: &AppState,
-    sim: &crate::simulator::RunningSimulator,
-) -> anyhow::Result<()> {
-    use crate::integrations::{self, IntegrationChanges, NewIntegration};
-    let defaults = crate::simulator::SimConfig::default();
-    let (username, password) = (defaults.username, defaults.password);
-    let actor = access::Actor::system("demo");
-    let existing = integrations::list(&state.db)
-        .await
-        .map_err(crate::Error::into_anyhow)?
-        .into_iter()
-        .find(|i| i.name == DEMO_INTEGRATION);
-    let result = match existing {
-        Some(row) => {
-            integrations::set_active(&state.db, &actor, row.id, true)
-                .await
-                .map_err(crate::Error::into_anyhow)?;
-            integrations::update(
-                &state.db,
-                &state.master,
-                &state.settings.network,
-                &actor,
-                row.id,
-                IntegrationChanges {
-                    api_url: Some(sim.url.clone()),
-                    username: Some(username),
-                    password: Some(password),
-                    name: None,
-                    schedule: None,
-                },
-            )
-            .await
-        }
-        None => {
-            integrations::create(
-                &state.db,
-                &state.master,
-                &state.settings.network,
-                &actor,
-                NewIntegration {
-                    name: DEMO_INTEGRATION.into(),
-                    gateway: crate::gateways::GatewayKind::Geosite,
-                    api_url: sim.url.clone(),
-                    username,
-                    password,
-                },
-                (
-                    &state.settings.sync.default_cron,
-                    &state.settings.sync.default_timezone,
-                ),
-            )
-            .await
-        }
-    };
-    let integration = result.map_err(crate::Error::into_anyhow)?;
-    for key in access::list_keys(&state.db)
-        .await
-        .map_err(crate::Error::into_anyhow)?
-    {
-        if key.name == DEMO_KEY_NAME && key.revoked_at.is_none() {
-            access::revoke_key(&state.db, key.id)
-                .await
-                .map_err(crate::Error::into_anyhow)?;
-        }
-    }
-    let key = access::create_key(&state.db, DEMO_KEY_NAME, access::Role::Admin)
-        .await
-        .map_err(crate::Error::into_anyhow)?;
-    println!(
-        "Demo: Geosite simulator at {} ({} boxes, {} splitters, {} ports); integration \"{}\" \
-         (id {}) points at it.\nDemo ADMIN API key: {}",
-        sim.url,
-        sim.state.summary.boxes,
-        sim.state.summary.splitters,
-        sim.state.summary.ports,
-        DEMO_INTEGRATION,
-        crate::graphql::ids::encode(crate::graphql::ids::INTEGRATION, integration.id).as_str(),
-        key.secret
-    );
     Ok(())
 }
 

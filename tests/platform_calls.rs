@@ -85,6 +85,11 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
     if let Some(key) = &db.master_key {
         env.push(("MASTER_KEY", key.clone()));
     }
+    // PostgreSQL has no database file to keep the key beside.
+    let key_file = std::env::temp_dir().join(common::unique("mgw-demo-key-"));
+    if engine == Engine::Postgres {
+        env.push(("DEMO_KEY_FILE", key_file.display().to_string()));
+    }
     let args = [
         "serve",
         "--demo",
@@ -95,7 +100,7 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
     ];
     let mut keys = Vec::new();
     let mut running = Vec::new();
-    for _ in 0..2 {
+    for start in 0..2 {
         // The first gateway stops before the second starts, as on a restart.
         running.clear();
         let gateway = common::Process::start(&args, &env);
@@ -108,18 +113,58 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
         let integrations = list["data"]["integrations"].as_array().unwrap().clone();
         assert_eq!(integrations.len(), 1, "{list}");
         assert_eq!(integrations[0]["name"], "Demo");
-        let test = post(&url, &key, TEST, json!({ "id": integrations[0]["id"] })).await;
+        let id = integrations[0]["id"].as_str().unwrap().to_owned();
+        // The start says the integration's id and gives a first query for it, which has data
+        // at once: the first start synced the demo project.
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("(id {id})"))),
+            "{lines:?}"
+        );
+        let first = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with("{ elements(integrationId:"))
+            .unwrap_or_else(|| panic!("a first query: {lines:?}"));
+        assert!(first.contains(&id), "{first}");
+        let data = post(&url, &key, first.trim(), json!({})).await;
+        assert!(
+            data["data"]["elements"]["totalCount"].as_u64().unwrap() > 0,
+            "{data}"
+        );
+        assert_eq!(
+            lines.iter().any(|l| l.contains("linked and synced")),
+            start == 0,
+            "only the first start syncs: {lines:?}"
+        );
+        let test = post(&url, &key, TEST, json!({ "id": id })).await;
         assert_eq!(test["data"]["testIntegration"]["ok"], true, "{test}");
         keys.push((key, url));
         running.push(gateway);
     }
-    // The first run's demo key was revoked when the second started.
-    let refused = post(&keys[1].1, &keys[0].0, "{ integrations { id } }", json!({})).await;
+    // The key pasted after the first start still works after the restart: it is the same key.
     assert_eq!(
-        refused["errors"][0]["extensions"]["code"],
-        "UNAUTHENTICATED"
+        keys[0].0, keys[1].0,
+        "the demo key is stable across restarts"
     );
+    let answer = post(&keys[1].1, &keys[0].0, "{ integrations { id } }", json!({})).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
     drop(running);
+    let file = match engine {
+        Engine::Postgres => key_file,
+        Engine::Sqlite => {
+            let mut name = mapping_gateway::db::sqlite_file(&db.database_url)
+                .unwrap()
+                .into_os_string();
+            name.push(".demo-key");
+            name.into()
+        }
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is private");
+    }
+    let _ = std::fs::remove_file(&file);
     if engine == Engine::Postgres {
         common::drop_database(&db.database_url);
     }

@@ -339,6 +339,28 @@ on_both_engines! {
         assert!(body["data"].is_null());
     }
 
+    /// `Project.elements` is the same connection as `elements`, reached from the integration.
+    async fn a_project_lists_its_elements(app: TestApp) {
+        let (_sim, id) = synced(&app, 12, &["SERVICE", "CTO"]).await;
+        let tree = "totalCount pageInfo { hasNextPage endCursor } edges { node { fid name splitters { fid ports { number status } } } }";
+        let direct = app
+            .ok(&format!("query($i: ID!) {{ elements(integrationId: $i, first: 4, filter: {{ items: [CTO] }}) {{ {tree} }} }}"), json!({ "i": id }))
+            .await["elements"]
+            .clone();
+        let nested = app
+            .ok(&format!("query($i: ID!) {{ integration(id: $i) {{ project {{ elements(first: 4, filter: {{ items: [CTO] }}) {{ {tree} }} }} }} }}"), json!({ "i": id }))
+            .await["integration"]["project"]["elements"]
+            .clone();
+        assert!(direct["totalCount"].as_u64().unwrap() > 4, "{direct}");
+        assert_eq!(nested, direct);
+        let after = direct["pageInfo"]["endCursor"].clone();
+        let next = app
+            .ok(&format!("query($i: ID!, $a: String) {{ integration(id: $i) {{ project {{ elements(first: 4, after: $a, filter: {{ items: [CTO] }}) {{ {tree} }} }} }} }}"), json!({ "i": id, "a": after }))
+            .await["integration"]["project"]["elements"]
+            .clone();
+        assert_ne!(next["edges"][0], direct["edges"][0], "the cursor pages on");
+    }
+
     /// The README's front-end tree fits the default limits at the page cap, and every answer
     /// says what it cost.
     async fn the_readme_tree_fits_at_the_page_cap(app: TestApp) {

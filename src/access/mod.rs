@@ -134,6 +134,25 @@ pub async fn create_key(db: &DatabaseConnection, name: &str, role: Role) -> Resu
     Ok(NewKey { key, secret })
 }
 
+/// Keeps the key of `secret` (kept by its holder, like the demo's key file) as an active key
+/// named `name`: true when it is (created now if the database does not know it), false when
+/// that key was revoked, which stays so.
+pub async fn keep_secret(
+    db: &DatabaseConnection,
+    name: &str,
+    role: Role,
+    secret: &str,
+) -> Result<bool> {
+    match api_key::Entity::find()
+        .filter(api_key::Column::Hash.eq(digest(secret)))
+        .one(db)
+        .await?
+    {
+        Some(key) => Ok(key.revoked_at.is_none()),
+        None => insert_key(db, name, role, secret).await.map(|_| true),
+    }
+}
+
 /// Every key, oldest first, revoked ones included.
 pub async fn list_keys(db: &DatabaseConnection) -> Result<Vec<api_key::Model>> {
     Ok(api_key::Entity::find()

@@ -45,6 +45,18 @@ pub enum Phase {
     Finished,
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Starting => "STARTING",
+            Phase::Listing => "LISTING",
+            Phase::Applying => "APPLYING",
+            Phase::Deleting => "DELETING",
+            Phase::Finished => "FINISHED",
+        })
+    }
+}
+
 /// A run's state at one point of its life: a snapshot of its row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress {

@@ -60,6 +60,37 @@ fn parse(payload: &str) -> Option<(Note, &str)> {
     Some((note, instance))
 }
 
+/// Sends this instance's events to the other instances (PostgreSQL; nothing on SQLite), in
+/// order, from a task of its own.
+pub fn start_outbound(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
+    bus.set_outbound(Outbound(tx));
+    let db = db.clone();
+    tokio::spawn(async move {
+        while let Some(note) = rx.recv().await {
+            let sent = crate::store::notify::notify(&db, CHANNEL, &payload(note, &instance)).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e.message(), ?note, "could not notify other instances");
+            }
+        }
+    });
+}
+
+/// Tells the other instances (PostgreSQL) of a run's state at once, without the relay's queue:
+/// for a process that exits right after a run. Receivers drop it when they already have it.
+pub async fn announce_run(db: &DatabaseConnection, row: &sync_run::Model, instance: &str) {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let note = payload(Note::Run(row.id, row.seq), instance);
+    if let Err(e) = crate::store::notify::notify(db, CHANNEL, &note).await {
+        tracing::warn!(error = %e.message(), "cannot announce the run to other instances");
+    }
+}
+
 /// Starts relaying on PostgreSQL (both directions); does nothing on SQLite. `instance` is this
 /// instance's id, so that its own notifications are not delivered twice.
 pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> crate::Result<()> {
@@ -68,21 +99,7 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
     }
     let mut listener = crate::store::notify::listen(db, CHANNEL).await?;
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
-    bus.set_outbound(Outbound(tx));
-    {
-        let db = db.clone();
-        let instance = instance.clone();
-        tokio::spawn(async move {
-            while let Some(note) = rx.recv().await {
-                let sent =
-                    crate::store::notify::notify(&db, CHANNEL, &payload(note, &instance)).await;
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e.message(), ?note, "could not notify other instances");
-                }
-            }
-        });
-    }
+    start_outbound(db, bus.clone(), instance.clone());
     let db = db.clone();
     tokio::spawn(async move {
         loop {

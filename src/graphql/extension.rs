@@ -151,6 +151,9 @@ impl Extension for SafetyExtension {
             None => request,
         };
         let operation = check_document(&mut request, self.max_nodes)?;
+        if let Some(name) = &operation {
+            tracing::Span::current().record("operation", name.as_str());
+        }
         if let (Some(executed), Some(name)) = (
             request.data.get(&std::any::TypeId::of::<Arc<Executed>>()),
             operation,

@@ -101,6 +101,36 @@ fn wanted_levels(ctx: &Context<'_>) -> crate::store::tree::Want {
     }
 }
 
+/// A page of an integration's elements, with the levels of the tree the selection asks for
+/// prefetched: `elements` and `Project.elements`.
+pub(super) async fn element_page(
+    ctx: &Context<'_>,
+    integration_id: i64,
+    filter: Option<ElementFilterInput>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<ElementConnection> {
+    let request = paging::request("elements", first, after)?;
+    let db = &state(ctx)?.db;
+    let f = filter.unwrap_or_default();
+    let filter = ElementFilter {
+        items: f.items.map(|v| v.into_iter().map(Into::into).collect()),
+        search: f.search,
+        bbox: f.bbox.map(|b| BBox {
+            min_latitude: b.min_latitude,
+            min_longitude: b.min_longitude,
+            max_latitude: b.max_latitude,
+            max_longitude: b.max_longitude,
+        }),
+        changed_since: f.changed_since,
+        has_free_ports: f.has_free_ports,
+    };
+    let with_total = ctx.look_ahead().field("totalCount").exists();
+    let page = lookup::elements(db, integration_id, &filter, request, with_total).await?;
+    crate::store::tree::prefetch(db, &loaders(ctx)?.plant, &page.items, wanted_levels(ctx)).await?;
+    Ok(paging::connection("elements", page, |e| e.id, Element))
+}
+
 /// Plant queries.
 #[derive(Default)]
 pub struct PlantQuery;
@@ -121,28 +151,9 @@ impl PlantQuery {
         #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
     ) -> async_graphql::Result<ElementConnection> {
-        let request = paging::request("elements", first, after)?;
         let id = ids::decode(INTEGRATION, &integration_id)?;
-        let db = &state(ctx)?.db;
-        crate::integrations::find(db, id).await?;
-        let f = filter.unwrap_or_default();
-        let filter = ElementFilter {
-            items: f.items.map(|v| v.into_iter().map(Into::into).collect()),
-            search: f.search,
-            bbox: f.bbox.map(|b| BBox {
-                min_latitude: b.min_latitude,
-                min_longitude: b.min_longitude,
-                max_latitude: b.max_latitude,
-                max_longitude: b.max_longitude,
-            }),
-            changed_since: f.changed_since,
-            has_free_ports: f.has_free_ports,
-        };
-        let with_total = ctx.look_ahead().field("totalCount").exists();
-        let page = lookup::elements(db, id, &filter, request, with_total).await?;
-        crate::store::tree::prefetch(db, &loaders(ctx)?.plant, &page.items, wanted_levels(ctx))
-            .await?;
-        Ok(paging::connection("elements", page, |e| e.id, Element))
+        crate::integrations::find(&state(ctx)?.db, id).await?;
+        element_page(ctx, id, filter, first, after).await
     }
 
     /// One element by id.

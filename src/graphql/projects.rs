@@ -100,6 +100,18 @@ impl Project {
     async fn linked_at(&self) -> DateTime<Utc> {
         self.0.linked_at
     }
+    /// Its synced elements, by id: the same connection as `elements` (an integration has one
+    /// project, and unlinking it removes its copy).
+    #[graphql(complexity = "super::paging::complexity(first, child_complexity)")]
+    async fn elements(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What to keep.")] filter: Option<super::plant::ElementFilterInput>,
+        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<super::plant::ElementConnection> {
+        super::plant::element_page(ctx, self.0.integration_id, filter, first, after).await
+    }
 }
 
 /// Which project to link: an existing one on the platform, or a new one created by name.

@@ -290,26 +290,41 @@ async fn graphql_request(http: &Http, headers: HeaderMap, body: Body, seen: &mut
         }
     };
     let executed = Arc::new(crate::graphql::extension::Executed::default());
+    let key_id = actor.key_id;
     let request = request.data(actor).data(executed.clone());
-    let response =
-        match tokio::time::timeout(http.request_timeout, http.schema.execute(request)).await {
-            Ok(response) => response,
-            Err(_) => {
-                tracing::warn!(
-                    limit_secs = http.request_timeout.as_secs(),
-                    "an operation ran out of time"
-                );
-                return error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "the operation did not finish within {} s",
-                        http.request_timeout.as_secs()
-                    ),
-                    "INTERNAL",
-                    Some("requestTimeout"),
-                );
-            }
-        };
+    // Log lines of the operation carry its name (recorded once the document is read) and the
+    // key's id as fields.
+    let span = tracing::info_span!(
+        "graphql",
+        operation = tracing::field::Empty,
+        key_id = tracing::field::Empty
+    );
+    if let Some(id) = key_id {
+        span.record("key_id", id);
+    }
+    let response = match tokio::time::timeout(
+        http.request_timeout,
+        tracing::Instrument::instrument(http.schema.execute(request), span),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                limit_secs = http.request_timeout.as_secs(),
+                "an operation ran out of time"
+            );
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the operation did not finish within {} s",
+                    http.request_timeout.as_secs()
+                ),
+                "INTERNAL",
+                Some("requestTimeout"),
+            );
+        }
+    };
     seen.operation = executed.operation().map(str::to_owned);
     seen.code = Some(
         response

@@ -58,6 +58,13 @@ impl Runner {
         let _ = tokio::time::timeout(grace, self.tasks.wait()).await;
     }
 
+    /// Waits until this instance's task of the run is done.
+    pub async fn idle_of(&self, run_id: i64) {
+        while self.tokens.lock().unwrap().contains_key(&run_id) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until no run of this instance is in progress (tests, benchmarks).
     pub async fn idle(&self) {
         loop {

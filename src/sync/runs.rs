@@ -122,6 +122,28 @@ pub async fn start(
     Ok(run)
 }
 
+/// Follows a run of this instance's runner to its end, calling `seen` with each of its progress
+/// events (the run's row first, so an end that came before the call is not missed); returns the
+/// run's row once its task is done.
+pub async fn follow_to_end(
+    app: &AppState,
+    run_id: i64,
+    mut seen: impl FnMut(&crate::events::Progress),
+) -> Result<sync_run::Model> {
+    use futures::StreamExt;
+    let filter = crate::events::Filter {
+        integration_id: None,
+        run_id: Some(run_id),
+    };
+    let mut events = crate::events::follow(app.db.clone(), app.events.clone(), filter);
+    while let Some(delivery) = events.next().await {
+        seen(&delivery?.progress);
+    }
+    // The task records the run's end (history, metrics) just after its terminal event.
+    app.runner.idle_of(run_id).await;
+    find(&app.db, run_id).await
+}
+
 /// Claims a scheduled slot with `INSERT ... ON CONFLICT DO NOTHING`: exactly one instance gets
 /// it. Returns the run when this instance won, and starts it.
 pub async fn claim_slot(

@@ -1,0 +1,264 @@
+//! Commands that do one job against the configured database and exit: `sync` (a run with a
+//! progress bar fed by the run's progress events) and `integrations list`.
+//!
+//! Exit codes of `sync`: 0 when the run succeeded, 1 when it ended otherwise (failed or
+//! cancelled; the last good copy is intact), 3 when another run of the integration is going;
+//! anything else that goes wrong (no such integration, a bad database URL) is 2, from `main`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::access::Actor;
+use crate::config::DbConfig;
+use crate::events::{Phase, Progress};
+use crate::graphql::ids;
+use crate::state::AppState;
+use crate::sync::{Mode, RunRequest, SyncStatus, Trigger};
+use crate::Error;
+
+/// What `sync` was asked to run.
+#[derive(Clone, Debug)]
+pub struct SyncCommand {
+    /// The integration's name or id (the API's opaque id, or the database id).
+    pub integration: String,
+    /// FULL or INCREMENTAL (ELEMENT with `element`).
+    pub mode: Mode,
+    /// The box of an element sync.
+    pub element: Option<String>,
+    /// Let a full sync delete more than the mass-deletion share.
+    pub allow_mass_deletion: bool,
+    /// Networks a platform URL may point at although they are internal.
+    pub allowed_platform_networks: Vec<String>,
+}
+
+/// How a `sync` command ended.
+pub enum SyncOutcome {
+    /// The run succeeded.
+    Succeeded,
+    /// The run ended otherwise.
+    Failed,
+    /// Another run of the integration was going.
+    AlreadyRunning,
+}
+
+/// Finds an integration by opaque id, database id or name (exact first, then ignoring case).
+async fn find_integration(
+    app: &AppState,
+    wanted: &str,
+) -> anyhow::Result<entity::integration::Model> {
+    let all = crate::integrations::list(&app.db)
+        .await
+        .map_err(Error::into_anyhow)?;
+    let by_id = ids::decode_tagged(ids::INTEGRATION, wanted).or_else(|| wanted.parse().ok());
+    let found = by_id
+        .and_then(|id| all.iter().find(|i| i.id == id))
+        .or_else(|| all.iter().find(|i| i.name == wanted))
+        .or_else(|| all.iter().find(|i| i.name.eq_ignore_ascii_case(wanted)));
+    found.cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no integration named or numbered {wanted:?} (`mapping-gateway integrations list` shows them)"
+        )
+    })
+}
+
+/// Opens the database for a sync from the command line: on PostgreSQL its progress also goes
+/// to the other instances' subscribers.
+async fn open_for_sync(db: &DbConfig, networks: &[String]) -> anyhow::Result<AppState> {
+    let network = crate::outbound::NetworkPolicy::with_networks(networks)?;
+    let options = crate::server::Options {
+        geosite: crate::geosite::ClientOptions {
+            network: Arc::new(network),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    crate::server::open_relaying(db, options).await
+}
+
+/// Runs a sync and follows it to its end, drawing a progress bar on a terminal (and one line
+/// per listing otherwise); Ctrl-C cancels the run, which is then recorded as CANCELLED.
+pub async fn sync(db: &DbConfig, command: SyncCommand) -> anyhow::Result<SyncOutcome> {
+    let app = open_for_sync(db, &command.allowed_platform_networks).await?;
+    let integration = find_integration(&app, &command.integration).await?;
+    let mode = if command.element.is_some() {
+        Mode::Element
+    } else {
+        command.mode
+    };
+    let actor = Actor::system("cli");
+    let request = RunRequest {
+        mode,
+        trigger: Trigger::Manual,
+        allow_mass_deletion: command.allow_mass_deletion,
+        element_fid: command.element.clone(),
+        scheduled_for: None,
+    };
+    let run = match crate::sync::start(&app, &actor, integration.id, request).await {
+        Ok(run) => run,
+        Err(Error::SyncAlreadyRunning { run_id }) => {
+            eprintln!(
+                "a sync of \"{}\" is already running (run {run_id}); wait for it or cancel it",
+                integration.name
+            );
+            return Ok(SyncOutcome::AlreadyRunning);
+        }
+        Err(e) => return Err(e.into_anyhow()),
+    };
+    eprintln!(
+        "{} sync of \"{}\" started (run {})",
+        mode, integration.name, run.id
+    );
+    let bar = Arc::new(Bar::new());
+    // Ctrl-C (or SIGTERM) cancels the run; it then ends as CANCELLED like any other.
+    let cancel = {
+        let (app, bar, run_id) = (app.clone(), bar.clone(), run.id);
+        tokio::spawn(async move {
+            crate::server::shutdown_signal().await;
+            bar.note("cancelling the run...");
+            app.runner.cancel(run_id);
+        })
+    };
+    let mut last: Option<Progress> = None;
+    let row = crate::sync::follow_to_end(&app, run.id, |progress| {
+        bar.show(progress);
+        last = Some(progress.clone());
+    })
+    .await
+    .map_err(Error::into_anyhow)?;
+    cancel.abort();
+    bar.finish();
+    crate::events::relay::announce_run(&app.db, &row, &app.settings.sync.instance_id).await;
+    let took = match (row.started_at, row.finished_at) {
+        (Some(start), Some(end)) => format!(
+            " in {:.1} s",
+            (end - start).num_milliseconds() as f64 / 1000.0
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "{}{took}: {} processed, {} created, {} updated, {} deleted, {} unchanged, {} bindings orphaned, {} conflicts",
+        row.status, row.processed, row.created, row.updated, row.deleted, row.unchanged, row.orphaned, row.conflicts
+    );
+    if let Some(message) = row
+        .error_message
+        .as_deref()
+        .or(last.as_ref().and_then(|p| p.message.as_deref()))
+    {
+        if row.status != SyncStatus::Succeeded {
+            println!("{message}");
+        }
+    }
+    Ok(if row.status == SyncStatus::Succeeded {
+        SyncOutcome::Succeeded
+    } else {
+        SyncOutcome::Failed
+    })
+}
+
+/// The progress display: an `indicatif` bar on a terminal, plain lines elsewhere (one per
+/// listing and phase, so a log file shows where a run was).
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    shown: std::sync::Mutex<Option<(Phase, Option<String>)>>,
+}
+
+impl Bar {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg:<28} [{bar:30}] {pos}/{len} ({elapsed})",
+                )
+                .expect("progress template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Bar {
+            bar,
+            shown: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn show(&self, p: &Progress) {
+        let what = match &p.item {
+            Some(item) => format!("{} {item}", p.phase),
+            None => p.phase.to_string(),
+        };
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(what);
+                bar.set_length(p.total.unwrap_or(0).max(p.processed) as u64);
+                bar.set_position(p.processed as u64);
+            }
+            None => {
+                let key = (p.phase, p.item.clone());
+                let mut shown = self.shown.lock().expect("bar lock");
+                if shown.as_ref() != Some(&key) {
+                    let pages = match p.pages {
+                        Some(pages) => format!(" page {}/{pages}", p.page),
+                        None => String::new(),
+                    };
+                    eprintln!("{what}{pages}: {} processed", p.processed);
+                    *shown = Some(key);
+                }
+            }
+        }
+    }
+
+    fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `integrations list`: one line per integration.
+pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
+    let app = crate::server::open(db).await?;
+    let all = crate::integrations::list(&app.db)
+        .await
+        .map_err(Error::into_anyhow)?;
+    println!(
+        "{:<24}  {:>4}  {:<8}  {:<8}  {:<24}  NAME",
+        "ID", "DB", "GATEWAY", "STATE", "LAST RUN"
+    );
+    for integration in all {
+        let newest = crate::store::paging::PageRequest {
+            limit: 1,
+            after: None,
+        };
+        let last = crate::sync::page(&app.db, integration.id, newest)
+            .await
+            .ok()
+            .and_then(|page| page.items.into_iter().next());
+        let last = match last {
+            Some(run) => format!("{} {}", run.mode, run.status),
+            None => "never".to_owned(),
+        };
+        println!(
+            "{:<24}  {:>4}  {:<8}  {:<8}  {:<24}  {}",
+            ids::encode(ids::INTEGRATION, integration.id).as_str(),
+            integration.id,
+            integration.gateway,
+            if integration.active {
+                "active"
+            } else {
+                "inactive"
+            },
+            last,
+            integration.name
+        );
+    }
+    Ok(())
+}
