@@ -1,4 +1,4 @@
-//! The element catalog (DESIGN section 2): categories, their items and the selection rules.
+//! The element catalog (docs/DESIGN.md section 2): categories, their items and the selection rules.
 
 /// A selectable item of the catalog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

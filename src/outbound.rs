@@ -1,4 +1,4 @@
-//! Where platform clients may connect (DESIGN section 6).
+//! Where platform clients may connect (docs/DESIGN.md section 6).
 //!
 //! An ADMIN sets a platform's URL, and the gateway then sends the stored password there: without
 //! a policy, that URL could point at the gateway's own host, the cloud metadata service or any

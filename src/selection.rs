@@ -1,4 +1,4 @@
-//! The element selection of an integration and the catalog's rules (DESIGN section 2).
+//! The element selection of an integration and the catalog's rules (docs/DESIGN.md section 2).
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,

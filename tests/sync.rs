@@ -1,4 +1,4 @@
-//! The sync modes end to end: every row of the DESIGN section 3 table and its safety rules
+//! The sync modes end to end: every row of the docs/DESIGN.md section 3 table and its safety rules
 //! (first run, incremental and full, one box, selection changes, the mass-deletion guard, failures
 //! and expiring tokens), over HTTP against the simulator, on SQLite and PostgreSQL.
 

@@ -1,4 +1,4 @@
-//! API keys and roles (DESIGN section 6). A key is `mgw_` followed by 32 random hex digits; only
+//! API keys and roles (docs/DESIGN.md section 6). A key is `mgw_` followed by 32 random hex digits; only
 //! its SHA-256 digest and an 8-character display prefix are stored. A plain digest suits here because keys are random with 128 bits
 //! of entropy: a slow password hash would only slow every request down.
 

@@ -7,7 +7,7 @@ use sea_orm::{
 
 use crate::Result;
 
-/// Largest page any list serves (DESIGN section 6).
+/// Largest page any list serves (docs/DESIGN.md section 6).
 pub const MAX_PAGE_SIZE: u64 = 500;
 
 /// What page to read: at most `limit` rows after (older than) the row `after`.

@@ -16,7 +16,7 @@ pub use settings::SyncSettings;
 
 use chrono::{DateTime, Utc};
 
-/// What a run fetches and deletes (DESIGN section 3), who started it, and where it is.
+/// What a run fetches and deletes (docs/DESIGN.md section 3), who started it, and where it is.
 pub use entity::sync_run::{SyncMode as Mode, SyncStatus, SyncTrigger as Trigger};
 
 /// What to run.

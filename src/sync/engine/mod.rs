@@ -1,5 +1,5 @@
 //! The sync engine: lists the selected records page by page, writes what changed in one
-//! transaction per page, and deletes only after a complete listing (DESIGN section 3).
+//! transaction per page, and deletes only after a complete listing (docs/DESIGN.md section 3).
 //!
 //! Finding what the platform deleted needs no set of everything seen: listings arrive in fid
 //! order (the client checks it), so each page covers a fid range, and local rows of the same scope
