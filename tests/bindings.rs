@@ -457,4 +457,40 @@ on_both_engines! {
         assert_eq!(pushes.len(), 1, "one write after the 429s: {pushes:?}");
         assert_eq!(pushes[0]["contrato"], "220001");
     }
+
+    /// The worker keeps one platform client (and its session) per integration, and delivers a
+    /// burst several at a time: each push is one platform request, and the burst one login.
+    async fn a_burst_of_pushes_logs_in_once_and_costs_one_request_each(app: TestApp) {
+        use rand::Rng;
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 12).await;
+        let mut made = Vec::new();
+        for (i, (port, _)) in ports.iter().enumerate() {
+            let document: cpf::Cpf = rand::thread_rng().gen();
+            made.push(bind_port(&app, port, customer(&format!("23{i:04}"), document.as_str())).await);
+        }
+        let stats = |url: String| async move {
+            let s: Value = reqwest::get(format!("{url}/_sim/stats")).await.unwrap().json().await.unwrap();
+            (s["calls"].as_u64().unwrap(), s["logins"].as_u64().unwrap())
+        };
+        let (calls, logins) = stats(w.sim.url.clone()).await;
+        for b in &made {
+            change(&app, "confirmBinding", &b["id"]).await;
+        }
+        for b in &made {
+            delivery(&app, &b["id"], "DELIVERED").await;
+        }
+        let (calls_after, logins_after) = stats(w.sim.url.clone()).await;
+        assert!(logins_after - logins <= 1, "one login for the burst: {} logins", logins_after - logins);
+        assert_eq!(
+            calls_after - calls - (logins_after - logins),
+            12,
+            "one platform request per push"
+        );
+        for (b, (_, fid)) in made.iter().zip(&ports) {
+            let pushes = writes_to(&w, fid);
+            assert_eq!(pushes.len(), 1, "{pushes:?}");
+            assert_eq!(pushes[0]["contrato"], b["customer"]["contract"]);
+        }
+    }
 }

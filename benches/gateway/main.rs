@@ -13,8 +13,10 @@
 //!
 //! and prints the ratios (full / baseline, incremental / full) and peak RSS as Markdown rows.
 //! `read` measures the API on a synced copy (see `read_bench`); `live`, subscribers following a
-//! full sync over WebSocket (see `live_bench`).
+//! full sync over WebSocket (see `live_bench`); `bindings`, a burst of confirmed bindings
+//! delivered to the platform (see `bindings_bench`).
 
+mod bindings_bench;
 mod common;
 mod live_bench;
 mod read_bench;
@@ -82,6 +84,16 @@ enum Cmd {
         postgres_url: Option<String>,
     },
     /// (internal) The subscribers of `live`, in their own process.
+    Bindings {
+        #[arg(long, default_value_t = 2000)]
+        boxes: usize,
+        #[arg(long, default_value_t = 10000)]
+        bindings: usize,
+        #[arg(long, default_value = "sqlite")]
+        engine: String,
+        #[arg(long, env = "BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
     LiveClients {
         #[arg(long)]
         url: String,
@@ -183,6 +195,14 @@ async fn main() -> anyhow::Result<()> {
             postgres_url,
         } => orchestrate(boxes, engines, postgres_url).await,
         Cmd::Read { boxes, seconds } => read_bench(boxes, seconds).await,
+        Cmd::Bindings {
+            boxes,
+            bindings,
+            engine,
+            postgres_url,
+        } => {
+            bindings_bench::bindings_bench(boxes, bindings, &engine, postgres_url.as_deref()).await
+        }
         Cmd::Live {
             boxes,
             subscribers,
