@@ -45,11 +45,10 @@ const IN_FLIGHT: usize = 8;
 /// The worker's platform clients, one per integration for as long as its row is unchanged: a
 /// client keeps its session, so a burst of deliveries logs in once instead of once each.
 #[derive(Default)]
-pub struct Clients(
-    std::sync::Mutex<
-        std::collections::HashMap<i64, (DateTime<Utc>, Arc<dyn crate::platform::Platform>)>,
-    >,
-);
+pub struct Clients(std::sync::Mutex<std::collections::HashMap<i64, Client>>);
+
+/// A client, and the `updated_at` of the integration row it was made from.
+type Client = (DateTime<Utc>, Arc<dyn crate::platform::Platform>);
 
 impl Clients {
     fn get(
