@@ -120,8 +120,13 @@ pub async fn record_orphaned<C: ConnectionTrait>(
 
 /// Announces each of these bindings (after the transaction that changed them committed).
 pub(crate) async fn announce_all(app: &AppState, ids: &[i64]) {
-    for id in ids {
-        announce(app, *id).await;
+    match crate::events::BindingEvent::read_many(&app.db, ids).await {
+        Ok(events) => events
+            .into_iter()
+            .for_each(|event| app.events.publish_binding(event)),
+        Err(e) => {
+            tracing::warn!(bindings = ids.len(), error = %e.message(), "could not announce binding changes")
+        }
     }
 }
 

@@ -35,24 +35,47 @@ pub struct BindingEvent {
 impl BindingEvent {
     /// The current state of a binding and its latest delivery; `None` when it does not exist.
     pub async fn read(db: &DatabaseConnection, binding_id: i64) -> Result<Option<BindingEvent>> {
+        Ok(Self::read_many(db, &[binding_id]).await?.pop())
+    }
+
+    /// The current states of these bindings (those that exist), in two statements whatever
+    /// their number.
+    pub async fn read_many(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<BindingEvent>> {
         use entity::{binding, push_outbox};
-        let Some(b) = binding::Entity::find_by_id(binding_id).one(db).await? else {
-            return Ok(None);
-        };
-        let delivery = push_outbox::Entity::find()
-            .filter(push_outbox::Column::BindingId.eq(binding_id))
-            .order_by_desc(push_outbox::Column::Id)
-            .one(db)
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = binding::Entity::find()
+            .filter(binding::Column::Id.is_in(ids.iter().copied()))
+            .order_by_asc(binding::Column::Id)
+            .all(db)
             .await?;
-        Ok(Some(BindingEvent {
-            binding_id: b.id,
-            integration_id: b.integration_id,
-            status: b.status,
-            push_status: delivery.as_ref().map(|d| d.status),
-            attempts: delivery.as_ref().map_or(0, |d| d.attempts),
-            last_error: delivery.and_then(|d| d.last_error),
-            at: Utc::now(),
-        }))
+        // Every delivery of these bindings, oldest first: the last one seen is the latest.
+        let mut latest = std::collections::HashMap::new();
+        for d in push_outbox::Entity::find()
+            .filter(push_outbox::Column::BindingId.is_in(ids.iter().copied()))
+            .order_by_asc(push_outbox::Column::Id)
+            .all(db)
+            .await?
+        {
+            latest.insert(d.binding_id, d);
+        }
+        let at = Utc::now();
+        Ok(rows
+            .into_iter()
+            .map(|b| {
+                let delivery = latest.remove(&b.id);
+                BindingEvent {
+                    binding_id: b.id,
+                    integration_id: b.integration_id,
+                    status: b.status,
+                    push_status: delivery.as_ref().map(|d| d.status),
+                    attempts: delivery.as_ref().map_or(0, |d| d.attempts),
+                    last_error: delivery.and_then(|d| d.last_error),
+                    at,
+                }
+            })
+            .collect())
     }
 }
 
