@@ -277,9 +277,10 @@ pub async fn run_once(app: &AppState, clients: &Clients) -> Result<usize> {
     // Each integration of the round is read once.
     let mut integrations = std::collections::HashMap::new();
     for row in &claimed {
-        if !integrations.contains_key(&row.integration_id) {
-            let integration = crate::integrations::find(&app.db, row.integration_id).await;
-            integrations.insert(row.integration_id, integration);
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            integrations.entry(row.integration_id)
+        {
+            slot.insert(crate::integrations::find(&app.db, row.integration_id).await);
         }
     }
     let integrations = &integrations;
