@@ -314,6 +314,23 @@ on_both_engines! {
         .await
         .expect("tried again within 20 s");
         assert!(again["lastError"].is_string());
+        // The retry is in the history with the key that asked, and the delivery before and after.
+        let history = app
+            .ok("query($i: ID!) { history(integrationId: $i, first: 50) { edges { node { action actor before after } } } }", json!({ "i": w.id }))
+            .await;
+        let retry = history["history"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"])
+            .find(|n| n["action"] == "binding.retried")
+            .unwrap_or_else(|| panic!("{history}"))
+            .clone();
+        assert_eq!(retry["actor"], "test admin", "{retry}");
+        assert_eq!(retry["before"]["pushStatus"], "FAILED", "{retry}");
+        assert_eq!(retry["before"]["lastError"], failed["lastError"], "{retry}");
+        assert_eq!(retry["after"]["pushStatus"], "PENDING", "{retry}");
+        assert_eq!(retry["after"]["contract"], "880002", "{retry}");
         let code = app.error_code(Some(&app.admin_key), "mutation($i: ID!) { retryPush(bindingId: $i) { id } }", json!({ "i": b["id"] })).await;
         assert_eq!(code, "VALIDATION", "a delivered push is not retried");
     }

@@ -211,21 +211,28 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
     actor.require(Role::Operator)?;
     let txn = crate::db::write_txn(&app.db).await?;
     let b = find(&txn, id).await?;
-    let requeued = outbox::requeue_failed(&txn, b.id).await?;
-    if !requeued {
+    let Some(failed) = outbox::requeue_failed(&txn, b.id).await? else {
         return Err(Error::validation(
             "bindingId",
             format!("binding {} has no FAILED delivery to retry", b.id),
         ));
-    }
+    };
+    // The binding with its delivery, before (FAILED, with the platform's reason) and after.
+    let delivery = |status: &str, last_error: Option<&str>| {
+        let mut s = snapshot(&b);
+        s["pushStatus"] = serde_json::json!(status);
+        s["attempts"] = serde_json::json!(failed.attempts);
+        s["lastError"] = serde_json::json!(last_error);
+        s
+    };
     history::record(
         &txn,
         Some(b.integration_id),
         actor,
         "binding.retried",
         format!("queued the failed delivery of binding {} again", b.id),
-        None,
-        None,
+        Some(delivery("FAILED", failed.last_error.as_deref())),
+        Some(delivery("PENDING", None)),
     )
     .await?;
     txn.commit().await?;

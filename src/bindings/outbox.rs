@@ -101,24 +101,28 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Puts a binding's latest delivery back in the queue when it FAILED; false when there is none.
-pub async fn requeue_failed<C: ConnectionTrait>(txn: &C, binding_id: i64) -> Result<bool> {
+/// Puts a binding's latest delivery back in the queue when it FAILED; returns it as it was
+/// (`None` when there is no failed delivery).
+pub async fn requeue_failed<C: ConnectionTrait>(
+    txn: &C,
+    binding_id: i64,
+) -> Result<Option<push_outbox::Model>> {
     let Some(latest) = push_outbox::Entity::find()
         .filter(push_outbox::Column::BindingId.eq(binding_id))
         .order_by_desc(push_outbox::Column::Id)
         .one(txn)
         .await?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     if latest.status != PushStatus::Failed {
-        return Ok(false);
+        return Ok(None);
     }
-    let mut row: push_outbox::ActiveModel = latest.into();
+    let mut row: push_outbox::ActiveModel = latest.clone().into();
     row.status = Set(PushStatus::Pending);
     row.next_attempt_at = Set(Utc::now());
     row.update(txn).await?;
-    Ok(true)
+    Ok(Some(latest))
 }
 
 /// The wait before attempt `attempts + 1`: 1 s doubling up to [`MAX_BACKOFF`].
