@@ -111,22 +111,13 @@ pub async fn get<C: ConnectionTrait>(
         .filter(element_selection::Column::IntegrationId.eq(integration_id))
         .all(db)
         .await?;
-    rows.sort_by_key(|r| ElementItem::parse(&r.item));
+    rows.sort_by_key(|r| r.item);
     Ok(rows)
 }
 
 /// The selected items.
 pub fn items(rows: &[element_selection::Model]) -> Vec<ElementItem> {
-    rows.iter()
-        .filter_map(|r| {
-            let item = ElementItem::parse(&r.item);
-            if item.is_none() {
-                // Not a guess: the row is left out of the selection, and said so.
-                tracing::error!(integration_id = r.integration_id, item = %r.item, "unknown element item stored in the selection; ignored");
-            }
-            item
-        })
-        .collect()
+    rows.iter().map(|r| r.item).collect()
 }
 
 /// Replaces the selection. Kept items keep their cursors; new items are listed in full by the
@@ -166,7 +157,7 @@ pub async fn set(
         element_selection::Entity::insert_many(added.iter().map(|i| {
             element_selection::ActiveModel {
                 integration_id: Set(integration_id),
-                item: Set(i.as_str().to_owned()),
+                item: Set(*i),
                 cursor: Set(None),
             }
         }))

@@ -90,6 +90,17 @@ on_both_engines! {
         let (_, body) = app.post(Some(&app.admin_key), "query($p: ID!) { port(id: $p) { status } }", json!({ "p": port_id })).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
         assert!(common::captured_logs().contains("BROKEN"), "the unknown value is logged");
+
+        // The same for an element's item (a typed column too, declared once in entity/).
+        let element_id = entity::element::Entity::find().one(&app.state.db).await.unwrap().unwrap().id;
+        app.state
+            .db
+            .execute_unprepared(&format!("UPDATE elements SET item = 'ARMARIO' WHERE id = {element_id}"))
+            .await
+            .unwrap();
+        let (_, body) = app.post(Some(&app.admin_key), "query($i: ID!) { elements(integrationId: $i, first: 5) { edges { node { item } } } }", json!({ "i": id })).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
+        assert!(common::captured_logs().contains("ARMARIO"), "the unknown item is logged");
     }
 
     async fn element_trees_carry_every_level(app: TestApp) {

@@ -45,7 +45,7 @@ pub(crate) async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Valu
             .map(|r| element::ActiveModel {
                 integration_id: Set(id),
                 project_id: Set(project.id),
-                item: Set("CTO".into()),
+                item: Set(entity::element_item::ElementItem::Cto),
                 fid_num: Set(r.fid.parse().ok()),
                 fid: Set(r.fid),
                 name: Set(r.name),

@@ -10,7 +10,7 @@ pub struct Model {
     pub id: i64,
     pub integration_id: i64,
     pub project_id: i64,
-    pub item: String,
+    pub item: crate::element_item::ElementItem,
     pub fid: String,
     /// The fid as a number, when it is one (listing order).
     pub fid_num: Option<i64>,

@@ -9,7 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub integration_id: i64,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub item: String,
+    pub item: crate::element_item::ElementItem,
     /// Platform clock at the start of the last successful listing; `None` means list in full.
     pub cursor: Option<DateTimeUtc>,
 }

@@ -16,6 +16,7 @@ macro_rules! display_as_stored {
 pub mod api_key;
 pub mod binding;
 pub mod element;
+pub mod element_item;
 pub mod element_selection;
 pub mod history_entry;
 pub mod integration;

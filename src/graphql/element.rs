@@ -25,15 +25,8 @@ impl Element {
         &self.0.fid
     }
     /// Which catalog item it is.
-    async fn item(&self) -> async_graphql::Result<Option<ElementItemKey>> {
-        let item = crate::catalog::ElementItem::parse(&self.0.item).ok_or_else(|| {
-            crate::Error::internal(anyhow::anyhow!(
-                "element {} has an unknown item {:?} stored",
-                self.0.id,
-                self.0.item
-            ))
-        })?;
-        Ok(Some(item.into()))
+    async fn item(&self) -> Option<ElementItemKey> {
+        Some(self.0.item.into())
     }
     /// Name on the platform.
     async fn name(&self) -> &str {

@@ -20,7 +20,10 @@ use input::{clean_name, clean_password, clean_url, clean_username, origin_of};
 pub use remote::{remote_projects, test_connection, ConnectionTest};
 
 /// The element items selected when an integration is created.
-pub const DEFAULT_SELECTION: [&str; 2] = ["SERVICE", "CTO"];
+pub const DEFAULT_SELECTION: [crate::catalog::ElementItem; 2] = [
+    crate::catalog::ElementItem::Service,
+    crate::catalog::ElementItem::Cto,
+];
 
 /// Input of [`create`].
 #[derive(Clone)]
@@ -125,7 +128,7 @@ pub async fn create(
     element_selection::Entity::insert_many(DEFAULT_SELECTION.map(|item| {
         element_selection::ActiveModel {
             integration_id: Set(row.id),
-            item: Set(item.to_owned()),
+            item: Set(item),
             cursor: Set(None),
         }
     }))

@@ -128,12 +128,8 @@ pub async fn elements<C: ConnectionTrait>(
     let mut select =
         element::Entity::find().filter(element::Column::IntegrationId.eq(integration_id));
     if let Some(items) = &filter.items {
-        let names: Vec<&str> = items
-            .iter()
-            .filter(|i| i.is_element())
-            .map(|i| i.as_str())
-            .collect();
-        select = select.filter(element::Column::Item.is_in(names));
+        let items: Vec<_> = items.iter().copied().filter(|i| i.is_element()).collect();
+        select = select.filter(element::Column::Item.is_in(items));
     }
     if let Some(search) = filter
         .search

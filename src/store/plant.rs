@@ -230,7 +230,7 @@ pub async fn delete_project_plant<C: ConnectionTrait>(db: &C, project_id: i64) -
 pub async fn link_boxes<C: ConnectionTrait>(
     db: &C,
     integration_id: i64,
-    box_items: [&str; 2],
+    box_items: [crate::catalog::ElementItem; 2],
 ) -> Result<()> {
     let backend = db.get_database_backend();
     let sql = format!(
@@ -243,8 +243,8 @@ pub async fn link_boxes<C: ConnectionTrait>(
         placeholder(backend, 3),
     );
     let values = [
-        Value::from(box_items[0]),
-        Value::from(box_items[1]),
+        Value::from(box_items[0].as_str()),
+        Value::from(box_items[1].as_str()),
         Value::from(integration_id),
     ];
     db.execute_raw(Statement::from_sql_and_values(backend, sql, values))

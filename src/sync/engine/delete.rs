@@ -46,7 +46,7 @@ impl<'a> Engine<'a> {
     pub(super) async fn purge_deselected(&mut self) -> Step {
         self.set_phase("PURGING", None).await?;
         let integration = self.integration.id;
-        let keep_items: Vec<&str> = self.element_items().iter().map(|i| i.as_str()).collect();
+        let keep_items = self.element_items();
         let keep_kinds: Vec<entity::splitter::SplitterKind> = [
             entity::splitter::SplitterKind::Service,
             entity::splitter::SplitterKind::Distribution,

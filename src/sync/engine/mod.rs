@@ -233,7 +233,7 @@ impl<'a> Engine<'a> {
         })
     }
     fn selected(&self, item: ElementItem) -> bool {
-        self.selection.iter().any(|s| s.item == item.as_str())
+        self.selection.iter().any(|s| s.item == item)
     }
     fn element_items(&self) -> Vec<ElementItem> {
         crate::selection::items(&self.selection)
@@ -248,7 +248,7 @@ impl<'a> Engine<'a> {
             .map(|item| {
                 self.selection
                     .iter()
-                    .find(|s| s.item == item.as_str())
+                    .find(|s| s.item == *item)
                     .and_then(|s| s.cursor)
             })
             .collect();

@@ -126,7 +126,7 @@ impl<'a> Engine<'a> {
                 .select_only()
                 .column(element::Column::Id)
                 .filter(element::Column::IntegrationId.eq(self.integration.id))
-                .filter(element::Column::Item.eq(item.as_str()))
+                .filter(element::Column::Item.eq(item))
                 .filter(element::Column::Fid.eq(fid))
                 .into_tuple()
                 .all(self.db)

@@ -50,7 +50,7 @@ impl<'a> Engine<'a> {
         let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
         let existing: HashMap<String, element::Model> = element::Entity::find()
             .filter(element::Column::IntegrationId.eq(self.integration.id))
-            .filter(element::Column::Item.eq(item.as_str()))
+            .filter(element::Column::Item.eq(item))
             .filter(element::Column::Fid.is_in(fids))
             .all(txn)
             .await?
@@ -73,7 +73,7 @@ impl<'a> Engine<'a> {
             writes.push(element::ActiveModel {
                 integration_id: Set(self.integration.id),
                 project_id: Set(self.project.id),
-                item: Set(item.as_str().to_owned()),
+                item: Set(item),
                 fid: Set(rec.fid.clone()),
                 fid_num: Set(fid_num(&rec.fid)),
                 name: Set(rec.name.clone()),
@@ -118,9 +118,7 @@ impl<'a> Engine<'a> {
             .column(element::Column::Fid)
             .column(element::Column::Id)
             .filter(element::Column::IntegrationId.eq(self.integration.id))
-            .filter(
-                element::Column::Item.is_in([ElementItem::Cto.as_str(), ElementItem::Ceo.as_str()]),
-            )
+            .filter(element::Column::Item.is_in([ElementItem::Cto, ElementItem::Ceo]))
             .filter(element::Column::Fid.is_in(box_fids))
             .into_tuple::<(String, i64)>()
             .all(txn)
@@ -181,7 +179,7 @@ impl<'a> Engine<'a> {
         crate::store::plant::link_boxes(
             self.db,
             self.integration.id,
-            [ElementItem::Cto.as_str(), ElementItem::Ceo.as_str()],
+            [ElementItem::Cto, ElementItem::Ceo],
         )
         .await
     }
