@@ -168,6 +168,18 @@ pub struct Bus {
     dropped: AtomicU64,
     /// Where events also go to other instances (PostgreSQL), when set.
     outbound: Mutex<Option<relay::Outbound>>,
+    /// Run subscriptions past their first read of the current state: from then on they see
+    /// every event.
+    following: AtomicU64,
+}
+
+/// Counts a run subscription in [`Bus::subscribers`] while it lives.
+struct Following(Arc<Bus>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.following.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Bus {
@@ -193,6 +205,7 @@ impl Bus {
             last: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
             outbound: Mutex::new(None),
+            following: AtomicU64::new(0),
         }
     }
 
@@ -254,9 +267,10 @@ impl Bus {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Open subscriptions (of runs and of bindings).
+    /// Open subscriptions: of runs once they have read the current state (a run that starts
+    /// after that is seen from its first event), and of bindings.
     pub fn subscribers(&self) -> usize {
-        self.sender.receiver_count() + self.bindings.receiver_count()
+        self.following.load(Ordering::Relaxed) as usize + self.bindings.receiver_count()
     }
 }
 
@@ -327,6 +341,7 @@ pub fn follow(
         // Per run: the last sequence number delivered, and whether that was its end.
         let mut seen: HashMap<i64, (i64, bool)> = HashMap::new();
         let mut lagged = false;
+        let mut counted: Option<Following> = None;
         'outer: loop {
             let following: Vec<i64> =
                 seen.iter().filter(|(_, (_, ended))| !ended).map(|(id, _)| *id).collect();
@@ -342,6 +357,10 @@ pub fn follow(
                 if terminal && filter.run_id.is_some() {
                     break 'outer;
                 }
+            }
+            if counted.is_none() {
+                bus.following.fetch_add(1, Ordering::Relaxed);
+                counted = Some(Following(bus.clone()));
             }
             loop {
                 match receiver.recv().await {
