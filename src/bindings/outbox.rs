@@ -3,9 +3,9 @@
 //! record, which the platform's `save` takes as it is), in order per port, with the backoff
 //! kept in the database so that it survives restarts.
 //!
-//! A delivery is claimed by moving its `next_attempt_at` forward by [`LEASE`] in one
-//! conditional `UPDATE` (it must still be PENDING and due at the time read): on either engine,
-//! with any number of instances, exactly one claimer's update matches. An instance that dies
+//! A round's deliveries are claimed by moving their `next_attempt_at` forward by [`LEASE`] in one
+//! conditional `UPDATE ... RETURNING` (each must still be PENDING and due): on either engine,
+//! with any number of instances, each row matches exactly one claimer's update. An instance that dies
 //! mid-delivery leaves the row to be claimed again when the lease ends, and the re-delivery
 //! writes the same record. An inactive integration's deliveries wait.
 
