@@ -73,6 +73,30 @@ on_both_engines! {
         assert_eq!(app.error_code(Some(&new.secret), LIST, json!({})).await, "UNAUTHENTICATED");
     }
 
+    /// Keys are verified from memory for a second: a key revoked where this process does not
+    /// hear of it (another instance, `mapping-gateway keys revoke`) is refused once that second
+    /// is over.
+    async fn a_key_revoked_elsewhere_is_refused_within_the_cache_lifetime(app: TestApp) {
+        use sea_orm::ConnectionTrait;
+        let new = mapping_gateway::access::create_key(&app.state.db, "elsewhere", Role::Viewer)
+            .await
+            .unwrap();
+        app.ok_as(&new.secret, LIST, json!({})).await;
+        app.state
+            .db
+            .execute_unprepared(&format!("UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP WHERE id = {}", new.key.id))
+            .await
+            .unwrap();
+        let wait = mapping_gateway::access::KEY_CACHE_TTL * 5;
+        tokio::time::timeout(wait, async {
+            while app.post(Some(&new.secret), LIST, json!({})).await.0 != 401 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("refused once the cached entry expires");
+    }
+
     async fn integrations_are_created_updated_and_deactivated(app: TestApp) {
         let password = unique("pw-");
         let created = app.ok(CREATE, input("Provedor Norte", &password)).await["createIntegration"].clone();
@@ -356,6 +380,14 @@ on_both_engines! {
         let id = row.split_whitespace().next().unwrap();
         let out = common::run_gateway(&["keys", "revoke", id], &app.db_config);
         assert!(out.status.success());
+        // Another process revoked it: refused once this process's cached entry expires.
+        tokio::time::timeout(mapping_gateway::access::KEY_CACHE_TTL * 5, async {
+            while app.post(Some(&key), LIST, json!({})).await.0 != 401 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("refused within the key cache's lifetime");
         assert_eq!(app.error_code(Some(&key), LIST, json!({})).await, "UNAUTHENTICATED");
         let out = common::run_gateway(&["keys", "create", "--role", "ROOT", "--name", "x"], &app.db_config);
         assert!(!out.status.success());

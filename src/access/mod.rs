@@ -6,6 +6,9 @@ mod watch;
 
 pub use watch::{KeyHold, KeyWatch};
 
+mod cache;
+pub use cache::TTL as KEY_CACHE_TTL;
+
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -169,13 +172,19 @@ pub async fn revoke_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Mod
         .ok_or_else(|| Error::NotFound(format!("API key {id}")))?;
     let mut row: api_key::ActiveModel = key.into();
     row.revoked_at = Set(Some(Utc::now()));
-    Ok(row.update(db).await?)
+    let revoked = row.update(db).await?;
+    cache::forget(id);
+    Ok(revoked)
 }
 
 /// Resolves a secret to its actor; `None` when unknown or revoked.
 pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Option<Actor>> {
+    let digest = digest(secret);
+    if let Some(actor) = cache::get(&digest) {
+        return Ok(Some(actor));
+    }
     let Some(key) = api_key::Entity::find()
-        .filter(api_key::Column::Hash.eq(digest(secret)))
+        .filter(api_key::Column::Hash.eq(digest.as_str()))
         .filter(api_key::Column::RevokedAt.is_null())
         .one(db)
         .await?
@@ -208,11 +217,13 @@ pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Optio
             }
         });
     }
-    Ok(Some(Actor {
+    let actor = Actor {
         key_id: Some(key.id),
         name: key.name,
         role,
-    }))
+    };
+    cache::put(digest, actor.clone());
+    Ok(Some(actor))
 }
 
 /// Makes sure an active ADMIN key with this secret exists (the `ADMIN_API_KEY` setting).
@@ -239,7 +250,8 @@ pub async fn ensure_admin_secret(db: &DatabaseConnection, secret: &str) -> Resul
             let mut row: api_key::ActiveModel = key.into();
             row.role = Set(Role::Admin.as_str().to_owned());
             row.revoked_at = Set(None);
-            row.update(db).await?;
+            let key = row.update(db).await?;
+            cache::forget(key.id);
             Ok(())
         }
         None => insert_key(db, "ADMIN_API_KEY", Role::Admin, secret)
