@@ -256,6 +256,33 @@ pub async fn free_ports<C: ConnectionTrait>(
     if first == 0 {
         return Err(Error::validation("first", first_message));
     }
+    // Nearest first within a radius that grows: the `first` nearest within a smaller radius are
+    // the nearest overall (anything else is farther), so a search starts at 150 m and doubles
+    // until it has them or reaches `radius_m`. Each step reads a quarter of the rows of the
+    // next, so a wide radius costs about what the distance to the `first`-th port needs, not
+    // the whole circle: 1,000 m measured 17.9 ms (median) reading the whole rectangle.
+    let mut r = radius_m.min(START_RADIUS_M);
+    loop {
+        let hits = within(db, integration_id, latitude, longitude, r, first).await?;
+        if hits.len() as u64 >= first || r >= radius_m {
+            return Ok(hits);
+        }
+        r = (r * 2.0).min(radius_m);
+    }
+}
+
+/// The first radius [`free_ports`] searches, in meters.
+const START_RADIUS_M: f64 = 150.0;
+
+/// The `first` nearest bindable ports within `radius_m`, nearest first.
+async fn within<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+    latitude: f64,
+    longitude: f64,
+    radius_m: f64,
+    first: u64,
+) -> Result<Vec<FreePort>> {
     let dlat = radius_m / 111_320.0;
     let dlng = radius_m / (111_320.0 * latitude.to_radians().cos().abs().max(0.01));
     let backend = db.get_database_backend();
