@@ -76,8 +76,53 @@ fn refusal(message: impl Into<String>, limit: Option<&str>) -> ServerError {
 
 /// Parses the document once (async-graphql reuses the parse), refuses it when its expanded size
 /// is over `max_nodes`, and checks that the operation to run is named unambiguously.
+/// Parsed documents by their text, so that a client sending the same operation again (the
+/// usual case: front-ends send a few fixed documents with different variables) is not parsed
+/// again. Bounded: past [`PARSED_KEPT`] documents it starts over.
+fn parsed_cache() -> &'static std::sync::Mutex<std::collections::HashMap<String, ExecutableDocument>>
+{
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, ExecutableDocument>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Documents the parse cache keeps, and the longest it keeps (so it holds at most 16 MiB of
+/// text, whatever `MAX_BODY_BYTES` allows).
+const PARSED_KEPT: usize = 1_000;
+const PARSED_MAX_LEN: usize = 16 * 1024;
+
+/// Gives the request its parsed document: from the cache when the same text was parsed
+/// before, else parsed now (and kept when it parsed).
+fn parse_cached(request: &mut Request) -> ServerResult<()> {
+    let cached = parsed_cache()
+        .lock()
+        .expect("parse cache lock")
+        .get(&request.query)
+        .cloned();
+    match cached {
+        Some(doc) => request.set_parsed_query(doc),
+        None => {
+            let doc = request
+                .parsed_query()
+                .map_err(|e| tag(e, "VALIDATION"))?
+                .clone();
+            if request.query.len() > PARSED_MAX_LEN {
+                return Ok(());
+            }
+            let mut cache = parsed_cache().lock().expect("parse cache lock");
+            if cache.len() >= PARSED_KEPT {
+                cache.clear();
+            }
+            cache.insert(request.query.clone(), doc);
+        }
+    }
+    Ok(())
+}
+
 fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<Option<String>> {
     let operation_name = request.operation_name.clone();
+    parse_cached(request)?;
     let doc = request.parsed_query().map_err(|e| tag(e, "VALIDATION"))?;
     match super::cost::expanded_nodes(doc) {
         Ok(n) if n > max_nodes => {
