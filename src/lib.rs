@@ -10,11 +10,9 @@
 pub mod access;
 pub mod bindings;
 pub mod catalog;
-pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod events;
 pub mod gateways;

@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 
 use mapping_gateway::access::{self, Role};
 use mapping_gateway::config::{DbConfig, LogConfig, ServeConfig};
-use mapping_gateway::{cli, server, telemetry, Error};
+use mapping_gateway::server::{self, cli};
+use mapping_gateway::{telemetry, Error};
 
 /// GraphQL gateway between an ISP's management system and FTTH network-mapping platforms.
 #[derive(Parser)]

@@ -150,6 +150,11 @@ impl SimState {
     }
 
     /// Logins so far.
+    /// Contract calls answered (logins included), since start.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
     pub fn logins(&self) -> u64 {
         self.logins.load(Ordering::SeqCst)
     }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use crate::access::Actor;
 use crate::config::DbConfig;
 use crate::events::{Phase, Progress};
-use crate::graphql::ids;
 use crate::state::AppState;
 use crate::sync::{Mode, RunRequest, SyncStatus, Trigger};
 use crate::Error;
@@ -50,7 +49,7 @@ async fn find_integration(
     let all = crate::integrations::list(&app.db)
         .await
         .map_err(Error::into_anyhow)?;
-    let by_id = ids::decode_tagged(ids::INTEGRATION, wanted).or_else(|| wanted.parse().ok());
+    let by_id = super::integration_from_api_id(wanted).or_else(|| wanted.parse().ok());
     let found = by_id
         .and_then(|id| all.iter().find(|i| i.id == id))
         .or_else(|| all.iter().find(|i| i.name == wanted))
@@ -66,14 +65,14 @@ async fn find_integration(
 /// to the other instances' subscribers.
 async fn open_for_sync(db: &DbConfig, networks: &[String]) -> anyhow::Result<AppState> {
     let network = crate::outbound::NetworkPolicy::with_networks(networks)?;
-    let options = crate::server::Options {
+    let options = super::Options {
         geosite: crate::geosite::ClientOptions {
             network: Arc::new(network),
             ..Default::default()
         },
         ..Default::default()
     };
-    crate::server::open_relaying(db, options).await
+    super::open_relaying(db, options).await
 }
 
 /// Runs a sync and follows it to its end, drawing a progress bar on a terminal (and one line
@@ -114,7 +113,7 @@ pub async fn sync(db: &DbConfig, command: SyncCommand) -> anyhow::Result<SyncOut
     let cancel = {
         let (app, bar, run_id) = (app.clone(), bar.clone(), run.id);
         tokio::spawn(async move {
-            crate::server::shutdown_signal().await;
+            super::shutdown_signal().await;
             bar.note("cancelling the run...");
             app.runner.cancel(run_id);
         })
@@ -225,7 +224,7 @@ impl Bar {
 
 /// `integrations list`: one line per integration.
 pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
-    let app = crate::server::open(db).await?;
+    let app = super::open(db).await?;
     let all = crate::integrations::list(&app.db)
         .await
         .map_err(Error::into_anyhow)?;
@@ -248,7 +247,7 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
         };
         println!(
             "{:<24}  {:>4}  {:<8}  {:<8}  {:<24}  {}",
-            ids::encode(ids::INTEGRATION, integration.id).as_str(),
+            super::integration_api_id(integration.id),
             integration.id,
             integration.gateway,
             if integration.active {

@@ -1,6 +1,9 @@
 //! Start-up: open the database, resolve the master key, ensure keys, build the platform
 //! registry, serve, run the demo, shut down. The only place that wires concrete parts.
 
+pub mod cli;
+pub mod demo;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,7 +153,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         crate::outbound::NetworkPolicy::with_networks(&config.allowed_platform_networks)?;
     // The demo's simulator listens on loopback, which the policy refuses: admit exactly it.
     let simulator = if config.demo {
-        let sim = crate::demo::spawn_simulator(config.demo_boxes).await?;
+        let sim = demo::spawn_simulator(config.demo_boxes).await?;
         network.admit_socket(sim.addr);
         Some(sim)
     } else {
@@ -176,7 +179,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .map_err(crate::Error::into_anyhow)?;
     }
     if let Some(sim) = &simulator {
-        crate::demo::start(&state, sim, &config.db, config.demo_key_file.as_ref()).await?;
+        demo::start(&state, sim, &config.db, config.demo_key_file.as_ref()).await?;
     }
     if let Some(new) = access::bootstrap_admin(&state.db)
         .await
@@ -253,6 +256,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
     Ok(())
+}
+
+/// An integration's id as the API shows it, for what start-up and the commands print.
+pub fn integration_api_id(id: i64) -> String {
+    crate::graphql::ids::encode(crate::graphql::ids::INTEGRATION, id).0
+}
+
+/// The database id of an integration id as the API shows it.
+pub fn integration_from_api_id(text: &str) -> Option<i64> {
+    crate::graphql::ids::decode_tagged(crate::graphql::ids::INTEGRATION, text)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use crate::access;
 use crate::config::DbConfig;
-use crate::graphql::ids;
 use crate::state::AppState;
 
 /// Name of the integration demo mode keeps pointed at its simulator.
@@ -146,7 +145,7 @@ pub async fn start(
     key_file_setting: Option<&PathBuf>,
 ) -> anyhow::Result<()> {
     let integration = link(state, sim).await?;
-    let id = ids::encode(ids::INTEGRATION, integration.id);
+    let id = super::integration_api_id(integration.id);
     let file = key_file(db, key_file_setting);
     let key = demo_key(state, file.as_ref()).await?;
     println!(
@@ -157,7 +156,7 @@ pub async fn start(
         sim.state.summary.splitters,
         sim.state.summary.ports,
         DEMO_INTEGRATION,
-        id.as_str(),
+        id,
     );
     let actor = access::Actor::system("demo");
     if crate::projects::of(&state.db, integration.id)
@@ -201,7 +200,7 @@ pub async fn start(
         "First query: open GraphiQL, put {{\"Authorization\": \"Bearer {key}\"}} in Headers, and run\n\n    \
          {{ elements(integrationId: \"{}\", first: 5) {{ totalCount edges {{ node {{ fid name \
          splitters {{ kind ports {{ number status }} }} }} }} }} }}\n",
-        id.as_str()
+        id
     );
     Ok(())
 }
