@@ -9,7 +9,7 @@ use entity::binding::{self, BindingStatus};
 use entity::port;
 use entity::push_outbox::PushAction;
 
-use super::{announce, bindable_port, find, outbox, snapshot, status_error};
+use super::{bindable_port, find, outbox, snapshot, status_error};
 use crate::access::{Actor, Role};
 use crate::state::AppState;
 use crate::{history, Error, Result};
@@ -125,9 +125,7 @@ pub async fn change(
     if let Some((action, fid)) = push {
         outbox::enqueue(&txn, &after, action, &fid).await?;
     }
-    txn.commit().await?;
-    app.outbox.wake();
-    announce(app, after.id).await;
+    super::commit_and_announce(app, txn, after.id).await?;
     Ok(after)
 }
 
@@ -200,9 +198,7 @@ pub async fn rebind(
         outbox::enqueue(&txn, &after, PushAction::Remove, &old).await?;
     }
     outbox::enqueue(&txn, &after, PushAction::Push, &port.fid).await?;
-    txn.commit().await?;
-    app.outbox.wake();
-    announce(app, after.id).await;
+    super::commit_and_announce(app, txn, after.id).await?;
     Ok(after)
 }
 
@@ -235,8 +231,6 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
         Some(delivery("PENDING", None)),
     )
     .await?;
-    txn.commit().await?;
-    app.outbox.wake();
-    announce(app, b.id).await;
+    super::commit_and_announce(app, txn, b.id).await?;
     Ok(b)
 }

@@ -71,16 +71,26 @@ fn clean(input: CustomerInput) -> Result<Customer> {
     })
 }
 
-/// Tells subscribers (`bindingEvents`) a binding's state, after a change committed; a failure
-/// to read it is logged, never the caller's error.
-pub(crate) async fn announce(app: &AppState, binding_id: i64) {
-    match crate::events::BindingEvent::read(&app.db, binding_id).await {
+/// Publishes a change made in `txn`, then commits it and wakes the delivery worker: the event
+/// is read inside the transaction, so it tells this change even when the worker delivers the
+/// push before a read after the commit could run, and it goes out before the worker is woken.
+/// A failure to read it is logged, never the caller's error.
+pub(crate) async fn commit_and_announce(
+    app: &AppState,
+    txn: sea_orm::DatabaseTransaction,
+    binding_id: i64,
+) -> Result<()> {
+    let event = crate::events::BindingEvent::read(&txn, binding_id).await;
+    txn.commit().await?;
+    match event {
         Ok(Some(event)) => app.events.publish_binding(event),
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(binding_id, error = %e.message(), "could not announce a binding change")
         }
     }
+    app.outbox.wake();
+    Ok(())
 }
 
 /// Records in the history that these bindings became ORPHANED (their port disappeared), in the
@@ -276,7 +286,6 @@ pub async fn bind(
         Some(snapshot(&row)),
     )
     .await?;
-    txn.commit().await?;
-    announce(app, row.id).await;
+    commit_and_announce(app, txn, row.id).await?;
     Ok(row)
 }

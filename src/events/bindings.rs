@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use tokio::sync::broadcast;
 
 use super::Bus;
@@ -34,13 +34,13 @@ pub struct BindingEvent {
 
 impl BindingEvent {
     /// The current state of a binding and its latest delivery; `None` when it does not exist.
-    pub async fn read(db: &DatabaseConnection, binding_id: i64) -> Result<Option<BindingEvent>> {
+    pub async fn read<C: ConnectionTrait>(db: &C, binding_id: i64) -> Result<Option<BindingEvent>> {
         Ok(Self::read_many(db, &[binding_id]).await?.pop())
     }
 
     /// The current states of these bindings (those that exist), in two statements whatever
     /// their number.
-    pub async fn read_many(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<BindingEvent>> {
+    pub async fn read_many<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<Vec<BindingEvent>> {
         use entity::{binding, push_outbox};
         if ids.is_empty() {
             return Ok(Vec::new());
