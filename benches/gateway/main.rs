@@ -8,10 +8,15 @@
 //! For each size and engine it measures, against the Geosite simulator over loopback HTTP:
 //! - the baseline: the same records fetched and written with one plain multi-row insert per page,
 //!   no diffing, no deletion tracking;
+//! - fetch-only: the same listings read and parsed, nothing written (the wire's limit);
+//! - raw write: the same rows, fetched beforehand, written the fastest way the engine has
+//!   (`COPY` per page on PostgreSQL, one prepared multi-row insert in a transaction on SQLite);
 //! - a full sync by the engine, into a fresh database;
 //! - an incremental sync after 1% of the records changed on the platform;
 //!
-//! and prints the ratios (full / baseline, incremental / full) and peak RSS as Markdown rows.
+//! and prints the ratios (full against the baseline, against fetch + raw write and against
+//! max(fetch, raw write), what a pipelined sync can reach; incremental / full) and peak RSS as
+//! Markdown rows.
 //! `read` measures the API on a synced copy (see `read_bench`); `live`, subscribers following a
 //! full sync over WebSocket (see `live_bench`); `bindings`, a burst of confirmed bindings
 //! delivered to the platform (see `bindings_bench`).
@@ -19,6 +24,7 @@
 mod bindings_bench;
 mod common;
 mod live_bench;
+mod raw_write;
 mod read_bench;
 mod sync_bench;
 
@@ -35,6 +41,11 @@ use mapping_gateway::server;
 
 use mapping_gateway::config::DbConfig;
 use mapping_gateway::sync::Mode;
+
+/// mimalloc rather than the system allocator: reading a 1,000-box tree spent about a third of its
+/// CPU in glibc's malloc and free (docs/BENCHMARKS.md, the tree's profile).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "bench")]
@@ -66,6 +77,10 @@ enum Cmd {
         /// Seconds of each wrk run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Timed executions of the tree (and of its hand-written baseline); more under a
+        /// profiler.
+        #[arg(long, default_value_t = 15)]
+        rounds: usize,
     },
     /// Subscribers following one full sync: delivery lag, memory per subscriber, and the sync's
     /// duration against the same sync without subscribers.
@@ -113,7 +128,7 @@ enum Cmd {
     },
     /// (internal) One measured phase; prints one JSON line.
     Phase {
-        /// `baseline`, `full` or `incremental`.
+        /// `baseline`, `fetch`, `raw`, `full` or `incremental`.
         kind: String,
         #[arg(long)]
         sim: String,
@@ -170,11 +185,16 @@ async fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             let counts = match kind.as_str() {
                 "baseline" => baseline(&state, &sim).await?,
+                "fetch" => sync_bench::fetch_only(&state, &sim).await?,
+                "raw" => sync_bench::raw(&state, &sim).await?,
                 "full" => engine_run(&state, &sim, Mode::Full).await?,
                 "incremental" => engine_run(&state, &sim, Mode::Incremental).await?,
                 other => anyhow::bail!("unknown phase {other}"),
             };
-            let secs = started.elapsed().as_secs_f64();
+            // The raw write times itself: its fetching is not part of it.
+            let secs = counts["timed_secs"]
+                .as_f64()
+                .unwrap_or_else(|| started.elapsed().as_secs_f64());
             let mut shapes: Vec<_> = profile.lock().unwrap().clone().into_iter().collect();
             shapes.sort_by_key(|s| std::cmp::Reverse(s.1 .1));
             for (sql, (n, t)) in shapes.iter().take(8) {
@@ -194,7 +214,11 @@ async fn main() -> anyhow::Result<()> {
             engines,
             postgres_url,
         } => orchestrate(boxes, engines, postgres_url).await,
-        Cmd::Read { boxes, seconds } => read_bench(boxes, seconds).await,
+        Cmd::Read {
+            boxes,
+            seconds,
+            rounds,
+        } => read_bench(boxes, seconds, rounds).await,
         Cmd::Bindings {
             boxes,
             bindings,

@@ -101,7 +101,7 @@ pub(crate) fn wrk(url: &str, script: &str, seconds: u64) -> anyhow::Result<f64> 
         .map_err(Into::into)
 }
 
-pub(crate) async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()> {
+pub(crate) async fn read_bench(boxes: usize, seconds: u64, rounds: usize) -> anyhow::Result<()> {
     use mapping_gateway::access::{self, Role};
     let (child, sim) = spawn_simulator(boxes * 5 / 4)?;
     let db = fresh_db("sqlite", None, "read").await?;
@@ -162,7 +162,7 @@ pub(crate) async fn read_bench(boxes: usize, seconds: u64) -> anyhow::Result<()>
     }";
     let (mut gql, mut base) = (Vec::new(), Vec::new());
     let mut sizes = (0, 0);
-    for _ in 0..15 {
+    for _ in 0..rounds.max(1) {
         let t = Instant::now();
         let response = schema
             .execute(

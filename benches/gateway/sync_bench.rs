@@ -1,21 +1,52 @@
-//! The sync benchmark: the engine's full and incremental runs against a plain-insert baseline.
+//! The sync benchmark: the engine's full and incremental runs against three baselines: plain
+//! inserts page by page, fetch-only (the wire), and the fastest raw write of the same rows.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
+use entity::{element, port, splitter};
 use mapping_gateway::catalog::ElementItem;
-use mapping_gateway::platform::{ListQuery, SplitterKind};
+use mapping_gateway::platform::{
+    ListQuery, RemoteElement, RemotePort, RemoteSplitter, SplitterKind,
+};
 use mapping_gateway::state::AppState;
 
 use super::common::*;
 
-/// The baseline: fetch the same listings, insert every page with one plain multi-row INSERT.
-pub(crate) async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Value> {
-    use entity::{element, port, splitter};
+/// The records a sync of the benchmark project lists, page by page: the CTO elements, the
+/// splitters, the ports, in that order (the engine's order).
+pub(crate) enum Page {
+    Elements(Vec<RemoteElement>),
+    Splitters(Vec<RemoteSplitter>),
+    Ports(Vec<RemotePort>),
+}
+
+impl Page {
+    fn len(&self) -> usize {
+        match self {
+            Page::Elements(r) => r.len(),
+            Page::Splitters(r) => r.len(),
+            Page::Ports(r) => r.len(),
+        }
+    }
+}
+
+/// Where the baselines write: the benchmark integration and its project.
+pub(crate) struct Target {
+    pub(crate) integration: i64,
+    pub(crate) project: i64,
+    platform: std::sync::Arc<dyn mapping_gateway::platform::Platform>,
+    query: ListQuery,
+}
+
+pub(crate) async fn target(state: &AppState, sim: &str) -> anyhow::Result<Target> {
     let id = integration(state, sim).await?;
     let project = mapping_gateway::projects::of(&state.db, id)
         .await
@@ -27,113 +58,199 @@ pub(crate) async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Valu
     let platform = state
         .platform(&row)
         .map_err(mapping_gateway::Error::into_anyhow)?;
-    let query = ListQuery {
-        project_id: Some(project.remote_id.clone()),
+    Ok(Target {
+        integration: id,
+        project: project.id,
+        platform,
+        query: ListQuery {
+            project_id: Some(project.remote_id.clone()),
+            ..Default::default()
+        },
+    })
+}
+
+/// Every page of the three listings, one after the other, fetched as the stream is polled.
+pub(crate) fn pages(
+    target: &Target,
+) -> impl futures::Stream<Item = anyhow::Result<Page>> + Send + 'static {
+    use futures::StreamExt;
+    let p = &target.platform;
+    let q = &target.query;
+    p.elements(ElementItem::Cto, q.clone())
+        .map_ok(|page| Page::Elements(page.records))
+        .chain(
+            p.splitters(q.clone())
+                .map_ok(|page| Page::Splitters(page.records)),
+        )
+        .chain(p.ports(q.clone()).map_ok(|page| Page::Ports(page.records)))
+        .map_err(mapping_gateway::Error::into_anyhow)
+}
+
+/// The fetch-only baseline: the same listings read and parsed, nothing written (the wire's
+/// limit, with the simulator on loopback).
+pub(crate) async fn fetch_only(state: &AppState, sim: &str) -> anyhow::Result<Value> {
+    let target = target(state, sim).await?;
+    let mut listed = 0u64;
+    let mut pages = std::pin::pin!(pages(&target));
+    while let Some(page) = pages.try_next().await? {
+        listed += page.len() as u64;
+    }
+    Ok(json!({ "listed": listed }))
+}
+
+fn element_row(t: &Target, r: RemoteElement, now: DateTime<Utc>) -> element::ActiveModel {
+    element::ActiveModel {
+        integration_id: Set(t.integration),
+        project_id: Set(t.project),
+        item: Set(entity::element_item::ElementItem::Cto),
+        fid_num: Set(r.fid.parse().ok()),
+        fid: Set(r.fid),
+        name: Set(r.name),
+        latitude: Set(r.latitude),
+        longitude: Set(r.longitude),
+        remote_updated_at: Set(r.updated_at),
+        synced_at: Set(now),
         ..Default::default()
-    };
-    let now = chrono::Utc::now();
-    let mut written = 0u64;
-    let mut listing = platform.elements(ElementItem::Cto, query.clone());
-    while let Some(page) = listing
-        .try_next()
-        .await
-        .map_err(mapping_gateway::Error::into_anyhow)?
-    {
-        let rows: Vec<element::ActiveModel> = page
-            .records
-            .into_iter()
-            .map(|r| element::ActiveModel {
-                integration_id: Set(id),
-                project_id: Set(project.id),
-                item: Set(entity::element_item::ElementItem::Cto),
+    }
+}
+
+/// Service splitters only, as the benchmark's selection has it.
+fn splitter_rows(
+    t: &Target,
+    rs: Vec<RemoteSplitter>,
+    now: DateTime<Utc>,
+) -> Vec<splitter::ActiveModel> {
+    rs.into_iter()
+        .filter(|r| r.kind == SplitterKind::Service)
+        .map(|r| splitter::ActiveModel {
+            integration_id: Set(t.integration),
+            project_id: Set(t.project),
+            fid_num: Set(r.fid.parse().ok()),
+            fid: Set(r.fid),
+            name: Set(r.name),
+            kind: Set(SplitterKind::Service),
+            ratio: Set(r.ratio),
+            port_count: Set(r.port_count),
+            box_fid: Set(r.box_fid),
+            element_id: Set(None),
+            remote_updated_at: Set(r.updated_at),
+            synced_at: Set(now),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Ports of known splitters.
+fn port_rows(
+    t: &Target,
+    rs: Vec<RemotePort>,
+    splitters: &HashMap<String, i64>,
+    now: DateTime<Utc>,
+) -> Vec<port::ActiveModel> {
+    rs.into_iter()
+        .filter_map(|r| {
+            let splitter_id = *splitters.get(&r.splitter_fid)?;
+            let c = r.customer.unwrap_or_default();
+            Some(port::ActiveModel {
+                integration_id: Set(t.integration),
+                project_id: Set(t.project),
+                splitter_id: Set(splitter_id),
                 fid_num: Set(r.fid.parse().ok()),
                 fid: Set(r.fid),
-                name: Set(r.name),
-                latitude: Set(r.latitude),
-                longitude: Set(r.longitude),
+                number: Set(r.number),
+                status: Set(r.status),
+                customer_contract: Set(c.contract),
+                customer_document: Set(c.document),
+                customer_name: Set(c.name),
                 remote_updated_at: Set(r.updated_at),
                 synced_at: Set(now),
                 ..Default::default()
             })
-            .collect();
-        written += rows.len() as u64;
-        if !rows.is_empty() {
-            element::Entity::insert_many(rows).exec(&state.db).await?;
-        }
-    }
-    let mut listing = platform.splitters(query.clone());
-    while let Some(page) = listing
-        .try_next()
-        .await
-        .map_err(mapping_gateway::Error::into_anyhow)?
-    {
-        let rows: Vec<splitter::ActiveModel> = page
-            .records
-            .into_iter()
-            .filter(|r| r.kind == SplitterKind::Service)
-            .map(|r| splitter::ActiveModel {
-                integration_id: Set(id),
-                project_id: Set(project.id),
-                fid_num: Set(r.fid.parse().ok()),
-                fid: Set(r.fid),
-                name: Set(r.name),
-                kind: Set(SplitterKind::Service),
-                ratio: Set(r.ratio),
-                port_count: Set(r.port_count),
-                box_fid: Set(r.box_fid),
-                element_id: Set(None),
-                remote_updated_at: Set(r.updated_at),
-                synced_at: Set(now),
-                ..Default::default()
-            })
-            .collect();
-        written += rows.len() as u64;
-        if !rows.is_empty() {
-            splitter::Entity::insert_many(rows).exec(&state.db).await?;
-        }
-    }
-    let ids: std::collections::HashMap<String, i64> = splitter::Entity::find()
-        .filter(splitter::Column::IntegrationId.eq(id))
+        })
+        .collect()
+}
+
+async fn splitter_ids(state: &AppState, t: &Target) -> anyhow::Result<HashMap<String, i64>> {
+    Ok(splitter::Entity::find()
+        .filter(splitter::Column::IntegrationId.eq(t.integration))
         .all(&state.db)
         .await?
         .into_iter()
         .map(|s| (s.fid, s.id))
-        .collect();
-    let mut listing = platform.ports(query);
-    while let Some(page) = listing
-        .try_next()
-        .await
-        .map_err(mapping_gateway::Error::into_anyhow)?
-    {
-        let rows: Vec<port::ActiveModel> = page
-            .records
-            .into_iter()
-            .filter_map(|r| {
-                let splitter_id = *ids.get(&r.splitter_fid)?;
-                let c = r.customer.unwrap_or_default();
-                Some(port::ActiveModel {
-                    integration_id: Set(id),
-                    project_id: Set(project.id),
-                    splitter_id: Set(splitter_id),
-                    fid_num: Set(r.fid.parse().ok()),
-                    fid: Set(r.fid),
-                    number: Set(r.number),
-                    status: Set(r.status),
-                    customer_contract: Set(c.contract),
-                    customer_document: Set(c.document),
-                    customer_name: Set(c.name),
-                    remote_updated_at: Set(r.updated_at),
-                    synced_at: Set(now),
-                    ..Default::default()
-                })
-            })
-            .collect();
-        written += rows.len() as u64;
-        if !rows.is_empty() {
-            port::Entity::insert_many(rows).exec(&state.db).await?;
-        }
+        .collect())
+}
+
+/// The plain baseline: fetch the same listings, insert every page with one plain multi-row
+/// INSERT, fetching and writing one after the other.
+pub(crate) async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Value> {
+    let t = target(state, sim).await?;
+    let now = Utc::now();
+    let mut written = 0u64;
+    let mut ids: Option<HashMap<String, i64>> = None;
+    let mut pages = std::pin::pin!(pages(&t));
+    while let Some(page) = pages.try_next().await? {
+        let n = match page {
+            Page::Elements(rs) => {
+                insert(
+                    state,
+                    rs.into_iter().map(|r| element_row(&t, r, now)).collect(),
+                )
+                .await?
+            }
+            Page::Splitters(rs) => insert(state, splitter_rows(&t, rs, now)).await?,
+            Page::Ports(rs) => {
+                if ids.is_none() {
+                    ids = Some(splitter_ids(state, &t).await?);
+                }
+                let rows = port_rows(&t, rs, ids.as_ref().expect("read above"), now);
+                insert(state, rows).await?
+            }
+        };
+        written += n as u64;
     }
     Ok(json!({ "written": written }))
+}
+
+async fn insert<A>(state: &AppState, rows: Vec<A>) -> anyhow::Result<usize>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let n = rows.len();
+    if n > 0 {
+        <A::Entity as EntityTrait>::insert_many(rows)
+            .exec(&state.db)
+            .await?;
+    }
+    Ok(n)
+}
+
+/// The raw-write baseline: every page fetched first (not timed), then the same rows written the
+/// fastest way the engine offers (see `raw_write`); `secs` is the write's alone.
+pub(crate) async fn raw(state: &AppState, sim: &str) -> anyhow::Result<Value> {
+    let t = target(state, sim).await?;
+    let fetched: Vec<Page> = pages(&t).try_collect().await?;
+    let now = Utc::now();
+    let started = std::time::Instant::now();
+    let mut written = 0u64;
+    let mut port_pages = Vec::new();
+    let mut writer = super::raw_write::Writer::new(&state.db).await?;
+    for page in fetched {
+        match page {
+            Page::Elements(rs) => {
+                let rows: Vec<_> = rs.into_iter().map(|r| element_row(&t, r, now)).collect();
+                written += writer.page(rows).await? as u64;
+            }
+            Page::Splitters(rs) => written += writer.page(splitter_rows(&t, rs, now)).await? as u64,
+            Page::Ports(rs) => port_pages.push(rs),
+        }
+    }
+    writer.commit_splitters().await?;
+    let ids = splitter_ids(state, &t).await?;
+    for rs in port_pages {
+        written += writer.page(port_rows(&t, rs, &ids, now)).await? as u64;
+    }
+    writer.finish().await?;
+    Ok(json!({ "written": written, "timed_secs": started.elapsed().as_secs_f64() }))
 }
 
 pub(crate) fn phase(kind: &str, sim: &str, db: &str, key: &str) -> anyhow::Result<Value> {
@@ -155,13 +272,17 @@ pub(crate) async fn orchestrate(
     pg: Option<String>,
 ) -> anyhow::Result<()> {
     let key = mapping_gateway::crypto::MasterKey::generate().1;
-    println!("| boxes | engine | records | baseline s | full s | full/baseline | full peak RSS MiB | baseline peak RSS MiB | incremental s | incremental/full |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| boxes | engine | records | baseline s | fetch-only s | raw write s | full s | full/baseline | full/(fetch+raw) | full/max(fetch,raw) | full peak RSS MiB | baseline peak RSS MiB | incremental s | incremental/full |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for boxes in sizes {
         let (_simulator, sim) = spawn_simulator(boxes)?;
         for engine in &engines {
             let db = fresh_db(engine, pg.as_deref(), &format!("base_{boxes}")).await?;
             let base = phase("baseline", &sim, &db, &key)?;
+            let db = fresh_db(engine, pg.as_deref(), &format!("fetch_{boxes}")).await?;
+            let fetch = phase("fetch", &sim, &db, &key)?;
+            let db = fresh_db(engine, pg.as_deref(), &format!("raw_{boxes}")).await?;
+            let raw = phase("raw", &sim, &db, &key)?;
             let db = fresh_db(engine, pg.as_deref(), &format!("full_{boxes}")).await?;
             let full = phase("full", &sim, &db, &key)?;
             let client = reqwest::Client::new();
@@ -178,20 +299,25 @@ pub(crate) async fn orchestrate(
             let incr = phase("incremental", &sim, &db, &key)?;
             let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
             let mib = |v: &Value| v["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
+            let (f, w) = (secs(&fetch), secs(&raw));
             println!(
-                "| {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} | {:.3} |",
+                "| {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} |",
                 base["counts"]["written"],
                 secs(&base),
+                f,
+                w,
                 secs(&full),
                 secs(&full) / secs(&base),
+                secs(&full) / (f + w),
+                secs(&full) / f.max(w),
                 mib(&full),
                 mib(&base),
                 secs(&incr),
                 secs(&incr) / secs(&full),
             );
             eprintln!(
-                "  full: {}  incremental: {}",
-                full["counts"], incr["counts"]
+                "  full: {}  incremental: {}  fetched: {}  raw: {}",
+                full["counts"], incr["counts"], fetch["counts"]["listed"], raw["counts"]["written"]
             );
         }
     }
