@@ -223,6 +223,10 @@ pub struct SyncConfig {
     #[arg(long, env = "MASS_DELETION_SHARE", default_value_t = crate::sync::settings::DEFAULT_MASS_DELETION_SHARE)]
     pub mass_deletion_share: f64,
 
+    /// Platform requests a sync may have in flight (its listings are fetched concurrently).
+    #[arg(long, env = "SYNC_REQUESTS_IN_FLIGHT", default_value_t = crate::sync::settings::DEFAULT_REQUESTS_IN_FLIGHT)]
+    pub requests_in_flight: usize,
+
     /// Run the scheduler in this instance.
     #[arg(long, env = "SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
     pub scheduler: bool,

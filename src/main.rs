@@ -9,6 +9,11 @@ use mapping_gateway::config::{DbConfig, LogConfig, ServeConfig};
 use mapping_gateway::server::{self, cli};
 use mapping_gateway::{telemetry, Error};
 
+/// mimalloc rather than the system allocator: reading a 1,000-box tree spent about a third of its
+/// CPU in glibc's malloc and free (docs/BENCHMARKS.md, the tree's profile).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// GraphQL gateway between an ISP's management system and FTTH network-mapping platforms.
 #[derive(Parser)]
 #[command(name = "mapping-gateway", version)]

@@ -67,7 +67,13 @@ pub struct BindingSnapshot {
 }
 
 /// A customer bound to a port.
-pub struct Binding(pub binding::Model);
+pub struct Binding(pub std::sync::Arc<binding::Model>);
+
+impl From<binding::Model> for Binding {
+    fn from(row: binding::Model) -> Self {
+        Binding(std::sync::Arc::new(row))
+    }
+}
 
 /// A customer bound to a port. Never deleted by a sync: when its port disappears it becomes
 /// ORPHANED and keeps a snapshot of where it was.
@@ -209,7 +215,7 @@ impl Binding {
             .load_one(self.0.id)
             .await
             .map_err(loader_error)?
-            .and_then(|all| all.into_iter().last()))
+            .and_then(|all| all.last().map(|d| (**d).clone())))
     }
 }
 

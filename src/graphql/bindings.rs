@@ -49,7 +49,7 @@ impl BindingMutation {
             address: customer.address,
             plan: customer.plan,
         };
-        Ok(Binding(
+        Ok(Binding::from(
             domain::bind(state(ctx)?, actor(ctx)?, port, input).await?,
         ))
     }
@@ -97,7 +97,7 @@ impl BindingMutation {
     ) -> async_graphql::Result<Binding> {
         let id = ids::decode(BINDING, &id)?;
         let port = ids::decode(PORT, &port_id)?;
-        Ok(Binding(
+        Ok(Binding::from(
             domain::rebind(state(ctx)?, actor(ctx)?, id, port).await?,
         ))
     }
@@ -110,7 +110,7 @@ impl BindingMutation {
         #[graphql(desc = "Id of the binding.")] binding_id: ID,
     ) -> async_graphql::Result<Binding> {
         let id = ids::decode(BINDING, &binding_id)?;
-        Ok(Binding(
+        Ok(Binding::from(
             domain::retry_push(state(ctx)?, actor(ctx)?, id).await?,
         ))
     }
@@ -118,7 +118,7 @@ impl BindingMutation {
 
 async fn change(ctx: &Context<'_>, id: &ID, what: Change) -> async_graphql::Result<Binding> {
     let id = ids::decode(BINDING, id)?;
-    Ok(Binding(
+    Ok(Binding::from(
         domain::change(state(ctx)?, actor(ctx)?, id, what).await?,
     ))
 }

@@ -11,7 +11,13 @@ use entity::element;
 use super::splitter::Splitter;
 
 /// A synced box or point.
-pub struct Element(pub element::Model);
+pub struct Element(pub std::sync::Arc<element::Model>);
+
+impl From<element::Model> for Element {
+    fn from(row: element::Model) -> Self {
+        Element(std::sync::Arc::new(row))
+    }
+}
 
 /// A synced box or point (CTO, CEO, POP, POLE).
 #[Object]
@@ -57,7 +63,7 @@ impl Element {
             .await
             .map_err(loader_error)?
             .flatten()
-            .map(Project))
+            .map(|p| Project((*p).clone())))
     }
     /// The splitters it houses, by fid.
     #[graphql(complexity = "4 * child_complexity + 1")]
@@ -68,10 +74,8 @@ impl Element {
             .load_one(self.0.id)
             .await
             .map_err(loader_error)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Splitter)
-            .collect())
+            .map(|all| all.iter().cloned().map(Splitter).collect())
+            .unwrap_or_default())
     }
     /// Bindable ports: FREE ports of its service splitters with no active binding.
     async fn free_port_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {

@@ -113,6 +113,7 @@ impl Integration {
             .load_one(self.0.id)
             .await
             .map_err(crate::graphql::loaders::loader_error)?
+            .map(|all| all.iter().map(|r| (**r).clone()).collect::<Vec<_>>())
             .unwrap_or_default();
         let mut items = crate::selection::items(&rows);
         items.sort();

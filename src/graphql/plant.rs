@@ -71,15 +71,15 @@ pub struct FreePort(pub lookup::FreePort);
 impl FreePort {
     /// The port (FREE, of a service splitter, with no active binding).
     async fn port(&self) -> Port {
-        Port(self.0.port.clone())
+        Port::from(self.0.port.clone())
     }
     /// Its splitter.
     async fn splitter(&self) -> Splitter {
-        Splitter(self.0.splitter.clone())
+        Splitter::from(self.0.splitter.clone())
     }
     /// The box.
     async fn element(&self) -> Element {
-        Element(self.0.element.clone())
+        Element::from(self.0.element.clone())
     }
     /// Great-circle distance from the point to the box, in meters.
     async fn distance_meters(&self) -> f64 {
@@ -128,7 +128,12 @@ pub(super) async fn element_page(
     let with_total = ctx.look_ahead().field("totalCount").exists();
     let page = lookup::elements(db, integration_id, &filter, request, with_total).await?;
     crate::store::tree::prefetch(db, &loaders(ctx)?.plant, &page.items, wanted_levels(ctx)).await?;
-    Ok(paging::connection("elements", page, |e| e.id, Element))
+    Ok(paging::connection(
+        "elements",
+        page,
+        |e| e.id,
+        Element::from,
+    ))
 }
 
 /// Plant queries.
@@ -164,7 +169,7 @@ impl PlantQuery {
         #[graphql(desc = "Id of the element.")] id: ID,
     ) -> async_graphql::Result<Element> {
         let id = ids::decode(ELEMENT, &id)?;
-        Ok(Element(
+        Ok(Element::from(
             lookup::by_id::<element::Entity, _>(&state(ctx)?.db, "element", id).await?,
         ))
     }
@@ -178,7 +183,7 @@ impl PlantQuery {
         #[graphql(desc = "Platform fid of the element.")] fid: String,
     ) -> async_graphql::Result<Element> {
         let id = ids::decode(INTEGRATION, &integration_id)?;
-        Ok(Element(
+        Ok(Element::from(
             lookup::element_by_fid(&state(ctx)?.db, id, &fid).await?,
         ))
     }
@@ -191,7 +196,7 @@ impl PlantQuery {
         #[graphql(desc = "Id of the splitter.")] id: ID,
     ) -> async_graphql::Result<Splitter> {
         let id = ids::decode(SPLITTER, &id)?;
-        Ok(Splitter(
+        Ok(Splitter::from(
             lookup::by_id::<splitter::Entity, _>(&state(ctx)?.db, "splitter", id).await?,
         ))
     }
@@ -204,7 +209,7 @@ impl PlantQuery {
         #[graphql(desc = "Id of the port.")] id: ID,
     ) -> async_graphql::Result<Port> {
         let id = ids::decode(PORT, &id)?;
-        Ok(Port(
+        Ok(Port::from(
             lookup::by_id::<port::Entity, _>(&state(ctx)?.db, "port", id).await?,
         ))
     }
@@ -263,6 +268,11 @@ impl PlantQuery {
             status: f.status,
         };
         let page = lookup::bindings(&state(ctx)?.db, &filter, request).await?;
-        Ok(paging::connection("bindings", page, |b| b.id, Binding))
+        Ok(paging::connection(
+            "bindings",
+            page,
+            |b| b.id,
+            Binding::from,
+        ))
     }
 }

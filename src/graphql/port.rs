@@ -23,7 +23,13 @@ pub struct PlatformCustomer {
 }
 
 /// A splitter output port.
-pub struct Port(pub port::Model);
+pub struct Port(pub std::sync::Arc<port::Model>);
+
+impl From<port::Model> for Port {
+    fn from(row: port::Model) -> Self {
+        Port(std::sync::Arc::new(row))
+    }
+}
 
 /// A splitter output port.
 #[Object]

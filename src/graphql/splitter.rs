@@ -12,7 +12,13 @@ use super::element::Element;
 use super::port::Port;
 
 /// A synced splitter.
-pub struct Splitter(pub splitter::Model);
+pub struct Splitter(pub std::sync::Arc<splitter::Model>);
+
+impl From<splitter::Model> for Splitter {
+    fn from(row: splitter::Model) -> Self {
+        Splitter(std::sync::Arc::new(row))
+    }
+}
 
 /// A synced splitter.
 #[Object]
@@ -79,9 +85,7 @@ impl Splitter {
             .load_one(self.0.id)
             .await
             .map_err(loader_error)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Port)
-            .collect())
+            .map(|all| all.iter().cloned().map(Port).collect())
+            .unwrap_or_default())
     }
 }

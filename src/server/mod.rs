@@ -163,6 +163,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         sync: crate::sync::SyncSettings {
             overlap: Duration::from_secs(config.sync.overlap_secs),
             mass_deletion_share: config.sync.mass_deletion_share,
+            requests_in_flight: config.sync.requests_in_flight.max(1),
             default_cron: config.sync.cron.clone(),
             default_timezone: config.sync.timezone.clone(),
             ..Default::default()

@@ -124,15 +124,17 @@ where
     E: sea_orm::EntityTrait,
     E::Model: Clone + Send + Sync,
 {
-    /// `None` for a key without a row, so that absence is cached too.
-    type Value = Option<E::Model>;
+    /// `None` for a key without a row, so that absence is cached too. Shared, so that a cache
+    /// hit costs a reference count rather than a copy of the row (`Port` and the other API
+    /// types hold the same `Arc`).
+    type Value = Option<Arc<E::Model>>;
     type Error = Arc<crate::Error>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let key = self.0.key;
         let mut out: HashMap<i64, Self::Value> = keys.iter().map(|k| (*k, None)).collect();
         for m in self.0.fetch(keys).await? {
-            out.insert(key(&m), Some(m));
+            out.insert(key(&m), Some(Arc::new(m)));
         }
         Ok(out)
     }
@@ -143,16 +145,19 @@ where
     E: sea_orm::EntityTrait,
     E::Model: Clone + Send + Sync,
 {
-    type Value = Vec<E::Model>;
+    /// Shared like `One`'s: a splitter's ports are handed out by reference count, not copied
+    /// on every hit.
+    type Value = Arc<[Arc<E::Model>]>;
     type Error = Arc<crate::Error>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let key = self.0.key;
-        let mut out: HashMap<i64, Vec<E::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        let mut out: HashMap<i64, Vec<Arc<E::Model>>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
         for m in self.0.fetch(keys).await? {
-            out.entry(key(&m)).or_default().push(m);
+            out.entry(key(&m)).or_default().push(Arc::new(m));
         }
-        Ok(out)
+        Ok(out.into_iter().map(|(k, v)| (k, v.into())).collect())
     }
 }
 

@@ -4,6 +4,7 @@
 //! caches through the same `load_one` they use anywhere else.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -65,7 +66,7 @@ pub async fn prefetch(
     let element_ids: Vec<i64> = elements.iter().map(|e| e.id).collect();
     loaders
         .element
-        .feed_many(elements.iter().map(|e| (e.id, Some(e.clone()))))
+        .feed_many(elements.iter().map(|e| (e.id, Some(Arc::new(e.clone())))))
         .await;
     if want.element_free_ports {
         fill_level(&loaders.free_ports_of_element, &element_ids).await?;
@@ -74,7 +75,10 @@ pub async fn prefetch(
         return Ok(());
     }
     let by_element = read_level(&loaders.splitters_of_element, &element_ids).await?;
-    let splitters: Vec<_> = by_element.values().flatten().cloned().collect();
+    let splitters: Vec<_> = by_element
+        .values()
+        .flat_map(|s| s.iter().cloned())
+        .collect();
     let splitter_ids: Vec<i64> = splitters.iter().map(|s| s.id).collect();
     loaders.splitters_of_element.feed_many(by_element).await;
     loaders
@@ -91,14 +95,17 @@ pub async fn prefetch(
         return Ok(());
     }
     let by_splitter = read_level(&loaders.ports_of_splitter, &splitter_ids).await?;
-    let port_ids: Vec<i64> = by_splitter.values().flatten().map(|p| p.id).collect();
+    let port_ids: Vec<i64> = by_splitter
+        .values()
+        .flat_map(|s| s.iter().map(|p| p.id))
+        .collect();
     loaders.ports_of_splitter.feed_many(by_splitter).await;
     if want.bindings && !port_ids.is_empty() {
-        let mut active: HashMap<i64, Option<binding::Model>> =
+        let mut active: HashMap<i64, Option<Arc<binding::Model>>> =
             port_ids.iter().map(|id| (*id, None)).collect();
         for b in active_bindings_under(db, &splitter_ids).await? {
             if let Some(port_id) = b.port_id {
-                active.insert(port_id, Some(b));
+                active.insert(port_id, Some(Arc::new(b)));
             }
         }
         loaders.active_binding_of_port.feed_many(active).await;

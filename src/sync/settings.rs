@@ -13,6 +13,11 @@ pub const DEFAULT_MASS_DELETION_SHARE: f64 = 0.5;
 /// made the sync 7.0% slower; see docs/BENCHMARKS.md.
 pub const DEFAULT_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
+/// Platform requests a run may have in flight: its listings are fetched concurrently, each a
+/// few pages ahead of the writes (`engine::ahead`). The platform's 429s are still obeyed, per
+/// request.
+pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 4;
+
 /// Tunables of the sync engine and scheduler.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
@@ -39,6 +44,8 @@ pub struct SyncSettings {
     /// Least time between two progress events of a run within one listing (phase changes, the
     /// first page of each listing and the end always go out).
     pub progress_every: Duration,
+    /// Platform requests a run may have in flight at once (at least 1).
+    pub requests_in_flight: usize,
 }
 
 impl Default for SyncSettings {
@@ -55,6 +62,7 @@ impl Default for SyncSettings {
             instance_id: format!("gw-{}", crate::crypto::random_hex(4)),
             event_buffer: crate::events::BUFFER,
             progress_every: DEFAULT_PROGRESS_EVERY,
+            requests_in_flight: DEFAULT_REQUESTS_IN_FLIGHT,
         }
     }
 }

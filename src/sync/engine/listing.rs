@@ -113,9 +113,10 @@ impl<'a> Engine<'a> {
             None => Ok(None),
             Some(Err(e)) => Err(Stop::Error(e)),
             Some(Ok(page)) => {
-                if self.clock.is_none() {
-                    self.clock = Some(page.clock.unwrap_or_else(Utc::now));
-                }
+                // Listings are fetched concurrently, so the run's clock is the earliest any
+                // page gave: the next incremental run starts there.
+                let clock = page.clock.unwrap_or_else(Utc::now);
+                self.clock = Some(self.clock.map_or(clock, |c| c.min(clock)));
                 Ok(Some(page))
             }
         }

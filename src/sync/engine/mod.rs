@@ -12,6 +12,7 @@
 //! doomed until the listing is complete and applies it behind the mass-deletion guard, and
 //! [`one_box`] is the ELEMENT mode.
 
+mod ahead;
 mod delete;
 mod listing;
 mod one_box;
@@ -38,6 +39,10 @@ use crate::{Error, Result};
 
 use delete::Doomed;
 use listing::{Batch, Scope, Table};
+
+/// Pages of each listing fetched ahead of the writes: enough to keep the platform busy while a
+/// page is written, little enough that memory does not follow the project's size.
+const PAGES_AHEAD: usize = 2;
 
 /// Why a run stopped early.
 enum Stop {
@@ -267,9 +272,41 @@ impl<'a> Engine<'a> {
         match self.mode {
             Mode::Element => self.sync_one_box().await?,
             Mode::Full | Mode::Incremental => {
-                for item in self.element_items() {
-                    let since = self.since(&[item]);
-                    let listing = self.platform.elements(item, self.query(since));
+                // Every listing starts now and is fetched a few pages ahead of the writes,
+                // within one limit of requests in flight; the writes stay in order (elements,
+                // splitters, ports), one page per transaction.
+                let gate = Arc::new(tokio::sync::Semaphore::new(
+                    self.app.settings.sync.requests_in_flight.max(1),
+                ));
+                let elements: Vec<_> = self
+                    .element_items()
+                    .into_iter()
+                    .map(|item| {
+                        let since = self.since(&[item]);
+                        let listing = ahead::ahead(
+                            self.platform.elements(item, self.query(since)),
+                            PAGES_AHEAD,
+                            gate.clone(),
+                        );
+                        (item, since, listing)
+                    })
+                    .collect();
+                let kinds: Vec<ElementItem> = [ElementItem::Service, ElementItem::Distribution]
+                    .into_iter()
+                    .filter(|i| self.selected(*i))
+                    .collect();
+                let since = self.since(&kinds);
+                let splitters = ahead::ahead(
+                    self.platform.splitters(self.query(since)),
+                    PAGES_AHEAD,
+                    gate.clone(),
+                );
+                let ports = ahead::ahead(
+                    self.platform.ports(self.query(since)),
+                    PAGES_AHEAD,
+                    gate.clone(),
+                );
+                for (item, since, listing) in elements {
                     self.set_phase("ELEMENTS", Some(item.as_str())).await?;
                     self.sync_listing(
                         listing,
@@ -280,26 +317,19 @@ impl<'a> Engine<'a> {
                     )
                     .await?;
                 }
-                let kinds: Vec<ElementItem> = [ElementItem::Service, ElementItem::Distribution]
-                    .into_iter()
-                    .filter(|i| self.selected(*i))
-                    .collect();
-                let since = self.since(&kinds);
                 let scope = Scope::Project(self.project.id);
-                let listing = self.platform.splitters(self.query(since));
                 self.set_phase("SPLITTERS", Some("SPLITTER")).await?;
                 self.sync_listing(
-                    listing,
+                    splitters,
                     Batch::Splitters,
                     (Table::Splitters, scope),
                     since.is_none(),
                     false,
                 )
                 .await?;
-                let listing = self.platform.ports(self.query(since));
                 self.set_phase("PORTS", Some("PORT")).await?;
                 self.sync_listing(
-                    listing,
+                    ports,
                     Batch::Ports,
                     (Table::Ports, scope),
                     since.is_none(),
