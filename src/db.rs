@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 /// Which engine a URL points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +64,16 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
             // Every connection to `sqlite::memory:` is a database of its own: keep exactly one.
             options.max_connections(if in_memory { 1 } else { 8 });
             options.min_connections(1);
+            // Per-connection settings go on every connection the pool opens: a PRAGMA run once
+            // after connecting reaches one of them only, and the others kept SQLite's
+            // `synchronous = FULL` (a WAL fsync per commit, one per sync page).
+            options.map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                // WAL lets readers go on while a sync writes; NORMAL sync is safe under WAL.
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+            });
         }
         Engine::Postgres => {
             options = ConnectOptions::new(url);
@@ -81,10 +91,6 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
     if db.get_database_backend() == DbBackend::Sqlite && matches!(engine, Engine::Sqlite) {
-        // WAL lets readers go on while a sync writes; NORMAL sync is safe under WAL.
-        db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
-        db.execute_unprepared("PRAGMA synchronous = NORMAL").await?;
-        db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
         if let Some(path) = sqlite_file(original) {
             // The -wal and -shm files exist now; they hold the same data.
             restrict_files(&path)?;

@@ -46,6 +46,40 @@ async fn migrations_up_down_up(engine: Engine) {
 
 each_engine!(migrations_up_down_up);
 
+/// Every connection of the SQLite pool runs with WAL, `synchronous = NORMAL` and foreign keys
+/// on, not only the first one opened: eight transactions held at once are eight connections.
+#[tokio::test]
+async fn every_sqlite_connection_has_the_settings() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let config = common::fresh_database(Engine::Sqlite)
+        .await
+        .expect("SQLite");
+    let db = mapping_gateway::db::connect(&config.database_url)
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(db.begin().await.unwrap());
+    }
+    for txn in &held {
+        let pragma = |name: &'static str| async move {
+            txn.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                format!("PRAGMA {name}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+        };
+        let mode: String = pragma("journal_mode").await.try_get_by_index(0).unwrap();
+        assert_eq!(mode, "wal");
+        let synchronous: i64 = pragma("synchronous").await.try_get_by_index(0).unwrap();
+        assert_eq!(synchronous, 1, "NORMAL");
+        let foreign_keys: i64 = pragma("foreign_keys").await.try_get_by_index(0).unwrap();
+        assert_eq!(foreign_keys, 1);
+    }
+}
+
 #[test]
 fn schema_file_matches_the_code() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
