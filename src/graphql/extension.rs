@@ -195,6 +195,7 @@ impl Extension for SafetyExtension {
             Some(app) => request.data(crate::store::loaders::Loaders::new(&app.db)),
             None => request,
         };
+        super::persisted::resolve(&mut request)?;
         let operation = check_document(&mut request, self.max_nodes)?;
         if let Some(name) = &operation {
             tracing::Span::current().record("operation", name.as_str());

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod integrations;
 pub mod loaders;
 pub mod paging;
+mod persisted;
 pub mod plant;
 pub mod platform;
 pub mod port;
