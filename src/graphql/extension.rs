@@ -192,7 +192,7 @@ impl Extension for SafetyExtension {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let mut request = match ctx.data_opt::<crate::state::AppState>() {
-            Some(app) => request.data(crate::store::loaders::Loaders::new(&app.db)),
+            Some(app) => request.data(crate::store::loaders::RequestLoaders::new(&app.db)),
             None => request,
         };
         super::persisted::resolve(&mut request)?;

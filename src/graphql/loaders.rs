@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use crate::store::loaders::Loaders;
+use crate::store::loaders::{Loaders, RequestLoaders};
 
-/// The request's loaders.
+/// The request's loaders (made on first use).
 pub fn loaders<'a>(ctx: &'a async_graphql::Context<'_>) -> async_graphql::Result<&'a Loaders> {
-    ctx.data::<Loaders>().map_err(|_| {
-        crate::Error::internal(anyhow::anyhow!("Loaders missing from the request")).into()
-    })
+    ctx.data::<RequestLoaders>()
+        .map(RequestLoaders::get)
+        .map_err(|_| {
+            crate::Error::internal(anyhow::anyhow!("Loaders missing from the request")).into()
+        })
 }
 
 /// Turns a loader error back into the domain error it carries.

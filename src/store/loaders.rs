@@ -34,6 +34,28 @@ impl Loaders {
     }
 }
 
+/// The loaders of one request, made on its first use: most operations (one port by id, a
+/// mutation) use none, and a full set is a dozen loaders with their caches.
+pub struct RequestLoaders {
+    db: DatabaseConnection,
+    made: std::sync::OnceLock<Loaders>,
+}
+
+impl RequestLoaders {
+    /// Loaders to be made for one request.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        RequestLoaders {
+            db: db.clone(),
+            made: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The request's loaders, made now if this is their first use.
+    pub fn get(&self) -> &Loaders {
+        self.made.get_or_init(|| Loaders::new(&self.db))
+    }
+}
+
 /// Loads the project of each integration.
 pub struct ProjectByIntegration(DatabaseConnection);
 
