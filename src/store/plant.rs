@@ -111,6 +111,15 @@ pub async fn delete_ids<C: ConnectionTrait>(db: &C, table: &str, ids: &[i64]) ->
     Ok(total)
 }
 
+/// Refreshes a table's planner statistics (PostgreSQL `ANALYZE`). Best effort: a role that does
+/// not own the table gets a warning from PostgreSQL and nothing changes, and a failure is logged,
+/// never the run's.
+pub async fn analyze<C: ConnectionTrait>(db: &C, table: &'static str) {
+    if let Err(e) = db.execute_unprepared(&format!("ANALYZE {table}")).await {
+        tracing::debug!(table, error = %e, "could not refresh the table's statistics");
+    }
+}
+
 /// Counts rows of a table matching a condition on integer columns only.
 pub async fn count<C: ConnectionTrait>(db: &C, table: &str, condition: &str) -> Result<u64> {
     let backend = db.get_database_backend();

@@ -99,6 +99,19 @@ impl Range {
     }
 }
 
+/// Whether the table's statistics are refreshed after this page of a listing: on PostgreSQL,
+/// after pages 8, 32, 128 and 512. A first full sync grows a table from nothing while its
+/// statistics still describe it empty, until autovacuum gets to it; measured at 20,000 boxes,
+/// the page's lookup of existing ports then took 17.7 ms instead of 1.6 (13.4 s of a 30.2 s
+/// run) in one run of three, depending on when autovacuum ran.
+fn refresh_statistics(backend: sea_orm::DbBackend, page: i64) -> bool {
+    backend == sea_orm::DbBackend::Postgres
+        && page >= 8
+        && page.count_ones() == 1
+        && page.trailing_zeros() % 2 == 1
+        && page <= 512
+}
+
 impl<'a> Engine<'a> {
     pub(super) async fn next_page<T>(
         &mut self,
@@ -181,6 +194,9 @@ impl<'a> Engine<'a> {
             self.counted_page(&txn, batch.len()).await?;
             txn.commit().await?;
             self.publish();
+            if refresh_statistics(self.db.get_database_backend(), self.live.page) {
+                crate::store::plant::analyze(self.db, target.0.name()).await;
+            }
             if collect {
                 kept.extend(keep.into_iter().map(str::to_owned));
             }
@@ -225,6 +241,15 @@ mod tests {
             let failed = pages.iter().any(|p| range.advance(p).is_err());
             assert!(failed, "{pages:?}");
         }
+    }
+
+    #[test]
+    fn statistics_are_refreshed_a_few_times_as_a_table_grows() {
+        let pages: Vec<i64> = (1..=2000)
+            .filter(|p| refresh_statistics(sea_orm::DbBackend::Postgres, *p))
+            .collect();
+        assert_eq!(pages, [8, 32, 128, 512]);
+        assert!(!(1..=2000).any(|p| refresh_statistics(sea_orm::DbBackend::Sqlite, p)));
     }
 
     #[test]
