@@ -16,23 +16,7 @@ fn gateway(db: &DbConfig, admin: &str) -> (Process, String) {
 /// Links an integration to the simulator's first project and syncs it in full; returns the
 /// integration id.
 async fn linked_and_synced(base: &str, admin: &str, sim: &RunningSimulator) -> String {
-    let id = graphql_at(
-        base,
-        admin,
-        "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
-        json!({ "input": { "name": "Provedor", "gateway": "GEOSITE", "apiUrl": sim.url, "username": "integracao", "password": "geosite" } }),
-    )
-    .await["createIntegration"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    graphql_at(
-        base,
-        admin,
-        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
-        json!({ "i": id, "r": sim.state.summary.projects[0].to_string() }),
-    )
-    .await;
+    let id = common::link_over_http(base, admin, sim).await;
     let run = graphql_at(
         base,
         admin,
@@ -198,16 +182,9 @@ each_engine!(a_push_survives_a_killed_gateway);
 /// Two instances on one PostgreSQL: each of 20 pushes is written once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deliver_each_push_once() {
-    let Some(db) = common::fresh_database(Engine::Postgres).await else {
+    let Some((db, sim, admin)) = common::shared_postgres(60, 52).await else {
         return;
     };
-    let sim = common::simulator(mapping_gateway::simulator::SimConfig {
-        boxes: 60,
-        seed: 52,
-        ..Default::default()
-    })
-    .await;
-    let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
     let (_a, base_a) = gateway(&db, &admin);
     let (_b, base_b) = gateway(&db, &admin);
     let id = linked_and_synced(&base_a, &admin, &sim).await;

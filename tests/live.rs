@@ -302,20 +302,13 @@ each_engine!(keepalive_pings_arrive);
 /// by subscribers on B, one that was there before it started and one that joins it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_on_one_instance_is_followed_on_another() {
-    let Some(db) = common::fresh_database(Engine::Postgres).await else {
+    let Some((db, sim, admin)) = common::shared_postgres(80, 36).await else {
         return;
     };
-    let sim = common::simulator(mapping_gateway::simulator::SimConfig {
-        boxes: 80,
-        seed: 36,
-        ..Default::default()
-    })
-    .await;
     sim.state.set_faults(Faults {
         latency_ms: 10,
         ..Default::default()
     });
-    let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
     // One after the other: each migrates the database at start.
     let (a, base_a) = common::serve_on(&db, &admin, &[]);
     let (b, base_b) = common::serve_on(&db, &admin, &[("METRICS_TOKEN", "scrape-token".into())]);
@@ -324,19 +317,7 @@ async fn a_run_on_one_instance_is_followed_on_another() {
     let on_a = |query: &'static str, variables: Value| {
         common::graphql_at(&base_a, &admin, query, variables)
     };
-    let id = on_a(
-        "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
-        json!({ "input": { "name": "Provedor", "gateway": "GEOSITE", "apiUrl": sim.url, "username": "integracao", "password": "geosite" } }),
-    )
-    .await["createIntegration"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    on_a(
-        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
-        json!({ "i": id, "r": sim.state.summary.projects[0].to_string() }),
-    )
-    .await;
+    let id = common::link_over_http(&base_a, &admin, &sim).await;
     let mut before =
         Subscription::start(&ws_b, TRANSPORT_WS, &admin, PROGRESS, json!({ "i": id })).await;
     // In place on B before the run starts on A (B's gauge of open subscriptions says so).

@@ -162,3 +162,52 @@ pub fn serve_on(
         .to_owned();
     (process, base)
 }
+
+/// What the tests of several served gateways on one PostgreSQL database start from: a fresh
+/// database, a simulator of `boxes` boxes, and the ADMIN_API_KEY to serve them with. `None` when
+/// PostgreSQL is not configured (outside CI).
+pub async fn shared_postgres(
+    boxes: usize,
+    seed: u64,
+) -> Option<(
+    mapping_gateway::config::DbConfig,
+    mapping_gateway::simulator::RunningSimulator,
+    String,
+)> {
+    let db = super::fresh_database(super::Engine::Postgres).await?;
+    let sim = super::simulator(mapping_gateway::simulator::SimConfig {
+        boxes,
+        seed,
+        ..Default::default()
+    })
+    .await;
+    let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
+    Some((db, sim, admin))
+}
+
+/// Creates an integration on a served gateway, over its API, linked to the simulator's first
+/// project; returns its id.
+pub async fn link_over_http(
+    base: &str,
+    admin: &str,
+    sim: &mapping_gateway::simulator::RunningSimulator,
+) -> String {
+    let id = graphql_at(
+        base,
+        admin,
+        "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
+        serde_json::json!({ "input": { "name": "Provedor", "gateway": "GEOSITE", "apiUrl": sim.url, "username": "integracao", "password": "geosite" } }),
+    )
+    .await["createIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    graphql_at(
+        base,
+        admin,
+        "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
+        serde_json::json!({ "i": id, "r": sim.state.summary.projects[0].to_string() }),
+    )
+    .await;
+    id
+}
