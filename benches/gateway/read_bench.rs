@@ -196,10 +196,18 @@ pub(crate) async fn read_bench(boxes: usize, seconds: u64, rounds: usize) -> any
             let lat = min_lat + next() * (max_lat - min_lat);
             let lng = min_lng + next() * (max_lng - min_lng);
             let t = Instant::now();
-            let hits =
-                mapping_gateway::store::lookup::free_ports(&state.db, id, lat, lng, radius, 10)
-                    .await
-                    .map_err(mapping_gateway::Error::into_anyhow)?;
+            let hits = mapping_gateway::store::lookup::free_ports(
+                &state.db,
+                mapping_gateway::store::lookup::Near {
+                    integration_id: id,
+                    latitude: lat,
+                    longitude: lng,
+                    first: 10,
+                },
+                radius,
+            )
+            .await
+            .map_err(mapping_gateway::Error::into_anyhow)?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             found += hits.len();
         }

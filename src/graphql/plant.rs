@@ -239,8 +239,17 @@ impl PlantQuery {
                 crate::Error::validation("first", "first must be between 1 and 100").into(),
             );
         }
-        let hits =
-            lookup::free_ports(db, id, latitude, longitude, radius_meters, first as u64).await?;
+        let hits = lookup::free_ports(
+            db,
+            lookup::Near {
+                integration_id: id,
+                latitude,
+                longitude,
+                first: first as u64,
+            },
+            radius_meters,
+        )
+        .await?;
         Ok(hits.into_iter().map(FreePort).collect())
     }
 

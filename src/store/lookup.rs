@@ -223,12 +223,15 @@ pub const MAX_FREE_PORTS: u64 = 100;
 /// pre-filters; the great-circle distance ranks.
 pub async fn free_ports<C: ConnectionTrait>(
     db: &C,
-    integration_id: i64,
-    latitude: f64,
-    longitude: f64,
+    near: Near,
     radius_m: f64,
-    first: u64,
 ) -> Result<Vec<FreePort>> {
+    let Near {
+        latitude,
+        longitude,
+        first,
+        ..
+    } = near;
     check_latitude("latitude", latitude)?;
     check_longitude("longitude", longitude)?;
     let radius_message = format!("radiusMeters must be above 0 and at most {MAX_RADIUS_M}");
@@ -263,7 +266,7 @@ pub async fn free_ports<C: ConnectionTrait>(
     // the whole circle: 1,000 m measured 17.9 ms (median) reading the whole rectangle.
     let mut r = radius_m.min(START_RADIUS_M);
     loop {
-        let hits = within(db, integration_id, latitude, longitude, r, first).await?;
+        let hits = within(db, near, r).await?;
         if hits.len() as u64 >= first || r >= radius_m {
             return Ok(hits);
         }
@@ -271,18 +274,31 @@ pub async fn free_ports<C: ConnectionTrait>(
     }
 }
 
+/// What [`free_ports`] looks for: the `first` bindable ports of an integration nearest to a
+/// point.
+#[derive(Clone, Copy, Debug)]
+pub struct Near {
+    /// The integration whose plant is searched.
+    pub integration_id: i64,
+    /// Latitude of the point, -90..90.
+    pub latitude: f64,
+    /// Longitude of the point, -180..180.
+    pub longitude: f64,
+    /// How many ports, 1..=100.
+    pub first: u64,
+}
+
 /// The first radius [`free_ports`] searches, in meters.
 const START_RADIUS_M: f64 = 150.0;
 
 /// The `first` nearest bindable ports within `radius_m`, nearest first.
-async fn within<C: ConnectionTrait>(
-    db: &C,
-    integration_id: i64,
-    latitude: f64,
-    longitude: f64,
-    radius_m: f64,
-    first: u64,
-) -> Result<Vec<FreePort>> {
+async fn within<C: ConnectionTrait>(db: &C, near: Near, radius_m: f64) -> Result<Vec<FreePort>> {
+    let Near {
+        integration_id,
+        latitude,
+        longitude,
+        first,
+    } = near;
     let dlat = radius_m / 111_320.0;
     let dlng = radius_m / (111_320.0 * latitude.to_radians().cos().abs().max(0.01));
     let backend = db.get_database_backend();
