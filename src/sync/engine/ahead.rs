@@ -110,6 +110,40 @@ mod tests {
         assert_eq!(rest, (1..10).collect::<Vec<_>>());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listings_sharing_a_gate_never_exceed_its_requests_in_flight() {
+        use std::time::Duration;
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let slow = |pages: usize| -> Listing<usize> {
+            let (now, most) = (now.clone(), most.clone());
+            Box::pin(futures::stream::iter(0..pages).then(move |i| {
+                let (now, most) = (now.clone(), most.clone());
+                async move {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(ListPage {
+                        records: vec![i],
+                        total: pages as u64,
+                        clock: None,
+                    })
+                }
+            }))
+        };
+        let gate = Arc::new(Semaphore::new(2));
+        let listings: Vec<_> = (0..4).map(|_| ahead(slow(20), 3, gate.clone())).collect();
+        let read: Vec<usize> =
+            futures::future::join_all(listings.into_iter().map(|l| async move { l.count().await }))
+                .await;
+        assert_eq!(read, [20, 20, 20, 20]);
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            2,
+            "two requests in flight at most, and used"
+        );
+    }
+
     #[tokio::test]
     async fn an_error_ends_the_listing_and_dropping_it_stops_the_fetching() {
         let failing: Listing<usize> = Box::pin(futures::stream::iter(vec![
