@@ -13,6 +13,7 @@ mod m20261129_000005_sync_runs;
 mod m20261201_000006_short_key_prefix;
 mod m20261201_000007_run_progress;
 mod m20261201_000008_delivery;
+mod m20261201_000009_unused_port_index;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_short_key_prefix::Migration),
             Box::new(m20261201_000007_run_progress::Migration),
             Box::new(m20261201_000008_delivery::Migration),
+            Box::new(m20261201_000009_unused_port_index::Migration),
         ]
     }
 }
