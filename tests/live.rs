@@ -148,6 +148,21 @@ on_both_engines! {
         assert_eq!(common::close_code(&mut sub.socket).await, Some(4403));
     }
 
+    /// `mapping-gateway keys revoke` runs in a process of its own. On PostgreSQL it announces
+    /// the change on the event bus and the serving instance ends the key's sockets at once (its
+    /// periodic check runs only every 30 s, past this test's 10 s wait); on SQLite the check
+    /// every 2 s finds it.
+    async fn a_key_revoked_from_the_command_line_closes_its_subscriptions(app: TestApp) {
+        let (_sim, id, _) = common::linked_simulator(&app, 5, 37).await;
+        let key = app.key(Role::Viewer).await;
+        let mut sub = Subscription::start(&app.ws_url(), TRANSPORT_WS, &key, PROGRESS, json!({ "i": id })).await;
+        app.wait_subscribers(1).await;
+        let key_id = mapping_gateway::access::authenticate(&app.state.db, &key).await.unwrap().unwrap().key_id.unwrap();
+        let out = common::run_gateway(&["keys", "revoke", &key_id.to_string()], &app.db_config);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(common::close_code(&mut sub.socket).await, Some(4403));
+    }
+
     async fn sync_progress_needs_a_run_or_an_integration(app: TestApp) {
         let mut none = Subscription::start(&app.ws_url(), TRANSPORT_WS, &app.admin_key, PROGRESS, json!({})).await;
         let answer = none.next().await.unwrap();

@@ -3,9 +3,11 @@
 //!
 //! Measured before it: `port(id)` over HTTP answered 6,361 requests a second against 131,644 for
 //! `/healthz` in the same wrk run (0.05), each request spending a key lookup on the database.
-//! A key revoked or given another role in this process (`keys` functions here) leaves the cache
-//! at once; one changed by another instance or by `mapping-gateway keys revoke` is refused
-//! within [`TTL`], when its entry expires. Only keys that verified are kept (a flood of random
+//! A key revoked or given another role (`keys` functions here, in this process, another instance
+//! or `mapping-gateway keys revoke`) leaves the cache at once, and on PostgreSQL every instance
+//! hears of it through the event bus (`KeyWatch::spawn`); a change that no process announced (an
+//! UPDATE by hand, a notification lost with the listening connection) is seen within [`TTL`],
+//! when the entry expires. Only keys that verified are kept (a flood of random
 //! keys gains nothing from a cache), at most [`MAX_ENTRIES`] of them.
 
 use std::collections::HashMap;
@@ -53,4 +55,9 @@ pub(super) fn forget(key_id: i64) {
         .lock()
         .expect("key cache lock")
         .retain(|_, (_, actor)| actor.key_id != Some(key_id));
+}
+
+/// Forgets every key (changes may have been missed).
+pub(super) fn clear() {
+    entries().lock().expect("key cache lock").clear();
 }

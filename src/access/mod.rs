@@ -173,8 +173,19 @@ pub async fn revoke_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Mod
     let mut row: api_key::ActiveModel = key.into();
     row.revoked_at = Set(Some(Utc::now()));
     let revoked = row.update(db).await?;
-    cache::forget(id);
+    changed(db, id).await;
     Ok(revoked)
+}
+
+/// After a key was revoked or given another role: this process forgets its cached verification
+/// now, and every instance hears of it through the event bus (PostgreSQL). A failed
+/// announcement is logged, not returned: the change is committed, and the periodic check of
+/// held keys ([`KeyWatch`]) and the cache's lifetime still end the key's use elsewhere.
+async fn changed(db: &DatabaseConnection, id: i64) {
+    cache::forget(id);
+    if let Err(e) = crate::events::relay::announce_key(db, id).await {
+        tracing::warn!(key_id = id, error = %e.message(), "could not tell other instances of a key change");
+    }
 }
 
 /// Resolves a secret to its actor; `None` when unknown or revoked.
@@ -251,7 +262,7 @@ pub async fn ensure_admin_secret(db: &DatabaseConnection, secret: &str) -> Resul
             row.role = Set(Role::Admin.as_str().to_owned());
             row.revoked_at = Set(None);
             let key = row.update(db).await?;
-            cache::forget(key.id);
+            changed(db, key.id).await;
             Ok(())
         }
         None => insert_key(db, "ADMIN_API_KEY", Role::Admin, secret)

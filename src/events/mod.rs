@@ -157,10 +157,23 @@ impl Progress {
     }
 }
 
+/// What the bus says of API keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyChange {
+    /// This key (by id) was revoked or given another role.
+    One(i64),
+    /// Changes may have been missed (the connection that hears other instances was lost):
+    /// any key may have changed.
+    Any,
+}
+
 /// The in-process bus. One per instance, held in the state.
 pub struct Bus {
     sender: broadcast::Sender<Arc<Progress>>,
     bindings: broadcast::Sender<Arc<BindingEvent>>,
+    /// Ids of API keys revoked or given another role, told by any instance (see
+    /// [`relay::announce_key`]).
+    keys: broadcast::Sender<KeyChange>,
     /// The last sequence number published per active run, so that an event relayed from another
     /// instance, or read late, never goes out after a newer one.
     last: Mutex<HashMap<i64, i64>>,
@@ -202,6 +215,7 @@ impl Bus {
         Bus {
             sender: broadcast::channel(capacity.max(1)).0,
             bindings: broadcast::channel(capacity.max(1)).0,
+            keys: broadcast::channel(256).0,
             last: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
             outbound: Mutex::new(None),
@@ -255,6 +269,17 @@ impl Bus {
     pub(crate) fn deliver_binding(&self, event: BindingEvent) {
         crate::metrics::get().events_published.inc();
         let _ = self.bindings.send(Arc::new(event));
+    }
+
+    /// Tells this instance's key holders that a key changed (revoked or given another role).
+    pub(crate) fn deliver_key(&self, change: KeyChange) {
+        let _ = self.keys.send(change);
+    }
+
+    /// Keys changed from now on, on any instance (PostgreSQL) or this one. A receiver that
+    /// falls behind gets `Lagged`: it should then take it as [`KeyChange::Any`].
+    pub fn key_changes(&self) -> broadcast::Receiver<KeyChange> {
+        self.keys.subscribe()
     }
 
     /// Sends this instance's events to other instances too.

@@ -1,7 +1,8 @@
 //! Events across instances on PostgreSQL, through `LISTEN/NOTIFY`.
 //!
-//! A notification carries only `r<run id>:<sequence>:<instance>` for a run, or
-//! `b<binding id>:0:<instance>` for a binding (a few dozen bytes, far under PostgreSQL's
+//! A notification carries only `r<run id>:<sequence>:<instance>` for a run,
+//! `b<binding id>:0:<instance>` for a binding, or `k<key id>:0:<instance>` for an API key revoked
+//! or given another role (a few dozen bytes, far under PostgreSQL's
 //! 8,000-byte payload limit); the receiving instance reads the row and delivers its state to
 //! its own subscribers. Reading the row rather than trusting the payload
 //! means a burst of notifications costs at most one read each, and an instance that missed some
@@ -15,7 +16,7 @@ use tokio::sync::mpsc;
 
 use entity::sync_run;
 
-use super::{Bus, Progress};
+use super::{Bus, KeyChange, Progress};
 
 /// The PostgreSQL channel of run events.
 pub const CHANNEL: &str = "mgw_runs";
@@ -32,6 +33,8 @@ pub(crate) enum Note {
     Run(i64, i64),
     /// A binding (or its delivery) changed.
     Binding(i64),
+    /// An API key was revoked or given another role.
+    Key(i64),
 }
 
 impl Outbound {
@@ -44,6 +47,7 @@ fn payload(note: Note, instance: &str) -> String {
     match note {
         Note::Run(run, seq) => format!("r{run}:{seq}:{instance}"),
         Note::Binding(binding) => format!("b{binding}:0:{instance}"),
+        Note::Key(key) => format!("k{key}:0:{instance}"),
     }
 }
 
@@ -55,6 +59,7 @@ fn parse(payload: &str) -> Option<(Note, &str)> {
     let note = match (head.get(..1)?, head.get(1..)?.parse::<i64>().ok()?) {
         ("r", run) => Note::Run(run, seq),
         ("b", binding) => Note::Binding(binding),
+        ("k", key) => Note::Key(key),
         _ => return None,
     };
     Some((note, instance))
@@ -91,6 +96,18 @@ pub async fn announce_run(db: &DatabaseConnection, row: &sync_run::Model, instan
     }
 }
 
+/// Tells every instance (PostgreSQL; nothing on SQLite, which has one process) that an API key
+/// was revoked or given another role, at once and without the relay's queue, so that a
+/// `keys` command that exits right after is heard too. Every instance, the sender's own
+/// included, then forgets the key's cached verification and checks the keys its open
+/// connections hold (`access::KeyWatch`).
+pub async fn announce_key(db: &DatabaseConnection, key_id: i64) -> crate::Result<()> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    crate::store::notify::notify(db, CHANNEL, &payload(Note::Key(key_id), "-")).await
+}
+
 /// Starts relaying on PostgreSQL (both directions); does nothing on SQLite. `instance` is this
 /// instance's id, so that its own notifications are not delivered twice.
 pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> crate::Result<()> {
@@ -108,10 +125,11 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
                     let Some((note, from)) = parse(notification.payload()) else {
                         continue;
                     };
-                    if from == instance {
+                    if from == instance && !matches!(note, Note::Key(_)) {
                         continue;
                     }
                     match note {
+                        Note::Key(key_id) => bus.deliver_key(KeyChange::One(key_id)),
                         Note::Run(run_id, seq) => {
                             match sync_run::Entity::find_by_id(run_id).one(&db).await {
                                 Ok(Some(row)) if row.seq >= seq => {
@@ -139,6 +157,8 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
                     // is down is not asked in a tight loop.
                     tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    // Key changes told meanwhile were lost: holders check every key they hold.
+                    bus.deliver_key(KeyChange::Any);
                 }
             }
         }
@@ -159,6 +179,10 @@ mod tests {
         assert_eq!(
             parse(&payload(Note::Binding(5), "i")),
             Some((Note::Binding(5), "i"))
+        );
+        assert_eq!(
+            parse(&payload(Note::Key(3), "-")),
+            Some((Note::Key(3), "-"))
         );
         assert_eq!(parse("r12:x:a"), None);
         assert_eq!(parse("x12:1:a"), None);

@@ -116,7 +116,7 @@ async fn open_state(
                     e.message()
                 )
             })?;
-        keys.spawn(db.clone());
+        keys.spawn(db.clone(), &events);
     }
     let state = AppState {
         db,
