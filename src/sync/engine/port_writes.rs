@@ -68,7 +68,11 @@ impl<'a> Engine<'a> {
             .column(splitter::Column::Id)
             .column(splitter::Column::Kind)
             .filter(splitter::Column::IntegrationId.eq(self.integration.id))
-            .filter(splitter::Column::Fid.is_in(splitter_fids))
+            .filter(plant::among(
+                txn.get_database_backend(),
+                splitter::Column::Fid,
+                splitter_fids,
+            ))
             .into_tuple::<(String, i64, SplitterKind)>()
             .all(txn)
             .await?
@@ -78,7 +82,11 @@ impl<'a> Engine<'a> {
         let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
         let existing: HashMap<String, port::Model> = port::Entity::find()
             .filter(port::Column::IntegrationId.eq(self.integration.id))
-            .filter(port::Column::Fid.is_in(fids))
+            .filter(plant::among(
+                txn.get_database_backend(),
+                port::Column::Fid,
+                fids,
+            ))
             .all(txn)
             .await?
             .into_iter()
@@ -209,14 +217,23 @@ impl<'a> Engine<'a> {
         splitter_ids: &[i64],
     ) -> Result<HashMap<String, (i64, ports::Slot)>> {
         let mut held = HashMap::new();
-        for chunk in splitter_ids.chunks(plant::CHUNK) {
+        let backend = txn.get_database_backend();
+        let chunk_size = match backend {
+            sea_orm::DbBackend::Postgres => usize::MAX,
+            _ => plant::CHUNK,
+        };
+        for chunk in splitter_ids.chunks(chunk_size) {
             let rows = port::Entity::find()
                 .select_only()
                 .column(port::Column::Id)
                 .column(port::Column::SplitterId)
                 .column(port::Column::Number)
                 .column(port::Column::Fid)
-                .filter(port::Column::SplitterId.is_in(chunk.to_vec()))
+                .filter(plant::among(
+                    backend,
+                    port::Column::SplitterId,
+                    chunk.to_vec(),
+                ))
                 .into_tuple::<(i64, i64, i32, String)>()
                 .all(txn)
                 .await?;

@@ -15,6 +15,7 @@ use super::listing::Batch;
 use super::{Engine, Step};
 use crate::catalog::ElementItem;
 use crate::platform::{RemoteElement, RemoteSplitter, SplitterKind};
+use crate::store::plant;
 use crate::Result;
 
 pub(super) fn kind_item(kind: SplitterKind) -> ElementItem {
@@ -51,7 +52,11 @@ impl<'a> Engine<'a> {
         let existing: HashMap<String, element::Model> = element::Entity::find()
             .filter(element::Column::IntegrationId.eq(self.integration.id))
             .filter(element::Column::Item.eq(item))
-            .filter(element::Column::Fid.is_in(fids))
+            .filter(plant::among(
+                txn.get_database_backend(),
+                element::Column::Fid,
+                fids,
+            ))
             .all(txn)
             .await?
             .into_iter()
@@ -106,7 +111,11 @@ impl<'a> Engine<'a> {
         let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
         let existing: HashMap<String, splitter::Model> = splitter::Entity::find()
             .filter(splitter::Column::IntegrationId.eq(self.integration.id))
-            .filter(splitter::Column::Fid.is_in(fids))
+            .filter(plant::among(
+                txn.get_database_backend(),
+                splitter::Column::Fid,
+                fids,
+            ))
             .all(txn)
             .await?
             .into_iter()
@@ -119,7 +128,11 @@ impl<'a> Engine<'a> {
             .column(element::Column::Id)
             .filter(element::Column::IntegrationId.eq(self.integration.id))
             .filter(element::Column::Item.is_in([ElementItem::Cto, ElementItem::Ceo]))
-            .filter(element::Column::Fid.is_in(box_fids))
+            .filter(plant::among(
+                txn.get_database_backend(),
+                element::Column::Fid,
+                box_fids,
+            ))
             .into_tuple::<(String, i64)>()
             .all(txn)
             .await?
