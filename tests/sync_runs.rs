@@ -83,6 +83,18 @@ on_both_engines! {
         assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT");
     }
 
+    /// On PostgreSQL ports have no foreign key of their own to their project or integration
+    /// (migration 000010): the database's cascades still reach them through their splitters.
+    async fn deleting_a_project_row_cascades_to_its_ports(app: TestApp) {
+        use sea_orm::ConnectionTrait;
+        let w = world(&app, 10).await;
+        succeeded(&app, &w.id, "FULL").await;
+        assert!(local(&app, "ports").await > 0);
+        let project = entity::project::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+        app.state.db.execute_unprepared(&format!("DELETE FROM projects WHERE id = {}", project.id)).await.unwrap();
+        assert_eq!((local(&app, "elements").await, local(&app, "splitters").await, local(&app, "ports").await), (0, 0, 0));
+    }
+
     async fn projects_are_linked_created_and_guarded(app: TestApp) {
         let w = world(&app, 10).await;
         let set = "mutation($i: ID!, $input: SetProjectInput!) { setProject(integrationId: $i, input: $input) { remoteId name createdRemotely } }";

@@ -14,6 +14,7 @@ mod m20261201_000006_short_key_prefix;
 mod m20261201_000007_run_progress;
 mod m20261201_000008_delivery;
 mod m20261201_000009_unused_port_index;
+mod m20261201_000010_port_keys_through_splitter;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_run_progress::Migration),
             Box::new(m20261201_000008_delivery::Migration),
             Box::new(m20261201_000009_unused_port_index::Migration),
+            Box::new(m20261201_000010_port_keys_through_splitter::Migration),
         ]
     }
 }
