@@ -186,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
             let counts = match kind.as_str() {
                 "baseline" => baseline(&state, &sim).await?,
                 "fetch" => sync_bench::fetch_only(&state, &sim).await?,
+                "fetch-incremental" => sync_bench::fetch_incremental(&state, &sim).await?,
                 "raw" => sync_bench::raw(&state, &sim).await?,
                 "full" => engine_run(&state, &sim, Mode::Full).await?,
                 "incremental" => engine_run(&state, &sim, Mode::Incremental).await?,

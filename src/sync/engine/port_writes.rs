@@ -119,11 +119,14 @@ impl<'a> Engine<'a> {
                 changed.push((rec, *splitter_id));
             }
         }
-        let involved: Vec<i64> = {
-            let set: HashSet<i64> = changed.iter().map(|(_, s)| *s).collect();
+        let targets_wanted: Vec<ports::Slot> = {
+            let set: HashSet<ports::Slot> = changed
+                .iter()
+                .map(|(rec, splitter_id)| (*splitter_id, rec.number))
+                .collect();
             set.into_iter().collect()
         };
-        let held = self.held_ports(txn, &involved).await?;
+        let held = self.held_ports(txn, &targets_wanted).await?;
         let moves: Vec<ports::Move> = changed
             .iter()
             .map(|(rec, splitter_id)| ports::Move {
@@ -210,37 +213,17 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Every local port of these splitters: fid, then id and slot.
+    /// The local ports standing on these slots: fid, then id and slot. Only they can be in a
+    /// write's way ([`ports::plan`] finds a collision only where a write lands).
     async fn held_ports<C: ConnectionTrait>(
         &self,
         txn: &C,
-        splitter_ids: &[i64],
+        slots: &[ports::Slot],
     ) -> Result<HashMap<String, (i64, ports::Slot)>> {
-        let mut held = HashMap::new();
-        let backend = txn.get_database_backend();
-        let chunk_size = match backend {
-            sea_orm::DbBackend::Postgres => usize::MAX,
-            _ => plant::CHUNK,
-        };
-        for chunk in splitter_ids.chunks(chunk_size) {
-            let rows = port::Entity::find()
-                .select_only()
-                .column(port::Column::Id)
-                .column(port::Column::SplitterId)
-                .column(port::Column::Number)
-                .column(port::Column::Fid)
-                .filter(plant::among(
-                    backend,
-                    port::Column::SplitterId,
-                    chunk.to_vec(),
-                ))
-                .into_tuple::<(i64, i64, i32, String)>()
-                .all(txn)
-                .await?;
-            for (id, splitter_id, number, fid) in rows {
-                held.insert(fid, (id, (splitter_id, number)));
-            }
-        }
-        Ok(held)
+        Ok(plant::ports_at(txn, slots)
+            .await?
+            .into_iter()
+            .map(|(id, splitter_id, number, fid)| (fid, (id, (splitter_id, number))))
+            .collect())
     }
 }

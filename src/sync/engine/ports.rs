@@ -23,8 +23,9 @@ pub(super) struct Move {
     pub(super) to: Slot,
 }
 
-/// Which of `moves` can be written now; the others wait. `held` is every local port of the
-/// splitters involved: fid and current slot.
+/// Which of `moves` can be written now; the others wait. `held` is the local ports standing on
+/// the slots the moves land on, fid and slot: a port anywhere else cannot be in a move's way
+/// (the test `only_ports_on_landing_slots_matter` checks that the plan is the same either way).
 pub(super) fn plan(moves: &[Move], held: &HashMap<String, Slot>) -> (Vec<usize>, Vec<usize>) {
     let mut deferred: HashSet<usize> = HashSet::new();
     loop {
@@ -117,6 +118,34 @@ mod tests {
             plan(&[mv("a", 2, 5), mv("x", 1, 1)], &h),
             (vec![0, 1], vec![])
         );
+    }
+
+    #[test]
+    fn only_ports_on_landing_slots_matter() {
+        let all = held(&[
+            ("a", 1, 1),
+            ("b", 1, 2),
+            ("c", 1, 3),
+            ("d", 1, 4),
+            ("e", 2, 1),
+        ]);
+        let cases = [
+            vec![mv("a", 1, 2), mv("b", 1, 1)],
+            vec![mv("a", 1, 2)],
+            vec![mv("a", 1, 2), mv("c", 1, 1)],
+            vec![mv("a", 1, 5), mv("n", 1, 1), mv("m", 3, 1)],
+            vec![mv("a", 2, 1), mv("e", 1, 4)],
+            vec![mv("x", 1, 3), mv("y", 1, 3)],
+        ];
+        for moves in cases {
+            let landing: HashSet<Slot> = moves.iter().map(|m| m.to).collect();
+            let on_landing: HashMap<String, Slot> = all
+                .iter()
+                .filter(|(_, slot)| landing.contains(slot))
+                .map(|(f, s)| (f.clone(), *s))
+                .collect();
+            assert_eq!(plan(&moves, &all), plan(&moves, &on_landing), "{moves:?}");
+        }
     }
 
     #[test]
