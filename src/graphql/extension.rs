@@ -63,13 +63,22 @@ impl Executed {
     }
 }
 
-/// A request-level refusal, with its code (and the limit, when one was hit).
-fn refusal(message: impl Into<String>, limit: Option<&str>) -> ServerError {
+/// A request-level error with this `extensions.code`.
+pub(super) fn coded(message: impl Into<String>, code: &str) -> ServerError {
     let mut err = ServerError::new(message, None);
-    let ext = err.extensions.get_or_insert_with(Default::default);
-    ext.set("code", "VALIDATION");
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    err
+}
+
+/// A request-level refusal, code `VALIDATION` (and the limit, when one was hit).
+fn refusal(message: impl Into<String>, limit: Option<&str>) -> ServerError {
+    let mut err = coded(message, "VALIDATION");
     if let Some(limit) = limit {
-        ext.set("limit", limit);
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("limit", limit);
     }
     err
 }

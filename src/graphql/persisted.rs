@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use async_graphql::{Request, ServerError, ServerResult, Value};
+use async_graphql::{Request, ServerResult, Value};
 use sha2::{Digest, Sha256};
 
 /// Texts kept, and the longest kept (at most 16 MiB in all).
@@ -20,13 +20,7 @@ fn texts() -> &'static Mutex<HashMap<String, String>> {
     TEXTS.get_or_init(Default::default)
 }
 
-fn error(message: &str, code: &str) -> ServerError {
-    let mut err = ServerError::new(message, None);
-    err.extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    err
-}
+use super::extension::coded as error;
 
 /// Fills in the query of a request that names a persisted one, and registers the text of one
 /// that sends both. Requests without `persistedQuery` pass unchanged.
