@@ -15,6 +15,7 @@ mod m20261201_000007_run_progress;
 mod m20261201_000008_delivery;
 mod m20261201_000009_unused_port_index;
 mod m20261201_000010_port_keys_through_splitter;
+mod m20261201_000011_fids_compare_bytes;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_delivery::Migration),
             Box::new(m20261201_000009_unused_port_index::Migration),
             Box::new(m20261201_000010_port_keys_through_splitter::Migration),
+            Box::new(m20261201_000011_fids_compare_bytes::Migration),
         ]
     }
 }

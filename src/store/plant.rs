@@ -201,8 +201,8 @@ pub async fn fids_in_range<C: ConnectionTrait>(
 
 /// The ports now at these slots (splitter id, port number): id, splitter id, number and fid.
 /// What a page's renumbering plan needs to know of the local ports: only a port standing where a
-/// write lands can be in its way (reading every port of the page's splitters instead read about
-/// 16 times the rows in an incremental run, where the changed ports are scattered). On
+/// write lands can be in its way (for a page of scattered changes, every port of the page's
+/// splitters is about 16 times the rows; `sync::engine` picks one or the other). On
 /// PostgreSQL the slots are two array parameters, so the statement is the same for every page;
 /// on SQLite a `VALUES` list of at most [`CHUNK`] slots joined to the slot index.
 pub async fn ports_at<C: ConnectionTrait>(
@@ -252,6 +252,37 @@ pub async fn ports_at<C: ConnectionTrait>(
                 row.try_get("", "fid")?,
             ));
         }
+    }
+    Ok(out)
+}
+
+/// Every port of these splitters: id, splitter id, number and fid (see [`ports_at`]). On
+/// PostgreSQL one array parameter; on SQLite id lists of at most [`CHUNK`].
+pub async fn ports_of_splitters<C: ConnectionTrait>(
+    db: &C,
+    splitter_ids: &[i64],
+) -> Result<Vec<(i64, i64, i32, String)>> {
+    use entity::port;
+    use sea_orm::{EntityTrait, QueryFilter, QuerySelect};
+    let backend = db.get_database_backend();
+    let chunk_size = match backend {
+        DbBackend::Postgres => usize::MAX,
+        _ => CHUNK,
+    };
+    let mut out = Vec::new();
+    for chunk in splitter_ids.chunks(chunk_size) {
+        out.extend(
+            port::Entity::find()
+                .select_only()
+                .column(port::Column::Id)
+                .column(port::Column::SplitterId)
+                .column(port::Column::Number)
+                .column(port::Column::Fid)
+                .filter(among(backend, port::Column::SplitterId, chunk.to_vec()))
+                .into_tuple::<(i64, i64, i32, String)>()
+                .all(db)
+                .await?,
+        );
     }
     Ok(out)
 }

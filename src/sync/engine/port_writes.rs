@@ -213,15 +213,28 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// The local ports standing on these slots: fid, then id and slot. Only they can be in a
-    /// write's way ([`ports::plan`] finds a collision only where a write lands).
+    /// The local ports on these slots (or more: every port of their splitters), fid, then id
+    /// and slot. Only a port standing where a write lands can be in its way ([`ports::plan`]).
+    /// A page that covers whole splitters (a full sync: about 14 slots per splitter) reads its
+    /// splitters' ports, a few index ranges; a page of scattered changes (an incremental run:
+    /// about one slot per splitter) reads its slots, since its splitters hold 16 times the rows.
+    /// Measured at 20,000 boxes on PostgreSQL: by slots 0.61 s of a full sync against 0.15 s
+    /// by splitters; by splitters 28 ms of a 1% incremental against 12 ms by slots.
     async fn held_ports<C: ConnectionTrait>(
         &self,
         txn: &C,
         slots: &[ports::Slot],
     ) -> Result<HashMap<String, (i64, ports::Slot)>> {
-        Ok(plant::ports_at(txn, slots)
-            .await?
+        let splitters: Vec<i64> = {
+            let set: HashSet<i64> = slots.iter().map(|(s, _)| *s).collect();
+            set.into_iter().collect()
+        };
+        let rows = if slots.len() >= 4 * splitters.len() {
+            plant::ports_of_splitters(txn, &splitters).await?
+        } else {
+            plant::ports_at(txn, slots).await?
+        };
+        Ok(rows
             .into_iter()
             .map(|(id, splitter_id, number, fid)| (fid, (id, (splitter_id, number))))
             .collect())
