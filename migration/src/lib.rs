@@ -53,3 +53,11 @@ where
     }
     idx.to_owned()
 }
+
+/// Runs `sql` on PostgreSQL only; a migration that SQLite needs nothing of.
+pub(crate) async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+        manager.get_connection().execute_unprepared(sql).await?;
+    }
+    Ok(())
+}

@@ -21,33 +21,23 @@ impl MigrationName for Migration {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "ALTER TABLE ports DROP CONSTRAINT IF EXISTS ports_integration_id_fkey, \
-                 DROP CONSTRAINT IF EXISTS ports_project_id_fkey",
-            )
-            .await?;
-        Ok(())
+        crate::on_postgres(
+            manager,
+            "ALTER TABLE ports DROP CONSTRAINT IF EXISTS ports_integration_id_fkey, \
+             DROP CONSTRAINT IF EXISTS ports_project_id_fkey",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "ALTER TABLE ports \
-                 ADD CONSTRAINT ports_integration_id_fkey FOREIGN KEY (integration_id) \
-                   REFERENCES integrations(id) ON DELETE CASCADE, \
-                 ADD CONSTRAINT ports_project_id_fkey FOREIGN KEY (project_id) \
-                   REFERENCES projects(id) ON DELETE CASCADE",
-            )
-            .await?;
-        Ok(())
+        crate::on_postgres(
+            manager,
+            "ALTER TABLE ports \
+             ADD CONSTRAINT ports_integration_id_fkey FOREIGN KEY (integration_id) \
+               REFERENCES integrations(id) ON DELETE CASCADE, \
+             ADD CONSTRAINT ports_project_id_fkey FOREIGN KEY (project_id) \
+               REFERENCES projects(id) ON DELETE CASCADE",
+        )
+        .await
     }
 }

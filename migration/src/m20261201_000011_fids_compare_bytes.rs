@@ -33,9 +33,6 @@ const COLUMNS: &[(&str, &str)] = &[
 ];
 
 async fn collate(manager: &SchemaManager<'_>, collation: &str) -> Result<(), DbErr> {
-    if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
-    }
     for table in [
         "elements",
         "splitters",
@@ -51,10 +48,11 @@ async fn collate(manager: &SchemaManager<'_>, collation: &str) -> Result<(), DbE
                 format!("ALTER COLUMN {column} TYPE varchar COLLATE \"{collation}\"")
             })
             .collect();
-        manager
-            .get_connection()
-            .execute_unprepared(&format!("ALTER TABLE {table} {}", changes.join(", ")))
-            .await?;
+        crate::on_postgres(
+            manager,
+            &format!("ALTER TABLE {table} {}", changes.join(", ")),
+        )
+        .await?;
     }
     Ok(())
 }
