@@ -90,6 +90,9 @@ on_both_engines! {
         let (_, body) = app.post(Some(&app.admin_key), "query($p: ID!) { port(id: $p) { status } }", json!({ "p": port_id })).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
         assert!(common::captured_logs().contains("BROKEN"), "the unknown value is logged");
+        // The tree reads its ports as JSON (`store::rows`): the same refusal there.
+        let (_, body) = app.post(Some(&app.admin_key), q, json!({ "i": id })).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
 
         // The same for an element's item (a typed column too, declared once in entity/).
         let element_id = entity::element::Entity::find().one(&app.state.db).await.unwrap().unwrap().id;
@@ -101,6 +104,56 @@ on_both_engines! {
         let (_, body) = app.post(Some(&app.admin_key), "query($i: ID!) { elements(integrationId: $i, first: 5) { edges { node { item } } } }", json!({ "i": id })).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
         assert!(common::captured_logs().contains("ARMARIO"), "the unknown item is logged");
+    }
+
+    async fn tree_levels_read_as_json_are_the_rows_themselves(app: TestApp) {
+        use entity::{port, splitter};
+        use mapping_gateway::store::rows;
+        use sea_orm::{ConnectionTrait, QueryOrder};
+        let (_sim, _id) = synced(&app, 12, &["SERVICE", "DISTRIBUTION", "CTO", "CEO"]).await;
+        let db = &app.state.db;
+        // Text that JSON must escape, and the ends of the integer range.
+        db.execute_unprepared(
+            "UPDATE ports SET customer_name = 'Jo\u{e3}o \"Zé\" \\ d''Ávila\n\ttab \u{2603}', fid_num = 9223372036854775807 \
+             WHERE id = (SELECT MIN(id) FROM ports)",
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared("UPDATE ports SET fid_num = -9223372036854775808, remote_updated_at = NULL WHERE id = (SELECT MAX(id) FROM ports)")
+            .await
+            .unwrap();
+        let by_rows = port::Entity::find().order_by_asc(port::Column::Id).all(db).await.unwrap();
+        let by_json = rows::all::<port::Entity>(db, sea_orm::Condition::all(), &[port::Column::Id], rows::decoder())
+            .await
+            .unwrap();
+        assert!(by_rows.len() > 100);
+        assert_eq!(by_json, by_rows);
+        assert!(by_json.iter().any(|p| p.customer_name.as_deref().is_some_and(|n| n.contains('\u{2603}'))));
+        let by_rows = splitter::Entity::find()
+            .order_by_asc(splitter::Column::FidNum)
+            .order_by_asc(splitter::Column::Fid)
+            .all(db)
+            .await
+            .unwrap();
+        let by_json = rows::all::<splitter::Entity>(
+            db,
+            sea_orm::Condition::all(),
+            &[splitter::Column::FidNum, splitter::Column::Fid],
+            rows::decoder(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(by_json, by_rows);
+        // No rows: an empty list on both engines (PostgreSQL's aggregate of nothing is NULL).
+        let none = rows::all::<port::Entity>(
+            db,
+            sea_orm::Condition::all().add(port::Column::Id.lt(0)),
+            &[],
+            rows::decoder(),
+        )
+        .await
+        .unwrap();
+        assert!(none.is_empty());
     }
 
     async fn element_trees_carry_every_level(app: TestApp) {

@@ -18,6 +18,48 @@ pub(crate) fn local_settings() -> Options {
     settings
 }
 
+/// Database time by statement shape (the first 70 characters of its text), when
+/// `BENCH_PROFILE` is set: what `BENCH_PROFILE=1` prints after a phase.
+#[derive(Clone, Default)]
+pub(crate) struct Profile(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Duration)>>>,
+);
+
+impl Profile {
+    /// Starts recording `db`'s statements when `BENCH_PROFILE` is set.
+    pub(crate) fn attach(db: &mut sea_orm::DatabaseConnection) -> Self {
+        let profile = Self::default();
+        if std::env::var("BENCH_PROFILE").is_ok() {
+            let sink = profile.0.clone();
+            db.set_metric_callback(move |info| {
+                let sql = info.statement.sql.chars().take(70).collect::<String>();
+                let mut map = sink.lock().unwrap();
+                let entry = map.entry(sql).or_default();
+                entry.0 += 1;
+                entry.1 += info.elapsed;
+            });
+        }
+        profile
+    }
+
+    /// Forgets what was recorded so far.
+    pub(crate) fn reset(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// Prints the eight shapes that took longest, tagged `kind`.
+    pub(crate) fn print(&self, kind: &str) {
+        let mut shapes: Vec<_> = self.0.lock().unwrap().clone().into_iter().collect();
+        shapes.sort_by_key(|s| std::cmp::Reverse(s.1 .1));
+        for (sql, (n, t)) in shapes.iter().take(8) {
+            eprintln!(
+                "  [{kind}] {n:>6} x {:>8.1} ms  {sql}",
+                t.as_secs_f64() * 1000.0
+            );
+        }
+    }
+}
+
 pub(crate) fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

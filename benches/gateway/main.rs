@@ -32,7 +32,7 @@ use common::*;
 use read_bench::read_bench;
 use sync_bench::{baseline, orchestrate};
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -81,6 +81,12 @@ enum Cmd {
         /// profiler.
         #[arg(long, default_value_t = 15)]
         rounds: usize,
+        /// `sqlite` or `postgres`.
+        #[arg(long, default_value = "sqlite")]
+        engine: String,
+        /// PostgreSQL server URL of a role that may create databases.
+        #[arg(long, env = "BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
     },
     /// Subscribers following one full sync: delivery lag, memory per subscriber, and the sync's
     /// duration against the same sync without subscribers.
@@ -98,7 +104,7 @@ enum Cmd {
         #[arg(long, env = "BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
-    /// (internal) The subscribers of `live`, in their own process.
+    /// Deliveries: bindings confirmed in a burst, pushed to the simulator.
     Bindings {
         #[arg(long, default_value_t = 2000)]
         boxes: usize,
@@ -109,6 +115,7 @@ enum Cmd {
         #[arg(long, env = "BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
+    /// (internal) The subscribers of `live`, in their own process.
     LiveClients {
         #[arg(long)]
         url: String,
@@ -168,20 +175,7 @@ async fn main() -> anyhow::Result<()> {
                 master_key: Some(master_key),
             };
             let mut state = server::open_with(&config, local_settings()).await?;
-            // BENCH_PROFILE=1 prints where the database time went, by statement shape.
-            let profile: std::sync::Arc<
-                std::sync::Mutex<std::collections::HashMap<String, (u32, Duration)>>,
-            > = Default::default();
-            if std::env::var("BENCH_PROFILE").is_ok() {
-                let sink = profile.clone();
-                state.db.set_metric_callback(move |info| {
-                    let sql = info.statement.sql.chars().take(70).collect::<String>();
-                    let mut map = sink.lock().unwrap();
-                    let entry = map.entry(sql).or_default();
-                    entry.0 += 1;
-                    entry.1 += info.elapsed;
-                });
-            }
+            let profile = Profile::attach(&mut state.db);
             let started = Instant::now();
             let counts = match kind.as_str() {
                 "baseline" => baseline(&state, &sim).await?,
@@ -196,14 +190,7 @@ async fn main() -> anyhow::Result<()> {
             let secs = counts["timed_secs"]
                 .as_f64()
                 .unwrap_or_else(|| started.elapsed().as_secs_f64());
-            let mut shapes: Vec<_> = profile.lock().unwrap().clone().into_iter().collect();
-            shapes.sort_by_key(|s| std::cmp::Reverse(s.1 .1));
-            for (sql, (n, t)) in shapes.iter().take(8) {
-                eprintln!(
-                    "  [{kind}] {n:>6} x {:>8.1} ms  {sql}",
-                    t.as_secs_f64() * 1000.0
-                );
-            }
+            profile.print(&kind);
             println!(
                 "{}",
                 json!({ "secs": secs, "peak_rss_kb": peak_rss_kb(), "counts": counts })
@@ -219,7 +206,9 @@ async fn main() -> anyhow::Result<()> {
             boxes,
             seconds,
             rounds,
-        } => read_bench(boxes, seconds, rounds).await,
+            engine,
+            postgres_url,
+        } => read_bench(boxes, seconds, rounds, &engine, postgres_url.as_deref()).await,
         Cmd::Bindings {
             boxes,
             bindings,

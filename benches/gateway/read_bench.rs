@@ -101,15 +101,22 @@ pub(crate) fn wrk(url: &str, script: &str, seconds: u64) -> anyhow::Result<f64> 
         .map_err(Into::into)
 }
 
-pub(crate) async fn read_bench(boxes: usize, seconds: u64, rounds: usize) -> anyhow::Result<()> {
+pub(crate) async fn read_bench(
+    boxes: usize,
+    seconds: u64,
+    rounds: usize,
+    engine: &str,
+    postgres_url: Option<&str>,
+) -> anyhow::Result<()> {
     use mapping_gateway::access::{self, Role};
     let (child, sim) = spawn_simulator(boxes * 5 / 4)?;
-    let db = fresh_db("sqlite", None, "read").await?;
+    let db = fresh_db(engine, postgres_url, "read").await?;
     let config = DbConfig {
         database_url: db,
         master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
     };
-    let state = server::open_with(&config, local_settings()).await?;
+    let mut state = server::open_with(&config, local_settings()).await?;
+    let profile = Profile::attach(&mut state.db);
     let id = integration(&state, &sim).await?;
     mapping_gateway::selection::set(
         &state.db,
@@ -161,6 +168,7 @@ pub(crate) async fn read_bench(boxes: usize, seconds: u64, rounds: usize) -> any
       b: elements(integrationId: $i, first: 500, after: $after) { edges { node { fid name splitters { fid kind ports { number status binding { id } } } } } }
     }";
     let (mut gql, mut base) = (Vec::new(), Vec::new());
+    profile.reset();
     let mut sizes = (0, 0);
     for _ in 0..rounds.max(1) {
         let t = Instant::now();
@@ -178,6 +186,7 @@ pub(crate) async fn read_bench(boxes: usize, seconds: u64, rounds: usize) -> any
         sizes.1 = handwritten_tree(&state.db, id, 1000).await?.len();
         base.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    profile.print("tree, both sides, all rounds");
     println!("| tree of 1,000 boxes | gateway {:.1} ms | hand-written SQL {:.1} ms | ratio {:.2} | JSON {} vs {} bytes |",
         median(gql.clone()), median(base.clone()), median(gql) / median(base), sizes.0, sizes.1);
 

@@ -64,4 +64,4 @@ impl BindingStatus {
     pub const ACTIVE: [BindingStatus; 2] = [BindingStatus::Pending, BindingStatus::Confirmed];
 }
 
-crate::display_as_stored!(BindingStatus);
+crate::as_stored!(BindingStatus);

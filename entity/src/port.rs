@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 #[sea_orm::model]
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "ports")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -45,4 +45,4 @@ pub enum PortStatus {
     Damaged,
 }
 
-crate::display_as_stored!(PortStatus);
+crate::as_stored!(PortStatus);

@@ -53,4 +53,4 @@ pub enum PushStatus {
     Failed,
 }
 
-crate::display_as_stored!(PushAction, PushStatus);
+crate::as_stored!(PushAction, PushStatus);

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 #[sea_orm::model]
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "splitters")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -39,3 +39,5 @@ pub enum SplitterKind {
     #[sea_orm(string_value = "DISTRIBUTION")]
     Distribution,
 }
+
+crate::as_stored!(SplitterKind);

@@ -106,4 +106,4 @@ impl SyncStatus {
     pub const ACTIVE: [SyncStatus; 2] = [SyncStatus::Queued, SyncStatus::Running];
 }
 
-crate::display_as_stored!(SyncMode, SyncTrigger, SyncStatus);
+crate::as_stored!(SyncMode, SyncTrigger, SyncStatus);

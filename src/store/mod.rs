@@ -1,11 +1,12 @@
 //! Every hand-written SQL statement, and the DataLoaders that batch the API's reads: element
 //! pages and nearest free ports ([`lookup`]), keyset paging ([`paging`]), the tree levels an
 //! element page prefetches ([`tree`]), writes of the synced copy ([`plant`]), the per-request
-//! loaders ([`loaders`]) and PostgreSQL's `LISTEN/NOTIFY` ([`notify`]).
+//! loaders ([`loaders`]), large levels read as JSON ([`rows`]) and PostgreSQL's `LISTEN/NOTIFY` ([`notify`]).
 
 pub mod loaders;
 pub mod lookup;
 pub mod notify;
 pub mod paging;
 pub mod plant;
+pub mod rows;
 pub mod tree;

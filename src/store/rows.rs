@@ -1,0 +1,78 @@
+//! Many rows of one table read as a single JSON array that the database builds, for the levels
+//! of an element tree that hold thousands of rows.
+//!
+//! Why: sqlx-sqlite copies every column of every row (`sqlite3_value_dup`) and hands each row
+//! from its worker thread to the caller through a channel, and SeaORM then looks each column up
+//! by name. For the 9,648 ports of a 500-box page that took 30 to 45 ms where SQLite itself
+//! spends 3.5 ms; the same rows as one `json_group_array` took 7 ms to read and 6 ms more to
+//! parse into the same models (docs/BENCHMARKS.md, "Tree levels as JSON"). PostgreSQL builds
+//! the array with `json_agg` and reads it the same way, but there sqlx reads rows on the
+//! caller's task and the same tree measured 78 ms as rows and 90 ms as JSON, so the loaders use
+//! this on SQLite only; it works and is tested on both.
+//!
+//! Columns go into each row's array in the entity's declaration order (`Column::iter()`), which
+//! is also the order in which serde's derived `Deserialize` reads a struct from an array, so a
+//! model deserializes without naming its fields twice. Stored enums read through their
+//! `DeriveActiveEnum` names (`entity::as_stored!`): an unknown one is an error.
+
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IdenStatic, Iterable};
+use serde::de::DeserializeOwned;
+
+use crate::Result;
+
+/// Reads a JSON array of rows into models; made by [`decoder`] for a model that deserializes,
+/// and held by loaders whose other entities do not.
+pub type Decode<M> = fn(&str) -> serde_json::Result<Vec<M>>;
+
+/// The decoder of `M`'s rows.
+pub fn decoder<M: DeserializeOwned>() -> Decode<M> {
+    |text| serde_json::from_str(text)
+}
+
+/// Rows of `E` that meet `condition`, in `order`, as models.
+pub async fn all<E: EntityTrait>(
+    db: &DatabaseConnection,
+    condition: sea_orm::Condition,
+    order: &[E::Column],
+    decode: Decode<E::Model>,
+) -> Result<Vec<E::Model>> {
+    let quoted = |c: &E::Column| format!("\"{}\"", c.as_str());
+    let columns: Vec<String> = E::Column::iter().map(|c| quoted(&c)).collect();
+    let order: Vec<String> = order.iter().map(quoted).collect();
+    let order = if order.is_empty() {
+        String::new()
+    } else {
+        format!(" ORDER BY {}", order.join(", "))
+    };
+    // PostgreSQL's `json` has no text decoding in sqlx: cast it.
+    let (aggregate, array, cast) = match db.get_database_backend() {
+        DbBackend::Postgres => ("json_agg", "json_build_array", "::text"),
+        _ => ("json_group_array", "json_array", ""),
+    };
+    let statement = Query::select()
+        .expr_as(
+            Expr::cust(format!(
+                "{aggregate}({array}({}){order}){cast}",
+                columns.join(", ")
+            )),
+            Alias::new("rows"),
+        )
+        .from(E::default())
+        .cond_where(condition)
+        .to_owned();
+    let text: Option<String> = match db.query_one(&statement).await? {
+        Some(row) => row.try_get("", "rows")?,
+        None => None,
+    };
+    // PostgreSQL's aggregate of no rows is NULL; SQLite's is `[]`.
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    decode(&text).map_err(|e| {
+        crate::Error::internal(anyhow::anyhow!(
+            "reading {} as JSON: {e}",
+            E::default().table_name()
+        ))
+    })
+}
