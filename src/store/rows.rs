@@ -16,7 +16,10 @@
 //! `DeriveActiveEnum` names (`entity::as_stored!`): an unknown one is an error.
 
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IdenStatic, Iterable};
+use sea_orm::{
+    ColumnTrait, ColumnType, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    IdenStatic, Iterable,
+};
 use serde::de::DeserializeOwned;
 
 use crate::Result;
@@ -37,6 +40,20 @@ pub async fn all<E: EntityTrait>(
     order: &[E::Column],
     decode: Decode<E::Model>,
 ) -> Result<Vec<E::Model>> {
+    // SQLite writes a REAL into JSON with 15 significant digits (a coordinate would come back
+    // rounded): tables with such columns are read as rows.
+    if let Some(real) = E::Column::iter().find(|c| {
+        matches!(
+            c.def().get_column_type(),
+            ColumnType::Float | ColumnType::Double | ColumnType::Decimal(_)
+        )
+    }) {
+        return Err(crate::Error::internal(anyhow::anyhow!(
+            "{}.{} is a floating-point column: read the table as rows",
+            E::default().table_name(),
+            real.as_str()
+        )));
+    }
     let quoted = |c: &E::Column| format!("\"{}\"", c.as_str());
     let columns: Vec<String> = E::Column::iter().map(|c| quoted(&c)).collect();
     let order: Vec<String> = order.iter().map(quoted).collect();
