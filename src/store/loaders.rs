@@ -119,8 +119,8 @@ impl<E: sea_orm::EntityTrait> Rows<E> {
         }
     }
 
-    /// Reads the batch as one JSON array on SQLite (`store::rows`, for levels of thousands of
-    /// rows); PostgreSQL reads rows, which measured faster there.
+    /// Reads the batch as one JSON array on SQLite (`store::rows::many`, for levels of
+    /// thousands of rows).
     fn read_as_json(mut self) -> Self
     where
         E::Model: serde::de::DeserializeOwned,
@@ -135,23 +135,15 @@ impl<E: sea_orm::EntityTrait> Rows<E> {
     }
 
     async fn fetch(&self, keys: &[i64]) -> Result<Vec<E::Model>, Arc<crate::Error>> {
-        use sea_orm::{IdenStatic, QueryOrder};
+        use sea_orm::IdenStatic;
         let mut condition =
             sea_orm::Condition::all().add(crate::store::lookup::in_ids(self.column.as_str(), keys));
         if let Some(only) = &self.only {
             condition = condition.add(only.clone());
         }
-        let on_sqlite = self.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
-        if let (Some(decode), true) = (self.json, on_sqlite) {
-            return crate::store::rows::all::<E>(&self.db, condition, self.order, decode)
-                .await
-                .map_err(Arc::new);
-        }
-        let mut select = E::find().filter(condition);
-        for column in self.order {
-            select = select.order_by_asc(*column);
-        }
-        select.all(&self.db).await.map_err(|e| Arc::new(e.into()))
+        crate::store::rows::many::<E>(&self.db, condition, self.order, self.json)
+            .await
+            .map_err(Arc::new)
     }
 }
 

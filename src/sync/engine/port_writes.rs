@@ -80,18 +80,22 @@ impl<'a> Engine<'a> {
             .map(|(fid, id, kind)| (fid, (id, kind)))
             .collect();
         let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
-        let existing: HashMap<String, port::Model> = port::Entity::find()
-            .filter(port::Column::IntegrationId.eq(self.integration.id))
-            .filter(plant::among(
+        let page = sea_orm::Condition::all()
+            .add(port::Column::IntegrationId.eq(self.integration.id))
+            .add(plant::among(
                 txn.get_database_backend(),
                 port::Column::Fid,
                 fids,
-            ))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|p| (p.fid.clone(), p))
-            .collect();
+            ));
+        let existing = crate::store::rows::many::<port::Entity>(
+            txn,
+            page,
+            &[],
+            Some(crate::store::rows::decoder()),
+        )
+        .await?;
+        let existing: HashMap<String, port::Model> =
+            existing.into_iter().map(|p| (p.fid.clone(), p)).collect();
         let mut kept = HashSet::new();
         let mut changed: Vec<(RemotePort, i64)> = Vec::new();
         for rec in records {
