@@ -164,6 +164,16 @@ pub struct ServeConfig {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
 
+    /// Seconds a claimed delivery is its instance's without renewal (renewed while in flight):
+    /// a dead instance's deliveries resume this soon.
+    #[arg(long, env = "DELIVERY_LEASE_SECS", default_value_t = crate::bindings::outbox::DEFAULT_LEASE.as_secs())]
+    pub delivery_lease_secs: u64,
+
+    /// Hours after its first attempt that a delivery still failing (platform down, rate
+    /// limited) is given up as FAILED; refusals by the platform fail at once.
+    #[arg(long, env = "DELIVERY_GIVE_UP_HOURS", default_value_t = 24.0)]
+    pub delivery_give_up_hours: f64,
+
     /// Networks (CIDRs, comma-separated) a platform URL may point at although they are
     /// loopback, private, link-local or otherwise internal, e.g. `10.20.0.0/16` for an
     /// on-premises Geosite.

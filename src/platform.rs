@@ -163,13 +163,134 @@ pub trait Platform: Send + Sync {
     fn splitters(&self, query: ListQuery) -> Listing<RemoteSplitter>;
     /// Lists splitter ports.
     fn ports(&self, query: ListQuery) -> Listing<RemotePort>;
-    /// Writes a customer on a port (`Some`), or frees it (`None`). Idempotent.
+    /// Writes a customer on a port, or frees it of ours; idempotent. Never writes over another
+    /// customer: a platform that can read the port cheaply first does, and answers
+    /// [`PortWrite::Other`] instead of writing.
     async fn set_port_customer(
         &self,
         port_fid: &str,
-        customer: Option<&CustomerRecord>,
+        change: PortChange<'_>,
         origin: &str,
-    ) -> Result<()>;
+    ) -> Result<PortWrite>;
+}
+
+/// What a delivery asks of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortChange<'a> {
+    /// Put this customer on the port (occupied).
+    Occupy(&'a CustomerRecord),
+    /// Free the port, only when the customer on it is this one (or nobody is).
+    Free(&'a CustomerRecord),
+}
+
+/// What a port write did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortWrite {
+    /// The port was written.
+    Written,
+    /// Nothing to write: the port is gone from the platform, or carries no customer.
+    NothingThere,
+    /// Not written: the port carries another customer, who is never overwritten.
+    Other(RemoteCustomer),
+}
+
+/// Whose customer a platform port carries, seen from one binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// No customer.
+    Nobody,
+    /// The binding's customer.
+    Ours,
+    /// Someone else.
+    Other,
+}
+
+/// Whose customer a port carries: matched by contract first, by document (digits) when the
+/// platform has no contract; a customer with a name only is someone else's. The SQL form of the
+/// same rule is `store::conflict::other_customer`.
+pub fn holder(
+    contract: Option<&str>,
+    document: Option<&str>,
+    name: Option<&str>,
+    ours_contract: &str,
+    ours_document: &str,
+) -> Holder {
+    fn present(t: Option<&str>) -> Option<&str> {
+        t.map(str::trim).filter(|t| !t.is_empty())
+    }
+    if let Some(contract) = present(contract) {
+        return if contract == ours_contract.trim() {
+            Holder::Ours
+        } else {
+            Holder::Other
+        };
+    }
+    if let Some(document) = present(document) {
+        let digits: String = document.chars().filter(char::is_ascii_digit).collect();
+        return if digits == ours_document {
+            Holder::Ours
+        } else {
+            Holder::Other
+        };
+    }
+    if present(name).is_some() {
+        Holder::Other
+    } else {
+        Holder::Nobody
+    }
+}
+
+impl RemoteCustomer {
+    /// Whose customer this is, seen from a binding with `contract` and `document`.
+    pub fn holder(&self, contract: &str, document: &str) -> Holder {
+        holder(
+            self.contract.as_deref(),
+            self.document.as_deref(),
+            self.name.as_deref(),
+            contract,
+            document,
+        )
+    }
+
+    /// How a person reads it: contract, else document, else name.
+    pub fn describe(&self) -> String {
+        describe_customer(
+            self.contract.as_deref(),
+            self.document.as_deref(),
+            self.name.as_deref(),
+        )
+    }
+}
+
+/// A platform customer as a person reads it in a message.
+pub fn describe_customer(
+    contract: Option<&str>,
+    document: Option<&str>,
+    name: Option<&str>,
+) -> String {
+    match (contract, document, name) {
+        (Some(c), _, _) => format!("contract {c}"),
+        (None, Some(d), _) => format!("document {d}"),
+        (None, None, Some(n)) => format!("customer {n:?}"),
+        (None, None, None) => "no customer".into(),
+    }
+}
+
+#[cfg(test)]
+mod holder_tests {
+    use super::{holder, Holder};
+
+    #[test]
+    fn contract_first_then_document_then_name() {
+        let h = |c, d, n| holder(c, d, n, "9983103", "52998224725");
+        assert_eq!(h(None, None, None), Holder::Nobody);
+        assert_eq!(h(Some(" "), None, None), Holder::Nobody);
+        assert_eq!(h(Some("9983103"), Some("11111111111"), None), Holder::Ours);
+        assert_eq!(h(Some("1"), Some("52998224725"), None), Holder::Other);
+        assert_eq!(h(None, Some("529.982.247-25"), None), Holder::Ours);
+        assert_eq!(h(None, Some("11.222.333/0001-81"), None), Holder::Other);
+        assert_eq!(h(None, None, Some("Ana")), Holder::Other);
+    }
 }
 
 /// Builds clients of one kind of platform from an integration's URL and credentials.

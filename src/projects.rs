@@ -11,7 +11,8 @@ use entity::{element_selection, project, sync_run};
 
 use crate::access::{Actor, Role};
 use crate::state::AppState;
-use crate::store::plant::{self, PortScope};
+use crate::store::bindings::PortScope;
+use crate::store::plant;
 use crate::{history, integrations, Error, Result};
 
 /// Which project to link.
@@ -131,7 +132,8 @@ pub async fn unlink(app: &AppState, actor: &Actor, integration_id: i64) -> Resul
     {
         return Err(Error::SyncAlreadyRunning { run_id: run.id });
     }
-    let orphaned_ids = plant::orphan_bindings(&txn, &PortScope::Project(current.id)).await?;
+    let orphaned_ids =
+        crate::store::bindings::orphan_bindings(&txn, &PortScope::Project(current.id)).await?;
     crate::bindings::record_orphaned(&txn, actor, &orphaned_ids).await?;
     let orphaned = orphaned_ids.len() as u64;
     plant::delete_project_plant(&txn, current.id).await?;

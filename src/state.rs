@@ -40,6 +40,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// Where platform URLs may point (checked when saved; clients check again on connect).
     pub network: Arc<NetworkPolicy>,
+    /// Lease and give-up horizon of the push outbox.
+    pub delivery: crate::bindings::wake::Delivery,
 }
 
 impl AppState {

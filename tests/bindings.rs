@@ -304,7 +304,7 @@ on_both_engines! {
         let again = tokio::time::timeout(std::time::Duration::from_secs(20), async {
             loop {
                 let now = binding(&app, &gone["id"]).await;
-                if now["pushStatus"] == "FAILED" && now["attempts"].as_i64().unwrap() >= 2 {
+                if now["pushStatus"] == "FAILED" {
                     return now;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use mapping_gateway::catalog::ElementItem;
 use mapping_gateway::geosite::{ClientOptions, Feature, GeositeClient};
-use mapping_gateway::platform::{ListQuery, Platform, PortStatus};
+use mapping_gateway::platform::{ListQuery, Platform, PortChange, PortStatus, PortWrite};
 use mapping_gateway::simulator::{self, Faults, RunningSimulator, SimConfig};
 use serde_json::{json, Value};
 
@@ -175,7 +175,7 @@ async fn save_delete_and_viability() {
         document: "52998224725".into(),
         name: "Ana Teste".into(),
     };
-    geo.set_port_customer(&free.fid, Some(&customer), "origin-key")
+    geo.set_port_customer(&free.fid, PortChange::Occupy(&customer), "origin-key")
         .await
         .unwrap();
     let now_on = common::all_pages(geo.ports(ListQuery {
@@ -188,7 +188,7 @@ async fn save_delete_and_viability() {
     .remove(0);
     assert_eq!(now_on.status, PortStatus::Occupied);
     assert_eq!(now_on.customer.unwrap().contract.as_deref(), Some("999001"));
-    geo.set_port_customer(&free.fid, None, "origin-key")
+    geo.set_port_customer(&free.fid, PortChange::Free(&customer), "origin-key")
         .await
         .unwrap();
     let writes = sim.state.writes();
@@ -198,6 +198,40 @@ async fn save_delete_and_viability() {
     assert_eq!(last.body["contrato"], Value::Null);
     assert_eq!(last.body["origem"], "origin-key");
     assert_eq!(writes[writes.len() - 2].body["documento"], "52998224725");
+
+    // A removal reads the port first: a free port is left alone, and so is another customer.
+    let free_again = geo
+        .set_port_customer(&free.fid, PortChange::Free(&customer), "origin-key")
+        .await
+        .unwrap();
+    assert_eq!(free_again, PortWrite::NothingThere);
+    let other = mapping_gateway::platform::CustomerRecord {
+        contract: "OTHER-1".into(),
+        document: "11222333000181".into(),
+        name: "Outro".into(),
+    };
+    geo.set_port_customer(&free.fid, PortChange::Occupy(&other), "someone-else")
+        .await
+        .unwrap();
+    let writes_before = sim.state.writes().len();
+    let refused = geo
+        .set_port_customer(&free.fid, PortChange::Free(&customer), "origin-key")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused, PortWrite::Other(c) if c.contract.as_deref() == Some("OTHER-1")),
+        "{refused:?}"
+    );
+    assert_eq!(sim.state.writes().len(), writes_before, "nothing written");
+    let missing = geo
+        .set_port_customer("987654321", PortChange::Free(&customer), "origin-key")
+        .await
+        .unwrap();
+    assert_eq!(
+        missing,
+        PortWrite::NothingThere,
+        "a port the platform lacks"
+    );
 
     // Viability finds a box at its own location, with its port counts.
     let cto = common::all_pages(geo.elements(ElementItem::Cto, common::project_query(project)))

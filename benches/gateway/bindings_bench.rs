@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use mapping_gateway::access::Actor;
 use mapping_gateway::bindings::{self, CustomerInput};
 use mapping_gateway::config::DbConfig;
-use mapping_gateway::platform::CustomerRecord;
+use mapping_gateway::platform::{CustomerRecord, PortChange};
 use mapping_gateway::server;
 use mapping_gateway::sync::Mode;
 
@@ -171,7 +171,11 @@ pub(crate) async fn bindings_bench(
         let written: Vec<_> = futures::stream::iter(records.iter())
             .map(|(fid, record)| {
                 let (platform, key) = (&platform, &integration.key);
-                async move { platform.set_port_customer(fid, Some(record), key).await }
+                async move {
+                    platform
+                        .set_port_customer(fid, PortChange::Occupy(record), key)
+                        .await
+                }
             })
             .buffer_unordered(in_flight)
             .collect()

@@ -20,6 +20,10 @@ pub struct Model {
     pub delivered_at: Option<DateTimeUtc>,
     /// The platform fid of the port it writes; deliveries go out in order per port.
     pub port_fid: Option<String>,
+    /// The round that holds the delivery while it is in flight; settling checks it.
+    pub claim_token: Option<String>,
+    /// When it was first attempted: the give-up horizon counts from here.
+    pub first_attempt_at: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
@@ -48,9 +52,17 @@ pub enum PushStatus {
     /// Written on the platform.
     #[sea_orm(string_value = "DELIVERED")]
     Delivered,
-    /// Refused by the platform (see `lastError`); `retryPush` queues it again.
+    /// Refused by the platform, or given up (see `lastError`); `retryPush` queues the binding's
+    /// current state again.
     #[sea_orm(string_value = "FAILED")]
     Failed,
+    /// Replaced by a newer delivery of the same binding and port before it went out (or retried).
+    #[sea_orm(string_value = "SUPERSEDED")]
+    Superseded,
+    /// Not written, as nothing of ours was there to write over: a removal of a port that no
+    /// longer carries this customer on the platform (`lastError` says what it carries).
+    #[sea_orm(string_value = "SKIPPED")]
+    Skipped,
 }
 
 crate::as_stored!(PushAction, PushStatus);

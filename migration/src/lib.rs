@@ -17,6 +17,7 @@ mod m20261201_000009_unused_port_index;
 mod m20261201_000010_port_keys_through_splitter;
 mod m20261201_000011_fids_compare_bytes;
 mod m20261201_000012_elements_in_id_order;
+mod m20261203_000013_delivery_fencing;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_port_keys_through_splitter::Migration),
             Box::new(m20261201_000011_fids_compare_bytes::Migration),
             Box::new(m20261201_000012_elements_in_id_order::Migration),
+            Box::new(m20261203_000013_delivery_fencing::Migration),
         ]
     }
 }

@@ -1,26 +1,23 @@
 //! A binding's life after `bind`: confirm, release and cancel ([`change`]), moving to another
 //! port ([`rebind`]) and retrying a failed delivery ([`retry_push`]). Each is one transaction
-//! with its history entry and, when the platform must be written, its outbox row.
+//! with its history entry and, when the platform must be written, its outbox row; the change
+//! itself is one conditional write ([`super::transition`]) whose affected-row count decides a
+//! race. A platform customer who is not ours is never written over: a confirmation of a port in
+//! conflict is refused, and a release or move queues no removal of a port carrying someone else.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use entity::binding::{self, BindingStatus};
-use entity::port;
-use entity::push_outbox::PushAction;
+use entity::push_outbox::{PushAction, PushStatus};
 
-use super::{bindable_port, find, outbox, snapshot, status_error};
+use super::{
+    bindable_port, conflict_reason, find, outbox, port_of, removal_target, snapshot, status_error,
+    transition,
+};
 use crate::access::{Actor, Role};
 use crate::state::AppState;
 use crate::{history, Error, Result};
-
-/// The fid of a binding's port, while it has one.
-async fn port_fid<C: ConnectionTrait>(db: &C, b: &binding::Model) -> Result<Option<String>> {
-    let Some(id) = b.port_id else {
-        return Ok(None);
-    };
-    Ok(port::Entity::find_by_id(id).one(db).await?.map(|p| p.fid))
-}
 
 /// A change of a binding's status by a person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,14 +60,6 @@ impl Change {
             Change::Cancel => "binding.cancelled",
         }
     }
-    /// What it writes on the platform, if anything.
-    fn push(self) -> Option<PushAction> {
-        match self {
-            Change::Confirm => Some(PushAction::Push),
-            Change::Release => Some(PushAction::Remove),
-            Change::Cancel => None,
-        }
-    }
 }
 
 /// Changes a binding's status (OPERATOR), with its history entry and, when the change writes
@@ -87,20 +76,42 @@ pub async fn change(
     if !change.from().contains(&before.status) {
         return Err(status_error(&before, change.refusal()));
     }
-    let fid = port_fid(&txn, &before).await?;
-    if change == Change::Confirm && fid.is_none() {
-        return Err(status_error(&before, "its port is gone"));
-    }
+    let port = port_of(&txn, &before).await?;
+    // What goes to the platform: (action, port fid), or why nothing does.
+    let delivery: std::result::Result<(PushAction, String), String> = match change {
+        Change::Confirm => {
+            let Some(port) = &port else {
+                return Err(status_error(&before, "its port is gone"));
+            };
+            if let Some(reason) = conflict_reason(&before, Some(port)) {
+                return Err(Error::Conflict(format!(
+                    "binding {} cannot be confirmed: {reason}",
+                    before.id
+                )));
+            }
+            Ok((PushAction::Push, port.fid.clone()))
+        }
+        Change::Release => {
+            removal_target(&before, port.as_ref()).map(|fid| (PushAction::Remove, fid))
+        }
+        Change::Cancel => Err(String::new()),
+    };
     let now = Utc::now();
-    let mut row: binding::ActiveModel = before.clone().into();
-    row.status = Set(change.to());
-    row.updated_at = Set(now);
+    let mut set = binding::ActiveModel {
+        status: Set(change.to()),
+        updated_at: Set(now),
+        ..Default::default()
+    };
     match change {
-        Change::Confirm => row.confirmed_at = Set(Some(now)),
-        Change::Release | Change::Cancel => row.closed_at = Set(Some(now)),
+        Change::Confirm => set.confirmed_at = Set(Some(now)),
+        Change::Release | Change::Cancel => set.closed_at = Set(Some(now)),
     }
-    let after = row.update(&txn).await?;
-    let push = change.push().zip(fid);
+    let mut update = binding::Entity::update_many().set(set);
+    if change == Change::Confirm {
+        // A conflict recorded by a sync since the read above refuses it too.
+        update = update.filter(binding::Column::ConflictSeenAt.is_null());
+    }
+    let after = transition(&txn, &before, update).await?;
     history::record(
         &txn,
         Some(after.integration_id),
@@ -112,17 +123,17 @@ pub async fn change(
             after.contract,
             before.status,
             after.status,
-            if push.is_some() {
-                "; delivery queued"
-            } else {
-                ""
+            match &delivery {
+                Ok(_) => "; delivery queued".to_owned(),
+                Err(why) if !why.is_empty() => format!("; no removal queued: {why}"),
+                Err(_) => String::new(),
             }
         ),
         Some(snapshot(&before)),
         Some(snapshot(&after)),
     )
     .await?;
-    if let Some((action, fid)) = push {
+    if let Ok((action, fid)) = delivery {
         outbox::enqueue(&txn, &after, action, &fid).await?;
     }
     super::commit_and_announce(app, txn, after.id).await?;
@@ -130,8 +141,8 @@ pub async fn change(
 }
 
 /// Moves a CONFIRMED or ORPHANED binding to another port (OPERATOR): the old port's removal is
-/// queued when it still exists, then the push to the new one, in one transaction; the binding is
-/// CONFIRMED on the new port.
+/// queued (unless it carries another customer, or nothing tells which port it was), then the
+/// push to the new one, in one transaction; the binding is CONFIRMED on the new port.
 pub async fn rebind(
     app: &AppState,
     actor: &Actor,
@@ -163,38 +174,39 @@ pub async fn rebind(
             "the port belongs to another integration",
         ));
     }
-    let old_fid = port_fid(&txn, &before).await?;
+    let removal = removal_target(&before, port_of(&txn, &before).await?.as_ref());
     let now = Utc::now();
-    let mut row: binding::ActiveModel = before.clone().into();
-    row.port_id = Set(Some(port.id));
-    row.status = Set(BindingStatus::Confirmed);
-    row.confirmed_at = Set(Some(now));
-    row.updated_at = Set(now);
-    row.conflict_contract = Set(None);
-    row.conflict_document = Set(None);
-    row.conflict_seen_at = Set(None);
-    let after = row.update(&txn).await?;
+    let set = binding::ActiveModel {
+        port_id: Set(Some(port.id)),
+        status: Set(BindingStatus::Confirmed),
+        confirmed_at: Set(Some(now)),
+        updated_at: Set(now),
+        conflict_contract: Set(None),
+        conflict_document: Set(None),
+        conflict_seen_at: Set(None),
+        ..Default::default()
+    };
+    let after = transition(&txn, &before, binding::Entity::update_many().set(set)).await?;
     history::record(
         &txn,
         Some(after.integration_id),
         actor,
         "binding.rebound",
         format!(
-            "moved binding {} (contract {}) to port {}{}",
+            "moved binding {} (contract {}) to port {}; {}",
             after.id,
             after.contract,
             port.fid,
-            if old_fid.is_some() {
-                "; the old port's removal queued"
-            } else {
-                ""
+            match &removal {
+                Ok(old) => format!("the removal from port {old} queued"),
+                Err(why) => format!("no removal queued: {why}"),
             }
         ),
         Some(snapshot(&before)),
         Some(snapshot(&after)),
     )
     .await?;
-    if let Some(old) = old_fid {
+    if let Ok(old) = removal {
         outbox::enqueue(&txn, &after, PushAction::Remove, &old).await?;
     }
     outbox::enqueue(&txn, &after, PushAction::Push, &port.fid).await?;
@@ -202,17 +214,57 @@ pub async fn rebind(
     Ok(after)
 }
 
-/// Queues a FAILED delivery of a binding again (OPERATOR).
+/// Queues a binding's delivery again after its latest one FAILED (OPERATOR). The new delivery
+/// carries the binding's *current* wish, never the failed row as it was: a CONFIRMED binding is
+/// pushed to the port it is on now (refused while that port is in conflict), a RELEASED one is
+/// removed from the port of the failed delivery; any other status is refused. The failed row
+/// becomes SUPERSEDED by one conditional write, so two retries at once queue one delivery.
 pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<binding::Model> {
     actor.require(Role::Operator)?;
     let txn = crate::db::write_txn(&app.db).await?;
     let b = find(&txn, id).await?;
-    let Some(failed) = outbox::requeue_failed(&txn, b.id).await? else {
-        return Err(Error::validation(
-            "bindingId",
-            format!("binding {} has no FAILED delivery to retry", b.id),
-        ));
+    let failed = outbox::latest(&txn, b.id)
+        .await?
+        .filter(|d| d.status == PushStatus::Failed)
+        .ok_or_else(|| {
+            Error::validation(
+                "bindingId",
+                format!("binding {} has no FAILED delivery to retry", b.id),
+            )
+        })?;
+    let (action, fid) = match b.status {
+        BindingStatus::Confirmed => {
+            let port = port_of(&txn, &b).await?;
+            if let Some(reason) = conflict_reason(&b, port.as_ref()) {
+                return Err(Error::Conflict(format!(
+                    "binding {} is not pushed again: {reason}",
+                    b.id
+                )));
+            }
+            let port = port.ok_or_else(|| status_error(&b, "its port is gone"))?;
+            (PushAction::Push, port.fid)
+        }
+        BindingStatus::Released => {
+            let fid = failed
+                .port_fid
+                .clone()
+                .ok_or_else(|| status_error(&b, "its failed delivery names no port"))?;
+            (PushAction::Remove, fid)
+        }
+        _ => {
+            return Err(status_error(
+                &b,
+                "only a CONFIRMED or RELEASED binding's delivery is retried",
+            ))
+        }
     };
+    if !outbox::retire_failed(&txn, failed.id).await? {
+        return Err(Error::Conflict(format!(
+            "the failed delivery of binding {} was retried meanwhile",
+            b.id
+        )));
+    }
+    outbox::enqueue(&txn, &b, action, &fid).await?;
     // The binding with its delivery, before (FAILED, with the platform's reason) and after.
     let delivery = |status: &str, last_error: Option<&str>| {
         let mut s = snapshot(&b);
@@ -226,7 +278,14 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
         Some(b.integration_id),
         actor,
         "binding.retried",
-        format!("queued the failed delivery of binding {} again", b.id),
+        format!(
+            "queued the {} of binding {} on port {fid} again",
+            match action {
+                PushAction::Push => "push",
+                PushAction::Remove => "removal",
+            },
+            b.id
+        ),
         Some(delivery("FAILED", failed.last_error.as_deref())),
         Some(delivery("PENDING", None)),
     )

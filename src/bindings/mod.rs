@@ -5,7 +5,7 @@
 //! Lifecycle: `bind` → PENDING (the port leaves `freePorts` at once) → `confirm` → CONFIRMED,
 //! with the push queued in the same transaction → `release` → RELEASED, with the removal
 //! queued. `cancel` ends a PENDING binding (CANCELLED). A sync that loses the port makes an
-//! active binding ORPHANED (see `store::plant::orphan_bindings`).
+//! active binding ORPHANED (see `store::bindings::orphan_bindings`).
 
 pub mod document;
 mod lifecycle;
@@ -17,6 +17,7 @@ pub use lifecycle::{change, rebind, retry_push, Change};
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 use serde_json::json;
 
@@ -190,7 +191,11 @@ async fn bindable_port<C: ConnectionTrait>(
     port_id: i64,
     contract: &str,
 ) -> Result<port::Model> {
+    // FOR KEY SHARE on PostgreSQL (nothing on SQLite, whose write transactions are serial): a
+    // sync deleting the port locks it first (`store::bindings::orphan_bindings`), so the port
+    // cannot vanish between this check and the binding's commit.
     let port = port::Entity::find_by_id(port_id)
+        .lock(sea_orm::sea_query::LockType::KeyShare)
         .one(db)
         .await?
         .ok_or_else(|| Error::NotFound(format!("port {port_id}")))?;
@@ -223,6 +228,116 @@ async fn bindable_port<C: ConnectionTrait>(
         return Err(conflict("the port already has an active binding", &other));
     }
     Ok(port)
+}
+
+/// The one way a binding's status or port changes after it is created: `update` (an
+/// `UPDATE ... RETURNING` with the new values, and any further condition of the caller) applies
+/// only while the binding is still as `before` was read, with the same status and the same port.
+/// On PostgreSQL a concurrent change of the row makes this statement wait and then re-check that
+/// condition, so of two changes racing on one binding exactly one matches; the other gets
+/// `CONFLICT` naming what it found.
+pub(crate) async fn transition<C: ConnectionTrait>(
+    db: &C,
+    before: &binding::Model,
+    update: sea_orm::UpdateMany<binding::Entity>,
+) -> Result<binding::Model> {
+    let same_port = match before.port_id {
+        Some(id) => binding::Column::PortId.eq(id),
+        None => binding::Column::PortId.is_null(),
+    };
+    let mut rows = update
+        .filter(binding::Column::Id.eq(before.id))
+        .filter(binding::Column::Status.eq(before.status))
+        .filter(same_port)
+        .exec_with_returning(db)
+        .await
+        .map_err(|e| {
+            if crate::error::is_unique_violation(&e) {
+                Error::Conflict("the port or the contract was bound meanwhile".into())
+            } else {
+                e.into()
+            }
+        })?;
+    if let Some(after) = rows.pop() {
+        return Ok(after);
+    }
+    let now = find(db, before.id).await?;
+    if now.status == before.status && now.port_id == before.port_id {
+        if let Some(reason) = conflict_reason(&now, None) {
+            return Err(Error::Conflict(format!("binding {}: {reason}", now.id)));
+        }
+    }
+    Err(Error::Conflict(format!(
+        "binding {} changed meanwhile: it is {} now{}",
+        now.id,
+        now.status,
+        if now.port_id != before.port_id {
+            ", on another port"
+        } else {
+            ""
+        }
+    )))
+}
+
+/// The port a binding is on, while it has one.
+async fn port_of<C: ConnectionTrait>(db: &C, b: &binding::Model) -> Result<Option<port::Model>> {
+    let Some(id) = b.port_id else {
+        return Ok(None);
+    };
+    Ok(port::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Why the platform side of a binding's port disagrees with it, if it does: a conflict a sync
+/// recorded, or (given the port) another customer on it as last synced.
+fn conflict_reason(b: &binding::Model, port: Option<&port::Model>) -> Option<String> {
+    if b.conflict_seen_at.is_some() {
+        return Some(format!(
+            "its port carries {} on the platform (a conflict recorded by a sync)",
+            crate::platform::describe_customer(
+                b.conflict_contract.as_deref(),
+                b.conflict_document.as_deref(),
+                None
+            )
+        ));
+    }
+    let port = port?;
+    let holder = crate::platform::holder(
+        port.customer_contract.as_deref(),
+        port.customer_document.as_deref(),
+        port.customer_name.as_deref(),
+        &b.contract,
+        &b.document,
+    );
+    (holder == crate::platform::Holder::Other).then(|| {
+        format!(
+            "its port {} carries {} on the platform",
+            port.fid,
+            crate::platform::describe_customer(
+                port.customer_contract.as_deref(),
+                port.customer_document.as_deref(),
+                port.customer_name.as_deref()
+            )
+        )
+    })
+}
+
+/// Where the removal of a binding's customer goes when it leaves its port: the port it is on,
+/// or, for an ORPHANED one, the port its snapshot names (the worker reads that port on the
+/// platform first and clears it only when the customer there is ours). `Err` says why no
+/// removal is queued: the port carries another customer, or nothing tells which port it was.
+fn removal_target(
+    b: &binding::Model,
+    port: Option<&port::Model>,
+) -> std::result::Result<String, String> {
+    if let Some(port) = port {
+        return match conflict_reason(b, Some(port)) {
+            Some(reason) => Err(format!("{reason}: left as it is")),
+            None => Ok(port.fid.clone()),
+        };
+    }
+    b.snapshot_port_fid
+        .clone()
+        .ok_or_else(|| "the port it was on is unknown".to_owned())
 }
 
 fn status_error(b: &binding::Model, wanted: &str) -> Error {

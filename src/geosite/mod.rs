@@ -27,8 +27,8 @@ use tokio::sync::Mutex;
 
 use crate::catalog::ElementItem;
 use crate::platform::{
-    Check, CustomerRecord, ListPage, ListQuery, Listing, Platform, RemoteElement, RemotePort,
-    RemoteProject, RemoteSplitter,
+    Check, Holder, ListPage, ListQuery, Listing, Platform, PortChange, PortStatus, PortWrite,
+    RemoteCustomer, RemoteElement, RemotePort, RemoteProject, RemoteSplitter,
 };
 use crate::{Error, Result};
 
@@ -326,23 +326,42 @@ impl Platform for GeositeClient {
         self.list_typed(Feature::Port, filter_of(&query, true), wire::port)
     }
 
+    /// A push is one `save` (a read first would double the requests of a burst of
+    /// confirmations; the outbox holds a push whose port the last sync saw in conflict). A
+    /// removal, the write that could erase a customer, first reads the port by fid and frees it
+    /// only when the customer on it is ours.
     async fn set_port_customer(
         &self,
         port_fid: &str,
-        customer: Option<&CustomerRecord>,
+        change: PortChange<'_>,
         origin: &str,
-    ) -> Result<()> {
-        let record = match customer {
-            Some(c) => json!({
+    ) -> Result<PortWrite> {
+        let record = match change {
+            PortChange::Occupy(c) => json!({
                 "fid": wire::id_value(port_fid), "status": "OCUPADA",
                 "contrato": c.contract, "documento": c.document, "nomeCliente": c.name,
                 "origem": origin,
             }),
-            None => json!({
-                "fid": wire::id_value(port_fid), "status": "LIVRE",
-                "contrato": null, "documento": null, "nomeCliente": null, "origem": origin,
-            }),
+            PortChange::Free(ours) => {
+                let now = self.port_now(port_fid).await?;
+                let Some(port) = now else {
+                    return Ok(PortWrite::NothingThere);
+                };
+                match port.customer {
+                    None if port.status == PortStatus::Free => return Ok(PortWrite::NothingThere),
+                    None => return Ok(PortWrite::Other(RemoteCustomer::default())),
+                    Some(c) if c.holder(&ours.contract, &ours.document) != Holder::Ours => {
+                        return Ok(PortWrite::Other(c))
+                    }
+                    Some(_) => {}
+                }
+                json!({
+                    "fid": wire::id_value(port_fid), "status": "LIVRE",
+                    "contrato": null, "documento": null, "nomeCliente": null, "origem": origin,
+                })
+            }
         };
-        self.save(Feature::Port, &record).await.map(|_| ())
+        self.save(Feature::Port, &record).await?;
+        Ok(PortWrite::Written)
     }
 }

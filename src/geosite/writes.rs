@@ -4,9 +4,32 @@
 use serde_json::{json, Value};
 
 use super::{wire, Feature, GeositeClient};
+use crate::platform::{ListPage, ListQuery, Platform, RemotePort};
 use crate::{Error, Result};
 
 impl GeositeClient {
+    /// The port as the platform has it now (`None` when it has none with that fid). A record that
+    /// is listed but cannot be read is an error, never taken for an absent port.
+    pub async fn port_now(&self, fid: &str) -> Result<Option<RemotePort>> {
+        use futures::TryStreamExt;
+        let query = ListQuery {
+            fid: Some(fid.to_owned()),
+            ..Default::default()
+        };
+        let pages: Vec<ListPage<RemotePort>> = self.ports(query).try_collect().await?;
+        let total = pages.first().map_or(0, |p| p.total);
+        let found = pages
+            .into_iter()
+            .flat_map(|p| p.records)
+            .find(|p| p.fid == fid);
+        if found.is_none() && total > 0 {
+            return Err(Error::PlatformUnavailable(format!(
+                "port {fid} is listed by the platform but cannot be read"
+            )));
+        }
+        Ok(found)
+    }
+
     /// Creates (`fid` absent) or updates a record; returns its fid.
     pub async fn save(&self, feature: Feature, record: &Value) -> Result<String> {
         let reply = self

@@ -25,6 +25,8 @@ pub struct Options {
     pub geosite: crate::geosite::ClientOptions,
     /// Overlap, mass-deletion share, heartbeats, schedule defaults.
     pub sync: crate::sync::SyncSettings,
+    /// Lease and give-up horizon of deliveries to the platform.
+    pub delivery: crate::bindings::outbox::Delivery,
 }
 
 impl Options {
@@ -128,6 +130,7 @@ async fn open_state(
         settings: Arc::new(Settings {
             sync: options.sync,
             network: options.geosite.network,
+            delivery: options.delivery,
         }),
         runner: Arc::new(crate::sync::Runner::default()),
     };
@@ -171,6 +174,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         geosite: crate::geosite::ClientOptions {
             network: Arc::new(network),
             ..Default::default()
+        },
+        delivery: crate::bindings::outbox::Delivery {
+            lease: Duration::from_secs(config.delivery_lease_secs.max(3)),
+            give_up_after: Duration::from_secs_f64(config.delivery_give_up_hours.max(0.0) * 3600.0),
         },
     };
     let state = open_with(&config.db, options).await?;

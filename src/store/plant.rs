@@ -1,32 +1,16 @@
-//! Operations on the local copy of the plant that more than one feature needs: orphaning the
-//! bindings of ports about to disappear, and deleting rows by id in chunks.
-//!
-//! A binding is never deleted here: an active one (PENDING or CONFIRMED) whose port goes away
-//! becomes ORPHANED, with a snapshot of where it was (box fid and name, splitter fid, port fid and
-//! number), and its `port_id` is cleared.
+//! Operations on the local copy of the plant that more than one feature needs: counting,
+//! linking and deleting rows by id in chunks. What a sync does to bindings (orphaning,
+//! reconciliation) is in `store::bindings`.
 
-use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 use crate::Result;
-
-/// Which ports are about to disappear, as a SQL condition over the `ports` table. Only integer
-/// ids ever go into these strings.
-#[derive(Clone, Debug)]
-pub enum PortScope {
-    /// Every port of a project.
-    Project(i64),
-    /// Ports with these ids.
-    Ports(Vec<i64>),
-    /// Ports of splitters with these ids.
-    Splitters(Vec<i64>),
-}
 
 /// Largest id list per statement: well under PostgreSQL's 65,535 bind parameters, and ids are
 /// inlined as integers anyway.
 pub const CHUNK: usize = 1000;
 
-fn id_list(ids: &[i64]) -> String {
+pub(super) fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
@@ -54,69 +38,6 @@ where
         DbBackend::Postgres => Expr::col(column).eq(PgFunc::any(Expr::val(values))),
         _ => column.is_in(values),
     }
-}
-
-impl PortScope {
-    fn chunks(&self) -> Vec<String> {
-        match self {
-            PortScope::Project(id) => vec![format!("SELECT id FROM ports WHERE project_id = {id}")],
-            PortScope::Ports(ids) => ids
-                .chunks(CHUNK)
-                .map(|c| format!("SELECT id FROM ports WHERE id IN ({})", id_list(c)))
-                .collect(),
-            PortScope::Splitters(ids) => ids
-                .chunks(CHUNK)
-                .map(|c| format!("SELECT id FROM ports WHERE splitter_id IN ({})", id_list(c)))
-                .collect(),
-        }
-    }
-}
-
-/// Orphans the active bindings of the ports in `scope`; returns their ids.
-pub async fn orphan_bindings<C: ConnectionTrait>(db: &C, scope: &PortScope) -> Result<Vec<i64>> {
-    let backend = db.get_database_backend();
-    let now = Utc::now();
-    let active = super::lookup::active_statuses_sql();
-    let mut orphaned = Vec::new();
-    for doomed in scope.chunks() {
-        // Read first (the caller's write transaction holds them), then update those.
-        let ids: Vec<i64> = db
-            .query_all_raw(Statement::from_string(
-                backend,
-                format!(
-                    "SELECT id FROM bindings WHERE status IN ({active}) AND port_id IN ({doomed})"
-                ),
-            ))
-            .await?
-            .into_iter()
-            .map(|row| row.try_get::<i64>("", "id"))
-            .collect::<std::result::Result<_, _>>()?;
-        if ids.is_empty() {
-            continue;
-        }
-        let p1 = placeholder(backend, 1);
-        let p2 = placeholder(backend, 2);
-        let sql = format!(
-            "UPDATE bindings SET \
-               snapshot_port_fid = (SELECT p.fid FROM ports p WHERE p.id = bindings.port_id), \
-               snapshot_port_number = (SELECT p.number FROM ports p WHERE p.id = bindings.port_id), \
-               snapshot_splitter_fid = (SELECT s.fid FROM ports p JOIN splitters s ON s.id = p.splitter_id WHERE p.id = bindings.port_id), \
-               snapshot_box_fid = (SELECT s.box_fid FROM ports p JOIN splitters s ON s.id = p.splitter_id WHERE p.id = bindings.port_id), \
-               snapshot_box_name = COALESCE((SELECT e.name FROM ports p JOIN splitters s ON s.id = p.splitter_id JOIN elements e ON e.id = s.element_id WHERE p.id = bindings.port_id), snapshot_box_name), \
-               status = '{status}', port_id = NULL, orphaned_at = {p1}, updated_at = {p2} \
-             WHERE id IN ({ids})",
-            status = sea_orm::ActiveEnum::to_value(&entity::binding::BindingStatus::Orphaned),
-            ids = id_list(&ids),
-        );
-        db.execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [Value::from(now), Value::from(now)],
-        ))
-        .await?;
-        orphaned.extend(ids);
-    }
-    Ok(orphaned)
 }
 
 /// Deletes rows of `table` by id, in chunks; returns how many went.
@@ -365,111 +286,4 @@ pub async fn link_boxes<C: ConnectionTrait>(
     db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())
-}
-
-/// After a page of ports is written: marks done the pending pushes whose contract the platform
-/// now shows on their port, clears the conflicts that agree again, and records a conflict on
-/// each active binding whose port carries another contract on the platform (neither side is
-/// changed). Returns how many bindings this run found in conflict for the first time (`since`
-/// is when the run started, so a binding is counted once per run).
-///
-/// On PostgreSQL the three updates are one statement (data-modifying `WITH`, the page's
-/// splitters one array parameter), prepared once for every page: as three statements with
-/// inlined ids they took 1.1 ms a page, 0.8 s of a 20,000-box full sync. The two updates of
-/// `bindings` touch disjoint rows (the port's contract agrees, or it differs), as PostgreSQL
-/// requires of one statement. SQLite runs them one after the other, ids inlined.
-pub async fn reconcile_bindings<C: ConnectionTrait>(
-    db: &C,
-    splitter_ids: &[i64],
-    since: chrono::DateTime<Utc>,
-) -> Result<u64> {
-    use entity::binding::BindingStatus;
-    use entity::push_outbox::{PushAction, PushStatus};
-    use sea_orm::ActiveEnum;
-    let backend = db.get_database_backend();
-    let now = Utc::now();
-    let confirmed = BindingStatus::Confirmed.to_value();
-    let active = super::lookup::active_statuses_sql();
-    let statements = |ports: &str| {
-        let done = format!(
-            "UPDATE push_outbox SET status = '{delivered}', delivered_at = {p1}, last_error = NULL \
-             WHERE status = '{pending}' AND action = '{push}' AND binding_id IN ( \
-               SELECT b.id FROM bindings b JOIN ports p ON p.id = b.port_id \
-               WHERE b.status = '{confirmed}' AND p.customer_contract = b.contract \
-               AND p.fid = push_outbox.port_fid AND p.id IN ({ports}))",
-            delivered = PushStatus::Delivered.to_value(),
-            pending = PushStatus::Pending.to_value(),
-            push = PushAction::Push.to_value(),
-            p1 = placeholder(backend, 1),
-        );
-        let agree = format!(
-            "UPDATE bindings SET conflict_contract = NULL, conflict_document = NULL, \
-               conflict_seen_at = NULL \
-             WHERE conflict_seen_at IS NOT NULL AND port_id IN ({ports}) AND EXISTS ( \
-               SELECT 1 FROM ports p WHERE p.id = bindings.port_id \
-               AND (p.customer_contract IS NULL OR p.customer_contract = bindings.contract))"
-        );
-        let disagree = format!(
-            "UPDATE bindings SET \
-               conflict_contract = (SELECT p.customer_contract FROM ports p WHERE p.id = bindings.port_id), \
-               conflict_document = (SELECT p.customer_document FROM ports p WHERE p.id = bindings.port_id), \
-               conflict_seen_at = {p1} \
-             WHERE status IN ({active}) AND port_id IN ({ports}) \
-             AND (conflict_seen_at IS NULL OR conflict_seen_at < {p2}) AND EXISTS ( \
-               SELECT 1 FROM ports p WHERE p.id = bindings.port_id \
-               AND p.customer_contract IS NOT NULL AND p.customer_contract <> bindings.contract)",
-            p1 = placeholder(backend, 1),
-            p2 = placeholder(backend, 2),
-        );
-        (done, agree, disagree)
-    };
-    if splitter_ids.is_empty() {
-        return Ok(0);
-    }
-    if backend == DbBackend::Postgres {
-        let (done, agree, disagree) =
-            statements("SELECT id FROM ports WHERE splitter_id = ANY($3)");
-        let sql = format!(
-            "WITH done AS ({done} RETURNING 1), agree AS ({agree} RETURNING 1), \
-             disagree AS ({disagree} RETURNING 1) SELECT count(*) AS n FROM disagree"
-        );
-        let row = db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [
-                    Value::from(now),
-                    Value::from(since),
-                    Value::from(splitter_ids.to_vec()),
-                ],
-            ))
-            .await?;
-        return Ok(row
-            .map(|r| r.try_get::<i64>("", "n"))
-            .transpose()?
-            .unwrap_or(0) as u64);
-    }
-    let mut conflicts = 0;
-    for chunk in splitter_ids.chunks(CHUNK) {
-        let (done, agree, disagree) = statements(&format!(
-            "SELECT id FROM ports WHERE splitter_id IN ({})",
-            id_list(chunk)
-        ));
-        db.execute_raw(Statement::from_sql_and_values(
-            backend,
-            done,
-            [Value::from(now)],
-        ))
-        .await?;
-        db.execute_unprepared(&agree).await?;
-        conflicts += db
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                disagree,
-                [Value::from(now), Value::from(since)],
-            ))
-            .await?
-            .rows_affected();
-    }
-    Ok(conflicts)
 }

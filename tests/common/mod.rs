@@ -52,6 +52,7 @@ pub fn test_settings() -> server::Options {
             progress_every: std::time::Duration::ZERO,
             ..Default::default()
         },
+        delivery: Default::default(),
     }
 }
 

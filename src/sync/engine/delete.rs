@@ -8,7 +8,8 @@ use entity::{element, splitter};
 
 use super::listing::Table;
 use super::{Engine, Mode, Step, Stop};
-use crate::store::plant::{self, PortScope};
+use crate::store::bindings::PortScope;
+use crate::store::plant;
 use crate::Result;
 
 /// Local rows the platform no longer has, deleted once the listing is complete.
@@ -109,9 +110,14 @@ impl<'a> Engine<'a> {
     pub(super) async fn delete(&mut self, doomed: &Doomed) -> Result<u64> {
         let txn = crate::db::write_txn(self.db).await?;
         let mut orphaned =
-            plant::orphan_bindings(&txn, &PortScope::Ports(doomed.ports.clone())).await?;
+            crate::store::bindings::orphan_bindings(&txn, &PortScope::Ports(doomed.ports.clone()))
+                .await?;
         orphaned.extend(
-            plant::orphan_bindings(&txn, &PortScope::Splitters(doomed.splitters.clone())).await?,
+            crate::store::bindings::orphan_bindings(
+                &txn,
+                &PortScope::Splitters(doomed.splitters.clone()),
+            )
+            .await?,
         );
         crate::bindings::record_orphaned(&txn, self.actor, &orphaned).await?;
         let mut deleted = plant::delete_ids(&txn, "ports", &doomed.ports).await?;

@@ -191,7 +191,8 @@ impl<'a> Engine<'a> {
         .await?;
         let page_splitters: Vec<i64> = splitters.values().map(|(id, _)| *id).collect();
         self.counts.conflicts +=
-            plant::reconcile_bindings(txn, &page_splitters, self.live.started_at).await? as i64;
+            crate::store::bindings::reconcile_bindings(txn, &page_splitters, self.live.started_at)
+                .await? as i64;
         self.pending_ports = deferred;
         Ok(kept)
     }

@@ -1,0 +1,167 @@
+//! Settling a claimed delivery: one `UPDATE` per outcome, fenced by the round's claim token (it
+//! matches only while the token is still on the row and the row PENDING), so a claimer whose
+//! lease was taken over records nothing; `attempts` counts platform calls that were made.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use entity::push_outbox::{self, PushStatus};
+
+use super::backoff;
+use crate::state::AppState;
+use crate::{Error, Result};
+
+/// How soon a delivery held by a conflict is looked at again (a sync may have cleared it).
+const HOLD_RECHECK: chrono::Duration = chrono::Duration::seconds(5);
+
+/// How one claimed delivery ended in this round.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Written on the platform.
+    Delivered,
+    /// Not written, as nothing of ours was there to write over; `attempted` when the platform
+    /// was asked.
+    Skipped { reason: String, attempted: bool },
+    /// Not wanted any more: the binding moved on.
+    Superseded(String),
+    /// Waits: the port carries another customer as last synced.
+    Held(String),
+    /// The platform call failed.
+    Failed(Error),
+}
+
+/// Records how a claimed delivery went, with one `UPDATE` that matches only while the round's
+/// token is still on the row and the row PENDING; returns false when the claim was lost (the
+/// lease was taken over, or the delivery superseded or settled by a sync).
+pub(super) async fn settle(
+    app: &AppState,
+    row: &push_outbox::Model,
+    token: &str,
+    outcome: &Outcome,
+) -> Result<bool> {
+    use push_outbox::Column as C;
+    let now = Utc::now();
+    let none = Option::<String>::None;
+    let attempted = matches!(
+        outcome,
+        Outcome::Delivered
+            | Outcome::Failed(_)
+            | Outcome::Skipped {
+                attempted: true,
+                ..
+            }
+    );
+    let mut update = push_outbox::Entity::update_many()
+        .filter(C::Id.eq(row.id))
+        .filter(C::ClaimToken.eq(token))
+        .filter(C::Status.eq(PushStatus::Pending))
+        .col_expr(C::ClaimToken, Expr::value(none.clone()));
+    if attempted {
+        update = update
+            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+            .col_expr(C::FirstAttemptAt, first_attempt(now));
+    }
+    let update = match outcome {
+        Outcome::Delivered => update
+            .col_expr(C::Status, Expr::value(PushStatus::Delivered))
+            .col_expr(C::DeliveredAt, Expr::value(now))
+            .col_expr(C::LastError, Expr::value(none)),
+        Outcome::Skipped { reason, .. } => update
+            .col_expr(C::Status, Expr::value(PushStatus::Skipped))
+            .col_expr(C::LastError, Expr::value(reason.clone())),
+        Outcome::Superseded(reason) => update
+            .col_expr(C::Status, Expr::value(PushStatus::Superseded))
+            .col_expr(C::LastError, Expr::value(reason.clone())),
+        Outcome::Held(reason) => update
+            .col_expr(C::NextAttemptAt, Expr::value(now + HOLD_RECHECK))
+            .col_expr(C::LastError, Expr::value(reason.clone())),
+        Outcome::Failed(error) => {
+            let attempts = row.attempts + 1;
+            let first = row.first_attempt_at.unwrap_or(now);
+            let horizon = chrono::Duration::from_std(app.settings.delivery.give_up_after)
+                .unwrap_or(chrono::Duration::MAX);
+            let refused = matches!(
+                error,
+                Error::Validation { .. } | Error::NotFound(_) | Error::PlatformAuth(_)
+            );
+            if refused || now - first >= horizon {
+                let reason = if refused {
+                    error.message()
+                } else {
+                    format!(
+                        "gave up after {attempts} attempts over {} s: {}",
+                        (now - first).num_seconds(),
+                        error.message()
+                    )
+                };
+                update
+                    .col_expr(C::Status, Expr::value(PushStatus::Failed))
+                    .col_expr(C::LastError, Expr::value(reason))
+            } else {
+                update
+                    .col_expr(C::NextAttemptAt, Expr::value(now + backoff(attempts - 1)))
+                    .col_expr(C::LastError, Expr::value(error.message()))
+            }
+        }
+    };
+    let matched = update.exec(&app.db).await?.rows_affected == 1;
+    match outcome {
+        Outcome::Failed(error) => {
+            tracing::warn!(delivery = row.id, binding = row.binding_id, attempts = row.attempts + 1, error = %error.message(), "delivery failed")
+        }
+        Outcome::Held(reason) | Outcome::Skipped { reason, .. } => {
+            tracing::info!(delivery = row.id, binding = row.binding_id, %reason, "delivery not written")
+        }
+        Outcome::Delivered | Outcome::Superseded(_) => {}
+    }
+    if !matched {
+        tracing::warn!(
+            delivery = row.id,
+            "the claim on a delivery was lost before it settled; its outcome is not recorded"
+        );
+    }
+    Ok(matched)
+}
+
+/// Records deliveries written together, in one statement fenced like [`settle`]; returns the
+/// bindings of those whose claim held.
+pub(super) async fn settle_delivered(
+    app: &AppState,
+    rows: &[(push_outbox::Model, Outcome)],
+    token: &str,
+) -> Result<Vec<i64>> {
+    use push_outbox::Column as C;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let settled = push_outbox::Entity::update_many()
+        .filter(C::Id.is_in(rows.iter().map(|(row, _)| row.id)))
+        .filter(C::ClaimToken.eq(token))
+        .filter(C::Status.eq(PushStatus::Pending))
+        .col_expr(C::ClaimToken, Expr::value(Option::<String>::None))
+        .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+        .col_expr(C::FirstAttemptAt, first_attempt(now))
+        .col_expr(C::Status, Expr::value(PushStatus::Delivered))
+        .col_expr(C::DeliveredAt, Expr::value(now))
+        .col_expr(C::LastError, Expr::value(Option::<String>::None))
+        .exec_with_returning(&app.db)
+        .await?;
+    if settled.len() < rows.len() {
+        tracing::warn!(
+            lost = rows.len() - settled.len(),
+            "claims on delivered deliveries were lost before they settled"
+        );
+    }
+    Ok(settled.into_iter().map(|r| r.binding_id).collect())
+}
+
+/// `first_attempt_at`, set by the first attempt and kept by the later ones.
+fn first_attempt(now: DateTime<Utc>) -> sea_orm::sea_query::SimpleExpr {
+    sea_orm::sea_query::Func::coalesce([
+        Expr::col(push_outbox::Column::FirstAttemptAt),
+        Expr::value(now),
+    ])
+    .into()
+}
