@@ -108,6 +108,8 @@ pub struct ListQuery {
     pub changed_since: Option<DateTime<Utc>>,
     /// Only the record with this id.
     pub fid: Option<String>,
+    /// Only the records with these ids.
+    pub fids: Option<Vec<String>>,
     /// Splitters: only those housed in this box.
     pub box_fid: Option<String>,
     /// Ports: only those of these splitters.
@@ -237,6 +239,26 @@ pub fn holder(
         Holder::Other
     } else {
         Holder::Nobody
+    }
+}
+
+impl RemotePort {
+    /// Whose customer the port carries, seen from a binding with `contract` and `document`; a
+    /// port that is not free but names no customer (reserved, damaged) is someone else's.
+    pub fn holder(&self, contract: &str, document: &str) -> Holder {
+        match &self.customer {
+            Some(c) => c.holder(contract, document),
+            None if self.status == PortStatus::Free => Holder::Nobody,
+            None => Holder::Other,
+        }
+    }
+
+    /// What the port carries, as a person reads it.
+    pub fn describe(&self) -> String {
+        match &self.customer {
+            Some(c) => c.describe(),
+            None => format!("no customer but is {}", self.status),
+        }
     }
 }
 

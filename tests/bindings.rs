@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::world::{self, World};
+use common::bindings::*;
+use common::world;
 use common::{Engine, TestApp};
 use mapping_gateway::access::Role;
 use mapping_gateway::graphql::ids;
@@ -11,119 +12,6 @@ use mapping_gateway::simulator::Faults;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
-const BINDING: &str = "id status customer { document contract name address plan }
-    pushStatus attempts lastError confirmedAt releasedAt deliveredAt
-    port { id fid } orphanedFrom { boxFid } conflict { platformContract }";
-
-/// A valid CPF and CNPJ, formatted as people type them.
-const CPF: &str = "529.982.247-25";
-const CNPJ: &str = "11.222.333/0001-81";
-
-fn customer(contract: &str, document: &str) -> Value {
-    json!({ "document": document, "contract": contract, "name": "Maria da Silva",
-            "address": "Rua das Flores, 10", "plan": "500 Mega" })
-}
-
-/// FREE ports of service splitters with no active binding, as (API id, platform fid).
-async fn free_service_ports(app: &TestApp, n: usize) -> Vec<(String, String)> {
-    let service: Vec<i64> = entity::splitter::Entity::find()
-        .filter(entity::splitter::Column::Kind.eq(entity::splitter::SplitterKind::Service))
-        .all(&app.state.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    let ports = entity::port::Entity::find()
-        .filter(entity::port::Column::SplitterId.is_in(service))
-        .filter(entity::port::Column::Status.eq(entity::port::PortStatus::Free))
-        .all(&app.state.db)
-        .await
-        .unwrap();
-    assert!(
-        ports.len() >= n,
-        "the network has {} free service ports",
-        ports.len()
-    );
-    ports
-        .into_iter()
-        .take(n)
-        .map(|p| (ids::encode(ids::PORT, p.id).0, p.fid))
-        .collect()
-}
-
-async fn synced_world(app: &TestApp) -> World {
-    let w = world::world(app, 30).await;
-    world::succeeded(app, &w.id, "FULL").await;
-    w
-}
-
-async fn bind_port(app: &TestApp, port: &str, customer: Value) -> Value {
-    app.ok(
-        &format!("mutation($p: ID!, $c: BindingCustomerInput!) {{ bindPort(portId: $p, customer: $c) {{ {BINDING} }} }}"),
-        json!({ "p": port, "c": customer }),
-    )
-    .await["bindPort"]
-        .clone()
-}
-
-async fn change(app: &TestApp, mutation: &str, id: &Value) -> Value {
-    let arg = if mutation == "retryPush" {
-        "bindingId"
-    } else {
-        "id"
-    };
-    app.ok(
-        &format!("mutation($i: ID!) {{ {mutation}({arg}: $i) {{ {BINDING} }} }}"),
-        json!({ "i": id }),
-    )
-    .await[mutation]
-        .clone()
-}
-
-async fn binding(app: &TestApp, id: &Value) -> Value {
-    let page = app
-        .ok(
-            &format!("{{ bindings(first: 100) {{ edges {{ node {{ {BINDING} }} }} }} }}"),
-            json!({}),
-        )
-        .await;
-    page["bindings"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"].clone())
-        .find(|n| n["id"] == *id)
-        .expect("listed")
-}
-
-/// Waits (20 s at most) until the binding's latest delivery is `status`; returns the binding.
-async fn delivery(app: &TestApp, id: &Value, status: &str) -> Value {
-    tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        loop {
-            let b = binding(app, id).await;
-            if b["pushStatus"] == status {
-                return b;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("delivery {status} within 20 s"))
-}
-
-/// The simulator's writes to one port, oldest first.
-fn writes_to(w: &World, fid: &str) -> Vec<Value> {
-    w.sim
-        .state
-        .writes()
-        .into_iter()
-        .filter(|r| {
-            r.feature == "portaSplitter" && r.body["fid"].to_string().trim_matches('"') == fid
-        })
-        .map(|r| r.body)
-        .collect()
-}
 
 on_both_engines! {
     async fn a_confirmed_binding_is_pushed_and_a_released_one_freed(app: TestApp) {
@@ -475,7 +363,8 @@ on_both_engines! {
     }
 
     /// The worker keeps one platform client (and its session) per integration, and delivers a
-    /// burst several at a time: each push is one platform request, and the burst one login.
+    /// burst several at a time: each push is one write, the round one read of its ports, and the
+    /// burst one login.
     async fn a_burst_of_pushes_logs_in_once_and_costs_one_request_each(app: TestApp) {
         use rand::Rng;
         let w = synced_world(&app).await;
@@ -485,16 +374,22 @@ on_both_engines! {
             let document: cpf::Cpf = rand::thread_rng().gen();
             made.push(bind_port(&app, port, customer(&format!("23{i:04}"), document.as_str())).await);
         }
-        let (calls, logins) = (w.sim.state.calls(), w.sim.state.logins());
+        // Confirmed while the integration is inactive, they wait, then go out in one round.
+        let active = "mutation($i: ID!, $a: Boolean!) { setIntegrationActive(id: $i, active: $a) { id } }";
+        app.ok(active, json!({ "i": w.id, "a": false })).await;
         for b in &made {
             change(&app, "confirmBinding", &b["id"]).await;
         }
+        let (calls, logins) = (w.sim.state.calls(), w.sim.state.logins());
+        app.ok(active, json!({ "i": w.id, "a": true })).await;
         for (b, (_, fid)) in made.iter().zip(&ports) {
             delivery(&app, &b["id"], "DELIVERED").await;
             assert_eq!(writes_to(&w, fid).len(), 1, "one write for {fid}");
         }
         let new_logins = w.sim.state.logins() - logins;
         assert!(new_logins <= 1, "one login for the burst: {new_logins}");
-        assert_eq!(w.sim.state.calls() - calls - new_logins, 12, "one platform request per push");
+        // 12 writes, one read of the round's ports, and the port feature's columns (`desc`),
+        // asked once per client.
+        assert_eq!(w.sim.state.calls() - calls - new_logins, 14, "one write per push");
     }
 }

@@ -238,6 +238,10 @@ pub(super) fn filter_of(query: &ListQuery, project_column: bool) -> Vec<Value> {
     if let Some(fid) = &query.fid {
         filter.push(json!({ "property": "fid", "operator": "=", "value": wire::id_value(fid) }));
     }
+    if let Some(fids) = &query.fids {
+        let values: Vec<Value> = fids.iter().map(|f| wire::id_value(f)).collect();
+        filter.push(json!({ "property": "fid", "operator": "in", "value": values }));
+    }
     if let Some(box_fid) = &query.box_fid {
         filter.push(
             json!({ "property": "fidCaixa", "operator": "=", "value": wire::id_value(box_fid) }),

@@ -27,8 +27,7 @@ use tokio::sync::Mutex;
 
 use crate::catalog::ElementItem;
 use crate::platform::{
-    Check, Holder, ListPage, ListQuery, Listing, Platform, PortChange, PortStatus, PortWrite,
-    RemoteCustomer, RemoteElement, RemotePort, RemoteProject, RemoteSplitter,
+    Check, Holder, ListPage, ListQuery, Listing, Platform, PortChange, PortWrite, RemoteElement, RemotePort, RemoteProject, RemoteSplitter,
 };
 use crate::{Error, Result};
 
@@ -347,13 +346,12 @@ impl Platform for GeositeClient {
                 let Some(port) = now else {
                     return Ok(PortWrite::NothingThere);
                 };
-                match port.customer {
-                    None if port.status == PortStatus::Free => return Ok(PortWrite::NothingThere),
-                    None => return Ok(PortWrite::Other(RemoteCustomer::default())),
-                    Some(c) if c.holder(&ours.contract, &ours.document) != Holder::Ours => {
-                        return Ok(PortWrite::Other(c))
+                match port.holder(&ours.contract, &ours.document) {
+                    Holder::Nobody => return Ok(PortWrite::NothingThere),
+                    Holder::Other => {
+                        return Ok(PortWrite::Other(port.customer.unwrap_or_default()))
                     }
-                    Some(_) => {}
+                    Holder::Ours => {}
                 }
                 json!({
                     "fid": wire::id_value(port_fid), "status": "LIVRE",

@@ -2,6 +2,7 @@
 //! is set), the real router on an ephemeral port, and a GraphQL client.
 #![allow(dead_code)]
 
+pub mod bindings;
 mod database;
 mod logs;
 mod platform;
