@@ -12,7 +12,6 @@ use mapping_gateway::simulator::Faults;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
-
 on_both_engines! {
     async fn a_confirmed_binding_is_pushed_and_a_released_one_freed(app: TestApp) {
         let w = synced_world(&app).await;

@@ -27,7 +27,8 @@ use tokio::sync::Mutex;
 
 use crate::catalog::ElementItem;
 use crate::platform::{
-    Check, Holder, ListPage, ListQuery, Listing, Platform, PortChange, PortWrite, RemoteElement, RemotePort, RemoteProject, RemoteSplitter,
+    Check, Holder, ListPage, ListQuery, Listing, Platform, PortChange, PortWrite, RemoteElement,
+    RemotePort, RemoteProject, RemoteSplitter,
 };
 use crate::{Error, Result};
 

@@ -438,8 +438,14 @@ impl Round<'_> {
         }
         let customer = port.customer.clone().unwrap_or_default();
         let recorded = binding::Entity::update_many()
-            .col_expr(binding::Column::ConflictContract, Expr::value(customer.contract))
-            .col_expr(binding::Column::ConflictDocument, Expr::value(customer.document))
+            .col_expr(
+                binding::Column::ConflictContract,
+                Expr::value(customer.contract),
+            )
+            .col_expr(
+                binding::Column::ConflictDocument,
+                Expr::value(customer.document),
+            )
             .col_expr(binding::Column::ConflictSeenAt, Expr::value(Utc::now()))
             .filter(binding::Column::Id.eq(b.id))
             .filter(binding::Column::Status.eq(BindingStatus::Confirmed))
@@ -490,23 +496,26 @@ async fn fresh_ports(
             .and_then(|fid| ports.get(&(row.integration_id, fid.clone())));
         if verdict(row, bindings.get(&row.binding_id), port).is_none() {
             if let Some(fid) = &row.port_fid {
-                wanted.entry(row.integration_id).or_default().push(fid.clone());
+                wanted
+                    .entry(row.integration_id)
+                    .or_default()
+                    .push(fid.clone());
             }
         }
     }
     let mut fresh = HashMap::new();
     for (integration_id, fids) in wanted {
         let read = async {
-            let integration = integrations[&integration_id]
-                .as_ref()
-                .map_err(again)?;
+            let integration = integrations[&integration_id].as_ref().map_err(again)?;
             let platform = clients.get(app, integration)?;
             let query = ListQuery {
                 fids: Some(fids),
                 ..Default::default()
             };
             let pages: Vec<_> = platform.ports(query).try_collect().await?;
-            let total = pages.first().map_or(0, |p: &crate::platform::ListPage<_>| p.total);
+            let total = pages
+                .first()
+                .map_or(0, |p: &crate::platform::ListPage<_>| p.total);
             let ports: HashMap<String, RemotePort> = pages
                 .into_iter()
                 .flat_map(|p| p.records)

@@ -1,0 +1,530 @@
+//! The binding and delivery invariants of docs/INTEGRITY.md under races, conflicts and failures:
+//! one winner per race on a binding, platform customers who are not ours never written over,
+//! deliveries in order per (integration, port), failures that end, retries of the current wish,
+//! orphans that clear their old port. Both engines unless the scenario needs PostgreSQL's
+//! concurrency; the two-process scenarios are in tests/delivery.rs.
+
+mod common;
+
+use common::bindings::*;
+use common::world::{self, World};
+use common::{Engine, TestApp};
+use mapping_gateway::graphql::ids;
+use mapping_gateway::platform::{CustomerRecord, PortChange};
+use mapping_gateway::simulator::Faults;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde_json::{json, Value};
+
+const REBIND: &str =
+    "mutation($i: ID!, $p: ID!) { rebindBinding(id: $i, portId: $p) { id status } }";
+
+fn db_id(id: &Value) -> i64 {
+    ids::decode(
+        ids::BINDING,
+        &async_graphql::ID(id.as_str().unwrap().into()),
+    )
+    .unwrap()
+}
+
+/// Sends a mutation on a binding; returns `Ok(data)` or `Err(code)`.
+async fn try_change(app: &TestApp, mutation: &str, vars: Value) -> Result<Value, String> {
+    let (_, body) = app.post(Some(&app.admin_key), mutation, vars).await;
+    match body["errors"][0]["extensions"]["code"].as_str() {
+        Some(code) => Err(code.to_owned()),
+        None => Ok(body["data"].clone()),
+    }
+}
+
+fn op(name: &str) -> String {
+    format!("mutation($i: ID!) {{ {name}(id: $i) {{ id status }} }}")
+}
+
+/// The outbox rows of a binding, oldest first.
+async fn rows_of(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
+    entity::push_outbox::Entity::find()
+        .filter(entity::push_outbox::Column::BindingId.eq(db_id(id)))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+}
+
+/// Waits (20 s at most) until no delivery of the binding is PENDING.
+async fn settled(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
+    use entity::push_outbox::PushStatus;
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let rows = rows_of(app, id).await;
+            if rows.iter().all(|r| r.status != PushStatus::Pending) {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every delivery settled within 20 s")
+}
+
+/// The customer contract the platform has on a port now.
+fn platform_contract(w: &World, fid: &str) -> Option<String> {
+    let store = w.sim.state.store.read().unwrap();
+    let t = &store.tables["portaSplitter"];
+    let c = t.col("contrato").unwrap();
+    let row = t
+        .rows
+        .values()
+        .find(|r| r[0].to_string().trim_matches('"') == fid)?;
+    row[c]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| row[c].as_i64().map(|n| n.to_string()))
+}
+
+fn platform_document(w: &World, fid: &str) -> Option<String> {
+    let store = w.sim.state.store.read().unwrap();
+    let t = &store.tables["portaSplitter"];
+    let c = t.col("documento").unwrap();
+    let row = t
+        .rows
+        .values()
+        .find(|r| r[0].to_string().trim_matches('"') == fid)?;
+    row[c].as_str().map(str::to_owned)
+}
+
+/// Someone else puts a customer on a port, on the platform itself.
+async fn someone_else_on(w: &World, fid: &str, contract: &str) {
+    let other = CustomerRecord {
+        contract: contract.into(),
+        document: "11222333000181".into(),
+        name: "Outro Provedor".into(),
+    };
+    use mapping_gateway::platform::Platform;
+    w.geo
+        .set_port_customer(fid, PortChange::Occupy(&other), "someone-else")
+        .await
+        .unwrap();
+}
+
+/// Writes by the gateway (any origin but "someone-else") to a port since `from`.
+fn our_writes_since(w: &World, fid: &str, from: usize) -> Vec<Value> {
+    w.sim
+        .state
+        .writes()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.feature == "portaSplitter")
+        .filter(|r| r.body["fid"].to_string().trim_matches('"') == fid)
+        .filter(|r| r.body["origem"] != "someone-else")
+        .map(|r| r.body)
+        .collect()
+}
+
+on_both_engines! {
+    /// confirm + cancel of one PENDING binding, and release + rebind of one CONFIRMED binding,
+    /// sent at once: exactly one of each pair wins, and the outbox agrees with the winner.
+    async fn racing_changes_of_one_binding_have_one_winner(app: TestApp) {
+        use entity::push_outbox::{PushAction, PushStatus};
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 16).await;
+        for (i, (port, _)) in ports.iter().take(6).enumerate() {
+            let b = bind_port(&app, port, customer(&format!("41{i:04}"), CPF)).await;
+            let vars = json!({ "i": b["id"] });
+            let (confirm_op, cancel_op) = (op("confirmBinding"), op("cancelBinding"));
+            let (confirm, cancel) = tokio::join!(
+                try_change(&app, &confirm_op, vars.clone()),
+                try_change(&app, &cancel_op, vars.clone())
+            );
+            assert!(confirm.is_ok() != cancel.is_ok(), "one winner: {confirm:?} {cancel:?}");
+            for lost in [&confirm, &cancel] {
+                if let Err(code) = lost {
+                    assert!(code == "CONFLICT" || code == "VALIDATION", "{code}");
+                }
+            }
+            let rows = rows_of(&app, &b["id"]).await;
+            if cancel.is_ok() {
+                assert!(rows.is_empty(), "a cancelled binding queued nothing: {rows:?}");
+                assert_eq!(binding(&app, &b["id"]).await["status"], "CANCELLED");
+            } else {
+                assert_eq!(rows.len(), 1);
+                assert_eq!(binding(&app, &b["id"]).await["status"], "CONFIRMED");
+            }
+        }
+        for i in 0..4 {
+            let (port, _) = &ports[6 + i];
+            let (target, target_fid) = &ports[10 + i];
+            let b = bind_port(&app, port, customer(&format!("42{i:04}"), CNPJ)).await;
+            change(&app, "confirmBinding", &b["id"]).await;
+            delivery(&app, &b["id"], "DELIVERED").await;
+            let release_op = op("releaseBinding");
+            let (release, rebind) = tokio::join!(
+                try_change(&app, &release_op, json!({ "i": b["id"] })),
+                try_change(&app, REBIND, json!({ "i": b["id"], "p": target }))
+            );
+            // Either one lost, or both went through one after the other (moved, then released).
+            assert!(release.is_ok() || rebind.is_ok(), "{release:?} {rebind:?}");
+            let now = binding(&app, &b["id"]).await;
+            let rows = settled(&app, &b["id"]).await;
+            let (old_fid, contract) = (ports[6 + i].1.as_str(), format!("42{i:04}"));
+            if release.is_ok() {
+                assert_eq!(now["status"], "RELEASED", "{now}");
+                assert_eq!(platform_contract(&w, old_fid), None, "{rows:?}");
+                assert_eq!(platform_contract(&w, target_fid), None, "{rows:?}");
+                if rebind.is_err() {
+                    assert!(!rows.iter().any(|r| r.action == PushAction::Push
+                        && r.port_fid.as_deref() == Some(target_fid)), "{rows:?}");
+                }
+            } else {
+                assert_eq!(now["status"], "CONFIRMED", "{now}");
+                assert_eq!(now["port"]["id"], *target, "{now}");
+                assert_eq!(platform_contract(&w, target_fid), Some(contract), "{rows:?}");
+                assert_eq!(platform_contract(&w, old_fid), None, "{rows:?}");
+                assert!(rows.iter().any(|r| r.status == PushStatus::Delivered
+                    && r.port_fid.as_deref() == Some(target_fid)), "{rows:?}");
+            }
+        }
+    }
+
+    /// A customer of someone else on the port is never written over, however the gateway
+    /// learns of it: recorded by a sync (by contract, or by document alone), or read from the
+    /// platform right before the write.
+    async fn a_platform_customer_in_conflict_is_never_written_over(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 4).await;
+        // 1. A sync records OTHER on a PENDING binding's port: the confirmation is refused.
+        let b1 = bind_port(&app, &ports[0].0, customer("510001", CPF)).await;
+        someone_else_on(&w, &ports[0].1, "OTHER-1").await;
+        let mark = w.sim.state.writes().len();
+        world::succeeded(&app, &w.id, "INCREMENTAL").await;
+        let seen = binding(&app, &b1["id"]).await;
+        assert_eq!(seen["conflict"]["platformContract"], "OTHER-1", "{seen}");
+        let refused = try_change(&app, &op("confirmBinding"), json!({ "i": b1["id"] })).await;
+        assert_eq!(refused, Err("CONFLICT".to_owned()));
+        assert_eq!(binding(&app, &b1["id"]).await["status"], "PENDING");
+
+        // 2. A confirmed customer replaced on the platform by one with a document only: the
+        // sync reports it by document; the release frees nothing.
+        let b2 = bind_port(&app, &ports[1].0, customer("510002", CPF)).await;
+        change(&app, "confirmBinding", &b2["id"]).await;
+        delivery(&app, &b2["id"], "DELIVERED").await;
+        w.geo
+            .save(
+                mapping_gateway::geosite::Feature::Port,
+                &json!({ "fid": ports[1].1.parse::<i64>().unwrap(), "status": "OCUPADA",
+                         "contrato": null, "documento": "11.222.333/0001-81", "nomeCliente": "Outra" }),
+            )
+            .await
+            .unwrap();
+        let mark2 = w.sim.state.writes().len();
+        world::succeeded(&app, &w.id, "FULL").await;
+        let seen = binding(&app, &b2["id"]).await;
+        assert!(seen["conflict"].is_object(), "a document alone is a conflict: {seen}");
+        let released = change(&app, "releaseBinding", &b2["id"]).await;
+        assert_eq!(released["status"], "RELEASED");
+        assert!(our_writes_since(&w, &ports[1].1, mark2).is_empty(), "no removal over OTHER");
+        assert_eq!(platform_document(&w, &ports[1].1).as_deref(), Some("11.222.333/0001-81"));
+
+        // 3. OTHER arrives after the last sync on a CONFIRMED binding's port: the release's
+        // removal reads the port first and leaves OTHER there.
+        let b3 = bind_port(&app, &ports[2].0, customer("510003", CPF)).await;
+        change(&app, "confirmBinding", &b3["id"]).await;
+        delivery(&app, &b3["id"], "DELIVERED").await;
+        someone_else_on(&w, &ports[2].1, "OTHER-3").await;
+        let mark3 = w.sim.state.writes().len();
+        change(&app, "releaseBinding", &b3["id"]).await;
+        let skipped = delivery(&app, &b3["id"], "SKIPPED").await;
+        assert!(skipped["lastError"].as_str().unwrap().contains("OTHER-3"), "{skipped}");
+        assert!(our_writes_since(&w, &ports[2].1, mark3).is_empty());
+        assert_eq!(platform_contract(&w, &ports[2].1).as_deref(), Some("OTHER-3"));
+
+        // 4. OTHER arrives after the last sync on a PENDING binding's port, which is then
+        // confirmed: the round reads the port, records the conflict and holds the push.
+        let b4 = bind_port(&app, &ports[3].0, customer("510004", CPF)).await;
+        someone_else_on(&w, &ports[3].1, "OTHER-4").await;
+        let mark4 = w.sim.state.writes().len();
+        change(&app, "confirmBinding", &b4["id"]).await;
+        let held = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let now = binding(&app, &b4["id"]).await;
+                if now["conflict"].is_object() {
+                    return now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the conflict is recorded within 20 s");
+        assert_eq!(held["pushStatus"], "PENDING", "held, not failed: {held}");
+        assert!(held["lastError"].as_str().unwrap().contains("held"), "{held}");
+        assert!(our_writes_since(&w, &ports[3].1, mark4).is_empty());
+        assert_eq!(platform_contract(&w, &ports[3].1).as_deref(), Some("OTHER-4"));
+        assert!(our_writes_since(&w, &ports[0].1, mark).is_empty());
+    }
+
+    /// Fids are per platform installation: a delivery backing off on one integration's port 69
+    /// does not hold up another integration's port 69.
+    async fn one_integration_s_stuck_delivery_never_blocks_another_s(app: TestApp) {
+        let a = synced_world(&app).await;
+        let b = synced_world(&app).await;
+        let ports_a = free_service_ports(&app, 200).await;
+        // The same generated network: pick a fid both integrations have.
+        let (pa, pb, fid) = {
+            let mut found = None;
+            for (ida, fida) in &ports_a {
+                let other = entity::port::Entity::find()
+                    .filter(entity::port::Column::Fid.eq(fida.clone()))
+                    .all(&app.state.db)
+                    .await
+                    .unwrap();
+                if let Some(pb) = other.iter().find(|p| ids::encode(ids::PORT, p.id).0 != *ida) {
+                    found = Some((ida.clone(), ids::encode(ids::PORT, pb.id).0, fida.clone()));
+                    break;
+                }
+            }
+            found.expect("a fid on both platforms")
+        };
+        a.sim.state.set_faults(Faults { error_rate: 1.0, ..Default::default() });
+        let ba = bind_port(&app, &pa, customer("520001", CPF)).await;
+        change(&app, "confirmBinding", &ba["id"]).await;
+        tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while !binding(&app, &ba["id"]).await["lastError"].is_string() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("A's delivery failed once");
+        let bb = bind_port(&app, &pb, customer("520002", CPF)).await;
+        change(&app, "confirmBinding", &bb["id"]).await;
+        delivery(&app, &bb["id"], "DELIVERED").await;
+        assert_eq!(platform_contract(&b, &fid).as_deref(), Some("520002"));
+        assert_eq!(binding(&app, &ba["id"]).await["pushStatus"], "PENDING");
+    }
+
+    /// P1 → P2 → P1 while deliveries fail, then a sync that sees our contract on P1: the older
+    /// removal of P1 never lands after the newer push (it is superseded, and the sync settles a
+    /// push only when nothing older of that port is pending). P1 ends with our customer.
+    async fn a_stale_removal_never_lands_after_a_newer_push(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 2).await;
+        let b = bind_port(&app, &ports[0].0, customer("530001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        w.sim.state.set_faults(Faults { error_rate: 1.0, ..Default::default() });
+        try_change(&app, REBIND, json!({ "i": b["id"], "p": ports[1].0 })).await.unwrap();
+        try_change(&app, REBIND, json!({ "i": b["id"], "p": ports[0].0 })).await.unwrap();
+        w.sim.state.set_faults(Faults::default());
+        world::succeeded(&app, &w.id, "FULL").await;
+        let rows = settled(&app, &b["id"]).await;
+        assert_eq!(platform_contract(&w, &ports[0].1).as_deref(), Some("530001"), "{rows:?}");
+        assert_eq!(platform_contract(&w, &ports[1].1), None, "{rows:?}");
+        let now = binding(&app, &b["id"]).await;
+        assert_eq!((now["status"].as_str(), now["port"]["id"].as_str()), (Some("CONFIRMED"), Some(ports[0].0.as_str())));
+    }
+
+    /// An ORPHANED binding released, or moved, clears its old port on the platform when the
+    /// port still carries its customer there.
+    async fn an_orphan_released_or_moved_clears_its_old_port(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 3).await;
+        let mut made = Vec::new();
+        for (i, (port, _)) in ports.iter().take(2).enumerate() {
+            let b = bind_port(&app, port, customer(&format!("54{i:04}"), CPF)).await;
+            change(&app, "confirmBinding", &b["id"]).await;
+            delivery(&app, &b["id"], "DELIVERED").await;
+            made.push(b);
+        }
+        app.ok("mutation($i: ID!) { unlinkProject(integrationId: $i) { id } }", json!({ "i": w.id })).await;
+        for b in &made {
+            assert_eq!(binding(&app, &b["id"]).await["status"], "ORPHANED");
+        }
+        app.ok(
+            "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
+            json!({ "i": w.id, "r": w.project.to_string() }),
+        )
+        .await;
+        world::succeeded(&app, &w.id, "FULL").await;
+        let fresh = free_service_ports(&app, 1).await;
+        change(&app, "releaseBinding", &made[0]["id"]).await;
+        try_change(&app, REBIND, json!({ "i": made[1]["id"], "p": fresh[0].0 })).await.unwrap();
+        for b in &made {
+            settled(&app, &b["id"]).await;
+        }
+        assert_eq!(platform_contract(&w, &ports[0].1), None, "released orphan cleared");
+        assert_eq!(platform_contract(&w, &ports[1].1), None, "moved orphan cleared");
+        assert_eq!(platform_contract(&w, &fresh[0].1).as_deref(), Some("540001"));
+    }
+
+    /// Failures end: a persistent authentication refusal fails at once, transient failures give
+    /// up after the horizon; retryPush queues the binding's current wish as a new delivery (a
+    /// push for a CONFIRMED binding, a removal for a RELEASED one) and refuses other statuses.
+    async fn failures_end_and_retries_queue_the_current_wish(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_service_ports(&app, 3).await;
+        let update = "mutation($i: ID!, $p: String!) { updateIntegration(id: $i, input: { password: $p }) { id } }";
+        app.ok(update, json!({ "i": w.id, "p": "wrong" })).await;
+        let b = bind_port(&app, &ports[0].0, customer("550001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        let failed = delivery(&app, &b["id"], "FAILED").await;
+        assert_eq!(failed["attempts"], 1, "{failed}");
+        app.ok(update, json!({ "i": w.id, "p": "geosite" })).await;
+        change(&app, "retryPush", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        use entity::push_outbox::PushStatus as S;
+        let rows = rows_of(&app, &b["id"]).await;
+        assert_eq!(rows.iter().map(|r| (r.status, r.attempts)).collect::<Vec<_>>(), vec![(S::Superseded, 1), (S::Delivered, 1)]);
+
+        // A RELEASED binding whose removal failed: the retry is a removal, never the push.
+        app.ok(update, json!({ "i": w.id, "p": "wrong" })).await;
+        change(&app, "releaseBinding", &b["id"]).await;
+        delivery(&app, &b["id"], "FAILED").await;
+        app.ok(update, json!({ "i": w.id, "p": "geosite" })).await;
+        change(&app, "retryPush", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        assert_eq!(platform_contract(&w, &ports[0].1), None);
+        let code = try_change(&app, "mutation($i: ID!) { retryPush(bindingId: $i) { id } }", json!({ "i": b["id"] })).await;
+        assert_eq!(code, Err("VALIDATION".to_owned()), "nothing failed to retry");
+
+        // A cancelled binding has nothing to retry.
+        let c = bind_port(&app, &ports[1].0, customer("550002", CPF)).await;
+        change(&app, "cancelBinding", &c["id"]).await;
+        let code = try_change(&app, "mutation($i: ID!) { retryPush(bindingId: $i) { id } }", json!({ "i": c["id"] })).await;
+        assert_eq!(code, Err("VALIDATION".to_owned()));
+    }
+}
+
+/// A delivery that keeps failing for longer than the horizon is given up as FAILED, with the
+/// reason; before that it backs off and stays PENDING.
+async fn transient_failures_give_up_after_the_horizon(engine: Engine) {
+    let mut settings = common::test_settings();
+    settings.delivery.give_up_after = std::time::Duration::from_secs(2);
+    let Some(app) = TestApp::start_configured(engine, Default::default(), settings).await else {
+        return;
+    };
+    let w = synced_world(&app).await;
+    let ports = free_service_ports(&app, 1).await;
+    w.sim.state.set_faults(Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let b = bind_port(&app, &ports[0].0, customer("560001", CPF)).await;
+    change(&app, "confirmBinding", &b["id"]).await;
+    let failed = delivery(&app, &b["id"], "FAILED").await;
+    assert!(
+        failed["lastError"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after"),
+        "{failed}"
+    );
+    assert!(failed["attempts"].as_i64().unwrap() >= 2, "{failed}");
+}
+
+each_engine!(transient_failures_give_up_after_the_horizon);
+
+/// Waits (10 s at most) until some backend of the database waits on a lock.
+async fn a_backend_waits_on_a_lock(db: &sea_orm::DatabaseConnection) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            if row.try_get::<i64>("", "n").unwrap() > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a lock wait within 10 s");
+}
+
+/// PostgreSQL: orphaning never overwrites a release that committed while it waited, and a bind
+/// racing the deletion of its port ends refused, never active on a deleted port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaning_races_releases_and_binds_on_postgres() {
+    use mapping_gateway::store::bindings::{orphan_bindings, PortScope};
+    let Some(app) = TestApp::start(Engine::Postgres).await else {
+        return;
+    };
+    let _w = synced_world(&app).await;
+    let ports = free_service_ports(&app, 2).await;
+    let port_db_id = |id: &str| ids::decode(ids::PORT, &async_graphql::ID(id.into())).unwrap();
+    let b = bind_port(&app, &ports[0].0, customer("570001", CPF)).await;
+    change(&app, "confirmBinding", &b["id"]).await;
+
+    // A release holds the binding's row; the orphaning waits for it, then finds it RELEASED.
+    let release = app.state.db.begin().await.unwrap();
+    release
+        .execute_unprepared(&format!(
+            "UPDATE bindings SET status = 'RELEASED' WHERE id = {}",
+            db_id(&b["id"])
+        ))
+        .await
+        .unwrap();
+    let db = app.state.db.clone();
+    let doomed = port_db_id(&ports[0].0);
+    let orphaning = tokio::spawn(async move {
+        let txn = db.begin().await.unwrap();
+        let ids = orphan_bindings(&txn, &PortScope::Ports(vec![doomed]))
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        ids
+    });
+    a_backend_waits_on_a_lock(&app.state.db).await;
+    release.commit().await.unwrap();
+    assert!(
+        orphaning.await.unwrap().is_empty(),
+        "nothing left to orphan"
+    );
+    assert_eq!(binding(&app, &b["id"]).await["status"], "RELEASED");
+
+    // A sync deleting a port holds it; a bind of it waits, then finds it gone.
+    let sync = app.state.db.begin().await.unwrap();
+    let doomed = port_db_id(&ports[1].0);
+    orphan_bindings(&sync, &PortScope::Ports(vec![doomed]))
+        .await
+        .unwrap();
+    let bind = {
+        let (url, key, port) = (app.url.clone(), app.admin_key.clone(), ports[1].0.clone());
+        tokio::spawn(async move {
+            let body: Value = reqwest::Client::new()
+                .post(format!("{url}/graphql"))
+                .bearer_auth(key)
+                .json(&json!({
+                    "query": "mutation($p: ID!, $c: BindingCustomerInput!) { bindPort(portId: $p, customer: $c) { id } }",
+                    "variables": { "p": port, "c": customer("570002", CPF) },
+                }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body
+        })
+    };
+    a_backend_waits_on_a_lock(&app.state.db).await;
+    mapping_gateway::store::plant::delete_ids(&sync, "ports", &[doomed])
+        .await
+        .unwrap();
+    sync.commit().await.unwrap();
+    let answer = bind.await.unwrap();
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{answer}"
+    );
+    let stray = entity::binding::Entity::find()
+        .filter(entity::binding::Column::PortId.is_null())
+        .filter(entity::binding::Column::Status.is_in(entity::binding::BindingStatus::ACTIVE))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert!(
+        stray.is_empty(),
+        "no active binding without a port: {stray:?}"
+    );
+}
