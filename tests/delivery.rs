@@ -206,3 +206,83 @@ async fn two_instances_deliver_each_push_once() {
     }
     common::drop_database(&db.database_url);
 }
+
+/// Two instances, a platform slower than the lease: the claimer renews its lease while the
+/// write is in flight, so the other instance never takes the delivery over; each port is
+/// written once and each delivery counts one attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_renewed_in_flight_keeps_a_slow_delivery_its_claimer_s() {
+    let Some((db, sim, admin)) = common::shared_postgres(40, 53).await else {
+        return;
+    };
+    let short = [("DELIVERY_LEASE_SECS", "3".to_owned())];
+    let (_a, base_a) = common::serve_on(&db, &admin, &short);
+    let (_b, base_b) = common::serve_on(&db, &admin, &short);
+    let id = linked_and_synced(&base_a, &admin, &sim).await;
+    let ports = free_service_ports(&base_a, &admin, &id).await;
+    sim.state.set_faults(Faults {
+        latency_ms: 5_000,
+        ..Default::default()
+    });
+    for (i, (port, _)) in ports.iter().take(6).enumerate() {
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        bind_and_confirm(base, &admin, port, &format!("67{i:04}")).await;
+    }
+    let done = all_delivered(&base_b, &admin).await;
+    for b in &done {
+        assert_eq!(b["attempts"], 1, "one attempt each: {done:?}");
+    }
+    for (_, fid) in ports.iter().take(6) {
+        assert_eq!(pushes_to(&sim, fid), 1, "port {fid} written once");
+    }
+    common::drop_database(&db.database_url);
+}
+
+/// An instance killed while its delivery is in flight: another instance takes the delivery
+/// over once the lease (15 s) ends, within 20 s of the death.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_delivery_resumes_within_20_s() {
+    let Some((db, sim, admin)) = common::shared_postgres(20, 54).await else {
+        return;
+    };
+    let (mut first, base) = gateway(&db, &admin);
+    let (_second, base_b) = gateway(&db, &admin);
+    let id = linked_and_synced(&base, &admin, &sim).await;
+    let (port, fid) = free_service_ports(&base, &admin, &id).await.remove(0);
+    // Writes hang long enough for the delivery to be in flight when the instance dies.
+    sim.state.set_faults(Faults {
+        latency_ms: 60_000,
+        ..Default::default()
+    });
+    // Confirmed on the first instance, whose worker is woken at once (the second polls each
+    // second): the first most likely holds the claim when it dies, and the second then waits
+    // for the lease to end.
+    bind_and_confirm(&base, &admin, &port, "680001").await;
+    let calls = sim.state.calls();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while sim.state.calls() == calls {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a platform call in flight within 20 s");
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    sim.state.set_faults(Faults::default());
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            if deliveries(&base_b, &admin)
+                .await
+                .iter()
+                .all(|b| b["pushStatus"] == "DELIVERED")
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("delivered by the survivor within 20 s of the kill");
+    assert!(pushes_to(&sim, &fid) >= 1);
+    common::drop_database(&db.database_url);
+}
