@@ -64,11 +64,11 @@ async fn settled(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
     .expect("every delivery settled within 20 s")
 }
 
-/// The customer contract the platform has on a port now.
-fn platform_contract(w: &World, fid: &str) -> Option<String> {
+/// A column of a port as the platform has it now (numbers as text).
+fn platform_field(w: &World, fid: &str, column: &str) -> Option<String> {
     let store = w.sim.state.store.read().unwrap();
     let t = &store.tables["portaSplitter"];
-    let c = t.col("contrato").unwrap();
+    let c = t.col(column).unwrap();
     let row = t
         .rows
         .values()
@@ -79,15 +79,13 @@ fn platform_contract(w: &World, fid: &str) -> Option<String> {
         .or_else(|| row[c].as_i64().map(|n| n.to_string()))
 }
 
+/// The customer contract the platform has on a port now.
+fn platform_contract(w: &World, fid: &str) -> Option<String> {
+    platform_field(w, fid, "contrato")
+}
+
 fn platform_document(w: &World, fid: &str) -> Option<String> {
-    let store = w.sim.state.store.read().unwrap();
-    let t = &store.tables["portaSplitter"];
-    let c = t.col("documento").unwrap();
-    let row = t
-        .rows
-        .values()
-        .find(|r| r[0].to_string().trim_matches('"') == fid)?;
-    row[c].as_str().map(str::to_owned)
+    platform_field(w, fid, "documento")
 }
 
 /// Someone else puts a customer on a port, on the platform itself.

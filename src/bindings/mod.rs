@@ -289,7 +289,7 @@ async fn port_of<C: ConnectionTrait>(db: &C, b: &binding::Model) -> Result<Optio
 
 /// Why the platform side of a binding's port disagrees with it, if it does: a conflict a sync
 /// recorded, or (given the port) another customer on it as last synced.
-fn conflict_reason(b: &binding::Model, port: Option<&port::Model>) -> Option<String> {
+pub(crate) fn conflict_reason(b: &binding::Model, port: Option<&port::Model>) -> Option<String> {
     if b.conflict_seen_at.is_some() {
         return Some(format!(
             "its port carries {} on the platform (a conflict recorded by a sync)",

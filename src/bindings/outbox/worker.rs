@@ -182,34 +182,8 @@ fn verdict(
                     b.status
                 )));
             }
-            if b.conflict_seen_at.is_some() {
-                return Some(Outcome::Held(format!(
-                    "held: the platform port carries {}; resolve the conflict first",
-                    crate::platform::describe_customer(
-                        b.conflict_contract.as_deref(),
-                        b.conflict_document.as_deref(),
-                        None
-                    )
-                )));
-            }
-            let port = port?;
-            let holder = crate::platform::holder(
-                port.customer_contract.as_deref(),
-                port.customer_document.as_deref(),
-                port.customer_name.as_deref(),
-                &b.contract,
-                &b.document,
-            );
-            (holder == Holder::Other).then(|| {
-                Outcome::Held(format!(
-                    "held: the platform port carries {}",
-                    crate::platform::describe_customer(
-                        port.customer_contract.as_deref(),
-                        port.customer_document.as_deref(),
-                        port.customer_name.as_deref()
-                    )
-                ))
-            })
+            super::super::conflict_reason(b, port)
+                .map(|reason| Outcome::Held(format!("held: {reason}")))
         }
         PushAction::Remove => (on_this_port && BindingStatus::ACTIVE.contains(&b.status))
             .then(|| Outcome::Superseded("the binding is on this port again".into())),
