@@ -16,6 +16,7 @@
 //!   refused after a new login) fails a delivery at once; transient failures back off up to
 //!   [`MAX_BACKOFF`] and give up after [`Delivery::give_up_after`] since the first attempt.
 
+mod fresh;
 mod settle;
 mod worker;
 

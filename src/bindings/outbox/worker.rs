@@ -14,9 +14,10 @@ use entity::binding::{self, BindingStatus};
 use entity::port;
 use entity::push_outbox::{self, PushAction, PushStatus};
 
+use super::fresh::{fresh_ports, Fresh};
 use super::settle::{settle, settle_delivered, Outcome};
 use super::{Delivery, POLL};
-use crate::platform::{CustomerRecord, Holder, ListQuery, PortChange, PortWrite, RemotePort};
+use crate::platform::{CustomerRecord, PortChange, PortWrite};
 use crate::state::AppState;
 use crate::{Error, Result};
 
@@ -35,7 +36,7 @@ pub struct Clients(std::sync::Mutex<HashMap<i64, Client>>);
 type Client = (DateTime<Utc>, Arc<dyn crate::platform::Platform>);
 
 impl Clients {
-    fn get(
+    pub(super) fn get(
         &self,
         app: &AppState,
         integration: &entity::integration::Model,
@@ -165,7 +166,7 @@ async fn context(
 /// outcome without a platform call. A push goes out only while its binding is CONFIRMED on that
 /// port with no conflict recorded and the port (as last synced) carries nobody else; a removal
 /// is dropped when its binding is active on the port again.
-fn verdict(
+pub(super) fn verdict(
     row: &push_outbox::Model,
     b: Option<&binding::Model>,
     port: Option<&port::Model>,
@@ -341,14 +342,14 @@ async fn deliver_claimed(
 }
 
 /// What a round's deliveries share.
-struct Round<'a> {
-    app: &'a AppState,
-    clients: &'a Clients,
-    bindings: &'a HashMap<i64, binding::Model>,
-    ports: &'a HashMap<(i64, String), port::Model>,
-    integrations: &'a HashMap<i64, Result<entity::integration::Model>>,
-    fresh: &'a HashMap<i64, Result<Fresh>>,
-    held: &'a tokio::sync::watch::Sender<HashSet<i64>>,
+pub(super) struct Round<'a> {
+    pub(super) app: &'a AppState,
+    pub(super) clients: &'a Clients,
+    pub(super) bindings: &'a HashMap<i64, binding::Model>,
+    pub(super) ports: &'a HashMap<(i64, String), port::Model>,
+    pub(super) integrations: &'a HashMap<i64, Result<entity::integration::Model>>,
+    pub(super) fresh: &'a HashMap<i64, Result<Fresh>>,
+    pub(super) held: &'a tokio::sync::watch::Sender<HashSet<i64>>,
 }
 
 impl<'a> Round<'a> {
@@ -387,122 +388,6 @@ impl<'a> Round<'a> {
         }
         .map(|outcome| (row, outcome))
     }
-}
-
-impl Round<'_> {
-    /// What the platform's port, as read in this round, says of a push: `None` to write it. A
-    /// port gone from the platform fails it; a port carrying someone else records the conflict
-    /// on the binding (visible in the API, cleared by the sync that finds the port free again)
-    /// and holds the push.
-    async fn before_push(&self, row: &push_outbox::Model, b: &binding::Model) -> Option<Outcome> {
-        let fid = row.port_fid.as_deref()?;
-        let fresh = match self.fresh.get(&row.integration_id)? {
-            Ok(fresh) => fresh,
-            Err(e) => return Some(Outcome::Failed(again(e))),
-        };
-        let Some(port) = fresh.ports.get(fid) else {
-            return Some(Outcome::Failed(if fresh.complete {
-                Error::NotFound(format!("port {fid} no longer exists on the platform"))
-            } else {
-                Error::PlatformUnavailable(format!("port {fid} could not be read"))
-            }));
-        };
-        if port.holder(&b.contract, &b.document) != Holder::Other {
-            return None;
-        }
-        let customer = port.customer.clone().unwrap_or_default();
-        let recorded = binding::Entity::update_many()
-            .col_expr(
-                binding::Column::ConflictContract,
-                Expr::value(customer.contract),
-            )
-            .col_expr(
-                binding::Column::ConflictDocument,
-                Expr::value(customer.document),
-            )
-            .col_expr(binding::Column::ConflictSeenAt, Expr::value(Utc::now()))
-            .filter(binding::Column::Id.eq(b.id))
-            .filter(binding::Column::Status.eq(BindingStatus::Confirmed))
-            .exec(&self.app.db)
-            .await;
-        if let Err(e) = recorded {
-            tracing::warn!(binding = b.id, error = %e, "could not record a conflict");
-        }
-        Some(Outcome::Held(format!(
-            "held: the platform port {fid} carries {}",
-            port.describe()
-        )))
-    }
-}
-
-/// The same failure, for every delivery that shared the read that failed.
-fn again(e: &Error) -> Error {
-    match e {
-        Error::PlatformAuth(m) => Error::PlatformAuth(m.clone()),
-        other => Error::PlatformUnavailable(other.message()),
-    }
-}
-
-/// The ports of one integration that a round pushes to, as the platform has them now.
-struct Fresh {
-    ports: HashMap<String, RemotePort>,
-    /// Every listed record was read (none skipped as unreadable): a port missing is gone.
-    complete: bool,
-}
-
-/// Reads, once per integration and round, the ports the round's pushes go to (`fid in [...]`):
-/// a push is never written over a customer who arrived on the port after the last sync. A burst
-/// of deliveries costs one read per round on top of one write each.
-async fn fresh_ports(
-    app: &AppState,
-    clients: &Clients,
-    integrations: &HashMap<i64, Result<entity::integration::Model>>,
-    bindings: &HashMap<i64, binding::Model>,
-    ports: &HashMap<(i64, String), port::Model>,
-    claimed: &[push_outbox::Model],
-) -> HashMap<i64, Result<Fresh>> {
-    use futures::TryStreamExt;
-    let mut wanted: HashMap<i64, Vec<String>> = HashMap::new();
-    for row in claimed.iter().filter(|r| r.action == PushAction::Push) {
-        let port = row
-            .port_fid
-            .as_ref()
-            .and_then(|fid| ports.get(&(row.integration_id, fid.clone())));
-        if verdict(row, bindings.get(&row.binding_id), port).is_none() {
-            if let Some(fid) = &row.port_fid {
-                wanted
-                    .entry(row.integration_id)
-                    .or_default()
-                    .push(fid.clone());
-            }
-        }
-    }
-    let mut fresh = HashMap::new();
-    for (integration_id, fids) in wanted {
-        let read = async {
-            let integration = integrations[&integration_id].as_ref().map_err(again)?;
-            let platform = clients.get(app, integration)?;
-            let query = ListQuery {
-                fids: Some(fids),
-                ..Default::default()
-            };
-            let pages: Vec<_> = platform.ports(query).try_collect().await?;
-            let total = pages
-                .first()
-                .map_or(0, |p: &crate::platform::ListPage<_>| p.total);
-            let ports: HashMap<String, RemotePort> = pages
-                .into_iter()
-                .flat_map(|p| p.records)
-                .map(|p| (p.fid.clone(), p))
-                .collect();
-            Ok(Fresh {
-                complete: ports.len() as u64 >= total,
-                ports,
-            })
-        };
-        fresh.insert(integration_id, read.await);
-    }
-    fresh
 }
 
 /// The worker: a round whenever something is queued, and every [`POLL`] otherwise, for as long
