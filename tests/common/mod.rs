@@ -67,11 +67,16 @@ pub struct TestApp {
     pub admin_key: String,
     pub client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    /// False for a second instance on another's database (`beside`): the first drops it.
+    owns_database: bool,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        if !self.owns_database {
+            return;
+        }
         match self.engine {
             Engine::Postgres => drop_database(&self.db_config.database_url),
             // The test's own folder, with the database, its WAL and its master key file.
@@ -145,6 +150,34 @@ impl TestApp {
             .await
             .unwrap()
             .secret;
+        Some(Self::serve(engine, db_config, state, admin_key, limits, true).await)
+    }
+
+    /// A second instance (its own pool, worker and event relay) on this one's database, as a
+    /// second gateway process would be; it answers with the same keys.
+    pub async fn beside(&self) -> TestApp {
+        let state = server::open_with(&self.db_config, test_settings())
+            .await
+            .expect("open the database again");
+        Self::serve(
+            self.engine,
+            self.db_config.clone(),
+            state,
+            self.admin_key.clone(),
+            Limits::default(),
+            false,
+        )
+        .await
+    }
+
+    async fn serve(
+        engine: Engine,
+        db_config: DbConfig,
+        state: AppState,
+        admin_key: String,
+        limits: Limits,
+        owns_database: bool,
+    ) -> TestApp {
         let router = mapping_gateway::http::router(state.clone(), &limits, &Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -153,7 +186,7 @@ impl TestApp {
                 .await
                 .unwrap();
         });
-        Some(TestApp {
+        TestApp {
             engine,
             url: format!("http://{addr}"),
             addr,
@@ -162,7 +195,8 @@ impl TestApp {
             admin_key,
             client: reqwest::Client::new(),
             server,
-        })
+            owns_database,
+        }
     }
 
     /// A new key of the role.

@@ -1,0 +1,302 @@
+//! Random interleavings of binding changes, retries, syncs and a platform that other people
+//! write to, sent to two gateway instances on one database while the platform is slow and
+//! sometimes fails; then, once every delivery has settled, the invariants of docs/INTEGRITY.md
+//! are checked against the database and the simulator's own records and write log.
+//!
+//! `INTERLEAVINGS` (default 200) sets the number of steps, `INTERLEAVINGS_SEED` replays a run
+//! (the seed is printed).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::bindings::*;
+use common::world;
+use common::{Engine, TestApp};
+use entity::binding::BindingStatus;
+use entity::push_outbox::PushStatus;
+use mapping_gateway::graphql::ids;
+use mapping_gateway::platform::{CustomerRecord, Platform, PortChange};
+use mapping_gateway::simulator::Faults;
+use rand::{Rng, SeedableRng};
+use sea_orm::EntityTrait;
+use serde_json::{json, Value};
+
+/// One request to one instance; an answer with a code other than the expected refusals fails.
+async fn send(app: &TestApp, query: &str, vars: Value) -> Option<Value> {
+    let (status, body) = app.post(Some(&app.admin_key), query, vars).await;
+    assert_eq!(status, 200, "{body}");
+    match body["errors"][0]["extensions"]["code"].as_str() {
+        None => Some(body["data"].clone()),
+        Some("CONFLICT" | "VALIDATION" | "NOT_FOUND" | "SYNC_ALREADY_RUNNING") => None,
+        Some(other) => panic!("unexpected {other}: {body}"),
+    }
+}
+
+async fn interleavings(engine: Engine) {
+    let Some(a) = TestApp::start(engine).await else {
+        return;
+    };
+    let b = a.beside().await;
+    let apps = [&a, &b];
+    let w = synced_world(&a).await;
+    let ports = free_service_ports(&a, 24).await;
+    let steps: usize = std::env::var("INTERLEAVINGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let seed: u64 = std::env::var("INTERLEAVINGS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("INTERLEAVINGS_SEED={seed} ({engine:?}, {steps} steps)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    w.sim.state.set_faults(Faults {
+        latency_ms: 15,
+        error_rate: 0.15,
+        ..Default::default()
+    });
+    let mut bindings: Vec<Value> = Vec::new();
+    let mut contracts = 0u32;
+    // Customers other people put on ports, by port fid.
+    let mut others: HashMap<String, String> = HashMap::new();
+    for step in 0..steps {
+        if rng.gen_ratio(1, 30) {
+            // Someone else takes a port in the platform itself (alone in its step: what is in
+            // flight may still land, as nothing can make a platform write conditional).
+            let pending: HashSet<String> = entity::push_outbox::Entity::find()
+                .all(&a.state.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.status == PushStatus::Pending)
+                .filter_map(|r| r.port_fid)
+                .collect();
+            let (_, fid) = &ports[rng.gen_range(0..ports.len())];
+            if !pending.contains(fid) && !others.contains_key(fid) {
+                let contract = format!("OUTRO-{step}");
+                let other = CustomerRecord {
+                    contract: contract.clone(),
+                    document: "11222333000181".into(),
+                    name: "Outro".into(),
+                };
+                w.geo
+                    .set_port_customer(fid, PortChange::Occupy(&other), "someone-else")
+                    .await
+                    .unwrap();
+                others.insert(fid.clone(), contract);
+            }
+            continue;
+        }
+        let mut requests = Vec::new();
+        for _ in 0..rng.gen_range(1..=4) {
+            let app = apps[rng.gen_range(0..2)];
+            let pick = |rng: &mut rand::rngs::StdRng| {
+                (!bindings.is_empty()).then(|| bindings[rng.gen_range(0..bindings.len())].clone())
+            };
+            let (query, vars) = match rng.gen_range(0..10) {
+                0..=2 => {
+                    contracts += 1;
+                    let (port, _) = &ports[rng.gen_range(0..ports.len())];
+                    ("mutation($p: ID!, $c: BindingCustomerInput!) { bindPort(portId: $p, customer: $c) { id } }".to_owned(),
+                     json!({ "p": port, "c": customer(&format!("9{contracts:05}"), CPF) }))
+                }
+                3..=4 => match pick(&mut rng) {
+                    Some(id) => (
+                        "mutation($i: ID!) { confirmBinding(id: $i) { id } }".to_owned(),
+                        json!({ "i": id }),
+                    ),
+                    None => continue,
+                },
+                5 => match pick(&mut rng) {
+                    Some(id) => (
+                        "mutation($i: ID!) { cancelBinding(id: $i) { id } }".to_owned(),
+                        json!({ "i": id }),
+                    ),
+                    None => continue,
+                },
+                6 => match pick(&mut rng) {
+                    Some(id) => (
+                        "mutation($i: ID!) { releaseBinding(id: $i) { id } }".to_owned(),
+                        json!({ "i": id }),
+                    ),
+                    None => continue,
+                },
+                7 => match pick(&mut rng) {
+                    Some(id) => {
+                        let (port, _) = &ports[rng.gen_range(0..ports.len())];
+                        ("mutation($i: ID!, $p: ID!) { rebindBinding(id: $i, portId: $p) { id } }".to_owned(), json!({ "i": id, "p": port }))
+                    }
+                    None => continue,
+                },
+                8 => match pick(&mut rng) {
+                    Some(id) => (
+                        "mutation($i: ID!) { retryPush(bindingId: $i) { id } }".to_owned(),
+                        json!({ "i": id }),
+                    ),
+                    None => continue,
+                },
+                _ => (
+                    "mutation($i: ID!) { startSync(integrationId: $i, mode: INCREMENTAL) { id } }"
+                        .to_owned(),
+                    json!({ "i": w.id }),
+                ),
+            };
+            requests.push(async move { send(app, &query, vars).await });
+        }
+        for data in futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = data.get("bindPort").and_then(|b| b.get("id")) {
+                bindings.push(id.clone());
+            }
+        }
+    }
+
+    // Quiet: a healthy platform, a full sync that sees every port, then every delivery settled
+    // but those held by a recorded conflict.
+    w.sim.state.set_faults(Faults::default());
+    let runs =
+        "query($i: ID!) { syncRuns(integrationId: $i, first: 1) { edges { node { id status } } } }";
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        loop {
+            let last =
+                a.ok(runs, json!({ "i": w.id })).await["syncRuns"]["edges"][0]["node"].clone();
+            if last["status"] != "RUNNING" && last["status"] != "QUEUED" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the last run ended");
+    world::succeeded(&a, &w.id, "FULL").await;
+    let (rows, all) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        loop {
+            let rows = entity::push_outbox::Entity::find()
+                .all(&a.state.db)
+                .await
+                .unwrap();
+            let all = entity::binding::Entity::find()
+                .all(&a.state.db)
+                .await
+                .unwrap();
+            let held: HashSet<i64> = all
+                .iter()
+                .filter(|b| b.conflict_seen_at.is_some())
+                .map(|b| b.id)
+                .collect();
+            if rows
+                .iter()
+                .all(|r| r.status != PushStatus::Pending || held.contains(&r.binding_id))
+            {
+                return (rows, all);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("every delivery settled within 120 s");
+
+    // 1. At most one active binding per port and per contract.
+    let active: Vec<_> = all
+        .iter()
+        .filter(|b| BindingStatus::ACTIVE.contains(&b.status))
+        .collect();
+    let per_port: HashSet<_> = active.iter().map(|b| b.port_id).collect();
+    assert_eq!(per_port.len(), active.len(), "one active binding per port");
+    let per_contract: HashSet<_> = active.iter().map(|b| &b.contract).collect();
+    assert_eq!(
+        per_contract.len(),
+        active.len(),
+        "one active binding per contract"
+    );
+
+    // What the platform has now, by port fid, and the local ports' fids.
+    let platform: HashMap<String, Option<String>> = {
+        let store = w.sim.state.store.read().unwrap();
+        let t = &store.tables["portaSplitter"];
+        let c = t.col("contrato").unwrap();
+        t.rows
+            .values()
+            .map(|r| {
+                (
+                    r[0].to_string().trim_matches('"').to_owned(),
+                    r[c].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    };
+    let fid_of: HashMap<i64, String> = entity::port::Entity::find()
+        .all(&a.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id, p.fid))
+        .collect();
+    for b in &all {
+        let shown: Vec<&String> = platform
+            .iter()
+            .filter(|(_, c)| c.as_deref() == Some(b.contract.as_str()))
+            .map(|(fid, _)| fid)
+            .collect();
+        match b.status {
+            // 2. A CONFIRMED binding's port shows its contract, or a recorded conflict.
+            BindingStatus::Confirmed => {
+                let fid = &fid_of[&b.port_id.unwrap()];
+                if b.conflict_seen_at.is_none() {
+                    assert_eq!(shown, vec![fid], "binding {} (seed {seed}): {b:?}", b.id);
+                } else {
+                    assert!(
+                        others.contains_key(fid),
+                        "a conflict only with someone else: {b:?}"
+                    );
+                }
+            }
+            // 3. A released, cancelled or still pending binding is on no platform port.
+            _ => assert!(
+                shown.is_empty(),
+                "binding {} {} still on {shown:?} (seed {seed})",
+                b.id,
+                b.status
+            ),
+        }
+    }
+    // 4. Nobody else's customer was overwritten or cleared.
+    for (fid, contract) in &others {
+        assert_eq!(
+            platform[fid].as_ref(),
+            Some(contract),
+            "port {fid} (seed {seed})"
+        );
+    }
+    // 5. Each delivered row is one write of ours; nothing else of ours was written.
+    let ours = w
+        .sim
+        .state
+        .writes()
+        .iter()
+        .filter(|r| r.feature == "portaSplitter" && r.body["origem"] != "someone-else")
+        .count();
+    let delivered = rows
+        .iter()
+        .filter(|r| r.status == PushStatus::Delivered)
+        .count();
+    // (A sync may settle a push without a write when the platform already shows it.)
+    assert!(
+        ours <= delivered,
+        "{ours} writes for {delivered} deliveries (seed {seed})"
+    );
+    println!(
+        "{} bindings, {} deliveries ({} delivered), {} ports taken by others",
+        all.len(),
+        rows.len(),
+        delivered,
+        others.len()
+    );
+    let _ = ids::PORT;
+}
+
+each_engine!(interleavings);
