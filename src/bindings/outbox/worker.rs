@@ -268,16 +268,22 @@ pub async fn run_once(app: &AppState, clients: &Clients) -> Result<usize> {
     let held_tx = Arc::new(held_tx);
     let renewal = {
         let (app, token, held) = (app.clone(), token.clone(), held_tx.clone());
-        let every = app.settings.delivery.lease / 3;
+        let lease = app.settings.delivery.lease;
         tokio::spawn(async move {
+            let mut renewed = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(lease / 3).await;
                 match renew(&app, &token).await {
                     Ok(ids) => {
+                        renewed = tokio::time::Instant::now();
                         held.send_replace(ids);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e.message(), "could not renew a delivery lease")
+                        tracing::warn!(error = %e.message(), "could not renew a delivery lease");
+                        // Past the lease another instance may hold them: stop every call.
+                        if renewed.elapsed() >= lease {
+                            held.send_replace(HashSet::new());
+                        }
                     }
                 }
             }
