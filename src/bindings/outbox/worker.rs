@@ -322,25 +322,45 @@ async fn deliver_claimed(
         held,
     };
     let round = &round;
-    let mut settled = futures::stream::iter(claimed.to_vec())
-        .map(|row| round.one(row))
-        .buffer_unordered(IN_FLIGHT)
-        .ready_chunks(IN_FLIGHT);
-    let mut delivered = 0usize;
-    while let Some(done) = settled.next().await {
-        let (written, others): (Vec<_>, Vec<_>) = done
-            .into_iter()
-            .flatten()
-            .partition(|(_, outcome)| matches!(outcome, Outcome::Delivered));
-        let mut announce = settle_delivered(app, &written, token).await?;
-        delivered += announce.len();
-        for (row, outcome) in others {
-            if settle(app, &row, token, &outcome).await? {
-                announce.push(row.binding_id);
+    // Deliveries keep going while the ones done are settled: the settler takes whatever has
+    // finished since its last statement, so a busy round settles in batches and a quiet one
+    // settles each delivery at once.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let deliveries = async move {
+        futures::stream::iter(claimed.to_vec())
+            .map(|row| round.one(row))
+            .buffer_unordered(IN_FLIGHT)
+            .for_each(|done| {
+                if let Some(done) = done {
+                    let _ = done_tx.send(done);
+                }
+                std::future::ready(())
+            })
+            .await;
+    };
+    let settler = async {
+        let mut delivered = 0usize;
+        while let Some(first) = done_rx.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = done_rx.try_recv() {
+                batch.push(more);
             }
+            let (written, others): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .partition(|(_, outcome)| matches!(outcome, Outcome::Delivered));
+            let mut announce = settle_delivered(app, &written, token).await?;
+            delivered += announce.len();
+            for (row, outcome) in others {
+                if settle(app, &row, token, &outcome).await? {
+                    announce.push(row.binding_id);
+                }
+            }
+            super::super::announce_all(app, &announce).await;
         }
-        super::super::announce_all(app, &announce).await;
-    }
+        Ok::<usize, Error>(delivered)
+    };
+    let ((), delivered) = tokio::join!(deliveries, settler);
+    let delivered = delivered?;
     if delivered > 0 {
         tracing::info!(deliveries = delivered, "delivered to the platform");
     }
