@@ -164,6 +164,31 @@ on_both_engines! {
         assert!(body["errors"][0]["message"].as_str().unwrap().contains("Caixa Óptica"));
     }
 
+    /// An item selected while a run is listing has no cursor after that run: the next
+    /// incremental run lists it in full.
+    async fn an_item_selected_during_a_run_is_listed_in_full_next(app: TestApp) {
+        let w = world(&app, 30).await;
+        succeeded(&app, &w.id, "FULL").await;
+        w.sim.state.set_faults(Faults { latency_ms: 40, ..Default::default() });
+        let run = start(&app, &w.id, "FULL", false).await;
+        let set = "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { elementSelection } }";
+        app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "CTO", "CEO"] })).await;
+        let now = app.ok("query($r: ID!) { syncRun(id: $r) { status } }", json!({ "r": run["id"] })).await;
+        assert_eq!(now["syncRun"]["status"], "RUNNING", "selected while the run lists");
+        let ended = finished(&app, run["id"].as_str().unwrap()).await;
+        assert_eq!(ended["status"], "SUCCEEDED", "{ended}");
+        assert!(cursors(&app).await.iter().any(Option::is_none), "the new item has no cursor");
+        w.sim.state.set_faults(Faults::default());
+        succeeded(&app, &w.id, "INCREMENTAL").await;
+        let store_ceos = {
+            let store = w.sim.state.store.read().unwrap();
+            store.tables["caixaEmenda"].rows.values().filter(|r| r[2] == json!(w.project)).count() as u64
+        };
+        let ceos = entity::element::Entity::find().filter(entity::element::Column::Item.eq("CEO"));
+        assert!(store_ceos > 0);
+        assert_eq!(ceos.count(&app.state.db).await.unwrap(), store_ceos);
+    }
+
     async fn the_mass_deletion_guard_stops_and_allow_mass_deletion_proceeds(app: TestApp) {
         let w = world(&app, 30).await;
         succeeded(&app, &w.id, "FULL").await;

@@ -419,7 +419,7 @@ impl<'a> Engine<'a> {
         self.save_progress_in(txn).await?;
         Ok(())
     }
-    /// Moves every selected item's cursor to the platform clock at the start of this run.
+    /// Moves the cursor of every item this run listed to the platform clock at its start.
     async fn advance_cursors(&mut self) -> Step {
         let clock = self.clock.unwrap_or_else(Utc::now);
         element_selection::Entity::update_many()
@@ -428,6 +428,12 @@ impl<'a> Engine<'a> {
                 sea_orm::sea_query::Expr::value(clock),
             )
             .filter(element_selection::Column::IntegrationId.eq(self.integration.id))
+            // Only the items this run listed: one selected while it ran has no cursor yet, and
+            // the next run lists it in full.
+            .filter(
+                element_selection::Column::Item
+                    .is_in(self.selection.iter().map(|s| s.item.clone())),
+            )
             .exec(self.db)
             .await?;
         sync_run::Entity::update_many()
