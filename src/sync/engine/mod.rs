@@ -430,10 +430,7 @@ impl<'a> Engine<'a> {
             .filter(element_selection::Column::IntegrationId.eq(self.integration.id))
             // Only the items this run listed: one selected while it ran has no cursor yet, and
             // the next run lists it in full.
-            .filter(
-                element_selection::Column::Item
-                    .is_in(self.selection.iter().map(|s| s.item.clone())),
-            )
+            .filter(element_selection::Column::Item.is_in(self.selection.iter().map(|s| s.item)))
             .exec(self.db)
             .await?;
         sync_run::Entity::update_many()
