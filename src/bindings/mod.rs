@@ -251,13 +251,7 @@ pub(crate) async fn transition<C: ConnectionTrait>(
         .filter(same_port)
         .exec_with_returning(db)
         .await
-        .map_err(|e| {
-            if crate::error::is_unique_violation(&e) {
-                Error::Conflict("the port or the contract was bound meanwhile".into())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(bound_meanwhile)?;
     if let Some(after) = rows.pop() {
         return Ok(after);
     }
@@ -277,6 +271,15 @@ pub(crate) async fn transition<C: ConnectionTrait>(
             ""
         }
     )))
+}
+
+/// A unique index refusing a write: the port or the contract got an active binding meanwhile.
+fn bound_meanwhile(e: sea_orm::DbErr) -> Error {
+    if crate::error::is_unique_violation(&e) {
+        Error::Conflict("the port or the contract was bound meanwhile".into())
+    } else {
+        e.into()
+    }
 }
 
 /// The port a binding is on, while it has one.
@@ -381,13 +384,7 @@ pub async fn bind(
     }
     .insert(&txn)
     .await
-    .map_err(|e| {
-        if crate::error::is_unique_violation(&e) {
-            Error::Conflict("the port or the contract was bound meanwhile".into())
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(bound_meanwhile)?;
     history::record(
         &txn,
         Some(row.integration_id),
