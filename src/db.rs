@@ -131,7 +131,41 @@ fn restrict_files(path: &std::path::Path) -> anyhow::Result<()> {
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;
+    fill_folded_names(db).await?;
     Ok(())
+}
+
+/// Fills `elements.name_folded` of rows written before the column existed (searches compare
+/// against it), a thousand rows per transaction; nothing to do once every row has it.
+async fn fill_folded_names(db: &DatabaseConnection) -> anyhow::Result<()> {
+    use entity::element;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+    loop {
+        let rows: Vec<(i64, String)> = element::Entity::find()
+            .select_only()
+            .column(element::Column::Id)
+            .column(element::Column::Name)
+            .filter(element::Column::NameFolded.is_null())
+            .limit(1000)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let txn = db.begin().await?;
+        for (id, name) in rows {
+            element::Entity::update_many()
+                .col_expr(
+                    element::Column::NameFolded,
+                    sea_orm::sea_query::Expr::value(crate::text::fold(&name)),
+                )
+                .filter(element::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+    }
 }
 
 /// True when the database answers and no migration is pending (the `/readyz` check).
@@ -140,6 +174,32 @@ pub async fn ready(db: &DatabaseConnection) -> bool {
         return false;
     }
     matches!(Migrator::get_pending_migrations(db).await, Ok(p) if p.is_empty())
+}
+
+/// The database's clock: what heartbeats are written with and stale runs are judged by, so
+/// that instances whose clocks disagree still agree on which run went silent.
+pub async fn clock<C: sea_orm::ConnectionTrait>(
+    db: &C,
+) -> crate::Result<chrono::DateTime<chrono::Utc>> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            r#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t"#
+        }
+        _ => "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS t",
+    };
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await?
+        .ok_or_else(|| crate::Error::internal(anyhow::anyhow!("the database has no clock")))?;
+    let text: String = row.try_get("", "t")?;
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            crate::Error::internal(anyhow::anyhow!("unreadable database clock {text:?}: {e}"))
+        })
 }
 
 /// Begins a transaction that writes. On SQLite it starts as `BEGIN IMMEDIATE`: a deferred

@@ -125,6 +125,29 @@ pub struct ListPage<T> {
     pub total: u64,
     /// The platform's clock when it answered.
     pub clock: Option<DateTime<Utc>>,
+    /// Records of the page the client could not read: reported, never dropped silently, since
+    /// a record missing from a listing would be taken for a deleted one.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A listed record the client could not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The platform's name of the feature (`portaSplitter`, `cto`, ...).
+    pub feature: &'static str,
+    /// The record's id, when that much could be read.
+    pub fid: Option<String>,
+    /// The field that is missing or cannot be read.
+    pub field: &'static str,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.fid {
+            Some(fid) => write!(f, "{} fid {fid}: unreadable {}", self.feature, self.field),
+            None => write!(f, "{} without a readable fid", self.feature),
+        }
+    }
 }
 
 /// A lazy listing: pages are fetched as the stream is polled, never all at once.

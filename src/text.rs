@@ -3,7 +3,19 @@
 //! (which split log lines, colour terminals or reverse what a reader sees) are refused, and
 //! lengths are bounded.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::{Error, Result};
+
+/// Trimmed, without accents, lowercased as Unicode: how platform labels are compared and what
+/// name searches match against ("SÃO" and "são" both fold to "sao"), the same on every engine.
+pub fn fold(text: &str) -> String {
+    text.trim()
+        .nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
 
 /// Bidirectional formatting characters and line separators that change how a text reads.
 fn is_deceptive(c: char) -> bool {

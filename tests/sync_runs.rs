@@ -165,7 +165,7 @@ on_both_engines! {
         )
         .unwrap();
         let long_ago = Utc::now() - chrono::Duration::minutes(30);
-        let dead = entity::sync_run::ActiveModel {
+        let dead = |heartbeat: chrono::DateTime<Utc>| entity::sync_run::ActiveModel {
             integration_id: Set(integration_id),
             mode: Set(SyncMode::Full),
             trigger: Set(SyncTrigger::Manual),
@@ -174,19 +174,29 @@ on_both_engines! {
             processed: Set(0), fetched: Set(0), created: Set(0), updated: Set(0),
             deleted: Set(0), unchanged: Set(0), orphaned: Set(0),
             instance_id: Set(Some("dead-instance".into())),
-            heartbeat_at: Set(Some(long_ago)),
+            heartbeat_at: Set(Some(heartbeat)),
             created_at: Set(long_ago),
             started_at: Set(Some(long_ago)),
             ..Default::default()
-        }
-        .insert(&app.state.db)
-        .await
-        .unwrap();
+        };
+        let alive = dead(Utc::now()).insert(&app.state.db).await.unwrap();
         // While it looks alive to the database, new runs are refused.
         let (_, body) = app.post(Some(&app.admin_key), "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }", json!({ "i": w.id })).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "SYNC_ALREADY_RUNNING");
-        // A schedule whose last slot is years away, so that this tick only sweeps (a daily slot
-        // within the catch-up hour would claim a run of its own).
+        // Once its heartbeats are older than `stale_after`, a new run takes over at once.
+        entity::sync_run::Entity::update_many()
+            .col_expr(entity::sync_run::Column::HeartbeatAt, sea_orm::sea_query::Expr::value(long_ago))
+            .filter(entity::sync_run::Column::Id.eq(alive.id))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+        succeeded(&app, &w.id, "FULL").await;
+        let row = entity::sync_run::Entity::find_by_id(alive.id).one(&app.state.db).await.unwrap().unwrap();
+        assert_eq!((row.status, row.error_code.as_deref()), (SyncStatus::Failed, Some("INSTANCE_LOST")));
+
+        // The scheduler's tick sweeps too. A schedule whose last slot is years away, so that
+        // this tick only sweeps (a daily slot within the catch-up hour would claim a run).
+        let dead = dead(long_ago).insert(&app.state.db).await.unwrap();
         app.ok(
             "mutation($i: ID!) { updateIntegration(id: $i, input: { schedule: { cron: \"0 4 29 2 *\", timezone: \"UTC\" } }) { id } }",
             json!({ "i": w.id }),

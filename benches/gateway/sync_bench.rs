@@ -105,6 +105,7 @@ fn element_row(t: &Target, r: RemoteElement, now: DateTime<Utc>) -> element::Act
         item: Set(entity::element_item::ElementItem::Cto),
         fid_num: Set(r.fid.parse().ok()),
         fid: Set(r.fid),
+        name_folded: Set(Some(mapping_gateway::text::fold(&r.name))),
         name: Set(r.name),
         latitude: Set(r.latitude),
         longitude: Set(r.longitude),

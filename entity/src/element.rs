@@ -15,6 +15,8 @@ pub struct Model {
     /// The fid as a number, when it is one (listing order).
     pub fid_num: Option<i64>,
     pub name: String,
+    /// The name without accents, lowercased (Unicode): what searches compare against.
+    pub name_folded: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     pub remote_updated_at: Option<DateTimeUtc>,

@@ -42,6 +42,14 @@ pub struct Model {
     pub pages: Option<i64>,
     /// Active bindings whose port carries another customer on the platform, as this run found.
     pub conflicts: i64,
+    /// Records listed that the client could not read; never taken for deleted ones.
+    pub unreadable: i64,
+    /// Rows removed because their item was deselected.
+    pub purged: i64,
+    /// What a person should know of the run, one line each.
+    pub warnings: Option<String>,
+    /// Set by `cancelSync` on any instance; the executing instance stops when it reads it.
+    pub cancel_requested: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -18,6 +18,7 @@ mod m20261201_000010_port_keys_through_splitter;
 mod m20261201_000011_fids_compare_bytes;
 mod m20261201_000012_elements_in_id_order;
 mod m20261203_000013_delivery_fencing;
+mod m20261203_000014_sync_safety;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_fids_compare_bytes::Migration),
             Box::new(m20261201_000012_elements_in_id_order::Migration),
             Box::new(m20261203_000013_delivery_fencing::Migration),
+            Box::new(m20261203_000014_sync_safety::Migration),
         ]
     }
 }

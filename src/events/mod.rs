@@ -174,6 +174,9 @@ pub struct Bus {
     /// Ids of API keys revoked or given another role, told by any instance (see
     /// [`relay::announce_key`]).
     keys: broadcast::Sender<KeyChange>,
+    /// Ids of runs whose cancel was asked for, on any instance (PostgreSQL) or this one: the
+    /// executing instance's heartbeat stops the run at once.
+    cancels: broadcast::Sender<i64>,
     /// The last sequence number published per active run, so that an event relayed from another
     /// instance, or read late, never goes out after a newer one.
     last: Mutex<HashMap<i64, i64>>,
@@ -216,6 +219,7 @@ impl Bus {
             sender: broadcast::channel(capacity.max(1)).0,
             bindings: broadcast::channel(capacity.max(1)).0,
             keys: broadcast::channel(256).0,
+            cancels: broadcast::channel(256).0,
             last: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
             outbound: Mutex::new(None),
@@ -280,6 +284,25 @@ impl Bus {
     /// falls behind gets `Lagged`: it should then take it as [`KeyChange::Any`].
     pub fn key_changes(&self) -> broadcast::Receiver<KeyChange> {
         self.keys.subscribe()
+    }
+
+    /// Asks whichever instance executes the run to stop it (this one, or another through the
+    /// relay on PostgreSQL).
+    pub fn request_cancel(&self, run_id: i64) {
+        self.deliver_cancel(run_id);
+        if let Some(outbound) = &*self.outbound.lock().expect("bus lock") {
+            outbound.send(relay::Note::Cancel(run_id));
+        }
+    }
+
+    pub(crate) fn deliver_cancel(&self, run_id: i64) {
+        let _ = self.cancels.send(run_id);
+    }
+
+    /// Runs whose cancel is asked for from now on. A receiver that falls behind gets `Lagged`
+    /// and should read the stored request (`sync_runs.cancel_requested`).
+    pub fn cancels(&self) -> broadcast::Receiver<i64> {
+        self.cancels.subscribe()
     }
 
     /// Sends this instance's events to other instances too.

@@ -9,7 +9,9 @@
 //! (a dropped listener connection) still delivers the latest state, in order, on the next one.
 //! SQLite has one process, so nothing is relayed there.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
 
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait};
 use tokio::sync::mpsc;
@@ -35,6 +37,10 @@ pub(crate) enum Note {
     Binding(i64),
     /// An API key was revoked or given another role.
     Key(i64),
+    /// A run's cancel was asked for.
+    Cancel(i64),
+    /// An instance's own echo: heard back once its LISTEN connection listens again.
+    Echo,
 }
 
 impl Outbound {
@@ -48,6 +54,8 @@ fn payload(note: Note, instance: &str) -> String {
         Note::Run(run, seq) => format!("r{run}:{seq}:{instance}"),
         Note::Binding(binding) => format!("b{binding}:0:{instance}"),
         Note::Key(key) => format!("k{key}:0:{instance}"),
+        Note::Cancel(run) => format!("c{run}:0:{instance}"),
+        Note::Echo => format!("e0:0:{instance}"),
     }
 }
 
@@ -60,6 +68,8 @@ fn parse(payload: &str) -> Option<(Note, &str)> {
         ("r", run) => Note::Run(run, seq),
         ("b", binding) => Note::Binding(binding),
         ("k", key) => Note::Key(key),
+        ("c", run) => Note::Cancel(run),
+        ("e", _) => Note::Echo,
         _ => return None,
     };
     Some((note, instance))
@@ -119,50 +129,156 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
     start_outbound(db, bus.clone(), instance.clone());
     let db = db.clone();
     tokio::spawn(async move {
+        // When the LISTEN connection was found lost, until this instance hears its own echo on
+        // the new one: notifications of the gap are lost, so once listening again every state
+        // that may have changed meanwhile is re-read and delivered.
+        let gap: Arc<Mutex<Option<DateTime<Utc>>>> = Arc::default();
         loop {
-            match listener.recv().await {
-                Ok(notification) => {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
                     let Some((note, from)) = parse(notification.payload()) else {
                         continue;
                     };
+                    if note == Note::Echo {
+                        let since = if from == instance {
+                            gap.lock().unwrap().take()
+                        } else {
+                            None
+                        };
+                        if let Some(since) = since {
+                            tracing::info!(
+                                "LISTEN connection back; re-reading what changed meanwhile"
+                            );
+                            if let Err(e) = resync(&db, &bus, since).await {
+                                tracing::warn!(error = %e.message(), "could not re-read runs and bindings after a reconnect");
+                            }
+                        }
+                        continue;
+                    }
                     if from == instance && !matches!(note, Note::Key(_)) {
                         continue;
                     }
-                    match note {
-                        Note::Key(key_id) => bus.deliver_key(KeyChange::One(key_id)),
-                        Note::Run(run_id, seq) => {
-                            match sync_run::Entity::find_by_id(run_id).one(&db).await {
-                                Ok(Some(row)) if row.seq >= seq => {
-                                    bus.deliver(Progress::of_run(&row));
-                                }
-                                Ok(_) => {}
-                                Err(e) => {
-                                    tracing::warn!(error = %e, run_id, "could not read a relayed run")
-                                }
-                            }
-                        }
-                        Note::Binding(binding_id) => {
-                            match super::BindingEvent::read(&db, binding_id).await {
-                                Ok(Some(event)) => bus.deliver_binding(event),
-                                Ok(None) => {}
-                                Err(e) => {
-                                    tracing::warn!(error = %e.message(), binding_id, "could not read a relayed binding")
-                                }
-                            }
-                        }
-                    }
+                    relay_note(&db, &bus, note).await;
                 }
-                Err(e) => {
-                    // sqlx reconnects on the next call; wait a little so that a database that
-                    // is down is not asked in a tight loop.
-                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                // `None`: the connection was lost, and the next call reconnects and listens
+                // again; an error: the reconnect failed (the database is down), tried again
+                // after a second.
+                lost => {
+                    match &lost {
+                        Err(e) => tracing::warn!(error = %e, "LISTEN connection cannot reconnect"),
+                        _ => tracing::warn!("LISTEN connection lost; reconnecting"),
+                    }
                     // Key changes told meanwhile were lost: holders check every key they hold.
                     bus.deliver_key(KeyChange::Any);
+                    let first = gap.lock().unwrap().is_none();
+                    if first {
+                        *gap.lock().unwrap() = Some(Utc::now());
+                        tokio::spawn(echo_until_heard(db.clone(), gap.clone(), instance.clone()));
+                    }
+                    if lost.is_err() {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
                 }
             }
         }
     });
+    Ok(())
+}
+
+/// Delivers what a notification of another instance names, read from its row.
+async fn relay_note(db: &DatabaseConnection, bus: &Bus, note: Note) {
+    match note {
+        Note::Key(key_id) => bus.deliver_key(KeyChange::One(key_id)),
+        Note::Cancel(run_id) => bus.deliver_cancel(run_id),
+        Note::Echo => {}
+        Note::Run(run_id, seq) => match sync_run::Entity::find_by_id(run_id).one(db).await {
+            Ok(Some(row)) if row.seq >= seq => {
+                bus.deliver(Progress::of_run(&row));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, run_id, "could not read a relayed run"),
+        },
+        Note::Binding(binding_id) => match super::BindingEvent::read(db, binding_id).await {
+            Ok(Some(event)) => bus.deliver_binding(event),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.message(), binding_id, "could not read a relayed binding")
+            }
+        },
+    }
+}
+
+/// Sends this instance's echo every half second while the gap lasts: the first one heard
+/// proves the new connection listens.
+async fn echo_until_heard(
+    db: DatabaseConnection,
+    gap: Arc<Mutex<Option<DateTime<Utc>>>>,
+    instance: String,
+) {
+    while gap.lock().unwrap().is_some() {
+        let echo = payload(Note::Echo, &instance);
+        if let Err(e) = crate::store::notify::notify(&db, CHANNEL, &echo).await {
+            tracing::debug!(error = %e.message(), "could not send the relay's echo");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// How far before the loss of the LISTEN connection changes are re-read: instances' clocks
+/// differ a little, and a change written just before the loss may have been told in the gap.
+const RESYNC_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Delivers the current state of every run and binding that may have changed since `since`:
+/// runs still active or ended since, bindings changed since or whose delivery moved since. The
+/// bus drops a run's state it already has (by sequence number).
+async fn resync(db: &DatabaseConnection, bus: &Bus, since: DateTime<Utc>) -> crate::Result<()> {
+    use entity::{binding, push_outbox};
+    use sea_orm::{ColumnTrait, Condition, QueryFilter, QuerySelect};
+    let since = since - RESYNC_MARGIN;
+    let runs = sync_run::Entity::find()
+        .filter(
+            Condition::any()
+                .add(sync_run::Column::Status.is_in(sync_run::SyncStatus::ACTIVE))
+                .add(sync_run::Column::FinishedAt.gte(since)),
+        )
+        .all(db)
+        .await?;
+    for row in &runs {
+        bus.deliver(Progress::of_run(row));
+    }
+    let mut ids: Vec<i64> = binding::Entity::find()
+        .select_only()
+        .column(binding::Column::Id)
+        .filter(binding::Column::UpdatedAt.gte(since))
+        .into_tuple()
+        .all(db)
+        .await?;
+    ids.extend(
+        push_outbox::Entity::find()
+            .select_only()
+            .column(push_outbox::Column::BindingId)
+            .filter(
+                Condition::any()
+                    .add(push_outbox::Column::CreatedAt.gte(since))
+                    .add(push_outbox::Column::DeliveredAt.gte(since))
+                    .add(push_outbox::Column::NextAttemptAt.gte(since)),
+            )
+            .into_tuple::<i64>()
+            .all(db)
+            .await?,
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(500) {
+        for event in super::BindingEvent::read_many(db, chunk).await? {
+            bus.deliver_binding(event);
+        }
+    }
+    tracing::info!(
+        runs = runs.len(),
+        bindings = ids.len(),
+        "re-read after a reconnect"
+    );
     Ok(())
 }
 
@@ -184,6 +300,11 @@ mod tests {
             parse(&payload(Note::Key(3), "-")),
             Some((Note::Key(3), "-"))
         );
+        assert_eq!(
+            parse(&payload(Note::Cancel(8), "i")),
+            Some((Note::Cancel(8), "i"))
+        );
+        assert_eq!(parse(&payload(Note::Echo, "i")), Some((Note::Echo, "i")));
         assert_eq!(parse("r12:x:a"), None);
         assert_eq!(parse("x12:1:a"), None);
         assert_eq!(parse(""), None);

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::wire::{self, Record};
 use super::{Feature, GeositeClient, ViabilityBox};
-use crate::platform::{ListPage, ListQuery, Listing};
+use crate::platform::{ListPage, ListQuery, Listing, Unreadable};
 use crate::{Error, Result};
 
 impl GeositeClient {
@@ -93,6 +93,7 @@ impl GeositeClient {
                             records,
                             total,
                             clock,
+                            unreadable: Vec::new(),
                         }),
                         st,
                     ))
@@ -139,31 +140,43 @@ impl GeositeClient {
             .unwrap_or(records.len() as u64);
         Ok((records, total, reply.clock))
     }
-    /// Streams typed records, skipping (and logging) records that cannot be read.
+    /// Streams typed records; a record that cannot be read is reported in its page's
+    /// `unreadable` (with its fid when that much can be read), never dropped silently.
     pub(super) fn list_typed<T: Send + 'static>(
         &self,
         feature: Feature,
         filter: Vec<Value>,
-        parse: fn(&Record) -> Option<T>,
+        parse: fn(&Record) -> wire::Parsed<T>,
     ) -> Listing<T> {
         use futures::StreamExt;
         Box::pin(self.list_raw(feature, filter).map(move |page| {
             page.map(|p| {
-                let records = p
-                    .records
-                    .iter()
-                    .filter_map(|r| {
-                        let parsed = parse(r);
-                        if parsed.is_none() {
-                            tracing::warn!(feature = feature.path(), fid = ?r.get("fid"), "skipped an unreadable record");
+                let mut records = Vec::with_capacity(p.records.len());
+                let mut unreadable = Vec::new();
+                for r in &p.records {
+                    match parse(r) {
+                        Ok(record) => records.push(record),
+                        Err(field) => {
+                            let fid = r.get("fid").and_then(wire::id);
+                            tracing::warn!(
+                                feature = feature.path(),
+                                ?fid,
+                                field,
+                                "unreadable record"
+                            );
+                            unreadable.push(Unreadable {
+                                feature: feature.path(),
+                                fid,
+                                field,
+                            });
                         }
-                        parsed
-                    })
-                    .collect();
+                    }
+                }
                 ListPage {
                     records,
                     total: p.total,
                     clock: p.clock,
+                    unreadable,
                 }
             })
         }))

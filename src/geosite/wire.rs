@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
-use unicode_normalization::UnicodeNormalization;
 
 use crate::platform::{
     PortStatus, RemoteCustomer, RemoteElement, RemotePort, RemoteProject, RemoteSplitter,
@@ -113,13 +112,7 @@ fn wkt_point(text: &str) -> Option<(f64, f64)> {
 }
 
 /// Lowercase without accents, for comparing platform labels.
-pub fn fold(text: &str) -> String {
-    text.trim()
-        .nfd()
-        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
+pub use crate::text::fold;
 
 /// `Atendimento` (any case, any accents) is a service splitter; anything else distribution.
 pub fn splitter_kind(tipo: Option<&Value>) -> SplitterKind {
@@ -148,20 +141,28 @@ pub fn port_status(value: Option<&Value>) -> PortStatus {
     }
 }
 
+/// A required field of a record, or the field's name when it is missing or unreadable.
+fn need<T>(r: &Record, field: &'static str, read: fn(&Value) -> Option<T>) -> Parsed<T> {
+    r.get(field).and_then(read).ok_or(field)
+}
+
+/// A parsed record, or the name of the field that could not be read.
+pub type Parsed<T> = Result<T, &'static str>;
+
 /// A project record.
-pub fn project(r: &Record) -> Option<RemoteProject> {
-    Some(RemoteProject {
-        remote_id: id(r.get("fid")?)?,
+pub fn project(r: &Record) -> Parsed<RemoteProject> {
+    Ok(RemoteProject {
+        remote_id: need(r, "fid", id)?,
         name: r.get("nome").and_then(text).unwrap_or_default(),
         updated_at: r.get("dataAlteracao").and_then(time),
     })
 }
 
 /// A box or point record (`cto`, `caixaEmenda`, `estacao`, `poste`).
-pub fn element(r: &Record) -> Option<RemoteElement> {
+pub fn element(r: &Record) -> Parsed<RemoteElement> {
     let location = location(r);
-    Some(RemoteElement {
-        fid: id(r.get("fid")?)?,
+    Ok(RemoteElement {
+        fid: need(r, "fid", id)?,
         name: r.get("nome").and_then(text).unwrap_or_default(),
         project_id: r.get("fidProjeto").and_then(id),
         latitude: location.map(|l| l.0),
@@ -171,10 +172,15 @@ pub fn element(r: &Record) -> Option<RemoteElement> {
 }
 
 /// A splitter record.
-pub fn splitter(r: &Record) -> Option<RemoteSplitter> {
+pub fn splitter(r: &Record) -> Parsed<RemoteSplitter> {
+    // A splitter whose kind cannot be read is not taken for a distribution one: that would
+    // delete a service splitter, and its ports, from a copy that selects only those.
+    if !r.get("tipo").is_some_and(Value::is_string) {
+        return Err("tipo");
+    }
     let ratio = r.get("relacao").and_then(text).unwrap_or_default();
-    Some(RemoteSplitter {
-        fid: id(r.get("fid")?)?,
+    Ok(RemoteSplitter {
+        fid: need(r, "fid", id)?,
         name: r.get("nome").and_then(text).unwrap_or_default(),
         project_id: r.get("fidProjeto").and_then(id),
         box_fid: r.get("fidCaixa").and_then(id),
@@ -186,7 +192,7 @@ pub fn splitter(r: &Record) -> Option<RemoteSplitter> {
 }
 
 /// A splitter port record.
-pub fn port(r: &Record) -> Option<RemotePort> {
+pub fn port(r: &Record) -> Parsed<RemotePort> {
     let customer = RemoteCustomer {
         contract: r.get("contrato").and_then(text),
         document: r.get("documento").and_then(text),
@@ -194,11 +200,12 @@ pub fn port(r: &Record) -> Option<RemotePort> {
     };
     let has_customer =
         customer.contract.is_some() || customer.document.is_some() || customer.name.is_some();
-    Some(RemotePort {
-        fid: id(r.get("fid")?)?,
-        splitter_fid: id(r.get("fidSplitter")?)?,
+    let number = need(r, "numero", int)?;
+    Ok(RemotePort {
+        fid: need(r, "fid", id)?,
+        splitter_fid: need(r, "fidSplitter", id)?,
         project_id: r.get("fidProjeto").and_then(id),
-        number: int(r.get("numero")?)? as i32,
+        number: i32::try_from(number).map_err(|_| "numero")?,
         status: port_status(r.get("status")),
         customer: has_customer.then_some(customer),
         updated_at: r.get("dataAlteracao").and_then(time),
@@ -284,6 +291,12 @@ mod tests {
         .unwrap();
         assert_eq!(free.status, PortStatus::Free);
         assert!(free.customer.is_none());
+        let unnumbered = json!({ "fid": 4, "fidSplitter": 1, "numero": null });
+        assert_eq!(port(&rec(unnumbered)), Err("numero"));
+        assert_eq!(
+            port(&rec(json!({ "fidSplitter": 1, "numero": 1 }))),
+            Err("fid")
+        );
         let t = http_date("Sun, 29 Nov 2026 10:00:00 GMT").unwrap();
         assert_eq!(format_http_date(t), "Sun, 29 Nov 2026 10:00:00 GMT");
         assert!(time(&json!("2023-11-20 01:00:00")).is_some());

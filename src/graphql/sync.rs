@@ -33,6 +33,11 @@ pub struct SyncCounts {
     pub orphaned: i64,
     /// Active bindings whose port carries another customer on the platform.
     pub conflicts: i64,
+    /// Records the platform listed that could not be read (see `warnings`): kept as they
+    /// were locally, never taken for deleted ones.
+    pub unreadable: i64,
+    /// Local records deleted because their item was deselected (included in `deleted`).
+    pub purged: i64,
 }
 
 /// Why a run failed.
@@ -127,7 +132,18 @@ impl SyncRun {
             unchanged: self.0.unchanged,
             orphaned: self.0.orphaned,
             conflicts: self.0.conflicts,
+            unreadable: self.0.unreadable,
+            purged: self.0.purged,
         }
+    }
+    /// What a person should know of the run, one line each: records that could not be read
+    /// (feature, fid and field), deletions skipped because of them.
+    async fn warnings(&self) -> Vec<&str> {
+        self.0
+            .warnings
+            .as_deref()
+            .map(|w| w.lines().collect())
+            .unwrap_or_default()
     }
     /// Where it is now.
     async fn progress(&self) -> SyncPhase {

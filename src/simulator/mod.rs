@@ -144,6 +144,14 @@ impl SimState {
         *self.faults.lock().unwrap() = faults;
     }
 
+    /// Edits the records in place, as an installation edited behind the API would be (no
+    /// `dataAlteracao` is touched); listings see the edit from their next page.
+    pub fn edit<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let out = f(&mut self.store.write().unwrap());
+        self.version.fetch_add(1, Ordering::SeqCst);
+        out
+    }
+
     /// Every write received so far.
     pub fn writes(&self) -> Vec<WriteRecord> {
         self.writes.lock().unwrap().clone()

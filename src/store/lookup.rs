@@ -150,8 +150,8 @@ pub async fn elements<C: ConnectionTrait>(
             select = select.filter(
                 Condition::any()
                     .add(Expr::cust_with_values(
-                        format!("{position}(LOWER(name), {placeholder}) > 0"),
-                        [search.to_lowercase()],
+                        format!("{position}(name_folded, {placeholder}) > 0"),
+                        [crate::text::fold(search)],
                     ))
                     .add(element::Column::Fid.eq(search)),
             );

@@ -234,24 +234,6 @@ pub async fn delete_ports_of_splitters<C: ConnectionTrait>(db: &C, ids: &[i64]) 
     Ok(total)
 }
 
-/// Counts a project's elements, splitters and ports together.
-pub async fn count_project_plant<C: ConnectionTrait>(db: &C, project_id: i64) -> Result<u64> {
-    let mut total = 0;
-    for table in ["elements", "splitters", "ports"] {
-        total += count(db, table, &format!("project_id = {project_id}")).await?;
-    }
-    Ok(total)
-}
-
-/// Counts the ports of these splitters.
-pub async fn count_ports_of_splitters<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<u64> {
-    let mut total = 0;
-    for chunk in ids.chunks(CHUNK) {
-        total += count(db, "ports", &format!("splitter_id IN ({})", id_list(chunk))).await?;
-    }
-    Ok(total)
-}
-
 /// Deletes a project's plant rows; ports go first, so that nothing waits on `SET NULL`.
 pub async fn delete_project_plant<C: ConnectionTrait>(db: &C, project_id: i64) -> Result<()> {
     for table in ["ports", "splitters", "elements"] {

@@ -95,18 +95,28 @@ pub async fn start(
         ));
     }
     check_can_sync(&app.db, integration_id).await?;
-    let run = match new_run(integration_id, &request, &app.settings.sync.instance_id)
-        .insert(&app.db)
-        .await
-    {
-        Ok(run) => run,
-        Err(e) if crate::error::is_unique_violation(&e) => {
-            let running = active_run(&app.db, integration_id).await?;
-            return Err(Error::SyncAlreadyRunning {
-                run_id: running.map(|r| r.id).unwrap_or_default(),
-            });
+    let mut swept = false;
+    let run = loop {
+        match new_run(integration_id, &request, &app.settings.sync.instance_id)
+            .insert(&app.db)
+            .await
+        {
+            Ok(run) => break run,
+            // The run in the way may be one whose instance died: mark it (if its heartbeats
+            // stopped) and try once more, so a killed instance never blocks the integration
+            // for longer than `stale_after`.
+            Err(e) if crate::error::is_unique_violation(&e) && !swept => {
+                swept = true;
+                sweep_stale(app).await?;
+            }
+            Err(e) if crate::error::is_unique_violation(&e) => {
+                let running = active_run(&app.db, integration_id).await?;
+                return Err(Error::SyncAlreadyRunning {
+                    run_id: running.map(|r| r.id).unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     history::record(
         &app.db,
@@ -209,27 +219,7 @@ async fn execute(app: &AppState, run: sync_run::Model, cancel: CancellationToken
     use tracing::Instrument;
     let span = tracing::info_span!("sync_run", run_id = run.id, integration_id = run.integration_id, mode = %run.mode);
     async {
-        let heartbeat = {
-            let db = app.db.clone();
-            let every = app.settings.sync.heartbeat_every;
-            let run_id = run.id;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let _ = sync_run::Entity::update_many()
-                        .col_expr(
-                            sync_run::Column::HeartbeatAt,
-                            sea_orm::sea_query::Expr::value(Utc::now()),
-                        )
-                        .filter(sync_run::Column::Id.eq(run_id))
-                        .filter(sync_run::Column::Status.eq(SyncStatus::Running))
-                        .exec(&db)
-                        .await;
-                }
-            })
-        };
+        let heartbeat = tokio::spawn(heartbeat(app.clone(), run.id, cancel.clone()));
         tracing::info!("sync started");
         let outcome = engine::Engine::run(app, &run, &cancel, &actor).await;
         heartbeat.abort();
@@ -266,6 +256,10 @@ async fn finish(
         .one(&app.db)
         .await?
         .ok_or_else(|| Error::NotFound(format!("sync run {}", run.id)))?;
+    if current.status != SyncStatus::Running {
+        tracing::warn!(status = %current.status, "the run was ended by another instance; its end stands");
+        return Ok(());
+    }
     let mut row: sync_run::ActiveModel = current.clone().into();
     let (state, code, message) = match &outcome {
         Outcome::Succeeded => (SyncStatus::Succeeded, None, None),
@@ -287,7 +281,18 @@ async fn finish(
     let finished_at = Utc::now();
     row.finished_at = Set(Some(finished_at));
     row.seq = Set(current.seq + 1);
-    let done = row.update(&app.db).await?;
+    // Never over a terminal status: a run another instance marked failed meanwhile stays so.
+    let done = match fenced(row, &app.settings.sync.instance_id)?
+        .exec(&app.db)
+        .await
+    {
+        Ok(done) => done,
+        Err(sea_orm::DbErr::RecordNotUpdated) => {
+            tracing::warn!("the run was ended by another instance; its end stands");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let seconds = done.started_at.map_or(0.0, |s| {
         (finished_at - s).num_milliseconds() as f64 / 1000.0
     });
@@ -339,25 +344,114 @@ async fn finish(
     recorded
 }
 
-/// Asks a run to stop. Runs of this instance stop at the next page; a run whose instance is
-/// gone (stale heartbeat) is marked failed at once.
+/// Asks a run to stop, from any instance: the request is stored on the run (the executing
+/// instance reads it with its heartbeat) and told at once to the executing instance (directly,
+/// or through the event bus on PostgreSQL); a run whose instance is gone (stale heartbeat) is
+/// marked failed. Answers the run once it has ended, or as it is after a few seconds.
 pub async fn cancel(app: &AppState, actor: &Actor, run_id: i64) -> Result<sync_run::Model> {
     actor.require(Role::Operator)?;
     let run = find(&app.db, run_id).await?;
     if !SyncStatus::ACTIVE.contains(&run.status) {
         return Ok(run);
     }
+    sync_run::Entity::update_many()
+        .col_expr(
+            sync_run::Column::CancelRequested,
+            sea_orm::sea_query::Expr::value(true),
+        )
+        .filter(sync_run::Column::Id.eq(run_id))
+        .filter(sync_run::Column::Status.is_in(SyncStatus::ACTIVE))
+        .exec(&app.db)
+        .await?;
     if !app.runner.cancel(run_id) {
-        sweep_stale(app, Utc::now()).await?;
+        app.events.request_cancel(run_id);
+        sweep_stale(app).await?;
     }
-    find(&app.db, run_id).await
+    let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+    loop {
+        let run = find(&app.db, run_id).await?;
+        if !SyncStatus::ACTIVE.contains(&run.status) || tokio::time::Instant::now() >= deadline {
+            return Ok(run);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
-/// Marks runs whose heartbeat is older than `stale_after` as failed; returns how many.
-pub async fn sweep_stale(app: &AppState, now: DateTime<Utc>) -> Result<u64> {
+/// How long `cancelSync` waits for the run to record its end before answering.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Proves the run alive every `heartbeat_every`, on the database's clock and only while it is
+/// RUNNING on this instance; stops it when a cancel was asked for (stored on the run or told
+/// through the bus) or when another instance marked it failed.
+async fn heartbeat(app: AppState, run_id: i64, cancel: CancellationToken) {
+    let mut cancels = app.events.cancels();
+    let mut tick = tokio::time::interval(app.settings.sync.heartbeat_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            asked = cancels.recv() => {
+                match asked {
+                    Ok(id) if id == run_id => cancel.cancel(),
+                    Ok(_) => {}
+                    // Requests were missed: the stored flag is read below.
+                    Err(_) => cancels = app.events.cancels(),
+                }
+                continue;
+            }
+        }
+        let beat = async {
+            let now = crate::db::clock(&app.db).await?;
+            let alive = sync_run::Entity::update_many()
+                .col_expr(
+                    sync_run::Column::HeartbeatAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(sync_run::Column::Id.eq(run_id))
+                .filter(sync_run::Column::Status.eq(SyncStatus::Running))
+                .filter(sync_run::Column::InstanceId.eq(app.settings.sync.instance_id.as_str()))
+                .exec(&app.db)
+                .await?
+                .rows_affected
+                > 0;
+            let asked = find(&app.db, run_id).await?.cancel_requested;
+            Ok::<_, Error>(!alive || asked)
+        };
+        match beat.await {
+            Ok(true) => cancel.cancel(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e.message(), "could not send a heartbeat"),
+        }
+    }
+}
+
+/// An update of a run's row that applies only while the run is RUNNING on this instance.
+pub(super) fn fenced(
+    row: sync_run::ActiveModel,
+    instance: &str,
+) -> Result<sea_orm::ValidatedUpdateOne<sync_run::ActiveModel>> {
+    Ok(sync_run::Entity::update(row)
+        .validate()?
+        .filter(sync_run::Column::Status.eq(SyncStatus::Running))
+        .filter(sync_run::Column::InstanceId.eq(instance)))
+}
+
+/// The error of a run whose row another instance ended: it writes nothing more.
+pub(super) fn lost(run_id: i64) -> Error {
+    Error::Conflict(format!(
+        "sync run {run_id} was ended by another instance (its heartbeats stopped reaching the \
+         database); it stopped writing"
+    ))
+}
+
+/// Marks runs whose heartbeat is older than `stale_after` (on the database's clock, the one
+/// heartbeats are written with) as failed; returns how many.
+pub async fn sweep_stale(app: &AppState) -> Result<u64> {
+    let now = crate::db::clock(&app.db).await?;
     let limit = now
         - chrono::Duration::from_std(app.settings.sync.stale_after)
-            .unwrap_or(chrono::Duration::minutes(2));
+            .unwrap_or(chrono::Duration::seconds(15));
     let stale = sync_run::Entity::find()
         .filter(sync_run::Column::Status.is_in(SyncStatus::ACTIVE))
         .filter(sync_run::Column::HeartbeatAt.lt(limit))
@@ -371,6 +465,7 @@ pub async fn sweep_stale(app: &AppState, now: DateTime<Utc>) -> Result<u64> {
         row.error_message = Set(Some(
             "the instance running this sync stopped sending heartbeats".into(),
         ));
+        row.phase = Set(Some("DONE".into()));
         row.finished_at = Set(Some(now));
         row.seq = Set(run.seq + 1);
         // Only if it is still active and stale: another instance may have marked it first.

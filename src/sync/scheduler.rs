@@ -45,7 +45,7 @@ pub fn latest_slot(cron: &Cron, zone: Tz, now: DateTime<Utc>) -> Option<(DateTim
 /// Claims and starts every due slot at `now`; also marks stale runs failed. Returns the runs
 /// this instance started.
 pub async fn tick(app: &AppState, now: DateTime<Utc>) -> Result<Vec<entity::sync_run::Model>> {
-    super::sweep_stale(app, now).await?;
+    super::sweep_stale(app).await?;
     let catch_up = chrono::Duration::from_std(app.settings.sync.catch_up)
         .unwrap_or(chrono::Duration::hours(1));
     let active = integration::Entity::find()

@@ -18,6 +18,14 @@ pub const DEFAULT_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// request.
 pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 4;
 
+/// How often a running run proves it is alive (and reads whether a cancel was asked for):
+/// a cancel sent to any instance stops the run within this (the event bus is faster still).
+pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// A run silent this long is marked failed by any instance, freeing its integration: a killed
+/// instance's integration is usable again within this and one sweep (docs/ARCHITECTURE.md,
+/// "Runs across instances").
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15);
+
 /// Tunables of the sync engine and scheduler.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
@@ -53,8 +61,8 @@ impl Default for SyncSettings {
         SyncSettings {
             overlap: DEFAULT_OVERLAP,
             mass_deletion_share: DEFAULT_MASS_DELETION_SHARE,
-            heartbeat_every: Duration::from_secs(10),
-            stale_after: Duration::from_secs(120),
+            heartbeat_every: DEFAULT_HEARTBEAT_EVERY,
+            stale_after: DEFAULT_STALE_AFTER,
             tick_every: Duration::from_secs(30),
             catch_up: Duration::from_secs(3600),
             default_cron: crate::schedule::DEFAULT_CRON.into(),

@@ -181,3 +181,73 @@ pub async fn synced(app: &TestApp, boxes: usize, items: &[&str]) -> (RunningSimu
     succeeded(app, &id, "FULL").await;
     (sim, id)
 }
+
+/// The database id of an integration from its GraphQL id.
+pub fn db_id(id: &str) -> i64 {
+    mapping_gateway::graphql::ids::decode(
+        mapping_gateway::graphql::ids::INTEGRATION,
+        &async_graphql::ID(id.into()),
+    )
+    .unwrap()
+}
+
+/// Sets one column of a platform record in the simulator's store, as a broken or edited
+/// installation would have it (without touching `dataAlteracao`).
+pub fn set_field(sim: &RunningSimulator, feature: &str, fid: i64, column: &str, value: Value) {
+    sim.state.edit(|store| {
+        let table = store.tables.get_mut(feature).unwrap();
+        let c = table.col(column).unwrap();
+        table.rows.get_mut(&fid).unwrap()[c] = value;
+    });
+}
+
+/// A column of a platform record in the simulator's store.
+pub fn field(sim: &RunningSimulator, feature: &str, fid: i64, column: &str) -> Value {
+    let store = sim.state.store.read().unwrap();
+    let table = &store.tables[feature];
+    table.rows[&fid][table.col(column).unwrap()].clone()
+}
+
+/// The platform fids of `feature` in the project matching `f`.
+pub fn fids(
+    sim: &RunningSimulator,
+    feature: &str,
+    project: i64,
+    f: impl Fn(&[Value]) -> bool,
+) -> Vec<i64> {
+    let store = sim.state.store.read().unwrap();
+    let t = &store.tables[feature];
+    let c = t.col("fidProjeto").unwrap();
+    t.rows
+        .values()
+        .filter(|r| r[c] == json!(project) && f(r))
+        .map(|r| r[0].as_i64().unwrap())
+        .collect()
+}
+
+/// The local port of a platform fid.
+pub async fn port_of(app: &TestApp, fid: i64) -> Option<entity::port::Model> {
+    entity::port::Entity::find()
+        .filter(entity::port::Column::Fid.eq(fid.to_string()))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+}
+
+/// The local splitter of a platform fid.
+pub async fn splitter_of(app: &TestApp, fid: i64) -> Option<entity::splitter::Model> {
+    entity::splitter::Entity::find()
+        .filter(entity::splitter::Column::Fid.eq(fid.to_string()))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+}
+
+/// A binding's row.
+pub async fn binding_row(app: &TestApp, id: i64) -> entity::binding::Model {
+    entity::binding::Entity::find_by_id(id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap()
+}

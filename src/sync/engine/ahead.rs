@@ -75,6 +75,7 @@ mod tests {
                     records: vec![i],
                     total: pages as u64,
                     clock: None,
+                    unreadable: Vec::new(),
                 })
             }
         }))
@@ -127,6 +128,7 @@ mod tests {
                         records: vec![i],
                         total: pages as u64,
                         clock: None,
+                        unreadable: Vec::new(),
                     })
                 }
             }))
@@ -151,12 +153,14 @@ mod tests {
                 records: vec![1],
                 total: 2,
                 clock: None,
+                unreadable: Vec::new(),
             }),
             Err(crate::Error::PlatformUnavailable("down".into())),
             Ok(ListPage {
                 records: vec![3],
                 total: 2,
                 clock: None,
+                unreadable: Vec::new(),
             }),
         ]));
         let pages: Vec<_> = ahead(failing, 1, Arc::new(Semaphore::new(1)))

@@ -2,12 +2,14 @@
 //! bindings orphaned first) in one transaction behind the mass-deletion guard; and the records of
 //! items no longer selected.
 
+use std::collections::HashSet;
+
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use entity::{element, splitter};
 
 use super::listing::Table;
-use super::{Engine, Mode, Step, Stop};
+use super::{Engine, Step, Stop};
 use crate::store::bindings::PortScope;
 use crate::store::plant;
 use crate::Result;
@@ -30,6 +32,15 @@ impl Doomed {
         }
     }
 
+    /// The ids doomed in one table.
+    pub(super) fn of(&mut self, table: Table) -> &mut Vec<i64> {
+        match table {
+            Table::Elements => &mut self.elements,
+            Table::Splitters => &mut self.splitters,
+            Table::Ports => &mut self.ports,
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.elements.is_empty() && self.splitters.is_empty() && self.ports.is_empty()
     }
@@ -37,11 +48,7 @@ impl Doomed {
 
 impl<'a> Engine<'a> {
     pub(super) fn doom(&mut self, table: Table, ids: Vec<i64>) {
-        match table {
-            Table::Elements => self.doomed.elements.extend(ids),
-            Table::Splitters => self.doomed.splitters.extend(ids),
-            Table::Ports => self.doomed.ports.extend(ids),
-        }
+        self.doomed.of(table).extend(ids);
     }
     /// Purges records of items no longer selected (any mode).
     pub(super) async fn purge_deselected(&mut self) -> Step {
@@ -79,11 +86,14 @@ impl<'a> Engine<'a> {
             splitters,
             ports: Vec::new(),
         };
+        // Asked for by whoever changed the selection, so not behind the guard; counted apart.
         let deleted = self.delete(&doomed).await?;
+        self.counts.purged += deleted as i64;
         tracing::info!(deleted, "purged records of deselected items");
         Ok(())
     }
-    /// Deletes what the listing found gone, after the mass-deletion guard.
+    /// Deletes what the listings found gone, behind the mass-deletion guard (every mode: a
+    /// FULL run, an INCREMENTAL run that listed an item in full, an element sync).
     pub(super) async fn apply_deletions(&mut self) -> Step {
         self.checkpoint()?;
         self.set_phase("DELETING", None).await?;
@@ -92,19 +102,45 @@ impl<'a> Engine<'a> {
         if doomed.is_empty() {
             return Ok(());
         }
-        if self.mode == Mode::Full && !self.allow_mass_deletion {
-            let local = plant::count_project_plant(self.db, self.project.id).await?;
-            let mut going = (doomed.elements.len() + doomed.splitters.len()) as u64;
-            going += doomed.ports.len() as u64;
-            going += plant::count_ports_of_splitters(self.db, &doomed.splitters).await?;
-            if let Some(refusal) =
-                mass_deletion_refusal(local, going, self.app.settings.sync.mass_deletion_share)
-            {
-                return Err(Stop::Guard(refusal));
+        if !self.allow_mass_deletion {
+            let share = self.app.settings.sync.mass_deletion_share;
+            for level in self.levels(&doomed).await? {
+                if let Some(refusal) = level.refusal(share) {
+                    return Err(Stop::Guard(refusal));
+                }
             }
         }
         self.delete(&doomed).await?;
         Ok(())
+    }
+    /// What a deletion takes from each level of the project, each row counted once: the ports
+    /// of a doomed splitter count with the ports found gone, not on top of them.
+    async fn levels(&self, doomed: &Doomed) -> Result<[Level; 3]> {
+        let project = format!("project_id = {}", self.project.id);
+        let mut ports: HashSet<i64> = doomed.ports.iter().copied().collect();
+        ports.extend(
+            plant::ports_of_splitters(self.db, &doomed.splitters)
+                .await?
+                .into_iter()
+                .map(|(id, ..)| id),
+        );
+        Ok([
+            Level {
+                name: "boxes and points",
+                local: plant::count(self.db, "elements", &project).await?,
+                going: doomed.elements.len() as u64,
+            },
+            Level {
+                name: "splitters",
+                local: plant::count(self.db, "splitters", &project).await?,
+                going: doomed.splitters.len() as u64,
+            },
+            Level {
+                name: "ports",
+                local: plant::count(self.db, "ports", &project).await?,
+                going: ports.len() as u64,
+            },
+        ])
     }
     /// Orphans bindings, then deletes ports, splitters and elements, in one transaction.
     pub(super) async fn delete(&mut self, doomed: &Doomed) -> Result<u64> {
@@ -134,17 +170,28 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// Why a full sync that would delete `going` of the project's `local` records must stop, when
-/// that is more than `share` of them.
-fn mass_deletion_refusal(local: u64, going: u64, share: f64) -> Option<String> {
-    (local > 0 && going as f64 > share * local as f64).then(|| {
-        format!(
-            "this full sync would delete {going} of the project's {local} records (over {:.0}%); \
-             nothing was deleted. Check the platform, then run again with allowMassDeletion if it \
-             is right",
-            share * 100.0
-        )
-    })
+/// One level of the plant (boxes and points, splitters, ports): the project's rows and how many
+/// a run would delete.
+struct Level {
+    name: &'static str,
+    local: u64,
+    going: u64,
+}
+
+impl Level {
+    /// Why the run must stop when it would delete more than `share` of this level's rows.
+    fn refusal(&self, share: f64) -> Option<String> {
+        let Level { name, local, going } = *self;
+        (local > 0 && going as f64 > share * local as f64).then(|| {
+            format!(
+                "this sync would delete {going} of the project's {local} {name} ({:.0}%, over the \
+                 {:.0}% threshold); nothing was deleted. Check the platform, then run a FULL sync \
+                 with allowMassDeletion if it is right",
+                going as f64 * 100.0 / local as f64,
+                share * 100.0
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -167,17 +214,25 @@ mod tests {
 
     #[test]
     fn the_guard_stops_over_the_share_only() {
+        let level = |local, going| Level {
+            name: "ports",
+            local,
+            going,
+        };
         assert!(
-            mass_deletion_refusal(100, 50, 0.5).is_none(),
+            level(100, 50).refusal(0.5).is_none(),
             "exactly the share passes"
         );
-        let refusal = mass_deletion_refusal(100, 51, 0.5).unwrap();
-        assert!(refusal.contains("51 of the project's 100") && refusal.contains("50%"));
+        let refusal = level(100, 51).refusal(0.5).unwrap();
         assert!(
-            mass_deletion_refusal(0, 10, 0.5).is_none(),
-            "an empty project has nothing to guard"
+            refusal.contains("51 of the project's 100 ports (51%, over the 50% threshold)"),
+            "{refusal}"
         );
-        assert!(mass_deletion_refusal(10, 10, 1.0).is_none());
-        assert!(mass_deletion_refusal(10, 1, 0.0).is_some());
+        assert!(
+            level(0, 10).refusal(0.5).is_none(),
+            "an empty level has nothing to guard"
+        );
+        assert!(level(10, 10).refusal(1.0).is_none());
+        assert!(level(10, 1).refusal(0.0).is_some());
     }
 }

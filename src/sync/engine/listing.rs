@@ -171,14 +171,31 @@ impl<'a> Engine<'a> {
         let mut range = Range { last: None };
         let mut first = true;
         let mut kept = HashSet::new();
-        while let Some(page) = self.next_page(&mut listing).await? {
+        // Records listed but not read: never taken for deleted ones. Those whose fid is known
+        // are spared one by one; one without a readable fid could be any row, so the listing
+        // then deletes nothing of its table.
+        let mut spared: HashSet<String> = HashSet::new();
+        let mut blind = false;
+        let doomed_before = self.doomed.of(target.0).len();
+        while let Some(mut page) = self.next_page(&mut listing).await? {
             if first {
                 self.counts.total += page.total as i64;
-                let per_page = page.records.len().max(1) as u64;
+                let per_page = (page.records.len() + page.unreadable.len()).max(1) as u64;
                 self.live.pages = Some(page.total.div_ceil(per_page).max(1) as i64);
                 first = false;
             }
             self.live.page += 1;
+            for unreadable in std::mem::take(&mut page.unreadable) {
+                self.counts.unreadable += 1;
+                self.counts.processed += 1;
+                self.warn(format!("{unreadable}; kept as it was"));
+                match unreadable.fid {
+                    Some(fid) => {
+                        spared.insert(fid);
+                    }
+                    None => blind = true,
+                }
+            }
             let batch = wrap(page.records);
             let bounds = range.advance(&batch.fid_nums())?;
             let txn = crate::db::write_txn(self.db).await?;
@@ -186,8 +203,10 @@ impl<'a> Engine<'a> {
             if full {
                 let last_page = batch.is_empty() || bounds.1.is_none();
                 let hi = if last_page { None } else { bounds.1 };
+                let mut keep_all = keep.clone();
+                keep_all.extend(spared.iter().map(String::as_str));
                 let gone = self
-                    .gone_in_range(&txn, target, (bounds.0, hi), &keep)
+                    .gone_in_range(&txn, target, (bounds.0, hi), &keep_all)
                     .await?;
                 self.doom(target.0, gone);
             }
@@ -202,10 +221,21 @@ impl<'a> Engine<'a> {
             }
         }
         if full {
+            let keep: HashSet<&str> = spared.iter().map(String::as_str).collect();
             let tail = self
-                .gone_in_range(self.db, target, (range.last, None), &HashSet::new())
+                .gone_in_range(self.db, target, (range.last, None), &keep)
                 .await?;
             self.doom(target.0, tail);
+            if blind {
+                self.doomed.of(target.0).truncate(doomed_before);
+                self.warn(format!(
+                    "nothing of {} was deleted: a record without a readable fid was listed",
+                    target.0.name()
+                ));
+            }
+        }
+        if collect {
+            kept.extend(spared);
         }
         Ok(kept)
     }

@@ -24,8 +24,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +75,8 @@ struct Counts {
     conflicts: i64,
     processed: i64,
     total: i64,
+    unreadable: i64,
+    purged: i64,
 }
 
 impl Counts {
@@ -113,7 +114,19 @@ pub struct Engine<'a> {
     phase: &'static str,
     item: Option<&'static str>,
     live: Live,
+    /// What a person should know of the run (records not read, deletions skipped), one line
+    /// each, at most [`WARNINGS_KEPT`].
+    warnings: Vec<String>,
+    /// Splitters an INCREMENTAL run created or saw change kind: their ports are listed by
+    /// splitter, since ports are listed by their own change time.
+    new_splitters: Vec<String>,
+    /// The database's clock minus this instance's, measured at the start: heartbeats are on the
+    /// database's clock, the one every instance's stale sweep reads.
+    skew: chrono::Duration,
 }
+
+/// Warning lines kept on a run; past them, one more line says how many were left out.
+const WARNINGS_KEPT: usize = 20;
 
 /// What subscribers are told of the run: its sequence number, the listing's page, the row
 /// written in a page's transaction but not yet published (it is, once committed), and when the
@@ -181,6 +194,7 @@ impl<'a> Engine<'a> {
             .ok_or_else(|| Error::Conflict("the integration has no project".into()))?;
         let platform = app.platform(&integration)?;
         let selection = crate::selection::get(db, run.integration_id).await?;
+        let skew = crate::db::clock(db).await? - Utc::now();
         let mut mode = run.mode;
         // The first run of a project is always full.
         if mode == Mode::Incremental && selection.iter().all(|s| s.cursor.is_none()) {
@@ -227,6 +241,9 @@ impl<'a> Engine<'a> {
             pending_ports: Vec::new(),
             phase: "STARTING",
             item: None,
+            warnings: Vec::new(),
+            new_splitters: Vec::new(),
+            skew,
             live: Live {
                 seq: run.seq,
                 page: 0,
@@ -336,6 +353,9 @@ impl<'a> Engine<'a> {
                     false,
                 )
                 .await?;
+                if since.is_some() {
+                    self.ports_of_new_splitters().await?;
+                }
             }
         }
         self.apply_deletions().await?;
@@ -383,8 +403,12 @@ impl<'a> Engine<'a> {
             self.live.seq += 1;
             self.live.last_event = Some(std::time::Instant::now());
         }
+        let warnings = (!self.warnings.is_empty()).then(|| self.warnings.join("\n"));
         let row = sync_run::ActiveModel {
             id: Set(self.run_id),
+            unreadable: Set(c.unreadable),
+            purged: Set(c.purged),
+            warnings: Set(warnings),
             phase: Set(Some(self.phase.to_owned())),
             current_item: Set(self.item.map(str::to_owned)),
             processed: Set(c.processed),
@@ -396,16 +420,36 @@ impl<'a> Engine<'a> {
             unchanged: Set(c.unchanged),
             orphaned: Set(c.orphaned),
             conflicts: Set(c.conflicts),
-            heartbeat_at: Set(Some(Utc::now())),
+            heartbeat_at: Set(Some(Utc::now() + self.skew)),
             seq: Set(self.live.seq),
             page: Set(self.live.page),
             pages: Set(self.live.pages),
             ..Default::default()
+        };
+        // Fenced: only while the run is RUNNING on this instance. A run another instance marked
+        // failed (its heartbeats stopped reaching the database) writes nothing more: the page's
+        // transaction is rolled back with this error.
+        let row = super::runs::fenced(row, &self.app.settings.sync.instance_id)?
+            .exec(db)
+            .await
+            .map_err(|e| match e {
+                sea_orm::DbErr::RecordNotUpdated => super::runs::lost(self.run_id),
+                e => e.into(),
+            })?;
+        if row.cancel_requested {
+            self.cancel.cancel();
         }
-        .update(db)
-        .await?;
         self.live.unpublished = announce.then_some(row);
         Ok(())
+    }
+    /// Notes what a person should know of the run.
+    fn warn(&mut self, line: String) {
+        tracing::warn!(run_id = self.run_id, "{line}");
+        match self.warnings.len() {
+            n if n < WARNINGS_KEPT => self.warnings.push(line),
+            WARNINGS_KEPT => self.warnings.push("(more warnings in the log)".into()),
+            _ => {}
+        }
     }
     /// Tells subscribers of the progress last written, once its transaction has committed.
     fn publish(&mut self) {
@@ -419,9 +463,11 @@ impl<'a> Engine<'a> {
         self.save_progress_in(txn).await?;
         Ok(())
     }
-    /// Moves the cursor of every item this run listed to the platform clock at its start.
+    /// Moves the cursor of every item this run listed to the platform clock at its start, in
+    /// one transaction with the run's progress (fenced like every write of the run).
     async fn advance_cursors(&mut self) -> Step {
         let clock = self.clock.unwrap_or_else(Utc::now);
+        let txn = crate::db::write_txn(self.db).await?;
         element_selection::Entity::update_many()
             .col_expr(
                 element_selection::Column::Cursor,
@@ -431,7 +477,7 @@ impl<'a> Engine<'a> {
             // Only the items this run listed: one selected while it ran has no cursor yet, and
             // the next run lists it in full.
             .filter(element_selection::Column::Item.is_in(self.selection.iter().map(|s| s.item)))
-            .exec(self.db)
+            .exec(&txn)
             .await?;
         sync_run::Entity::update_many()
             .col_expr(
@@ -439,8 +485,11 @@ impl<'a> Engine<'a> {
                 sea_orm::sea_query::Expr::value(clock),
             )
             .filter(sync_run::Column::Id.eq(self.run_id))
-            .exec(self.db)
+            .exec(&txn)
             .await?;
+        self.save_progress_in(&txn).await?;
+        txn.commit().await?;
+        self.publish();
         Ok(())
     }
 }

@@ -1,5 +1,9 @@
-//! ELEMENT mode: one box by fid, with its splitters and their ports; the box and what it held
-//! are doomed when the platform no longer has them.
+//! ELEMENT mode: one box by fid, with its splitters and their ports. The box is doomed when the
+//! platform no longer has it; a splitter or port no longer listed under it is asked for by fid,
+//! since it may have moved (to another box, or another splitter): only what the platform says no
+//! longer exists is doomed, and what moved is updated in place, keeping its id and bindings.
+
+use std::collections::HashSet;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
@@ -10,6 +14,9 @@ use super::{Engine, Step};
 use crate::catalog::ElementItem;
 use crate::platform::{ListQuery, Listing, RemoteElement};
 
+/// Records asked for by fid in one listing.
+const FIDS_PER_QUERY: usize = 100;
+
 impl<'a> Engine<'a> {
     /// ELEMENT mode: one box, its splitters and their ports.
     pub(super) async fn sync_one_box(&mut self) -> Step {
@@ -17,9 +24,8 @@ impl<'a> Engine<'a> {
         let mut found = false;
         for item in self.element_items() {
             let query = ListQuery {
-                project_id: Some(self.project.remote_id.clone()),
                 fid: Some(fid.clone()),
-                ..Default::default()
+                ..self.in_project()
             };
             let listing = self.platform.elements(item, query);
             let before = self.counts.fetched;
@@ -34,14 +40,12 @@ impl<'a> Engine<'a> {
         if !found {
             tracing::info!(fid, "the box is gone from the platform");
         }
-        let query = ListQuery {
-            project_id: Some(self.project.remote_id.clone()),
+        let listing = self.platform.splitters(ListQuery {
             box_fid: Some(fid.clone()),
-            ..Default::default()
-        };
-        let listing = self.platform.splitters(query);
+            ..self.in_project()
+        });
         self.set_phase("SPLITTERS", Some("SPLITTER")).await?;
-        let listed: Vec<String> = self
+        let listed = self
             .sync_listing(
                 listing,
                 Batch::Splitters,
@@ -49,10 +53,8 @@ impl<'a> Engine<'a> {
                 false,
                 true,
             )
-            .await?
-            .into_iter()
-            .collect();
-        let local: Vec<(i64, String)> = splitter::Entity::find()
+            .await?;
+        let was_here: Vec<(i64, String)> = splitter::Entity::find()
             .select_only()
             .column(splitter::Column::Id)
             .column(splitter::Column::Fid)
@@ -61,17 +63,18 @@ impl<'a> Engine<'a> {
             .into_tuple()
             .all(self.db)
             .await?;
-        for (id, sfid) in &local {
-            if !listed.contains(sfid) {
-                self.doomed.splitters.push(*id);
-            }
-        }
+        let elsewhere: Vec<(i64, String)> = was_here
+            .into_iter()
+            .filter(|(_, f)| !listed.contains(f))
+            .collect();
+        self.confirm_gone(Table::Splitters, elsewhere).await?;
         if listed.is_empty() {
             return Ok(());
         }
+        let listed: Vec<String> = listed.into_iter().collect();
         let listing = self.platform.ports(ListQuery {
             splitter_fids: Some(listed.clone()),
-            ..Default::default()
+            ..self.in_project()
         });
         self.set_phase("PORTS", Some("PORT")).await?;
         let kept = self
@@ -83,11 +86,14 @@ impl<'a> Engine<'a> {
                 true,
             )
             .await?;
-        let splitter_ids: Vec<i64> = local
-            .iter()
-            .filter(|(_, f)| listed.contains(f))
-            .map(|(id, _)| *id)
-            .collect();
+        let splitter_ids: Vec<i64> = splitter::Entity::find()
+            .select_only()
+            .column(splitter::Column::Id)
+            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
+            .filter(splitter::Column::Fid.is_in(listed))
+            .into_tuple()
+            .all(self.db)
+            .await?;
         let ports: Vec<(i64, String)> = port::Entity::find()
             .select_only()
             .column(port::Column::Id)
@@ -96,13 +102,77 @@ impl<'a> Engine<'a> {
             .into_tuple()
             .all(self.db)
             .await?;
-        self.doomed.ports.extend(
-            ports
-                .into_iter()
-                .filter(|(_, f)| !kept.contains(f))
-                .map(|(id, _)| id),
-        );
+        let elsewhere = ports
+            .into_iter()
+            .filter(|(_, f)| !kept.contains(f))
+            .collect();
+        self.confirm_gone(Table::Ports, elsewhere).await
+    }
+    /// Local rows (id, fid) a narrow listing no longer shows: asks the platform for them by fid,
+    /// writes those it still has where they are now, and dooms only the rest.
+    async fn confirm_gone(&mut self, table: Table, rows: Vec<(i64, String)>) -> Step {
+        let mut still: HashSet<String> = HashSet::new();
+        for chunk in rows.chunks(FIDS_PER_QUERY) {
+            let query = ListQuery {
+                fids: Some(chunk.iter().map(|(_, f)| f.clone()).collect()),
+                ..self.in_project()
+            };
+            let kept = match table {
+                Table::Splitters => {
+                    let listing = self.platform.splitters(query);
+                    self.sync_listing(
+                        listing,
+                        Batch::Splitters,
+                        (table, Scope::Narrow),
+                        false,
+                        true,
+                    )
+                    .await?
+                }
+                Table::Ports => {
+                    let listing = self.platform.ports(query);
+                    self.sync_listing(listing, Batch::Ports, (table, Scope::Narrow), false, true)
+                        .await?
+                }
+                Table::Elements => unreachable!("boxes are asked for by fid already"),
+            };
+            still.extend(kept);
+        }
+        let gone = rows
+            .into_iter()
+            .filter(|(_, f)| !still.contains(f))
+            .map(|(id, _)| id)
+            .collect();
+        self.doom(table, gone);
         Ok(())
+    }
+    /// The ports of splitters an INCREMENTAL run created or saw change kind, listed by
+    /// splitter: their ports may not have changed since the cursor, so the listing by change
+    /// time does not bring them.
+    pub(super) async fn ports_of_new_splitters(&mut self) -> Step {
+        let fids = std::mem::take(&mut self.new_splitters);
+        for chunk in fids.chunks(FIDS_PER_QUERY) {
+            let listing = self.platform.ports(ListQuery {
+                splitter_fids: Some(chunk.to_vec()),
+                ..self.in_project()
+            });
+            self.sync_listing(
+                listing,
+                Batch::Ports,
+                (Table::Ports, Scope::Narrow),
+                false,
+                false,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+    /// A query of this run's project.
+    fn in_project(&self) -> ListQuery {
+        ListQuery {
+            project_id: Some(self.project.remote_id.clone()),
+            ..Default::default()
+        }
     }
     pub(super) async fn sync_elements_of_fid(
         &mut self,
@@ -111,7 +181,7 @@ impl<'a> Engine<'a> {
         fid: &str,
     ) -> Step {
         let before = self.doomed.elements.len();
-        let fetched = self.counts.fetched;
+        let (fetched, unreadable) = (self.counts.fetched, self.counts.unreadable);
         self.set_phase("ELEMENTS", Some(item.as_str())).await?;
         self.sync_listing(
             listing,
@@ -121,7 +191,7 @@ impl<'a> Engine<'a> {
             false,
         )
         .await?;
-        if self.counts.fetched == fetched {
+        if self.counts.fetched == fetched && self.counts.unreadable == unreadable {
             let gone: Vec<i64> = element::Entity::find()
                 .select_only()
                 .column(element::Column::Id)

@@ -68,6 +68,7 @@ impl<'a> Engine<'a> {
             let same = existing.get(&rec.fid).is_some_and(|e| {
                 e.project_id == self.project.id
                     && e.name == rec.name
+                    && e.name_folded.is_some()
                     && e.latitude == rec.latitude
                     && e.longitude == rec.longitude
                     && e.remote_updated_at == rec.updated_at
@@ -82,6 +83,7 @@ impl<'a> Engine<'a> {
                 fid: Set(rec.fid.clone()),
                 fid_num: Set(fid_num(&rec.fid)),
                 name: Set(rec.name.clone()),
+                name_folded: Set(Some(crate::text::fold(&rec.name))),
                 latitude: Set(rec.latitude),
                 longitude: Set(rec.longitude),
                 remote_updated_at: Set(rec.updated_at),
@@ -149,6 +151,11 @@ impl<'a> Engine<'a> {
                 continue;
             }
             keep.insert(rec.fid.as_str());
+            if self.mode == super::Mode::Incremental
+                && existing.get(&rec.fid).is_none_or(|s| s.kind != rec.kind)
+            {
+                self.new_splitters.push(rec.fid.clone());
+            }
             let element_id = rec.box_fid.as_ref().and_then(|b| boxes.get(b).copied());
             let same = existing.get(&rec.fid).is_some_and(|s| {
                 s.project_id == self.project.id
