@@ -1,0 +1,213 @@
+//! Runs controlled from any instance: a cancel sent to an instance that does not execute the
+//! run stops it, a killed instance's run is taken over within 30 s, and a run another instance
+//! marked failed writes nothing more and keeps that status.
+
+mod common;
+
+use std::time::Duration;
+
+use common::world::*;
+use common::{graphql_at, serve_on, shared_postgres};
+use common::{Engine, TestApp};
+use entity::sync_run::{self, SyncStatus};
+use mapping_gateway::simulator::Faults;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+
+/// Starts a FULL run that lists slowly; returns its GraphQL id and database id once it has
+/// fetched its first page.
+async fn slow_run(app: &TestApp, w: &World) -> (String, i64) {
+    w.sim.state.set_faults(Faults {
+        latency_ms: 150,
+        ..Default::default()
+    });
+    let run = start(app, &w.id, "FULL", false).await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let db_id = mapping_gateway::graphql::ids::decode(
+        mapping_gateway::graphql::ids::SYNC_RUN,
+        &async_graphql::ID(id.clone()),
+    )
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let row = sync_run::Entity::find_by_id(db_id)
+                .one(&app.state.db)
+                .await
+                .unwrap()
+                .unwrap();
+            if row.fetched > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the run fetches a page");
+    (id, db_id)
+}
+
+on_both_engines! {
+    /// Another instance marked the run failed (its heartbeats stopped reaching the database):
+    /// the run writes nothing more, its end does not overwrite FAILED, and a new run can start.
+    async fn a_run_marked_failed_elsewhere_stops_writing_and_keeps_its_status(app: TestApp) {
+        let w = world(&app, 40).await;
+        let (_, run_id) = slow_run(&app, &w).await;
+        sync_run::Entity::update_many()
+            .col_expr(sync_run::Column::Status, sea_orm::sea_query::Expr::value(SyncStatus::Failed))
+            .col_expr(sync_run::Column::ErrorCode, sea_orm::sea_query::Expr::value("INSTANCE_LOST"))
+            .filter(sync_run::Column::Id.eq(run_id))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+        let marked = sync_run::Entity::find_by_id(run_id).one(&app.state.db).await.unwrap().unwrap();
+        let after = succeeded(&app, &w.id, "FULL").await;
+        assert_eq!(after["status"], "SUCCEEDED");
+        tokio::time::timeout(Duration::from_secs(30), app.state.runner.idle_of(run_id))
+            .await
+            .expect("the fenced run stops");
+        let row = sync_run::Entity::find_by_id(run_id).one(&app.state.db).await.unwrap().unwrap();
+        assert_eq!((row.status, row.error_code.as_deref()), (SyncStatus::Failed, Some("INSTANCE_LOST")));
+        assert_eq!((row.fetched, row.seq, row.finished_at), (marked.fetched, marked.seq, marked.finished_at), "nothing written after the mark");
+    }
+}
+
+/// `cancelSync` sent to the instance that does not execute the run: the executing instance
+/// hears it through the bus and stops; the answer is the ended run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_on_any_instance_stops_the_run() {
+    let Some(app) = TestApp::start(Engine::Postgres).await else {
+        return;
+    };
+    let other = app.beside().await;
+    let w = world(&app, 40).await;
+    let (run, _) = slow_run(&app, &w).await;
+    let cancelled = other
+        .ok(
+            "mutation($r: ID!) { cancelSync(runId: $r) { status error { code } } }",
+            json!({ "r": run }),
+        )
+        .await;
+    assert_eq!(
+        cancelled["cancelSync"],
+        json!({ "status": "CANCELLED", "error": { "code": "CANCELLED" } })
+    );
+}
+
+/// A gateway killed mid-run: the survivor can start a run of the integration within 30 s,
+/// and the dead run is marked INSTANCE_LOST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_run_is_taken_over_within_30_s() {
+    let Some((db, sim, admin)) = shared_postgres(20, 61).await else {
+        return;
+    };
+    let (mut first, base) = serve_on(&db, &admin, &[]);
+    let (_second, base_b) = serve_on(&db, &admin, &[]);
+    let id = common::link_over_http(&base, &admin, &sim).await;
+    sim.state.set_faults(Faults {
+        latency_ms: 60_000,
+        ..Default::default()
+    });
+    let start = "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }";
+    let run = graphql_at(&base, &admin, start, json!({ "i": id })).await["startSync"]["id"].clone();
+    let calls = sim.state.calls();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while sim.state.calls() == calls {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a listing in flight");
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    sim.state.set_faults(Faults::default());
+    let client = reqwest::Client::new();
+    let taken = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let body: serde_json::Value = client
+                .post(format!("{base_b}/graphql"))
+                .bearer_auth(&admin)
+                .json(&json!({ "query": start, "variables": { "i": id } }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if body.get("errors").is_none() {
+                return body;
+            }
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "SYNC_ALREADY_RUNNING",
+                "{body}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("the survivor starts a run within 30 s of the kill");
+    assert!(taken["data"]["startSync"]["id"].is_string());
+    let dead = graphql_at(
+        &base_b,
+        &admin,
+        "query($r: ID!) { syncRun(id: $r) { status error { code } } }",
+        json!({ "r": run }),
+    )
+    .await;
+    assert_eq!(
+        dead["syncRun"],
+        json!({ "status": "FAILED", "error": { "code": "INSTANCE_LOST" } })
+    );
+    common::drop_database(&db.database_url);
+}
+
+/// The LISTEN connections are killed while a run goes on: each instance notices, listens
+/// again, re-reads what changed meanwhile, and a subscriber on the instance that does not run
+/// the sync still gets its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_gets_the_end_of_a_run_across_a_lost_listen_connection() {
+    use sea_orm::ConnectionTrait;
+    let Some(app) = TestApp::start(Engine::Postgres).await else {
+        return;
+    };
+    let other = app.beside().await;
+    let w = world(&app, 40).await;
+    let (run, _) = slow_run(&app, &w).await;
+    let mut progress = common::Subscription::start(
+        &other.ws_url(),
+        common::TRANSPORT_WS,
+        &other.admin_key,
+        "subscription($r: ID!) { syncProgress(runId: $r) { status phase } }",
+        json!({ "r": run }),
+    )
+    .await;
+    let killed = app
+        .state
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'listen%' AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert!(killed >= 2, "both instances listen ({killed} killed)");
+    w.sim.state.set_faults(Faults::default());
+    let events = tokio::time::timeout(Duration::from_secs(60), progress.collect())
+        .await
+        .expect("the subscription ends with the run");
+    assert_eq!(
+        events.last().unwrap()["data"]["syncProgress"]["status"],
+        "SUCCEEDED",
+        "{events:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !common::captured_logs().contains("re-read after a reconnect") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the lost connection is noticed and what changed meanwhile re-read");
+}
