@@ -7,51 +7,19 @@ mod common;
 use std::time::Duration;
 
 use common::world::*;
-use common::{graphql_at, serve_on, shared_postgres};
+use common::{graphql_at, post_at, serve_on, shared_postgres};
 use common::{Engine, TestApp};
 use entity::sync_run::{self, SyncStatus};
 use mapping_gateway::simulator::Faults;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-/// Starts a FULL run that lists slowly; returns its GraphQL id and database id once it has
-/// fetched its first page.
-async fn slow_run(app: &TestApp, w: &World) -> (String, i64) {
-    w.sim.state.set_faults(Faults {
-        latency_ms: 150,
-        ..Default::default()
-    });
-    let run = start(app, &w.id, "FULL", false).await;
-    let id = run["id"].as_str().unwrap().to_owned();
-    let db_id = mapping_gateway::graphql::ids::decode(
-        mapping_gateway::graphql::ids::SYNC_RUN,
-        &async_graphql::ID(id.clone()),
-    )
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let row = sync_run::Entity::find_by_id(db_id)
-                .one(&app.state.db)
-                .await
-                .unwrap()
-                .unwrap();
-            if row.fetched > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the run fetches a page");
-    (id, db_id)
-}
-
 on_both_engines! {
     /// Another instance marked the run failed (its heartbeats stopped reaching the database):
     /// the run writes nothing more, its end does not overwrite FAILED, and a new run can start.
     async fn a_run_marked_failed_elsewhere_stops_writing_and_keeps_its_status(app: TestApp) {
         let w = world(&app, 40).await;
-        let (_, run_id) = slow_run(&app, &w).await;
+        let (_, run_id) = slow_run(&app, &w, 150).await;
         sync_run::Entity::update_many()
             .col_expr(sync_run::Column::Status, sea_orm::sea_query::Expr::value(SyncStatus::Failed))
             .col_expr(sync_run::Column::ErrorCode, sea_orm::sea_query::Expr::value("INSTANCE_LOST"))
@@ -80,7 +48,7 @@ async fn a_cancel_on_any_instance_stops_the_run() {
     };
     let other = app.beside().await;
     let w = world(&app, 40).await;
-    let (run, _) = slow_run(&app, &w).await;
+    let (run, _) = slow_run(&app, &w, 150).await;
     let cancelled = other
         .ok(
             "mutation($r: ID!) { cancelSync(runId: $r) { status error { code } } }",
@@ -120,19 +88,9 @@ async fn a_killed_instance_s_run_is_taken_over_within_30_s() {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     sim.state.set_faults(Faults::default());
-    let client = reqwest::Client::new();
     let taken = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let body: serde_json::Value = client
-                .post(format!("{base_b}/graphql"))
-                .bearer_auth(&admin)
-                .json(&json!({ "query": start, "variables": { "i": id } }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body = post_at(&base_b, &admin, start, json!({ "i": id })).await;
             if body.get("errors").is_none() {
                 return body;
             }
@@ -171,7 +129,7 @@ async fn a_subscriber_gets_the_end_of_a_run_across_a_lost_listen_connection() {
     };
     let other = app.beside().await;
     let w = world(&app, 40).await;
-    let (run, _) = slow_run(&app, &w).await;
+    let (run, _) = slow_run(&app, &w, 150).await;
     let mut progress = common::Subscription::start(
         &other.ws_url(),
         common::TRANSPORT_WS,

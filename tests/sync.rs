@@ -169,13 +169,13 @@ on_both_engines! {
     async fn an_item_selected_during_a_run_is_listed_in_full_next(app: TestApp) {
         let w = world(&app, 30).await;
         succeeded(&app, &w.id, "FULL").await;
-        w.sim.state.set_faults(Faults { latency_ms: 40, ..Default::default() });
-        let run = start(&app, &w.id, "FULL", false).await;
+        // Selected once the run has read the selection and fetched a page.
+        let (run, _) = slow_run(&app, &w, 40).await;
         let set = "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { elementSelection } }";
         app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "CTO", "CEO"] })).await;
-        let now = app.ok("query($r: ID!) { syncRun(id: $r) { status } }", json!({ "r": run["id"] })).await;
+        let now = app.ok("query($r: ID!) { syncRun(id: $r) { status } }", json!({ "r": run })).await;
         assert_eq!(now["syncRun"]["status"], "RUNNING", "selected while the run lists");
-        let ended = finished(&app, run["id"].as_str().unwrap()).await;
+        let ended = finished(&app, &run).await;
         assert_eq!(ended["status"], "SUCCEEDED", "{ended}");
         assert!(cursors(&app).await.iter().any(Option::is_none), "the new item has no cursor");
         w.sim.state.set_faults(Faults::default());

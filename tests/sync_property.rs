@@ -24,15 +24,6 @@ use serde_json::{json, Value};
 /// Steps (an edit, then maybe a sync) of one sequence.
 const STEPS: usize = 8;
 
-/// What the plant looks like, platform or local: boxes (item, fid, name), splitters (fid, box
-/// fid, kind) and ports (fid, splitter fid, number, status).
-#[derive(Debug, PartialEq, Eq)]
-struct Plant {
-    boxes: BTreeSet<(String, String, String)>,
-    splitters: BTreeSet<(String, String, String)>,
-    ports: BTreeSet<(String, String, i64, String)>,
-}
-
 struct Sequence<'a> {
     app: &'a TestApp,
     sim: RunningSimulator,
@@ -135,55 +126,7 @@ impl Sequence<'_> {
 
     /// The local copy of this integration.
     async fn local(&self) -> Plant {
-        let integration = db_id(&self.id);
-        let db = &self.app.state.db;
-        let boxes = entity::element::Entity::find()
-            .all(db)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.integration_id == integration)
-            .map(|e| (e.item.to_string(), e.fid, e.name))
-            .collect();
-        let splitters: Vec<entity::splitter::Model> = entity::splitter::Entity::find()
-            .all(db)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|s| s.integration_id == integration)
-            .collect();
-        let fid_of: std::collections::HashMap<i64, String> =
-            splitters.iter().map(|s| (s.id, s.fid.clone())).collect();
-        let ports = entity::port::Entity::find()
-            .all(db)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|p| p.integration_id == integration)
-            .map(|p| {
-                (
-                    p.fid,
-                    fid_of[&p.splitter_id].clone(),
-                    p.number as i64,
-                    p.status.to_string(),
-                )
-            })
-            .collect();
-        let splitters = splitters
-            .into_iter()
-            .map(|s| {
-                (
-                    s.fid,
-                    s.box_fid.unwrap_or_else(|| "null".into()),
-                    s.kind.to_string(),
-                )
-            })
-            .collect();
-        Plant {
-            boxes,
-            splitters,
-            ports,
-        }
+        local_plant(self.app, db_id(&self.id)).await
     }
 
     /// One random platform edit; a broken record is repaired after one sync, since the copy
@@ -395,16 +338,13 @@ impl Sequence<'_> {
 
     /// The copy equals the platform's selected plant.
     async fn check(&self, trace: &[String]) {
-        let platform = self.platform();
-        let local = self.local().await;
-        assert_eq!(local.boxes, platform.boxes, "boxes\n{}", trace.join("\n"));
+        let (local, platform) = (self.local().await, self.platform());
         assert_eq!(
-            local.splitters,
-            platform.splitters,
-            "splitters\n{}",
+            local,
+            platform,
+            "local (left) and platform (right)\n{}",
             trace.join("\n")
         );
-        assert_eq!(local.ports, platform.ports, "ports\n{}", trace.join("\n"));
     }
 
     /// Bindings the last run orphaned had ports the platform no longer has in the selected plant.

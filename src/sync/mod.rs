@@ -5,11 +5,13 @@
 //! background task; its row carries progress, counts and the outcome.
 
 pub mod engine;
+mod liveness;
 pub mod runner;
 mod runs;
 pub mod scheduler;
 pub mod settings;
 
+pub use liveness::sweep_stale;
 pub use runner::Runner;
 pub use runs::*;
 pub use settings::SyncSettings;

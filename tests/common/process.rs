@@ -123,7 +123,19 @@ pub async fn graphql_at(
     query: &str,
     variables: serde_json::Value,
 ) -> serde_json::Value {
-    let body: serde_json::Value = reqwest::Client::new()
+    let body = post_at(base, key, query, variables).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+/// Runs an operation on a gateway at `base` with `key`; returns the whole answer.
+pub async fn post_at(
+    base: &str,
+    key: &str,
+    query: &str,
+    variables: serde_json::Value,
+) -> serde_json::Value {
+    reqwest::Client::new()
         .post(format!("{base}/graphql"))
         .bearer_auth(key)
         .json(&serde_json::json!({ "query": query, "variables": variables }))
@@ -132,9 +144,7 @@ pub async fn graphql_at(
         .expect("request")
         .json()
         .await
-        .expect("a JSON answer");
-    assert!(body.get("errors").is_none(), "{body}");
-    body["data"].clone()
+        .expect("a JSON answer")
 }
 
 /// `serve` on `db` with `admin` as its ADMIN_API_KEY, on a free loopback port, no scheduler,

@@ -2,6 +2,8 @@
 //! waiting for runs, reading the local copy and the simulator's records.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
+
 use chrono::Utc;
 use mapping_gateway::geosite::GeositeClient;
 use mapping_gateway::simulator::RunningSimulator;
@@ -250,4 +252,97 @@ pub async fn binding_row(app: &TestApp, id: i64) -> entity::binding::Model {
         .await
         .unwrap()
         .unwrap()
+}
+
+/// Starts a FULL run whose platform answers `latency_ms` late; returns its GraphQL id and database id once it has
+/// fetched its first page.
+pub async fn slow_run(app: &TestApp, w: &World, latency_ms: u64) -> (String, i64) {
+    w.sim.state.set_faults(mapping_gateway::simulator::Faults {
+        latency_ms,
+        ..Default::default()
+    });
+    let run = start(app, &w.id, "FULL", false).await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let db_id = mapping_gateway::graphql::ids::decode(
+        mapping_gateway::graphql::ids::SYNC_RUN,
+        &async_graphql::ID(id.clone()),
+    )
+    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let row = entity::sync_run::Entity::find_by_id(db_id)
+                .one(&app.state.db)
+                .await
+                .unwrap()
+                .unwrap();
+            if row.fetched > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the run fetches a page");
+    (id, db_id)
+}
+
+/// What the plant looks like, platform or local: boxes (item, fid, name), splitters (fid, box
+/// fid, kind) and ports (fid, splitter fid, number, status).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plant {
+    pub boxes: BTreeSet<(String, String, String)>,
+    pub splitters: BTreeSet<(String, String, String)>,
+    pub ports: BTreeSet<(String, String, i64, String)>,
+}
+
+/// The local copy of an integration's plant.
+pub async fn local_plant(app: &TestApp, integration: i64) -> Plant {
+    let db = &app.state.db;
+    let boxes = entity::element::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.integration_id == integration)
+        .map(|e| (e.item.to_string(), e.fid, e.name))
+        .collect();
+    let splitters: Vec<entity::splitter::Model> = entity::splitter::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.integration_id == integration)
+        .collect();
+    let fid_of: std::collections::HashMap<i64, String> =
+        splitters.iter().map(|s| (s.id, s.fid.clone())).collect();
+    let ports = entity::port::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.integration_id == integration)
+        .map(|p| {
+            (
+                p.fid,
+                fid_of[&p.splitter_id].clone(),
+                p.number as i64,
+                p.status.to_string(),
+            )
+        })
+        .collect();
+    let splitters = splitters
+        .into_iter()
+        .map(|s| {
+            (
+                s.fid,
+                s.box_fid.unwrap_or_else(|| "null".into()),
+                s.kind.to_string(),
+            )
+        })
+        .collect();
+    Plant {
+        boxes,
+        splitters,
+        ports,
+    }
 }

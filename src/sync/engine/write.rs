@@ -194,14 +194,19 @@ impl<'a> Engine<'a> {
         .await?;
         Ok(keep)
     }
-    /// Links splitters to boxes synced after them (or re-selected).
-    pub(super) async fn link_boxes(&self) -> Result<()> {
+    /// Links splitters to boxes synced after them (or re-selected), fenced like a page.
+    pub(super) async fn link_boxes(&mut self) -> Step {
+        let txn = crate::db::write_txn(self.db).await?;
         crate::store::plant::link_boxes(
-            self.db,
+            &txn,
             self.integration.id,
             [ElementItem::Cto, ElementItem::Ceo],
         )
-        .await
+        .await?;
+        self.save_progress_in(&txn).await?;
+        txn.commit().await?;
+        self.publish();
+        Ok(())
     }
 }
 
