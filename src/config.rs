@@ -76,6 +76,16 @@ pub struct Limits {
     #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = Limits::default().ws_keepalive_secs)]
     pub ws_keepalive_secs: u64,
 
+    /// Seconds a WebSocket message may wait to be written to a client that does not read
+    /// before the socket is closed.
+    #[arg(long, env = "WRITE_TIMEOUT_SECS", default_value_t = Limits::default().write_timeout_secs)]
+    pub write_timeout_secs: u64,
+
+    /// Most operations (subscriptions and queries) live at once on one WebSocket; more are
+    /// refused with an `error` message for their id.
+    #[arg(long, env = "MAX_OPERATIONS_PER_SOCKET", default_value_t = Limits::default().max_operations_per_socket)]
+    pub max_operations_per_socket: usize,
+
     /// Most connections (HTTP and WebSocket) open at once; more are closed on arrival.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -97,6 +107,8 @@ impl Default for Limits {
             request_timeout_secs: 120,
             ws_init_timeout_secs: 10,
             ws_keepalive_secs: 15,
+            write_timeout_secs: 30,
+            max_operations_per_socket: 100,
             max_connections: 1024,
         }
     }
@@ -123,6 +135,28 @@ impl Limits {
     pub fn ws_keepalive(&self) -> Duration {
         Duration::from_secs(self.ws_keepalive_secs.max(1))
     }
+    /// What one WebSocket may take.
+    pub fn ws(&self) -> WsLimits {
+        WsLimits {
+            init_timeout: Duration::from_secs(self.ws_init_timeout_secs),
+            keepalive: self.ws_keepalive(),
+            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+            max_operations: self.max_operations_per_socket.max(1),
+        }
+    }
+}
+
+/// What one WebSocket may take (from [`Limits`]).
+#[derive(Clone, Copy, Debug)]
+pub struct WsLimits {
+    /// Time to send `connection_init` (4408 after it).
+    pub init_timeout: Duration,
+    /// Time between keep-alive pings.
+    pub keepalive: Duration,
+    /// Time a message may wait to be written (the socket closes after it).
+    pub write_timeout: Duration,
+    /// Operations live at once.
+    pub max_operations: usize,
 }
 
 /// Settings of `mapping-gateway serve`.

@@ -70,6 +70,7 @@ impl MasterKey {
     /// whether it was just created.
     pub fn load_or_create(path: &Path) -> anyhow::Result<(Self, bool)> {
         if path.exists() {
+            narrow_private(path)?;
             let text = std::fs::read_to_string(path)?;
             return Ok((Self::from_base64(&text)?, false));
         }
@@ -142,6 +143,37 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(text.as_bytes())?;
     file.write_all(b"\n")
+}
+
+/// Narrows an existing file that holds secrets to its owner (0600), with a warning naming it;
+/// a file this process may not narrow (someone else's) is an error, so start-up stops.
+pub fn narrow_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| {
+                    anyhow::anyhow!(
+                        "{} is open to other users (mode {mode:o}) and cannot be narrowed: {e}",
+                        path.display()
+                    )
+                },
+            )?;
+            tracing::warn!(
+                file = %path.display(),
+                was = %format!("{mode:o}"),
+                "narrowed a file that holds secrets to its owner (0600)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Random bytes as lowercase hex, for keys and public identifiers.

@@ -105,7 +105,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 fn restrict_files(path: &std::path::Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::OpenOptionsExt;
         if !path.exists() {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -116,11 +116,7 @@ fn restrict_files(path: &std::path::Path) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
         }
         for suffix in ["", "-wal", "-shm"] {
-            let file = PathBuf::from(format!("{}{suffix}", path.display()));
-            if file.exists() {
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| anyhow::anyhow!("cannot restrict {}: {e}", file.display()))?;
-            }
+            crate::crypto::narrow_private(&PathBuf::from(format!("{}{suffix}", path.display())))?;
         }
     }
     #[cfg(not(unix))]

@@ -101,7 +101,9 @@ impl NetworkPolicy {
     }
 }
 
-/// IPv4-mapped and IPv4-compatible IPv6 addresses, and NAT64 ones, are their IPv4 address.
+/// IPv6 addresses that carry an IPv4 address are that IPv4 address: IPv4-mapped
+/// (`::ffff:0:0/96`), IPv4-translated (`::ffff:0:0:0/96`), IPv4-compatible (`::/96`, deprecated),
+/// NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`, the IPv4 address in bits 16–47).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
@@ -109,13 +111,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let s = v6.segments();
-            let embedded =
-                Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-            // ::a.b.c.d (deprecated IPv4-compatible) and 64:ff9b::a.b.c.d (NAT64).
+            let v4 = |hi: u16, lo: u16| {
+                IpAddr::V4(Ipv4Addr::new(
+                    (hi >> 8) as u8,
+                    hi as u8,
+                    (lo >> 8) as u8,
+                    lo as u8,
+                ))
+            };
             if (s[..6] == [0; 6] && v6 != Ipv6Addr::UNSPECIFIED && v6 != Ipv6Addr::LOCALHOST)
                 || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || s[..6] == [0, 0, 0, 0, 0xffff, 0]
             {
-                return IpAddr::V4(embedded);
+                return v4(s[6], s[7]);
+            }
+            if s[0] == 0x2002 {
+                return v4(s[1], s[2]);
             }
             IpAddr::V6(v6)
         }
@@ -139,17 +150,28 @@ fn is_internal(ip: IpAddr) -> bool {
                 || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
                 || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
                 || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || (a == 192 && b == 88 && ip.octets()[2] == 99) // 6to4 relay anycast (deprecated)
                 || a >= 240 // reserved
         }
+        // What is left of IANA's IPv6 special-purpose registry once the IPv4-carrying ranges
+        // are their IPv4 address (`canonical`).
         IpAddr::V6(ip) => {
-            let first = ip.segments()[0];
+            let s = ip.segments();
             ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-                || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
+                || s[..4] == [0, 0, 0, 0] // the rest of ::/64 (IPv4-compatible and reserved)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // NAT64 local use 64:ff9b:1::/48
+                || (s[0] == 0x64 && s[1] == 0xff9b) // the rest of 64:ff9b::/32
+                || s[..4] == [0x100, 0, 0, 0] // discard-only 100::/64
+                || (s[0] == 0x2001 && s[1] < 0x200) // IETF protocol assignments 2001::/23 (Teredo, ORCHID, benchmarking)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation 2001:db8::/32
+                || (s[0] & 0xfff0) == 0x3ff0 // documentation 3fff::/20
+                || s[0] == 0x5f00 // SRv6 segment identifiers 5f00::/16
+                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
+                || !(0x2000..0x4000).contains(&s[0]) // outside global unicast 2000::/3
         }
     }
 }
@@ -213,6 +235,29 @@ mod tests {
             "http://[fd12:3456::1]/",
             "http://[fe80::1]/",
             "http://255.255.255.255/",
+            // IPv6 ranges that carry an internal IPv4 address, and special-purpose ones.
+            "http://[64:ff9b:1::a00:1]/",   // NAT64 local use (10.0.0.1)
+            "http://[64:ff9b:1:ffff::1]/",  // NAT64 local use, any spelling
+            "http://[::ffff:0:127.0.0.1]/", // IPv4-translated loopback
+            "http://[::ffff:0:a00:1]/",     // IPv4-translated 10.0.0.1
+            "http://[2002:7f00:1::]/",      // 6to4 of loopback
+            "http://[2002:a9fe:a9fe::1]/",  // 6to4 of the metadata address
+            "http://[2002:c0a8:1::1]/",     // 6to4 of 192.168.0.1
+            "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/", // Teredo (client 10.0.0.1)
+            "http://[2001::1]/",            // Teredo
+            "http://[2001:2::1]/",          // benchmarking
+            "http://[2001:20::1]/",         // ORCHIDv2
+            "http://[100::1]/",             // discard-only
+            "http://[2001:db8::1]/",        // documentation
+            "http://[3fff::1]/",            // documentation
+            "http://[5f00::1]/",            // SRv6 SIDs
+            "http://[::2]/",                // reserved ::/64
+            "http://[::a00:1]/",            // IPv4-compatible 10.0.0.1
+            "http://[1::1]/",               // reserved by IETF
+            "http://[4000::1]/",            // reserved by IETF
+            "http://192.88.99.1/",          // 6to4 relay anycast
+            "http://192.0.0.8/",            // IETF protocol assignments
+            "http://198.18.0.1/",           // benchmarking
         ] {
             assert!(refused(&strict, url), "{url} was admitted");
         }
@@ -220,6 +265,9 @@ mod tests {
             "https://provedor.geosite.com.br/api",
             "http://8.8.8.8/",
             "http://[2606:4700::1111]/",
+            "http://[64:ff9b::808:808]/", // NAT64 of 8.8.8.8
+            "http://[2002:808:808::1]/",  // 6to4 of 8.8.8.8
+            "http://[::ffff:0:808:808]/", // IPv4-translated 8.8.8.8
         ] {
             assert!(!refused(&strict, url), "{url} was refused");
         }

@@ -145,7 +145,8 @@ async fn moving_the_url_or_user_needs_the_password() {
             .await
             .is_err()
     );
-    // The same host with another path keeps the password; with the password, anything goes.
+    // The same URL spelled otherwise keeps the password; another path on the same host does
+    // not; with the password, anything goes.
     let moved = app
         .ok(
             update,
@@ -153,11 +154,66 @@ async fn moving_the_url_or_user_needs_the_password() {
         )
         .await;
     assert_eq!(moved["updateIntegration"]["apiUrl"], sim.url);
+    let (_, body) = app
+        .post(
+            Some(&app.admin_key),
+            update,
+            json!({ "id": id, "input": { "apiUrl": format!("{}/outro", sim.url) } }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "password",
+        "{body}"
+    );
     app.ok(
         update,
         json!({ "id": id, "input": { "apiUrl": steal, "password": "novo" } }),
     )
     .await;
+    // https to http (same host, the https port): the password and allowInsecure, recorded.
+    let secure = app
+        .create_integration("Segura", "https://segura.example/api")
+        .await;
+    let down = "http://segura.example:443/api";
+    for input in [
+        json!({ "apiUrl": down }),
+        json!({ "apiUrl": down, "password": "p2" }),
+    ] {
+        let (_, body) = app
+            .post(
+                Some(&app.admin_key),
+                update,
+                json!({ "id": secure, "input": input }),
+            )
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{body}"
+        );
+    }
+    let (_, body) = app
+        .post(
+            Some(&app.admin_key),
+            update,
+            json!({ "id": secure, "input": { "apiUrl": down, "password": "p2" } }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "allowInsecure",
+        "{body}"
+    );
+    let moved = app
+        .ok(update, json!({ "id": secure, "input": { "apiUrl": down, "password": "p2", "allowInsecure": true } }))
+        .await;
+    assert_eq!(moved["updateIntegration"]["apiUrl"], down);
+    let history = app
+        .ok("query($i: ID!) { history(integrationId: $i, first: 1) { edges { node { summary } } } }", json!({ "i": secure }))
+        .await;
+    let summary = history["history"]["edges"][0]["node"]["summary"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(summary.contains("from https to http"), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,6 +354,69 @@ async fn the_database_files_are_private() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} is {mode:o}");
     }
+}
+
+/// Files that hold secrets opened to everyone between two starts (the database and its
+/// companions, the master key, the demo key) are narrowed back to 0600 by the next start, which
+/// names each one in a warning.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_secret_file_is_narrowed_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(unique("mgw-narrow-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("gw.db");
+    let env = [
+        ("DATABASE_URL", format!("sqlite://{}", db.display())),
+        ("RUST_LOG", "warn".to_string()),
+    ];
+    let args = [
+        "serve",
+        "--demo",
+        "--demo-boxes",
+        "20",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let files: Vec<std::path::PathBuf> = ["", "-wal", "-shm", ".master-key", ".demo-key"]
+        .iter()
+        .map(|suffix| dir.join(format!("gw.db{suffix}")))
+        .collect();
+    let mut opened: Vec<std::path::PathBuf> = Vec::new();
+    for start in 0..2 {
+        let mut gateway = common::Process::start(&args, &env);
+        gateway.until("GraphiQL:");
+        for file in &files {
+            let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode,
+                0o600,
+                "{} is {mode:o} on start {start}",
+                file.display()
+            );
+        }
+        gateway.terminate();
+        let (status, stderr) = gateway.exited(Duration::from_secs(30)).await;
+        assert!(status.success(), "{stderr}");
+        if start == 1 {
+            assert!(opened.len() >= 3, "{opened:?}");
+            for file in &opened {
+                assert!(
+                    stderr
+                        .lines()
+                        .any(|l| l.contains("narrowed") && l.contains(&*file.to_string_lossy())),
+                    "no warning names {}: {stderr}",
+                    file.display()
+                );
+            }
+        }
+        // SQLite removes its companions on a clean stop; whatever is left is opened.
+        opened = files.iter().filter(|f| f.exists()).cloned().collect();
+        for file in &opened {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

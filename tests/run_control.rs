@@ -15,6 +15,18 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 on_both_engines! {
+    /// Deactivating an integration cancels its running sync, and the run says why.
+    async fn deactivating_an_integration_cancels_its_run(app: TestApp) {
+        let w = world(&app, 40).await;
+        let (run, _) = slow_run(&app, &w, 150).await;
+        let q = "mutation($i: ID!) { setIntegrationActive(id: $i, active: false) { active } }";
+        app.ok(q, json!({ "i": w.id })).await;
+        let ended = finished(&app, &run).await;
+        assert_eq!(ended["status"], "CANCELLED", "{ended}");
+        let message = ended["error"]["message"].as_str().unwrap();
+        assert!(message.contains("deactivated"), "{ended}");
+    }
+
     /// Another instance marked the run failed (its heartbeats stopped reaching the database):
     /// the run writes nothing more, its end does not overwrite FAILED, and a new run can start.
     async fn a_run_marked_failed_elsewhere_stops_writing_and_keeps_its_status(app: TestApp) {

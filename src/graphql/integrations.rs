@@ -167,6 +167,9 @@ pub struct UpdateIntegrationInput {
     /// New platform password: stored encrypted, never returned.
     #[graphql(secret)]
     pub password: Option<String>,
+    /// Allows moving `apiUrl` from https to http, which sends the password in clear (recorded
+    /// in the history). Needed with the password for such a move.
+    pub allow_insecure: Option<bool>,
     /// New schedule.
     pub schedule: Option<ScheduleInput>,
 }
@@ -253,6 +256,7 @@ impl IntegrationMutation {
                 api_url: input.api_url,
                 username: input.username,
                 password: input.password,
+                allow_insecure: input.allow_insecure.unwrap_or(false),
                 schedule: input.schedule.map(|s| (s.cron, s.timezone)),
             },
         )
@@ -260,7 +264,8 @@ impl IntegrationMutation {
         Ok(Integration(row))
     }
 
-    /// Deactivates (`active: false`) or reactivates an integration (ADMIN).
+    /// Deactivates (`active: false`) or reactivates an integration (ADMIN). Deactivating
+    /// cancels its running sync, whichever instance runs it.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn set_integration_active(
         &self,
@@ -271,7 +276,7 @@ impl IntegrationMutation {
         let app = state(ctx)?;
         let id = ids::decode(INTEGRATION, &id)?;
         Ok(Integration(
-            domain::set_active(&app.db, actor(ctx)?, id, active).await?,
+            crate::sync::set_integration_active(app, actor(ctx)?, id, active).await?,
         ))
     }
 }

@@ -39,8 +39,7 @@ struct Http {
     max_body_bytes: usize,
     body_timeout: Duration,
     request_timeout: Duration,
-    ws_init_timeout: Duration,
-    ws_keepalive: Duration,
+    ws: crate::config::WsLimits,
     graphiql: bool,
     base_path: Arc<str>,
     metrics_token: Option<Arc<str>>,
@@ -87,8 +86,7 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
             max_body_bytes: limits.max_body_bytes,
             body_timeout: limits.body_timeout(),
             request_timeout: limits.request_timeout(),
-            ws_init_timeout: limits.ws_init_timeout(),
-            ws_keepalive: limits.ws_keepalive(),
+            ws: limits.ws(),
             graphiql: surface.graphiql,
             base_path: Arc::from(surface.base_path.as_str()),
             metrics_token: surface
@@ -387,8 +385,7 @@ async fn graphql_ws(
                 http.schema.clone(),
                 http.app.clone(),
                 protocol,
-                http.ws_init_timeout,
-                http.ws_keepalive,
+                http.ws,
                 slot,
             )
         })

@@ -8,16 +8,21 @@
 //! It also keeps the connection alive (a WebSocket ping, plus the protocol's own keep-alive
 //! message, every `WS_KEEPALIVE_SECS`) and holds its key in the state's `KeyWatch`: a key
 //! revoked (or given another role) closes its sockets, and their subscriptions, with 4403.
+//! It counts the socket's live operations: a subscribe id already live closes the socket with
+//! 4409 (graphql-transport-ws), and one over `MAX_OPERATIONS_PER_SOCKET` is refused with an
+//! `error` message for its id. A message the client does not take within `WRITE_TIMEOUT_SECS`
+//! closes the socket.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::http::{WebSocket as GraphQLStream, WebSocketProtocols, WsMessage};
 use async_graphql::Data;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 
+use crate::config::WsLimits;
 use crate::state::AppState;
 use crate::Error;
 
@@ -27,6 +32,70 @@ mod close {
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
     pub const INIT_TIMEOUT: u16 = 4408;
+    pub const SUBSCRIBER_EXISTS: u16 = 4409;
+}
+
+/// What the socket's reader asks the loop to do about an operation it held back.
+enum Refusal {
+    /// A subscribe id that is live already.
+    Reused(String),
+    /// One operation over the socket's budget.
+    OverBudget(String),
+}
+
+/// The type and id of a protocol message, read without its payload's structure.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+}
+
+/// The socket's live operation ids: the reader adds and removes, the writer removes on
+/// `complete`.
+#[derive(Default)]
+struct Live(Mutex<HashSet<String>>);
+
+impl Live {
+    /// Decides on one client message: `Ok(())` passes it on.
+    fn admit(&self, bytes: &[u8], protocol: WebSocketProtocols, max: usize) -> Result<(), Refusal> {
+        let Ok(head) = serde_json::from_slice::<Head>(bytes) else {
+            return Ok(());
+        };
+        let Some(id) = head.id else { return Ok(()) };
+        let mut live = self.0.lock().expect("live operations");
+        match head.kind.as_str() {
+            "subscribe" | "start" => {
+                if live.contains(&id) {
+                    return Err(match protocol {
+                        WebSocketProtocols::GraphQLWS => Refusal::Reused(id),
+                        // The legacy protocol has no code for it: refused like one too many.
+                        WebSocketProtocols::SubscriptionsTransportWS => Refusal::OverBudget(id),
+                    });
+                }
+                if live.len() >= max {
+                    return Err(Refusal::OverBudget(id));
+                }
+                live.insert(id);
+            }
+            "complete" | "stop" => {
+                live.remove(&id);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    /// Forgets an operation the server completed.
+    fn sent(&self, text: &str) {
+        // A `complete` is a few dozen bytes; `next` messages are not parsed again.
+        if text.len() <= 512 && text.contains(r#""complete""#) {
+            if let Ok(Head { kind, id: Some(id) }) = serde_json::from_str::<Head>(text) {
+                if kind == "complete" {
+                    self.0.lock().expect("live operations").remove(&id);
+                }
+            }
+        }
+    }
 }
 
 /// Serves one upgraded socket until either side closes it.
@@ -35,8 +104,7 @@ pub async fn serve<E: async_graphql::Executor>(
     schema: E,
     app: AppState,
     protocol: WebSocketProtocols,
-    init_timeout: Duration,
-    keepalive: Duration,
+    limits: WsLimits,
     slot: Option<super::serve::ConnectionSlot>,
 ) {
     let _open = crate::metrics::get().ws_connections.guard();
@@ -47,8 +115,11 @@ pub async fn serve<E: async_graphql::Executor>(
     let too_big = Arc::new(AtomicBool::new(false));
     let authenticated = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(Live::default());
+    let (refusals_tx, mut refusals) = tokio::sync::mpsc::unbounded_channel::<Refusal>();
     let input = {
         let too_big = too_big.clone();
+        let live = live.clone();
         stream
             .take_while(|message| futures::future::ready(!matches!(message, Ok(Message::Close(_)))))
             .filter_map(move |message| {
@@ -66,6 +137,14 @@ pub async fn serve<E: async_graphql::Executor>(
                         None
                     }
                 };
+                let bytes =
+                    bytes.filter(|b| match live.admit(b, protocol, limits.max_operations) {
+                        Ok(()) => true,
+                        Err(refusal) => {
+                            let _ = refusals_tx.send(refusal);
+                            false
+                        }
+                    });
                 futures::future::ready(bytes.map(|b| b.to_vec()))
             })
     };
@@ -103,8 +182,9 @@ pub async fn serve<E: async_graphql::Executor>(
     let mut messages = GraphQLStream::new(schema, input, protocol)
         .on_connection_init(on_init)
         .keepalive_timeout(None);
-    let deadline = tokio::time::sleep(init_timeout);
+    let deadline = tokio::time::sleep(limits.init_timeout);
     tokio::pin!(deadline);
+    let keepalive = limits.keepalive;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     // The protocol's own keep-alive: `ka` in the legacy protocol, `ping` (answered with `pong`)
     // in graphql-transport-ws.
@@ -122,34 +202,57 @@ pub async fn serve<E: async_graphql::Executor>(
         let message = tokio::select! {
             message = messages.next() => message,
             () = &mut deadline, if !authenticated.load(Ordering::Relaxed) => {
-                let _ = sink
-                    .send(close_with(close::INIT_TIMEOUT, "Connection initialisation timeout"))
-                    .await;
+                let _ = send(&mut sink, close_with(close::INIT_TIMEOUT, "Connection initialisation timeout"), limits).await;
                 break;
             }
             _ = ping.tick() => {
-                let mut alive = sink.send(Message::Ping(Default::default())).await.is_ok();
+                let mut alive = send(&mut sink, Message::Ping(Default::default()), limits).await;
                 if alive && authenticated.load(Ordering::Relaxed) {
-                    alive = sink.send(Message::Text(keepalive_message.into())).await.is_ok();
+                    alive = send(&mut sink, Message::Text(keepalive_message.into()), limits).await;
                 }
                 if !alive {
                     break;
                 }
                 continue;
             }
+            Some(refusal) = refusals.recv() => match refusal {
+                Refusal::Reused(id) => {
+                    let reason = format!("Subscriber for {id} already exists");
+                    let _ = send(&mut sink, close_with(close::SUBSCRIBER_EXISTS, &reason), limits).await;
+                    break;
+                }
+                Refusal::OverBudget(id) => {
+                    let error = serde_json::json!({
+                        "id": id,
+                        "type": "error",
+                        "payload": [{
+                            "message": format!(
+                                "too many operations on this socket (at most {}): complete one first",
+                                limits.max_operations
+                            ),
+                            "extensions": { "code": "RATE_LIMITED" },
+                        }],
+                    });
+                    if !send(&mut sink, Message::Text(error.to_string().into()), limits).await {
+                        break;
+                    }
+                    continue;
+                }
+            },
             Some(held) = hold_rx.recv(), if hold.is_none() => {
                 hold = Some(held);
                 continue;
             }
             () = async { hold.as_mut().expect("held").invalidated().await }, if hold.is_some() => {
-                let _ = sink
-                    .send(close_with(close::FORBIDDEN, "Forbidden: the key was revoked"))
-                    .await;
+                let _ = send(&mut sink, close_with(close::FORBIDDEN, "Forbidden: the key was revoked"), limits).await;
                 break;
             }
         };
         let outgoing = match message {
-            Some(WsMessage::Text(text)) => Message::Text(text.into()),
+            Some(WsMessage::Text(text)) => {
+                live.sent(&text);
+                Message::Text(text.into())
+            }
             Some(WsMessage::Close(code, reason)) => {
                 let (code, reason) = match code {
                     1002 if refused.load(Ordering::Relaxed) => {
@@ -160,21 +263,39 @@ pub async fn serve<E: async_graphql::Executor>(
                     }
                     _ => (code, reason),
                 };
-                let _ = sink.send(close_with(code, &reason)).await;
+                let _ = send(&mut sink, close_with(code, &reason), limits).await;
                 break;
             }
             None => {
                 if too_big.load(Ordering::Relaxed) {
-                    let _ = sink
-                        .send(close_with(close::TOO_BIG, "message over MAX_BODY_BYTES"))
-                        .await;
+                    let _ = send(
+                        &mut sink,
+                        close_with(close::TOO_BIG, "message over MAX_BODY_BYTES"),
+                        limits,
+                    )
+                    .await;
                 }
                 break;
             }
         };
-        if sink.send(outgoing).await.is_err() {
+        if !send(&mut sink, outgoing, limits).await {
             break;
         }
     }
     drop(slot);
+}
+
+/// Sends one message within the write deadline; false when the socket is to be closed (the
+/// client went away, or does not read).
+async fn send<S>(sink: &mut S, message: Message, limits: WsLimits) -> bool
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(limits.write_timeout, sink.send(message)).await {
+        Ok(sent) => sent.is_ok(),
+        Err(_) => {
+            tracing::info!("closed a WebSocket whose client did not read for WRITE_TIMEOUT_SECS");
+            false
+        }
+    }
 }

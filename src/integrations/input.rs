@@ -50,10 +50,15 @@ pub(super) fn clean_url(api_url: &str, network: &NetworkPolicy) -> Result<String
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
-/// Host and port of a stored, cleaned URL.
-pub(super) fn origin_of(api_url: &str) -> Option<(String, Option<u16>)> {
+/// Where a stored, cleaned URL sends the password: scheme, host, port and path.
+pub(super) fn origin_of(api_url: &str) -> Option<(String, String, Option<u16>, String)> {
     let url = url::Url::parse(api_url).ok()?;
-    Some((url.host_str()?.to_owned(), url.port_or_known_default()))
+    Some((
+        url.scheme().to_owned(),
+        url.host_str()?.to_owned(),
+        url.port_or_known_default(),
+        url.path().trim_end_matches('/').to_owned(),
+    ))
 }
 
 pub(super) fn clean_password(password: &str) -> Result<String> {

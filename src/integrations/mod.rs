@@ -51,6 +51,8 @@ pub struct IntegrationChanges {
     pub username: Option<String>,
     /// New platform password.
     pub password: Option<String>,
+    /// Lets `api_url` go from https to http (the password then travels in clear).
+    pub allow_insecure: bool,
     /// New schedule: a 5-field cron expression and an IANA time zone.
     pub schedule: Option<(String, String)>,
 }
@@ -149,9 +151,10 @@ pub async fn create(
     Ok(row)
 }
 
-/// Changes the given fields of an integration. Moving `apiUrl` to another host or port, or
-/// changing `username`, needs the password in the same change: otherwise the stored password
-/// would be sent to wherever the new URL points.
+/// Changes the given fields of an integration. Any change of `apiUrl`'s scheme, host, port or
+/// path, or of `username`, needs the password in the same change: otherwise the stored password
+/// would be sent to wherever the new URL points. Going from https to http also needs
+/// `allow_insecure`, and the history says so.
 pub async fn update(
     db: &DatabaseConnection,
     master: &MasterKey,
@@ -171,14 +174,28 @@ pub async fn update(
     }
     if let Some(api_url) = &changes.api_url {
         let api_url = clean_url(api_url, network)?;
-        if origin_of(&api_url) != origin_of(&before.api_url) && changes.password.is_none() {
+        let (from, to) = (origin_of(&before.api_url), origin_of(&api_url));
+        if from != to && changes.password.is_none() {
             return Err(Error::validation(
                 "password",
-                "moving apiUrl to another host needs the password again in the same change",
+                "changing apiUrl's scheme, host, port or path needs the password again in the \
+                 same change",
+            ));
+        }
+        let downgrade = api_url.starts_with("http:") && before.api_url.starts_with("https:");
+        if downgrade && !changes.allow_insecure {
+            return Err(Error::validation(
+                "allowInsecure",
+                "moving apiUrl from https to http sends the password in clear: give \
+                 allowInsecure: true to do it anyway",
             ));
         }
         row.api_url = Set(api_url);
-        changed.push("apiUrl");
+        changed.push(if downgrade {
+            "apiUrl (from https to http, allowed as insecure)"
+        } else {
+            "apiUrl"
+        });
     }
     if let Some(username) = &changes.username {
         let username = clean_username(username)?;

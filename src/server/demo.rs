@@ -58,6 +58,7 @@ async fn link(
                     username: Some(username),
                     password: Some(password),
                     name: None,
+                    allow_insecure: true,
                     schedule: None,
                 },
             )
@@ -103,6 +104,7 @@ fn key_file(db: &DbConfig, configured: Option<&PathBuf>) -> Option<PathBuf> {
 /// to the file, 0600). Earlier demo keys are revoked when a new one is made.
 async fn demo_key(state: &AppState, file: Option<&PathBuf>) -> anyhow::Result<String> {
     if let Some(path) = file {
+        crate::crypto::narrow_private(path)?;
         if let Ok(text) = std::fs::read_to_string(path) {
             let secret = text.trim();
             if !secret.is_empty()

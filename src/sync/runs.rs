@@ -275,7 +275,18 @@ async fn finish(
         Outcome::Cancelled => (
             SyncStatus::Cancelled,
             Some("CANCELLED".to_owned()),
-            Some("the run was cancelled; the last good copy is intact".to_owned()),
+            Some(
+                if integrations::find(&app.db, run.integration_id)
+                    .await?
+                    .active
+                {
+                    "the run was cancelled; the last good copy is intact"
+                } else {
+                    "the run was cancelled because the integration was deactivated; the last \
+                     good copy is intact"
+                }
+                .to_owned(),
+            ),
         ),
     };
     row.status = Set(state);
@@ -379,6 +390,23 @@ pub async fn cancel(app: &AppState, actor: &Actor, run_id: i64) -> Result<sync_r
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Deactivates or reactivates an integration; deactivating cancels its running sync, on
+/// whichever instance executes it (recorded CANCELLED, saying why).
+pub async fn set_integration_active(
+    app: &AppState,
+    actor: &Actor,
+    integration_id: i64,
+    active: bool,
+) -> Result<entity::integration::Model> {
+    let row = integrations::set_active(&app.db, actor, integration_id, active).await?;
+    if !row.active {
+        if let Some(run) = active_run(&app.db, integration_id).await? {
+            cancel(app, actor, run.id).await?;
+        }
+    }
+    Ok(row)
 }
 
 /// How long `cancelSync` waits for the run to record its end before answering.
