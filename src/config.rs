@@ -76,8 +76,8 @@ pub struct Limits {
     #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = Limits::default().ws_keepalive_secs)]
     pub ws_keepalive_secs: u64,
 
-    /// Seconds a WebSocket message may wait to be written to a client that does not read
-    /// before the socket is closed.
+    /// Seconds a response or WebSocket message may wait to be written to a client that does not
+    /// read before its connection is closed.
     #[arg(long, env = "WRITE_TIMEOUT_SECS", default_value_t = Limits::default().write_timeout_secs)]
     pub write_timeout_secs: u64,
 
@@ -135,12 +135,16 @@ impl Limits {
     pub fn ws_keepalive(&self) -> Duration {
         Duration::from_secs(self.ws_keepalive_secs.max(1))
     }
+    /// Time a write to a client may wait (the connection closes after it).
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs.max(1))
+    }
     /// What one WebSocket may take.
     pub fn ws(&self) -> WsLimits {
         WsLimits {
             init_timeout: Duration::from_secs(self.ws_init_timeout_secs),
             keepalive: self.ws_keepalive(),
-            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+            write_timeout: self.write_timeout(),
             max_operations: self.max_operations_per_socket.max(1),
         }
     }

@@ -5,38 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{close_code, connect, fragment_bomb, send, unique, Engine, TestApp};
+use common::{
+    close_code, connect, fragment_bomb, quick_limits, read_until_closed, send, unique, Engine,
+    TestApp,
+};
 use mapping_gateway::config::Limits;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn quick_limits() -> Limits {
-    Limits {
-        header_timeout_secs: 1,
-        body_timeout_secs: 1,
-        ws_init_timeout_secs: 1,
-        request_timeout_secs: 2,
-        ..Limits::default()
-    }
-}
-
-/// Reads until the server closes the connection; returns what arrived. Fails after 10 s.
-async fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .expect("the server closes the connection");
-    String::from_utf8_lossy(&got).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed() {
@@ -350,74 +326,4 @@ async fn an_idle_server_stops_cleanly_on_sigterm() {
         stderr.contains("shutting down") && !stderr.contains('\u{1b}'),
         "{stderr}"
     );
-}
-
-/// One socket holds at most MAX_OPERATIONS_PER_SOCKET live operations: one more is refused with
-/// an `error` for its id and the socket stays usable; a completed one frees its place; a
-/// subscribe id that is live already closes the socket with 4409, as graphql-transport-ws says.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_socket_s_operations_are_bounded_and_their_ids_unique() {
-    let app = TestApp::start_with(
-        Engine::Sqlite,
-        Limits {
-            max_operations_per_socket: 3,
-            ..quick_limits()
-        },
-    )
-    .await
-    .unwrap();
-    let integration = app
-        .create_integration("Contada", "https://contada.example")
-        .await;
-    let ws_url = app.url.replace("http://", "ws://") + "/graphql/ws";
-    let mut socket = connect(&ws_url, common::TRANSPORT_WS).await;
-    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_key) } })).await;
-    assert_eq!(
-        common::next_json(&mut socket).await["type"],
-        "connection_ack"
-    );
-    let subscribe = |id: &str| {
-        json!({ "type": "subscribe", "id": id, "payload": {
-            "query": "subscription($i: ID!) { bindingEvents(integrationId: $i) { __typename } }",
-            "variables": { "i": integration } } })
-    };
-    for id in ["1", "2", "3", "4"] {
-        send(&mut socket, subscribe(id)).await;
-    }
-    let refused = common::next_json(&mut socket).await;
-    assert_eq!(
-        (refused["type"].as_str(), refused["id"].as_str()),
-        (Some("error"), Some("4")),
-        "{refused}"
-    );
-    assert_eq!(
-        refused["payload"][0]["extensions"]["code"], "RATE_LIMITED",
-        "{refused}"
-    );
-    // Completing one frees its place: a query then runs.
-    send(&mut socket, json!({ "type": "complete", "id": "1" })).await;
-    assert_eq!(common::next_json(&mut socket).await["id"], "1", "the server completes it too");
-    send(
-        &mut socket,
-        json!({ "type": "subscribe", "id": "5", "payload": { "query": "{ gateways { kind } }" } }),
-    )
-    .await;
-    let answer = common::next_json(&mut socket).await;
-    assert_eq!(
-        (answer["type"].as_str(), answer["id"].as_str()),
-        (Some("next"), Some("5")),
-        "{answer}"
-    );
-    assert_eq!(answer["payload"]["data"]["gateways"][0]["kind"], "GEOSITE");
-    assert_eq!(common::next_json(&mut socket).await["type"], "complete");
-    // The query's id is free again once it completed; a live one is not.
-    send(
-        &mut socket,
-        json!({ "type": "subscribe", "id": "5", "payload": { "query": "{ gateways { kind } }" } }),
-    )
-    .await;
-    assert_eq!(common::next_json(&mut socket).await["id"], "5");
-    assert_eq!(common::next_json(&mut socket).await["type"], "complete");
-    send(&mut socket, subscribe("2")).await;
-    assert_eq!(close_code(&mut socket).await, Some(4409));
 }

@@ -6,6 +6,7 @@
 //! request, a document over the limits, an ambiguous or unknown operation name) answer 400 with
 //! `extensions.code`.
 
+mod deadline;
 mod graphiql;
 mod serve;
 mod ws;

@@ -4,7 +4,8 @@
 //! headers holds a connection (and its memory) for ever, and a few hundred of them exhaust the
 //! process. This loop runs each accepted socket through hyper with a header read timeout (which
 //! also closes a kept-alive connection that stays idle that long), refuses connections above
-//! `MAX_CONNECTIONS` at once, and shuts down gracefully: it stops accepting, lets requests in
+//! `MAX_CONNECTIONS` at once, fails a connection whose writes wait longer than
+//! `WRITE_TIMEOUT_SECS` (a client that does not read), and shuts down gracefully: it stops accepting, lets requests in
 //! flight finish, and returns when they have.
 
 use std::future::Future;
@@ -47,6 +48,7 @@ pub async fn serve(
         .max_concurrent_streams(64)
         .keep_alive_interval(Some(limits.header_timeout()))
         .keep_alive_timeout(limits.header_timeout());
+    let write_timeout = limits.write_timeout();
     let graceful = GracefulShutdown::new();
     let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
     tokio::pin!(shutdown);
@@ -83,7 +85,10 @@ pub async fn serve(
             },
         ));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(super::deadline::WriteDeadline::new(stream, write_timeout)),
+                service,
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -7,6 +7,7 @@ mod database;
 mod logs;
 mod platform;
 mod process;
+mod tcp;
 pub mod world;
 mod ws;
 
@@ -20,6 +21,7 @@ pub use platform::*;
 #[allow(unused_imports)]
 pub use process::*;
 #[allow(unused_imports)]
+pub use tcp::*;
 pub use ws::*;
 
 use std::sync::Arc;

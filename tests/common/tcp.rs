@@ -1,0 +1,77 @@
+//! Raw TCP helpers of the connection tests.
+
+use std::time::Duration;
+
+use mapping_gateway::config::Limits;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the server closes the connection; returns what arrived. Fails after 10 s.
+pub async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Whether `/healthz` answers 200 on this connection.
+pub async fn healthz_on(stream: &mut TcpStream) -> bool {
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        _ => false,
+    }
+}
+
+/// Waits until `n` connections at once answer `/healthz`: the slots others held came back.
+pub async fn slots_come_back(addr: std::net::SocketAddr, n: usize, limit: Duration) {
+    tokio::time::timeout(limit, async {
+        loop {
+            let mut held = Vec::new();
+            let mut all = true;
+            for _ in 0..n {
+                let Ok(mut s) = TcpStream::connect(addr).await else {
+                    all = false;
+                    break;
+                };
+                all &= healthz_on(&mut s).await;
+                held.push(s);
+            }
+            if all {
+                return;
+            }
+            drop(held);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the slots of clients that never read come back");
+}
+
+/// Limits with short deadlines, for tests that wait them out.
+pub fn quick_limits() -> Limits {
+    Limits {
+        header_timeout_secs: 1,
+        body_timeout_secs: 1,
+        ws_init_timeout_secs: 1,
+        request_timeout_secs: 2,
+        ..Limits::default()
+    }
+}
