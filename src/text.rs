@@ -4,6 +4,7 @@
 //! lengths are bounded.
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::{Error, Result};
 
@@ -15,6 +16,47 @@ pub fn fold(text: &str) -> String {
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// NFKC, without format characters (U+200B, U+2060, U+00AD, U+FEFF and the rest of category
+/// Cf): what a person reads. Fullwidth digits become ASCII ones; invisible marks go.
+pub fn visible(text: &str) -> String {
+    text.nfkc()
+        .filter(|c| c.general_category() != GeneralCategory::Format)
+        .collect()
+}
+
+/// Longest platform fid accepted as an argument.
+pub const MAX_FID_CHARS: usize = 64;
+
+/// An identifier people type or paste (a contract, a platform fid): [`visible`], trimmed, and
+/// then only ASCII letters, digits and `- _ . /`, at most `max_chars`; else `VALIDATION` on
+/// `field`. One spelling per identifier, so uniqueness and lookups hold on what a person reads.
+pub fn identifier(field: &str, value: &str, max_chars: usize) -> Result<String> {
+    let value = visible(value);
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max_chars {
+        return Err(Error::validation(
+            field,
+            format!("{field} is longer than {max_chars} characters"),
+        ));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    {
+        return Err(Error::validation(
+            field,
+            format!("{field} may hold only letters, digits and - _ . /"),
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// Bidirectional formatting characters and line separators that change how a text reads.
@@ -54,6 +96,44 @@ pub fn clean_line(field: &str, value: &str, max_chars: usize) -> Result<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_have_one_spelling() {
+        for spelling in [
+            "9983103",
+            " 9983103 ",
+            "\u{200B}9983103",
+            "9983103\u{200B}",
+            "99\u{2060}83103",
+            "998\u{00AD}3103",
+            "\u{FEFF}9983103",
+            "９983103",
+            "99831０3",
+        ] {
+            assert_eq!(
+                identifier("contract", spelling, 200).unwrap(),
+                "9983103",
+                "{spelling:?}"
+            );
+        }
+        for bad in [
+            "",
+            "\u{200B}",
+            "99 83103",
+            "9983103\u{0301}",
+            "contrato: 1",
+            "a\nb",
+            "ﾀ1",
+        ] {
+            assert_eq!(
+                identifier("contract", bad, 200).unwrap_err().code(),
+                "VALIDATION",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(identifier("fid", "CT-12_a.b/3", 64).unwrap(), "CT-12_a.b/3");
+        assert!(identifier("fid", &"1".repeat(65), 64).is_err());
+    }
 
     #[test]
     fn control_and_bidi_characters_are_refused() {

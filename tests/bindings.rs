@@ -132,6 +132,19 @@ on_both_engines! {
         let (code, message) = refused(ports[1].0.clone(), customer("c1", CPF)).await;
         assert_eq!(code, "CONFLICT");
         assert!(message.contains("contract") && message.contains(&first_db_id.to_string()), "{message}");
+        // What a person reads as the same contract is the same contract: invisible marks,
+        // a soft hyphen and fullwidth letters are normalised away before the unique index.
+        for alike in ["\u{200B}c1", "c1\u{200B}", "c\u{2060}1", "c\u{00AD}1", "\u{FEFF}c1", "ｃ1", "c１"] {
+            let (code, message) = refused(ports[1].0.clone(), customer(alike, CPF)).await;
+            assert_eq!(code, "CONFLICT", "{alike:?}: {message}");
+        }
+        let (code, _) = refused(ports[1].0.clone(), customer("c 1", CPF)).await;
+        assert_eq!(code, "VALIDATION", "a space inside a contract");
+        // The same document in fullwidth digits is the same document.
+        let listed = app
+            .ok("query($d: String!) { bindings(filter: { document: $d, contract: \"c\u{200B}1\" }) { totalCount } }", json!({ "d": "５２９.９８２.２４７-２５" }))
+            .await;
+        assert_eq!(listed["bindings"]["totalCount"], 1, "{listed}");
 
         // Transitions that do not apply name the current status.
         let (_, body) = app.post(Some(&app.admin_key), "mutation($i: ID!) { releaseBinding(id: $i) { id } }", json!({ "i": first["id"] })).await;

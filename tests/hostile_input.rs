@@ -437,3 +437,35 @@ fn a_short_admin_api_key_stops_start_up() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("at least 32 characters"), "{stderr}");
 }
+
+/// A fid is an identifier: a 100,000-character one, or one with anything but letters, digits
+/// and `- _ . /`, is refused before any work (no platform call, no run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fids_are_bounded_and_plain() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let id = app.create_integration("Fids", "https://fids.example").await;
+    let sync = "mutation($i: ID!, $f: String!) { syncElement(integrationId: $i, fid: $f) { id } }";
+    let lookup = "query($i: ID!, $f: String!) { elementByFid(integrationId: $i, fid: $f) { id } }";
+    for fid in [
+        "1".repeat(100_000),
+        "12 34".into(),
+        "12;DROP".into(),
+        "\u{200B}".into(),
+    ] {
+        for query in [sync, lookup] {
+            let (_, body) = app
+                .post(Some(&app.admin_key), query, json!({ "i": id, "f": fid }))
+                .await;
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "VALIDATION",
+                "{body}"
+            );
+            assert_eq!(body["errors"][0]["extensions"]["field"], "fid", "{body}");
+        }
+    }
+    let runs = "query($i: ID!) { syncRuns(integrationId: $i) { totalCount } }";
+    assert_eq!(
+        app.ok(runs, json!({ "i": id })).await["syncRuns"]["totalCount"],
+        0
+    );
+}

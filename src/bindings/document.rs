@@ -6,7 +6,7 @@ use crate::{Error, Result};
 /// The document as digits: a CPF (11 digits) or a CNPJ (14), formatted (`123.456.789-09`,
 /// `12.345.678/0001-95`) or not, with valid check digits and not one digit repeated.
 pub fn digits(text: &str) -> Result<String> {
-    let digits: String = text
+    let digits: String = crate::text::visible(text)
         .chars()
         .filter(|c| !matches!(c, '.' | '-' | '/' | ' '))
         .collect();

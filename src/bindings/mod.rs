@@ -65,7 +65,7 @@ fn clean(input: CustomerInput) -> Result<Customer> {
     };
     Ok(Customer {
         document: document::digits(&input.document)?,
-        contract: crate::text::clean_line("contract", &input.contract, MAX_TEXT_CHARS)?,
+        contract: crate::text::identifier("contract", &input.contract, MAX_TEXT_CHARS)?,
         name: crate::text::clean_line("name", &input.name, MAX_TEXT_CHARS)?,
         address: optional("address", input.address)?,
         plan: optional("plan", input.plan)?,

@@ -183,6 +183,7 @@ impl PlantQuery {
         #[graphql(desc = "Platform fid of the element.")] fid: String,
     ) -> async_graphql::Result<Element> {
         let id = ids::decode(INTEGRATION, &integration_id)?;
+        let fid = crate::text::identifier("fid", &fid, crate::text::MAX_FID_CHARS)?;
         Ok(Element::from(
             lookup::element_by_fid(&state(ctx)?.db, id, &fid).await?,
         ))

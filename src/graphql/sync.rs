@@ -276,7 +276,11 @@ impl SyncMutation {
                 mode: Mode::Element,
                 trigger: Trigger::Manual,
                 allow_mass_deletion: false,
-                element_fid: Some(fid.trim().to_owned()),
+                element_fid: Some(crate::text::identifier(
+                    "fid",
+                    &fid,
+                    crate::text::MAX_FID_CHARS,
+                )?),
                 scheduled_for: None,
             },
         )

@@ -381,7 +381,10 @@ fn prefixed<E: EntityTrait>(alias: &str) -> String {
 
 /// Digits of a CPF/CNPJ given formatted or not.
 pub fn digits(document: &str) -> String {
-    document.chars().filter(char::is_ascii_digit).collect()
+    crate::text::visible(document)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
 }
 
 /// Filter of [`bindings`].
@@ -411,7 +414,7 @@ pub async fn bindings<C: ConnectionTrait>(
         select = select.filter(binding::Column::Document.eq(digits(doc)));
     }
     if let Some(contract) = &filter.contract {
-        select = select.filter(binding::Column::Contract.eq(contract.trim()));
+        select = select.filter(binding::Column::Contract.eq(crate::text::visible(contract).trim()));
     }
     if let Some(status) = &filter.status {
         select = select.filter(binding::Column::Status.is_in(status.clone()));
