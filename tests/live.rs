@@ -181,7 +181,17 @@ on_both_engines! {
         app.wait_run(&run, "id").await;
         let after = scrape(&app.url, None).await;
         let moved = |name: &str, labels: &[(&str, &str)]| metric(&after, name, labels) - metric(&before, name, labels);
-        assert!(moved("mgw_http_requests_total", &[("operation", "Probe"), ("code", "ok")]) >= 1.0, "{after}");
+        // Labelled by the root field, whatever the client named the operation; junk names and
+        // fields the schema lacks cannot add labels.
+        assert!(moved("mgw_http_requests_total", &[("operation", "integrations"), ("code", "ok")]) >= 1.0, "{after}");
+        assert!(!after.contains("Probe"), "a client's operation name is no label");
+        for n in 0..30 {
+            app.post(Some(&app.admin_key), &format!("query Junk{n} {{ gateways {{ kind }} }}"), json!({})).await;
+            app.post(Some(&app.admin_key), &format!("query {{ junk{n} }}"), json!({})).await;
+        }
+        let squatted = scrape(&app.url, None).await;
+        assert!(!squatted.contains("Junk") && !squatted.contains("junk"), "{squatted}");
+        assert!(metric(&squatted, "mgw_http_requests_total", &[("operation", "gateways"), ("code", "ok")]) >= 30.0);
         assert!(moved("mgw_sync_runs_total", &[("mode", "FULL"), ("status", "SUCCEEDED")]) >= 1.0, "{after}");
         assert!(moved("mgw_sync_records_total", &[("kind", "created")]) > 0.0);
         assert!(moved("mgw_platform_requests_total", &[("status", "200")]) > 0.0, "{after}");

@@ -44,8 +44,8 @@ pub struct SafetyExtension {
 }
 
 /// What the HTTP layer learns of an operation: whether it passed every check and began to
-/// execute (request errors, refused before, answer 400), and the name of the operation the
-/// document runs (for the metrics).
+/// execute (request errors, refused before, answer 400), and its metrics label (the first root
+/// field it runs).
 #[derive(Default)]
 pub struct Executed {
     began: std::sync::atomic::AtomicBool,
@@ -57,7 +57,7 @@ impl Executed {
     pub fn get(&self) -> bool {
         self.began.load(std::sync::atomic::Ordering::Relaxed)
     }
-    /// The name of the operation run, when it has one.
+    /// The operation's metrics label, once known.
     pub fn operation(&self) -> Option<&str> {
         self.operation.get().map(String::as_str)
     }
@@ -174,6 +174,51 @@ fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<Option<
     }
 }
 
+/// The metrics label of an operation: its first root field, when the schema has that field
+/// (`introspection` for `__schema`/`__type`), else `other`. Clients choose operation names
+/// freely; root fields come from the schema, so labels stay few and cannot be squatted.
+fn root_label(
+    request: &mut Request,
+    operation: Option<&str>,
+    registry: &async_graphql::registry::Registry,
+) -> String {
+    use async_graphql::parser::types::{OperationType, Selection};
+    let Ok(doc) = request.parsed_query() else {
+        return "other".into();
+    };
+    let op = match (&doc.operations, operation) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return "other".into(),
+        },
+        (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
+            Some(op) => op,
+            None => return "other".into(),
+        },
+    };
+    let root = match op.node.ty {
+        OperationType::Query => Some(registry.query_type.as_str()),
+        OperationType::Mutation => registry.mutation_type.as_deref(),
+        OperationType::Subscription => registry.subscription_type.as_deref(),
+    };
+    let first = op
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .find_map(|s| match &s.node {
+            Selection::Field(f) => Some(f.node.name.node.as_str()),
+            _ => None,
+        });
+    match (root.and_then(|r| registry.types.get(r)), first) {
+        (_, Some("__schema" | "__type")) => "introspection".into(),
+        (Some(ty), Some(field)) if ty.field_by_name(field).is_some() => field.to_owned(),
+        _ => "other".into(),
+    }
+}
+
 /// Adds `code` (and `limit`, for the operation limits) to an error that has none.
 fn tag(mut err: ServerError, code: &str) -> ServerError {
     let limit = match err.message.as_str() {
@@ -209,12 +254,10 @@ impl Extension for SafetyExtension {
         if let Some(name) = &operation {
             tracing::Span::current().record("operation", name.as_str());
         }
-        if let (Some(executed), Some(name)) = (
-            request.data.get(&std::any::TypeId::of::<Arc<Executed>>()),
-            operation,
-        ) {
+        let label = root_label(&mut request, operation.as_deref(), &ctx.schema_env.registry);
+        if let Some(executed) = request.data.get(&std::any::TypeId::of::<Arc<Executed>>()) {
             if let Some(executed) = executed.downcast_ref::<Arc<Executed>>() {
-                let _ = executed.operation.set(name);
+                let _ = executed.operation.set(label);
             }
         }
         next.run(ctx, request).await
