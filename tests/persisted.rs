@@ -54,6 +54,28 @@ on_both_engines! {
         assert!(status == 401 || code(&anonymous) == "UNAUTHENTICATED", "{anonymous}");
     }
 
+    /// Each key has a store of its own: another key can neither tell that a text was
+    /// registered (it gets NOT_FOUND, as for a text never seen) nor push it out by registering
+    /// hundreds of its own.
+    async fn each_key_has_a_store_of_its_own(app: TestApp) {
+        let owner = app.admin_key.clone();
+        let other = app.key(mapping_gateway::access::Role::Viewer).await;
+        let query = format!("query {} {{ gateways {{ kind }} }}", common::unique("Own_"));
+        let hash = hex::encode(Sha256::digest(query.as_bytes()));
+        let (_, answer) = app.post_body(Some(&owner), persisted(&hash, Some(&query))).await;
+        assert!(answer["errors"].is_null(), "{answer}");
+        let (_, probe) = app.post_body(Some(&other), persisted(&hash, None)).await;
+        assert_eq!(code(&probe), "PERSISTED_QUERY_NOT_FOUND", "{probe}");
+        for n in 0..300 {
+            let flood = format!("query Flood{n} {{ gateways {{ kind }} }}");
+            let flood_hash = hex::encode(Sha256::digest(flood.as_bytes()));
+            let (_, answer) = app.post_body(Some(&other), persisted(&flood_hash, Some(&flood))).await;
+            assert!(answer["errors"].is_null(), "{answer}");
+        }
+        let (_, still) = app.post_body(Some(&owner), persisted(&hash, None)).await;
+        assert_eq!(still["data"]["gateways"][0]["kind"], "GEOSITE", "{still}");
+    }
+
     /// A text that does not hash to its claim is refused and not registered.
     async fn a_text_that_does_not_match_its_hash_is_refused(app: TestApp) {
         let key = app.admin_key.clone();

@@ -249,7 +249,17 @@ impl Extension for SafetyExtension {
             Some(app) => request.data(crate::store::loaders::RequestLoaders::new(&app.db)),
             None => request,
         };
-        super::persisted::resolve(&mut request)?;
+        // The key: in the request over HTTP, in the connection's data over a WebSocket.
+        let key = request
+            .data
+            .get(&std::any::TypeId::of::<crate::access::Actor>())
+            .or_else(|| {
+                ctx.session_data
+                    .get(&std::any::TypeId::of::<crate::access::Actor>())
+            })
+            .and_then(|a| a.downcast_ref::<crate::access::Actor>())
+            .and_then(|a| a.key_id);
+        super::persisted::resolve(&mut request, key)?;
         let operation = check_document(&mut request, self.max_nodes)?;
         if let Some(name) = &operation {
             tracing::Span::current().record("operation", name.as_str());

@@ -2,8 +2,9 @@
 //! `extensions.persistedQuery = { version: 1, sha256Hash }` and no query. A hash this instance
 //! has seen with its text runs that text; an unknown one is answered `PersistedQueryNotFound`
 //! (code `PERSISTED_QUERY_NOT_FOUND`), and the client sends the text with the hash once, which
-//! registers it. The text must hash to what it claims. Per instance and bounded like the parse
-//! cache; the parsed document is then found by its text in that cache.
+//! registers it. The text must hash to what it claims. Each API key has a store of its own (so a
+//! key can neither tell what another registered nor push it out), bounded per key; per
+//! instance. The parsed document is then found by its text in the parse cache.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -11,12 +12,16 @@ use std::sync::{Mutex, OnceLock};
 use async_graphql::{Request, ServerResult, Value};
 use sha2::{Digest, Sha256};
 
-/// Texts kept, and the longest kept (at most 16 MiB in all).
-const KEPT: usize = 1_000;
+/// Texts kept per key, keys kept, and the longest text kept.
+const KEPT_PER_KEY: usize = 200;
+const KEYS_KEPT: usize = 1_000;
 const MAX_LEN: usize = 16 * 1024;
 
-fn texts() -> &'static Mutex<HashMap<String, String>> {
-    static TEXTS: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+/// Whose store: the key's id (`None`: the gateway itself, or no key).
+type Scope = Option<i64>;
+
+fn texts() -> &'static Mutex<HashMap<Scope, HashMap<String, String>>> {
+    static TEXTS: OnceLock<Mutex<HashMap<Scope, HashMap<String, String>>>> = OnceLock::new();
     TEXTS.get_or_init(Default::default)
 }
 
@@ -24,7 +29,7 @@ use super::extension::coded as error;
 
 /// Fills in the query of a request that names a persisted one, and registers the text of one
 /// that sends both. Requests without `persistedQuery` pass unchanged.
-pub(super) fn resolve(request: &mut Request) -> ServerResult<()> {
+pub(super) fn resolve(request: &mut Request, scope: Scope) -> ServerResult<()> {
     let Some(persisted) = request.extensions.get("persistedQuery") else {
         return Ok(());
     };
@@ -45,7 +50,8 @@ pub(super) fn resolve(request: &mut Request) -> ServerResult<()> {
         let known = texts()
             .lock()
             .expect("persisted queries lock")
-            .get(&hash)
+            .get(&scope)
+            .and_then(|kept| kept.get(&hash))
             .cloned();
         return match known {
             Some(text) => {
@@ -62,8 +68,13 @@ pub(super) fn resolve(request: &mut Request) -> ServerResult<()> {
         ));
     }
     if request.query.len() <= MAX_LEN {
-        let mut kept = texts().lock().expect("persisted queries lock");
-        if kept.len() >= KEPT && !kept.contains_key(&hash) {
+        let mut all = texts().lock().expect("persisted queries lock");
+        if all.len() >= KEYS_KEPT && !all.contains_key(&scope) {
+            all.clear();
+        }
+        let kept = all.entry(scope).or_default();
+        // A key that registers too much starts over, alone.
+        if kept.len() >= KEPT_PER_KEY && !kept.contains_key(&hash) {
             kept.clear();
         }
         kept.insert(hash, request.query.clone());
