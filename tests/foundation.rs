@@ -362,6 +362,16 @@ on_both_engines! {
             // graphql-transport-ws: a refused connection_init is 4403 Forbidden.
             assert_eq!(closed, Some(4403));
         }
+        // The legacy protocol has no codes of its own; its refusal still ends with a close
+        // frame (not a dropped connection), and so does a message of no known type.
+        let mut refused = connect(&ws_url, "graphql-ws").await;
+        send(&mut refused, json!({ "type": "connection_init", "payload": {} })).await;
+        assert_eq!(common::close_code(&mut refused).await, Some(4403));
+        let mut odd = connect(&ws_url, "graphql-transport-ws").await;
+        send(&mut odd, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_key) } })).await;
+        assert_eq!(next_json(&mut odd).await["type"], "connection_ack");
+        send(&mut odd, json!({ "type": "no_such_type" })).await;
+        assert_eq!(common::close_code(&mut odd).await, Some(4400), "an unknown message ends with 4400");
     }
 }
 

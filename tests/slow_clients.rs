@@ -199,3 +199,37 @@ async fn a_websocket_that_never_reads_is_closed() {
         flooder.abort();
     }
 }
+
+/// On SIGTERM an open WebSocket is told with a close frame (1001, going away) before the
+/// process exits, so clients reconnect instead of seeing a dropped connection (1006).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_websockets_with_going_away() {
+    let dir = std::env::temp_dir().join(common::unique("mgw-away-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let admin = common::unique("admin-key-for-the-going-away-test-");
+    let mut gateway = common::Process::start(
+        &["serve"],
+        &[
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("gw.db").display()),
+            ),
+            ("LISTEN", "127.0.0.1:0".into()),
+            ("SCHEDULER", "false".into()),
+            ("ADMIN_API_KEY", admin.clone()),
+        ],
+    );
+    let url = common::last_word(&gateway.until("GraphiQL:"), "GraphiQL:");
+    let ws_url = url.replace("http://", "ws://") + "/ws";
+    let mut socket = connect(&ws_url, common::TRANSPORT_WS).await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {admin}") } })).await;
+    assert_eq!(
+        common::next_json(&mut socket).await["type"],
+        "connection_ack"
+    );
+    gateway.terminate();
+    assert_eq!(close_code(&mut socket).await, Some(1001));
+    let (status, stderr) = gateway.exited(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

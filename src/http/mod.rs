@@ -41,6 +41,8 @@ struct Http {
     body_timeout: Duration,
     request_timeout: Duration,
     ws: crate::config::WsLimits,
+    going_away: tokio_util::sync::CancellationToken,
+    sockets: tokio_util::task::TaskTracker,
     graphiql: bool,
     base_path: Arc<str>,
     metrics_token: Option<Arc<str>>,
@@ -56,6 +58,10 @@ pub struct Surface {
     pub base_path: String,
     /// The bearer token `/metrics` asks for; open without one.
     pub metrics_token: Option<String>,
+    /// Cancelled when the server shuts down: open WebSockets then close with 1001.
+    pub going_away: tokio_util::sync::CancellationToken,
+    /// Open WebSockets, so that a shutdown can wait for their close frames.
+    pub sockets: tokio_util::task::TaskTracker,
 }
 
 impl Default for Surface {
@@ -64,6 +70,8 @@ impl Default for Surface {
             graphiql: true,
             base_path: String::new(),
             metrics_token: None,
+            going_away: Default::default(),
+            sockets: Default::default(),
         }
     }
 }
@@ -88,6 +96,8 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
             body_timeout: limits.body_timeout(),
             request_timeout: limits.request_timeout(),
             ws: limits.ws(),
+            going_away: surface.going_away.clone(),
+            sockets: surface.sockets.clone(),
             graphiql: surface.graphiql,
             base_path: Arc::from(surface.base_path.as_str()),
             metrics_token: surface
@@ -381,14 +391,20 @@ async fn graphql_ws(
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
-            ws::serve(
-                socket,
-                http.schema.clone(),
-                http.app.clone(),
-                protocol,
-                http.ws,
-                slot,
-            )
+            let open = http.sockets.token();
+            async move {
+                ws::serve(
+                    socket,
+                    http.schema.clone(),
+                    http.app.clone(),
+                    protocol,
+                    http.ws,
+                    http.going_away.clone(),
+                    slot,
+                )
+                .await;
+                drop(open);
+            }
         })
 }
 

@@ -28,7 +28,10 @@ use crate::Error;
 
 /// Close codes of the graphql-transport-ws protocol.
 mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
     pub const TOO_BIG: u16 = 1009;
+    pub const BAD_MESSAGE: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
     pub const INIT_TIMEOUT: u16 = 4408;
@@ -105,6 +108,7 @@ pub async fn serve<E: async_graphql::Executor>(
     app: AppState,
     protocol: WebSocketProtocols,
     limits: WsLimits,
+    going_away: tokio_util::sync::CancellationToken,
     slot: Option<super::serve::ConnectionSlot>,
 ) {
     let _open = crate::metrics::get().ws_connections.guard();
@@ -192,10 +196,15 @@ pub async fn serve<E: async_graphql::Executor>(
         WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
         WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
     };
+    // A close frame's reason holds at most 123 bytes; a longer one would not be sent at all.
     let close_with = |code: u16, reason: &str| {
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
         Message::Close(Some(CloseFrame {
             code,
-            reason: reason.to_owned().into(),
+            reason: reason[..end].to_owned().into(),
         }))
     };
     loop {
@@ -214,6 +223,10 @@ pub async fn serve<E: async_graphql::Executor>(
                     break;
                 }
                 continue;
+            }
+            () = going_away.cancelled() => {
+                let _ = send(&mut sink, close_with(close::GOING_AWAY, "the server is shutting down"), limits).await;
+                break;
             }
             Some(refusal) = refusals.recv() => match refusal {
                 Refusal::Reused(id) => {
@@ -261,20 +274,23 @@ pub async fn serve<E: async_graphql::Executor>(
                     1011 if !authenticated.load(Ordering::Relaxed) => {
                         (close::UNAUTHORIZED, "Unauthorized".to_owned())
                     }
+                    // A message the protocol does not know: 4400, as graphql-transport-ws says.
+                    1002 => (close::BAD_MESSAGE, reason),
                     _ => (code, reason),
                 };
                 let _ = send(&mut sink, close_with(code, &reason), limits).await;
                 break;
             }
             None => {
-                if too_big.load(Ordering::Relaxed) {
-                    let _ = send(
-                        &mut sink,
-                        close_with(close::TOO_BIG, "message over MAX_BODY_BYTES"),
-                        limits,
-                    )
-                    .await;
-                }
+                // Every end has a close frame: the client's close echoed, or why it ended.
+                let (code, reason) = if too_big.load(Ordering::Relaxed) {
+                    (close::TOO_BIG, "message over MAX_BODY_BYTES")
+                } else if refused.load(Ordering::Relaxed) {
+                    (close::FORBIDDEN, "Forbidden")
+                } else {
+                    (close::NORMAL, "")
+                };
+                let _ = send(&mut sink, close_with(code, reason), limits).await;
                 break;
             }
         };

@@ -204,10 +204,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
+    let signalled = tokio_util::sync::CancellationToken::new();
+    let sockets = tokio_util::task::TaskTracker::new();
     let surface = crate::http::Surface {
         graphiql: config.graphiql,
         base_path: config.base_path.clone(),
         metrics_token: config.metrics_token.clone(),
+        going_away: signalled.clone(),
+        sockets: sockets.clone(),
     };
     let router = crate::http::router(state.clone(), &config.limits, &surface);
     let stop = tokio_util::sync::CancellationToken::new();
@@ -220,7 +224,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     println!("GraphiQL: http://{addr}{}/graphql", config.base_path);
     tracing::info!(%addr, "listening");
-    let signalled = tokio_util::sync::CancellationToken::new();
     let server = crate::http::serve(listener, router, &config.limits, {
         let signalled = signalled.clone();
         async move {
@@ -242,10 +245,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     stop.cancel();
     let drain = async {
         let requests = async {
-            match served.take() {
+            let result = match served.take() {
                 Some(result) => result,
                 None => (&mut server).await,
-            }
+            };
+            // WebSockets outlive their connection's graceful end: wait for their close frames.
+            sockets.close();
+            sockets.wait().await;
+            result
         };
         let syncs = async {
             if let Some(task) = scheduler {
