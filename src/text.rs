@@ -26,6 +26,9 @@ pub fn visible(text: &str) -> String {
         .collect()
 }
 
+/// Longest element search text.
+pub const MAX_SEARCH_CHARS: usize = 100;
+
 /// Longest platform fid accepted as an argument.
 pub const MAX_FID_CHARS: usize = 64;
 

@@ -273,3 +273,63 @@ async fn limits_reject_before_running(engine: Engine) {
 }
 
 each_engine!(limits_reject_before_running);
+
+/// One argument repeated thousands of times made an error answer a thousand times the request;
+/// repeated errors are folded into one with a count, and the answer stays a few KB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_errors_are_folded_into_a_small_answer() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let arguments = vec!["first: 1"; 5_000].join(", ");
+    let query = format!("{{ integrations({arguments}) {{ id }} }}");
+    let (status, body) = app
+        .post_body(Some(&app.admin_key), json!({ "query": query }).to_string())
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let size = body.to_string().len();
+    assert!(size < 8 * 1024, "an answer of {size} bytes");
+    let errors = body["errors"].as_array().unwrap();
+    assert!(errors.len() <= 21, "{} errors listed", errors.len());
+    let repeated: u64 = errors
+        .iter()
+        .filter_map(|e| e["extensions"]["repeated"].as_u64())
+        .sum();
+    assert!(repeated >= 4_999, "{body}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["extensions"]["code"] == "VALIDATION"),
+        "{body}"
+    );
+}
+
+/// Text arguments are bounded before any work: a search of 101 characters is refused, naming
+/// the argument and its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_over_its_length_is_refused() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let id = app
+        .create_integration("Busca", "https://busca.example")
+        .await;
+    let query = "query($i: ID!, $s: String) { elements(integrationId: $i, filter: { search: $s }) { totalCount } }";
+    let (_, body) = app
+        .post(
+            Some(&app.admin_key),
+            query,
+            json!({ "i": id, "s": "a".repeat(101) }),
+        )
+        .await;
+    let ext = &body["errors"][0]["extensions"];
+    assert_eq!(
+        (
+            ext["code"].as_str(),
+            ext["field"].as_str(),
+            ext["max"].as_f64()
+        ),
+        (Some("VALIDATION"), Some("search"), Some(100.0)),
+        "{body}"
+    );
+    let fine = app
+        .ok(query, json!({ "i": id, "s": "a".repeat(100) }))
+        .await;
+    assert_eq!(fine["elements"]["totalCount"], 0);
+}

@@ -219,6 +219,69 @@ fn root_label(
     }
 }
 
+/// Distinct errors an answer lists, and the longest message kept.
+const ERRORS_KEPT: usize = 20;
+const MESSAGE_MAX: usize = 1024;
+
+/// Keeps an answer's errors to a few KB whatever the document: an error repeated (the same
+/// message) is listed once with `extensions.repeated`, at most [`ERRORS_KEPT`] distinct ones are
+/// listed and one more says how many were left out, and messages are cut at [`MESSAGE_MAX`]
+/// bytes.
+fn fold_errors(errors: Vec<ServerError>) -> Vec<ServerError> {
+    if errors.len() <= 1 && errors.iter().all(|e| e.message.len() <= MESSAGE_MAX) {
+        return errors;
+    }
+    let mut kept: Vec<(ServerError, u64)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut left_out = 0u64;
+    for mut error in errors {
+        if error.message.len() > MESSAGE_MAX {
+            let mut end = MESSAGE_MAX;
+            while !error.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            error.message.truncate(end);
+            error.message.push('…');
+        }
+        if let Some(&i) = index.get(&error.message) {
+            kept[i].1 += 1;
+        } else if kept.len() < ERRORS_KEPT {
+            index.insert(error.message.clone(), kept.len());
+            kept.push((error, 1));
+        } else {
+            left_out += 1;
+        }
+    }
+    let code = kept
+        .first()
+        .and_then(|(e, _)| e.extensions.as_ref())
+        .and_then(|ext| ext.get("code"))
+        .and_then(|code| match code {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "VALIDATION".to_owned());
+    let mut out: Vec<ServerError> = kept
+        .into_iter()
+        .map(|(mut error, n)| {
+            if n > 1 {
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("repeated", n);
+            }
+            error
+        })
+        .collect();
+    if left_out > 0 {
+        out.push(coded(
+            format!("{left_out} more errors of other kinds were left out"),
+            &code,
+        ));
+    }
+    out
+}
+
 /// Adds `code` (and `limit`, for the operation limits) to an error that has none.
 fn tag(mut err: ServerError, code: &str) -> ServerError {
     let limit = match err.message.as_str() {
@@ -287,6 +350,7 @@ impl Extension for SafetyExtension {
 
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
+        response.errors = fold_errors(std::mem::take(&mut response.errors));
         if let Some(cost) = self.cost.get() {
             response
                 .extensions
@@ -301,10 +365,7 @@ impl Extension for SafetyExtension {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| tag(e, "VALIDATION"))
-                .collect::<Vec<_>>()
+            fold_errors(errors.into_iter().map(|e| tag(e, "VALIDATION")).collect())
         })?;
         let _ = self.cost.set(result.complexity);
         if result.complexity > self.max_cost {

@@ -113,6 +113,18 @@ pub(super) async fn element_page(
     let request = paging::request("elements", first, after)?;
     let db = &state(ctx)?.db;
     let f = filter.unwrap_or_default();
+    if let Some(search) = &f.search {
+        let max = crate::text::MAX_SEARCH_CHARS;
+        if search.chars().count() > max {
+            return Err(crate::Error::over_limit(
+                "search",
+                "length",
+                max as f64,
+                format!("search is longer than {max} characters"),
+            )
+            .into());
+        }
+    }
     let filter = ElementFilter {
         items: f.items.map(|v| v.into_iter().map(Into::into).collect()),
         search: f.search,
