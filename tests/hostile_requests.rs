@@ -333,3 +333,36 @@ async fn a_search_over_its_length_is_refused() {
         .await;
     assert_eq!(fine["elements"]["totalCount"], 0);
 }
+
+/// The cost counts database work: a `freePorts` search costs in proportion to its radius, so
+/// 500 aliased searches at the 5 km maximum are refused before they run, while one, or 400 at
+/// the default 200 m, pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_port_searches_cost_by_radius() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let id = app.create_integration("Raio", "https://raio.example").await;
+    let searches = |n: usize, radius: u32| {
+        let fields: Vec<String> = (0..n)
+            .map(|i| format!("f{i}: freePorts(integrationId: \"{id}\", latitude: -3.7, longitude: -38.5, radiusMeters: {radius}, first: 1) {{ distanceMeters }}"))
+            .collect();
+        format!("{{ {} }}", fields.join(" "))
+    };
+    let (status, body) = app
+        .post_body(
+            Some(&app.admin_key),
+            json!({ "query": searches(500, 5000) }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "complexity",
+        "{body}"
+    );
+    for query in [searches(1, 5000), searches(400, 200)] {
+        let (status, body) = app
+            .post_body(Some(&app.admin_key), json!({ "query": query }).to_string())
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["errors"].is_null(), "{body}");
+    }
+}

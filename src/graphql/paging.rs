@@ -138,3 +138,18 @@ pub fn complexity(first: Option<i32>, child: usize) -> usize {
         .saturating_mul(child)
         .saturating_add(1)
 }
+
+/// Meters of search radius that cost one unit: `freePorts` reads the ports of the boxes within
+/// its radius, so its cost grows with it. Calibrated against the element tree
+/// (docs/BENCHMARKS.md, "Cost of database work"): 1,000 at the 5 km maximum, so 500 aliased
+/// searches at 5 km (0.2 s of database work) cost over the default limit.
+const METERS_PER_UNIT: f64 = 5.0;
+
+/// Cost of a search of `radius` meters (at least 1; the radius is checked by the resolver).
+pub fn radius_cost(radius: f64) -> usize {
+    if radius.is_finite() && radius > 0.0 {
+        (radius.min(crate::store::lookup::MAX_RADIUS_M) / METERS_PER_UNIT).ceil() as usize + 1
+    } else {
+        1
+    }
+}

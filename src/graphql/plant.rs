@@ -231,7 +231,7 @@ impl PlantQuery {
     /// binding, nearest first (ties by box, splitter, port number).
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "first.unwrap_or(10).clamp(1, 100) as usize * child_complexity + 1"
+        complexity = "paging::radius_cost(radius_meters) + first.unwrap_or(10).clamp(1, 100) as usize * child_complexity"
     )]
     async fn free_ports(
         &self,
