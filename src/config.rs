@@ -86,6 +86,11 @@ pub struct Limits {
     #[arg(long, env = "MAX_OPERATIONS_PER_SOCKET", default_value_t = Limits::default().max_operations_per_socket)]
     pub max_operations_per_socket: usize,
 
+    /// Most operations live at once over all the WebSockets of one API key (on this
+    /// instance); more are refused with an `error` message for their id.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_KEY", default_value_t = Limits::default().max_subscriptions_per_key)]
+    pub max_subscriptions_per_key: usize,
+
     /// Most connections (HTTP and WebSocket) open at once; more are closed on arrival.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -109,6 +114,7 @@ impl Default for Limits {
             ws_keepalive_secs: 15,
             write_timeout_secs: 30,
             max_operations_per_socket: 100,
+            max_subscriptions_per_key: 1_000,
             max_connections: 1024,
         }
     }
@@ -146,6 +152,7 @@ impl Limits {
             keepalive: self.ws_keepalive(),
             write_timeout: self.write_timeout(),
             max_operations: self.max_operations_per_socket.max(1),
+            max_subscriptions_per_key: self.max_subscriptions_per_key.max(1),
         }
     }
 }
@@ -161,6 +168,8 @@ pub struct WsLimits {
     pub write_timeout: Duration,
     /// Operations live at once.
     pub max_operations: usize,
+    /// Operations live at once over all the sockets of one key.
+    pub max_subscriptions_per_key: usize,
 }
 
 /// Settings of `mapping-gateway serve`.

@@ -41,8 +41,43 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     }
 }
 
+/// Which share of the database a pool serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Share {
+    /// HTTP requests and background work (syncs, the outbox, the relay).
+    Main,
+    /// Operations over WebSockets: a pool of their own, so that no number of sockets can take
+    /// the connections HTTP requests and syncs need.
+    Sockets,
+}
+
+impl Share {
+    /// Connections of the pool on each engine.
+    fn size(self, engine: Engine) -> u32 {
+        match (self, engine) {
+            (Share::Main, Engine::Sqlite) => 8,
+            (Share::Main, Engine::Postgres) => 16,
+            (Share::Sockets, Engine::Sqlite) => 2,
+            (Share::Sockets, Engine::Postgres) => 4,
+        }
+    }
+}
+
 /// Connects to the database; a SQLite file is created when missing.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_share(url, Share::Main).await
+}
+
+/// The pool WebSocket operations use: `None` for an in-memory SQLite database, which is one
+/// connection that every part shares.
+pub async fn connect_sockets(url: &str) -> anyhow::Result<Option<DatabaseConnection>> {
+    if Engine::of(url)? == Engine::Sqlite && sqlite_file(url).is_none() {
+        return Ok(None);
+    }
+    connect_share(url, Share::Sockets).await.map(Some)
+}
+
+async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnection> {
     let engine = Engine::of(url)?;
     let original = url;
     let mut url = url.to_owned();
@@ -62,7 +97,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
             }
             options = ConnectOptions::new(url);
             // Every connection to `sqlite::memory:` is a database of its own: keep exactly one.
-            options.max_connections(if in_memory { 1 } else { 8 });
+            options.max_connections(if in_memory { 1 } else { share.size(engine) });
             options.min_connections(1);
             // Per-connection settings go on every connection the pool opens: a PRAGMA run once
             // after connecting reaches one of them only, and the others kept SQLite's
@@ -77,7 +112,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         }
         Engine::Postgres => {
             options = ConnectOptions::new(url);
-            options.max_connections(16);
+            options.max_connections(share.size(engine));
             // Sync pages look rows up with IN lists of hundreds of parameters. After five runs
             // PostgreSQL may cache a generic plan for such a statement, planned while the table
             // was still small, and keep scanning the whole table with it; planning each run with

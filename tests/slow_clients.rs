@@ -31,13 +31,8 @@ async fn a_socket_s_operations_are_bounded_and_their_ids_unique() {
     let integration = app
         .create_integration("Contada", "https://contada.example")
         .await;
-    let ws_url = app.url.replace("http://", "ws://") + "/graphql/ws";
-    let mut socket = connect(&ws_url, common::TRANSPORT_WS).await;
-    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_key) } })).await;
-    assert_eq!(
-        common::next_json(&mut socket).await["type"],
-        "connection_ack"
-    );
+    let admin = app.admin_key.clone();
+    let mut socket = open_socket(&app, &admin).await;
     let subscribe = |id: &str| {
         json!({ "type": "subscribe", "id": id, "payload": {
             "query": "subscription($i: ID!) { bindingEvents(integrationId: $i) { __typename } }",
@@ -232,4 +227,188 @@ async fn sigterm_closes_websockets_with_going_away() {
     let (status, stderr) = gateway.exited(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Subscribes `n` times to bindingEvents on `socket`, with ids `{prefix}{i}`.
+async fn subscribe_many(socket: &mut common::Socket, integration: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        send(
+            socket,
+            json!({ "type": "subscribe", "id": format!("{prefix}{i}"), "payload": {
+                "query": "subscription($i: ID!) { bindingEvents(integrationId: $i) { __typename } }",
+                "variables": { "i": integration } } }),
+        )
+        .await;
+    }
+}
+
+/// Waits until the server has read everything sent on `socket` so far: a client `ping` is
+/// answered with a `pong` after the messages before it were admitted. Returns the messages
+/// that came before the pong.
+async fn settle(socket: &mut common::Socket) -> Vec<serde_json::Value> {
+    send(socket, json!({ "type": "ping" })).await;
+    let mut before = Vec::new();
+    loop {
+        let message = common::next_json(socket).await;
+        if message["type"] == "pong" {
+            return before;
+        }
+        before.push(message);
+    }
+}
+
+/// An authenticated graphql-transport-ws socket.
+async fn open_socket(app: &TestApp, key: &str) -> common::Socket {
+    let mut socket = connect(&app.ws_url(), common::TRANSPORT_WS).await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } })).await;
+    assert_eq!(
+        common::next_json(&mut socket).await["type"],
+        "connection_ack"
+    );
+    socket
+}
+
+/// A key's live operations are bounded over all its sockets, a socket may not open operations
+/// faster than its budget refills, and a flood of 10,000 subscribes on one socket leaves the
+/// server answering an ADMIN query at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_s_operations_are_bounded_across_sockets_and_in_rate() {
+    let app = TestApp::start_with(
+        Engine::Sqlite,
+        Limits {
+            max_operations_per_socket: 50,
+            max_subscriptions_per_key: 60,
+            ..quick_limits()
+        },
+    )
+    .await
+    .unwrap();
+    let integration = app
+        .create_integration("Orcada", "https://orcada.example")
+        .await;
+    let viewer = app.key(mapping_gateway::access::Role::Viewer).await;
+    let mut first = open_socket(&app, &viewer).await;
+    subscribe_many(&mut first, &integration, "a", 50).await;
+    assert_eq!(settle(&mut first).await, Vec::<serde_json::Value>::new());
+    let mut second = open_socket(&app, &viewer).await;
+    subscribe_many(&mut second, &integration, "b", 11).await;
+    let refused = common::next_json(&mut second).await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("b10")),
+        "{refused}"
+    );
+    assert!(
+        refused["payload"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API key"),
+        "{refused}"
+    );
+    // Closing a socket gives its key's places back.
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut n = 0;
+        loop {
+            n += 1;
+            subscribe_many(&mut second, &integration, &format!("c{n}-"), 1).await;
+            // A refusal comes back at once; an admitted subscription sends nothing.
+            let answer =
+                tokio::time::timeout(Duration::from_millis(300), common::next_json(&mut second))
+                    .await;
+            if answer.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the closed socket's places come back");
+    // The rate: a socket that completes its operations cannot go on opening 50 more at once
+    // past its first 100.
+    let admin = app.admin_key.clone();
+    let mut fast = open_socket(&app, &admin).await;
+    for prefix in ["d", "e"] {
+        subscribe_many(&mut fast, &integration, prefix, 50).await;
+        for i in 0..50 {
+            send(
+                &mut fast,
+                json!({ "type": "complete", "id": format!("{prefix}{i}") }),
+            )
+            .await;
+        }
+    }
+    subscribe_many(&mut fast, &integration, "g", 50).await;
+    let mut too_fast = false;
+    for _ in 0..1000 {
+        let message = common::next_json(&mut fast).await;
+        if message["type"] == "error" {
+            too_fast = message["payload"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("too fast");
+            break;
+        }
+    }
+    assert!(too_fast, "opening 50 at once after 100 is refused");
+    // A flood of subscribes on one socket: an ADMIN query still answers.
+    let mut flood = open_socket(&app, &viewer).await;
+    subscribe_many(&mut flood, &integration, "f", 10_000).await;
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.ok("{ integrations { id } }", json!({})),
+    )
+    .await
+    .expect("an ADMIN query answers during the flood");
+    assert!(answered["integrations"].is_array());
+}
+
+on_both_engines! {
+    /// Operations over WebSockets take their database connections from a pool of their own:
+    /// with every connection of that pool held, a socket's query waits, while an ADMIN query
+    /// and a sync start over HTTP answer; the socket's query answers once the pool is free.
+    async fn sockets_cannot_take_the_connections_http_and_syncs_need(app: TestApp) {
+        let socket_db = app
+            .socket_db
+            .clone()
+            .expect("a file or server database has a sockets' pool");
+        let (_sim, integration, _) = common::linked_simulator(&app, 5, 3).await;
+        let admin = app.admin_key.clone();
+        let mut socket = open_socket(&app, &admin).await;
+        // Every connection of the sockets' pool, held: the next one cannot be had.
+        let mut held = Vec::new();
+        while let Ok(transaction) = tokio::time::timeout(
+            Duration::from_millis(500),
+            sea_orm::TransactionTrait::begin(&socket_db),
+        )
+        .await
+        {
+            held.push(transaction.expect("a connection"));
+        }
+        assert!(!held.is_empty());
+        send(
+            &mut socket,
+            json!({ "type": "subscribe", "id": "q", "payload": { "query": "{ integrations { id } }" } }),
+        )
+        .await;
+        let listed = app.ok("{ integrations { id } }", json!({})).await;
+        assert!(listed["integrations"].as_array().is_some_and(|l| !l.is_empty()));
+        let run = app
+            .ok(
+                "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id status } }",
+                json!({ "i": integration }),
+            )
+            .await;
+        assert!(run["startSync"]["id"].is_string(), "{run}");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), common::next_json(&mut socket))
+                .await
+                .is_err(),
+            "the socket's query needs a connection of its own pool"
+        );
+        drop(held);
+        let answer = common::next_json(&mut socket).await;
+        assert_eq!(answer["type"], "next", "{answer}");
+        assert!(answer["payload"]["data"]["integrations"].is_array(), "{answer}");
+        app.wait_run(run["startSync"]["id"].as_str().unwrap(), "status").await;
+    }
 }

@@ -10,6 +10,7 @@ mod deadline;
 mod graphiql;
 mod serve;
 mod ws;
+mod ws_budget;
 
 pub use serve::serve;
 
@@ -41,7 +42,7 @@ struct Http {
     body_timeout: Duration,
     request_timeout: Duration,
     ws: crate::config::WsLimits,
-    going_away: tokio_util::sync::CancellationToken,
+    ws_shared: ws::Shared,
     sockets: tokio_util::task::TaskTracker,
     graphiql: bool,
     base_path: Arc<str>,
@@ -62,6 +63,9 @@ pub struct Surface {
     pub going_away: tokio_util::sync::CancellationToken,
     /// Open WebSockets, so that a shutdown can wait for their close frames.
     pub sockets: tokio_util::task::TaskTracker,
+    /// The pool operations over WebSockets use (see `db::connect_sockets`); `None` shares the
+    /// state's.
+    pub socket_db: Option<sea_orm::DatabaseConnection>,
 }
 
 impl Default for Surface {
@@ -72,6 +76,7 @@ impl Default for Surface {
             metrics_token: None,
             going_away: Default::default(),
             sockets: Default::default(),
+            socket_db: None,
         }
     }
 }
@@ -79,6 +84,10 @@ impl Default for Surface {
 /// The gateway's router.
 pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
     let schema = graphql::schema_builder(limits).data(app.clone()).finish();
+    let socket_app = surface
+        .socket_db
+        .clone()
+        .map(|db| AppState { db, ..app.clone() });
     let routes = Router::new()
         .route("/graphql", get(graphiql_page).post(graphql_post))
         .route("/graphiql/{version}/{name}", get(graphiql_asset))
@@ -96,7 +105,11 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
             body_timeout: limits.body_timeout(),
             request_timeout: limits.request_timeout(),
             ws: limits.ws(),
-            going_away: surface.going_away.clone(),
+            ws_shared: ws::Shared {
+                going_away: surface.going_away.clone(),
+                per_key: Default::default(),
+                app: socket_app,
+            },
             sockets: surface.sockets.clone(),
             graphiql: surface.graphiql,
             base_path: Arc::from(surface.base_path.as_str()),
@@ -399,7 +412,7 @@ async fn graphql_ws(
                     http.app.clone(),
                     protocol,
                     http.ws,
-                    http.going_away.clone(),
+                    http.ws_shared.clone(),
                     slot,
                 )
                 .await;

@@ -13,15 +13,15 @@
 //! `error` message for its id. A message the client does not take within `WRITE_TIMEOUT_SECS`
 //! closes the socket.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::http::{WebSocket as GraphQLStream, WebSocketProtocols, WsMessage};
 use async_graphql::Data;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 
+use super::ws_budget::{Budget, PerKey, Refusal};
 use crate::config::WsLimits;
 use crate::state::AppState;
 use crate::Error;
@@ -38,67 +38,15 @@ mod close {
     pub const SUBSCRIBER_EXISTS: u16 = 4409;
 }
 
-/// What the socket's reader asks the loop to do about an operation it held back.
-enum Refusal {
-    /// A subscribe id that is live already.
-    Reused(String),
-    /// One operation over the socket's budget.
-    OverBudget(String),
-}
-
-/// The type and id of a protocol message, read without its payload's structure.
-#[derive(serde::Deserialize)]
-struct Head {
-    #[serde(rename = "type")]
-    kind: String,
-    id: Option<String>,
-}
-
-/// The socket's live operation ids: the reader adds and removes, the writer removes on
-/// `complete`.
-#[derive(Default)]
-struct Live(Mutex<HashSet<String>>);
-
-impl Live {
-    /// Decides on one client message: `Ok(())` passes it on.
-    fn admit(&self, bytes: &[u8], protocol: WebSocketProtocols, max: usize) -> Result<(), Refusal> {
-        let Ok(head) = serde_json::from_slice::<Head>(bytes) else {
-            return Ok(());
-        };
-        let Some(id) = head.id else { return Ok(()) };
-        let mut live = self.0.lock().expect("live operations");
-        match head.kind.as_str() {
-            "subscribe" | "start" => {
-                if live.contains(&id) {
-                    return Err(match protocol {
-                        WebSocketProtocols::GraphQLWS => Refusal::Reused(id),
-                        // The legacy protocol has no code for it: refused like one too many.
-                        WebSocketProtocols::SubscriptionsTransportWS => Refusal::OverBudget(id),
-                    });
-                }
-                if live.len() >= max {
-                    return Err(Refusal::OverBudget(id));
-                }
-                live.insert(id);
-            }
-            "complete" | "stop" => {
-                live.remove(&id);
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-    /// Forgets an operation the server completed.
-    fn sent(&self, text: &str) {
-        // A `complete` is a few dozen bytes; `next` messages are not parsed again.
-        if text.len() <= 512 && text.contains(r#""complete""#) {
-            if let Ok(Head { kind, id: Some(id) }) = serde_json::from_str::<Head>(text) {
-                if kind == "complete" {
-                    self.0.lock().expect("live operations").remove(&id);
-                }
-            }
-        }
-    }
+/// What every socket of the server shares.
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// Cancelled when the server shuts down: sockets close with 1001.
+    pub going_away: tokio_util::sync::CancellationToken,
+    /// Live operations of each key over all sockets.
+    pub per_key: Arc<PerKey>,
+    /// The state operations run with: the server's, with the sockets' own database pool.
+    pub app: Option<AppState>,
 }
 
 /// Serves one upgraded socket until either side closes it.
@@ -108,9 +56,14 @@ pub async fn serve<E: async_graphql::Executor>(
     app: AppState,
     protocol: WebSocketProtocols,
     limits: WsLimits,
-    going_away: tokio_util::sync::CancellationToken,
+    shared: Shared,
     slot: Option<super::serve::ConnectionSlot>,
 ) {
+    let Shared {
+        going_away,
+        per_key,
+        app: socket_app,
+    } = shared;
     let _open = crate::metrics::get().ws_connections.guard();
     let (mut sink, stream) = socket.split();
     // The key's hold in the state's key watch, handed over by the handshake.
@@ -119,7 +72,7 @@ pub async fn serve<E: async_graphql::Executor>(
     let too_big = Arc::new(AtomicBool::new(false));
     let authenticated = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(Live::default());
+    let live = Arc::new(Budget::new(per_key, limits, protocol));
     let (refusals_tx, mut refusals) = tokio::sync::mpsc::unbounded_channel::<Refusal>();
     let input = {
         let too_big = too_big.clone();
@@ -141,20 +94,20 @@ pub async fn serve<E: async_graphql::Executor>(
                         None
                     }
                 };
-                let bytes =
-                    bytes.filter(|b| match live.admit(b, protocol, limits.max_operations) {
-                        Ok(()) => true,
-                        Err(refusal) => {
-                            let _ = refusals_tx.send(refusal);
-                            false
-                        }
-                    });
+                let bytes = bytes.filter(|b| match live.admit(b) {
+                    Ok(()) => true,
+                    Err(refusal) => {
+                        let _ = refusals_tx.send(refusal);
+                        false
+                    }
+                });
                 futures::future::ready(bytes.map(|b| b.to_vec()))
             })
     };
     let on_init = {
         let (authenticated, refused) = (authenticated.clone(), refused.clone());
         let app = app.clone();
+        let live = live.clone();
         move |payload: serde_json::Value| async move {
             // The key travels in the connection_init payload, since browsers cannot set
             // headers on a WebSocket.
@@ -166,10 +119,15 @@ pub async fn serve<E: async_graphql::Executor>(
                 Ok(Some(actor)) => {
                     if let Some(id) = actor.key_id {
                         let _ = hold_tx.try_send(app.keys.hold(id, actor.role));
+                        live.set_key(id);
                     }
                     authenticated.store(true, Ordering::Relaxed);
                     let mut data = Data::default();
                     data.insert(actor);
+                    // Resolvers and loaders read the connection's state before the schema's.
+                    if let Some(socket_app) = socket_app {
+                        data.insert(socket_app);
+                    }
                     Ok(data)
                 }
                 Ok(None) => {
@@ -234,15 +192,12 @@ pub async fn serve<E: async_graphql::Executor>(
                     let _ = send(&mut sink, close_with(close::SUBSCRIBER_EXISTS, &reason), limits).await;
                     break;
                 }
-                Refusal::OverBudget(id) => {
+                Refusal::OverBudget { id, why } => {
                     let error = serde_json::json!({
                         "id": id,
                         "type": "error",
                         "payload": [{
-                            "message": format!(
-                                "too many operations on this socket (at most {}): complete one first",
-                                limits.max_operations
-                            ),
+                            "message": why,
                             "extensions": { "code": "RATE_LIMITED" },
                         }],
                     });

@@ -212,6 +212,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         metrics_token: config.metrics_token.clone(),
         going_away: signalled.clone(),
         sockets: sockets.clone(),
+        socket_db: db::connect_sockets(&config.db.database_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database for WebSockets: {e}"))?,
     };
     let router = crate::http::router(state.clone(), &config.limits, &surface);
     let stop = tokio_util::sync::CancellationToken::new();

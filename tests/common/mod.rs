@@ -69,6 +69,8 @@ pub struct TestApp {
     pub admin_key: String,
     pub client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    /// The pool operations over WebSockets use (`None` for in-memory SQLite).
+    pub socket_db: Option<sea_orm::DatabaseConnection>,
     /// False for a second instance on another's database (`beside`): the first drops it.
     owns_database: bool,
 }
@@ -180,7 +182,14 @@ impl TestApp {
         limits: Limits,
         owns_database: bool,
     ) -> TestApp {
-        let router = mapping_gateway::http::router(state.clone(), &limits, &Default::default());
+        let socket_db = mapping_gateway::db::connect_sockets(&db_config.database_url)
+            .await
+            .expect("open the sockets' pool");
+        let surface = mapping_gateway::http::Surface {
+            socket_db: socket_db.clone(),
+            ..Default::default()
+        };
+        let router = mapping_gateway::http::router(state.clone(), &limits, &surface);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -197,6 +206,7 @@ impl TestApp {
             admin_key,
             client: reqwest::Client::new(),
             server,
+            socket_db,
             owns_database,
         }
     }
