@@ -5,7 +5,8 @@
 //! has in that plant. On SQLite and PostgreSQL.
 //!
 //! `SYNC_PROPERTY_SEQUENCES` (default 100) sets the number of sequences and
-//! `SYNC_PROPERTY_SEED` replays one run (the seed is printed).
+//! `SYNC_PROPERTY_SEED` replays one run (the seed is printed); `SYNC_PROPERTY_ONLY=N` replays
+//! only its sequence N.
 
 mod common;
 
@@ -18,7 +19,7 @@ use mapping_gateway::simulator::RunningSimulator;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sea_orm::EntityTrait;
+use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::{json, Value};
 
 /// Steps (an edit, then maybe a sync) of one sequence.
@@ -386,7 +387,13 @@ async fn sequences(engine: Engine) {
         .unwrap_or_else(|| rand::thread_rng().gen());
     println!("SYNC_PROPERTY_SEED={seed} ({engine:?}, {count} sequences)");
     let mut rng = StdRng::seed_from_u64(seed);
-    let seeds: Vec<(usize, u64, u64)> = (0..count).map(|n| (n, rng.gen(), rng.gen())).collect();
+    let only: Option<usize> = std::env::var("SYNC_PROPERTY_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let seeds: Vec<(usize, u64, u64)> = (0..count)
+        .map(|n| (n, rng.gen(), rng.gen()))
+        .filter(|(n, _, _)| only.is_none_or(|o| o == *n))
+        .collect();
     // A few sequences at a time, each on an integration and simulator of its own: most of a
     // sequence is waiting on round trips.
     futures::stream::iter(seeds)
@@ -410,7 +417,9 @@ async fn one_sequence(app: &TestApp, n: usize, sim_seed: u64, seq_seed: u64) {
     let mut trace = vec![format!("sequence {n}")];
     s.full(&mut trace, true).await;
     // A few confirmed bindings on service ports.
+    // In id order, so that a seed replays the same bindings.
     let local_ports: Vec<entity::port::Model> = entity::port::Entity::find()
+        .order_by_asc(entity::port::Column::Id)
         .all(&app.state.db)
         .await
         .unwrap()

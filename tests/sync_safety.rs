@@ -131,6 +131,50 @@ on_both_engines! {
         assert_eq!((moved_port.splitter_id, moved_port.number), (splitter_of(&app, other).await.unwrap().id, number as i32));
     }
 
+    /// A port moved to a splitter the copy does not have: an element sync of its old box drops
+    /// it when that splitter's kind is not selected (it left the plant), and brings the
+    /// splitter in and moves the port there, binding kept, once the selection takes the kind.
+    async fn a_port_moved_to_a_splitter_the_copy_lacks_is_moved_not_orphaned(app: TestApp) {
+        let w = world(&app, 30).await;
+        succeeded(&app, &w.id, "FULL").await;
+        let ctos = fids(&w.sim, "cto", w.project, |_| true);
+        let in_cto = |s: &i64| field(&w.sim, "splitter", *s, "fidCaixa").as_i64().is_some_and(|b| ctos.contains(&b));
+        let from = *service(&w.sim, w.project).iter().find(|s| in_cto(s)).unwrap();
+        let old_box = field(&w.sim, "splitter", from, "fidCaixa").as_i64().unwrap();
+        let ports = fids(&w.sim, "portaSplitter", w.project, |r| r[1] == json!(from));
+        let (left, kept) = (ports[0], ports[1]);
+        let to = *fids(&w.sim, "splitter", w.project, |r| r[4] != json!("Atendimento")).first().unwrap();
+        assert!(splitter_of(&app, to).await.is_none(), "distribution splitters are not selected");
+        let top = fids(&w.sim, "portaSplitter", w.project, |r| r[1] == json!(to)).iter().map(|p| field(&w.sim, "portaSplitter", *p, "numero").as_i64().unwrap()).max().unwrap_or(0);
+        let bound = |fid: i64| {
+            let app = &app;
+            let id = w.id.clone();
+            async move { bind(app, db_id(&id), Some(port_of(app, fid).await.unwrap().id), &format!("99{fid}"), "CONFIRMED").await }
+        };
+        let (left_binding, kept_binding) = (bound(left).await, bound(kept).await);
+        let kept_id = port_of(&app, kept).await.unwrap().id;
+
+        w.geo.save(Feature::Port, &json!({ "fid": left, "fidSplitter": to, "numero": top + 1 })).await.unwrap();
+        let element = sync_element(&app, &w.id, old_box).await;
+        assert_eq!(element["status"], "SUCCEEDED", "{element}");
+        assert_eq!(element["counts"]["orphaned"], 1, "{element}");
+        assert_eq!(binding_row(&app, left_binding).await.status, BindingStatus::Orphaned);
+        assert!(splitter_of(&app, to).await.is_none(), "an unselected splitter is not brought in");
+
+        app.ok(
+            "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { id } }",
+            json!({ "i": w.id, "items": ["SERVICE", "DISTRIBUTION", "CTO"] }),
+        )
+        .await;
+        w.geo.save(Feature::Port, &json!({ "fid": kept, "fidSplitter": to, "numero": top + 2 })).await.unwrap();
+        let element = sync_element(&app, &w.id, old_box).await;
+        assert_eq!(element["status"], "SUCCEEDED", "{element}");
+        assert_eq!((element["counts"]["deleted"].as_i64(), element["counts"]["orphaned"].as_i64()), (Some(0), Some(0)), "{element}");
+        let moved = port_of(&app, kept).await.unwrap();
+        assert_eq!((moved.id, moved.splitter_id, moved.number), (kept_id, splitter_of(&app, to).await.unwrap().id, top as i32 + 2));
+        assert_eq!(binding_row(&app, kept_binding).await.status, BindingStatus::Confirmed);
+    }
+
     /// INCREMENTAL with an item newly selected lists it in full: its deletions are guarded.
     async fn the_guard_holds_in_an_incremental_run_that_lists_in_full(app: TestApp) {
         let w = world(&app, 30).await;

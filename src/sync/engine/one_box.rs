@@ -109,34 +109,19 @@ impl<'a> Engine<'a> {
         self.confirm_gone(Table::Ports, elsewhere).await
     }
     /// Local rows (id, fid) a narrow listing no longer shows: asks the platform for them by fid,
-    /// writes those it still has where they are now, and dooms only the rest.
+    /// writes those it still has where they are now, and dooms only the rest. A port the
+    /// platform still has under a splitter the copy lacks (the selection just widened to its
+    /// kind, or the splitter is newer than the last listing) brings that splitter in first:
+    /// the port is dropped only when its splitter is of a kind not selected.
     async fn confirm_gone(&mut self, table: Table, rows: Vec<(i64, String)>) -> Step {
-        let mut still: HashSet<String> = HashSet::new();
-        for chunk in rows.chunks(FIDS_PER_QUERY) {
-            let query = ListQuery {
-                fids: Some(chunk.iter().map(|(_, f)| f.clone()).collect()),
-                ..self.in_project()
-            };
-            let kept = match table {
-                Table::Splitters => {
-                    let listing = self.platform.splitters(query);
-                    self.sync_listing(
-                        listing,
-                        Batch::Splitters,
-                        (table, Scope::Narrow),
-                        false,
-                        true,
-                    )
-                    .await?
-                }
-                Table::Ports => {
-                    let listing = self.platform.ports(query);
-                    self.sync_listing(listing, Batch::Ports, (table, Scope::Narrow), false, true)
-                        .await?
-                }
-                Table::Elements => unreachable!("boxes are asked for by fid already"),
-            };
-            still.extend(kept);
+        let fids: Vec<String> = rows.iter().map(|(_, f)| f.clone()).collect();
+        let mut still = self.relist(table, &fids).await?;
+        let missing: Vec<String> = fids.into_iter().filter(|f| !still.contains(f)).collect();
+        if table == Table::Ports && !missing.is_empty() {
+            let splitters = self.unknown_splitters_of(&missing).await?;
+            if !self.relist(Table::Splitters, &splitters).await?.is_empty() {
+                still.extend(self.relist(Table::Ports, &missing).await?);
+            }
         }
         let gone = rows
             .into_iter()
@@ -145,6 +130,60 @@ impl<'a> Engine<'a> {
             .collect();
         self.doom(table, gone);
         Ok(())
+    }
+    /// Lists records of `table` by fid and writes them; returns the fids kept.
+    async fn relist(&mut self, table: Table, fids: &[String]) -> Step<HashSet<String>> {
+        let mut still = HashSet::new();
+        for chunk in fids.chunks(FIDS_PER_QUERY) {
+            let query = ListQuery {
+                fids: Some(chunk.to_vec()),
+                ..self.in_project()
+            };
+            let target = (table, Scope::Narrow);
+            let kept = match table {
+                Table::Splitters => {
+                    let listing = self.platform.splitters(query);
+                    self.sync_listing(listing, Batch::Splitters, target, false, true)
+                        .await?
+                }
+                Table::Ports => {
+                    let listing = self.platform.ports(query);
+                    self.sync_listing(listing, Batch::Ports, target, false, true)
+                        .await?
+                }
+                Table::Elements => unreachable!("boxes are asked for by fid already"),
+            };
+            still.extend(kept);
+        }
+        Ok(still)
+    }
+    /// The splitters, unknown to the copy, that the platform now puts the given ports under.
+    async fn unknown_splitters_of(&mut self, ports: &[String]) -> Step<Vec<String>> {
+        let mut splitters = HashSet::new();
+        for chunk in ports.chunks(FIDS_PER_QUERY) {
+            let mut listing = self.platform.ports(ListQuery {
+                fids: Some(chunk.to_vec()),
+                ..self.in_project()
+            });
+            while let Some(page) = self.next_page(&mut listing).await? {
+                splitters.extend(page.records.into_iter().map(|p| p.splitter_fid));
+            }
+        }
+        let splitters: Vec<String> = splitters.into_iter().collect();
+        let known: HashSet<String> = splitter::Entity::find()
+            .select_only()
+            .column(splitter::Column::Fid)
+            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
+            .filter(splitter::Column::Fid.is_in(splitters.clone()))
+            .into_tuple()
+            .all(self.db)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(splitters
+            .into_iter()
+            .filter(|f| !known.contains(f))
+            .collect())
     }
     /// The ports of splitters an INCREMENTAL run created or saw change kind, listed by
     /// splitter: their ports may not have changed since the cursor, so the listing by change
