@@ -35,7 +35,7 @@ fn rss_kb() -> u64 {
 }
 
 /// CPU seconds (user and system) this process has used.
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| {
@@ -59,7 +59,7 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 }
 
 /// A fresh gateway on `engine` with its HTTP server on loopback; returns the state and address.
-async fn gateway(
+pub(crate) async fn gateway(
     engine: &str,
     pg: Option<&str>,
     tag: &str,
@@ -71,6 +71,7 @@ async fn gateway(
     let state = server::open_with(&config, local_settings()).await?;
     let limits = mapping_gateway::config::Limits {
         max_connections: 4096,
+        max_subscriptions_per_key: 100_000,
         ..Default::default()
     };
     let router = mapping_gateway::http::router(state.clone(), &limits, &Default::default());
@@ -179,6 +180,36 @@ pub(crate) async fn live_bench(
     Ok(())
 }
 
+/// A graphql-transport-ws socket, acknowledged.
+pub(crate) async fn open_socket(
+    url: &str,
+    key: &str,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    socket
+        .send(Message::Text(
+            json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } })
+                .to_string()
+                .into(),
+        ))
+        .await?;
+    loop {
+        if let Some(Message::Text(t)) = socket.next().await.transpose()? {
+            if t.contains("connection_ack") {
+                return Ok(socket);
+            }
+        }
+    }
+}
+
 /// The subscribers (a child process): `n` sockets following the integration's runs; prints
 /// `ready` once all are acknowledged and subscribed, then, after every one has seen a run end,
 /// one JSON line of delivery lags (event timestamp to receipt).
@@ -188,29 +219,10 @@ pub(crate) async fn live_clients(
     integration: &str,
     n: usize,
 ) -> anyhow::Result<()> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
     let mut sockets = Vec::new();
     for _ in 0..n {
-        let mut request = url.into_client_request()?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-        socket
-            .send(Message::Text(
-                json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } })
-                    .to_string()
-                    .into(),
-            ))
-            .await?;
-        loop {
-            if let Some(Message::Text(t)) = socket.next().await.transpose()? {
-                if t.contains("connection_ack") {
-                    break;
-                }
-            }
-        }
+        let mut socket = open_socket(url, key).await?;
         socket
             .send(Message::Text(
                 json!({ "id": "1", "type": "subscribe", "payload": {

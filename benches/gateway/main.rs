@@ -19,10 +19,12 @@
 //! Markdown rows.
 //! `read` measures the API on a synced copy (see `read_bench`); `live`, subscribers following a
 //! full sync over WebSocket (see `live_bench`); `bindings`, a burst of confirmed bindings
-//! delivered to the platform (see `bindings_bench`).
+//! delivered to the platform (see `bindings_bench`); `fanout`, the CPU an event costs by how its
+//! subscribers are laid out over sockets (see `fanout_bench`).
 
 mod bindings_bench;
 mod common;
+mod fanout_bench;
 mod live_bench;
 mod raw_write;
 mod read_bench;
@@ -114,6 +116,38 @@ enum Cmd {
         engine: String,
         #[arg(long, env = "BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
+    },
+    /// CPU per run event: subscribers one per socket against packed on few sockets, alone and
+    /// beside another integration's subscribers.
+    Fanout {
+        /// Subscriptions to the integration whose events are published.
+        #[arg(long, default_value_t = 100)]
+        subscriptions: usize,
+        /// Subscriptions to another integration, present in the second pair of layouts.
+        #[arg(long, default_value_t = 1000)]
+        noise: usize,
+        /// Events published.
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+    },
+    /// (internal) The subscribers of `fanout`, in their own process.
+    FanoutClients {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        integration: String,
+        #[arg(long)]
+        sockets: usize,
+        #[arg(long)]
+        per_socket: usize,
+        #[arg(long)]
+        other: String,
+        #[arg(long)]
+        noise: usize,
+        #[arg(long)]
+        events: usize,
     },
     /// (internal) The subscribers of `live`, in their own process.
     LiveClients {
@@ -223,6 +257,33 @@ async fn main() -> anyhow::Result<()> {
             engine,
             postgres_url,
         } => live_bench::live_bench(boxes, subscribers, &engine, postgres_url.as_deref()).await,
+        Cmd::Fanout {
+            subscriptions,
+            noise,
+            events,
+        } => fanout_bench::fanout_bench(subscriptions, noise, events).await,
+        Cmd::FanoutClients {
+            url,
+            key,
+            integration,
+            sockets,
+            per_socket,
+            other,
+            noise,
+            events,
+        } => {
+            fanout_bench::fanout_clients(
+                &url,
+                &key,
+                &integration,
+                sockets,
+                per_socket,
+                &other,
+                noise,
+                events,
+            )
+            .await
+        }
         Cmd::LiveClients {
             url,
             key,

@@ -2,14 +2,16 @@
 //! on PostgreSQL, on every other instance (see [`relay`]).
 //!
 //! The bus carries snapshots of a run's row (`Progress`), each with the row's sequence number,
-//! which grows with every write of the row. Publishing never waits: a `broadcast` channel with a
-//! bounded buffer takes the event, and a subscriber that falls behind loses the oldest events
+//! which grows with every write of the row. Publishing never waits: the `broadcast` channels of
+//! the event's run, integration and of all runs ([`routes`]), each with a bounded buffer, take
+//! the event (so an event wakes only the subscribers that want it), and a subscriber that falls behind loses the oldest events
 //! rather than slowing the sync or growing memory; [`follow`] then tells it so (`lagged`) and
 //! re-reads the current state from the database. The terminal state is in the row, so it is
 //! never lost: whoever reads the row after the last write sees it.
 
 mod bindings;
 pub mod relay;
+mod routes;
 
 pub use bindings::{binding_events, BindingEvent};
 
@@ -26,8 +28,9 @@ use entity::sync_run::{self, SyncMode, SyncStatus};
 
 use crate::Result;
 
-/// Events a subscriber may fall behind by before it is told it lagged. Each is one `Arc`, so the
-/// buffer costs 16 bytes a slot whatever the number of subscribers.
+/// Events of its route (run, integration or all) a subscriber may fall behind by before it is
+/// told it lagged. Each is one `Arc`, so a route's buffer costs 16 bytes a slot whatever the
+/// number of its subscribers.
 pub const BUFFER: usize = 4096;
 
 /// Where a run is, as subscribers see it.
@@ -169,7 +172,8 @@ pub enum KeyChange {
 
 /// The in-process bus. One per instance, held in the state.
 pub struct Bus {
-    sender: broadcast::Sender<Arc<Progress>>,
+    /// Run events, by run and by integration (see [`routes`]).
+    runs: routes::Routes,
     bindings: broadcast::Sender<Arc<BindingEvent>>,
     /// Ids of API keys revoked or given another role, told by any instance (see
     /// [`relay::announce_key`]).
@@ -201,7 +205,7 @@ impl Drop for Following {
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus")
-            .field("subscribers", &self.sender.receiver_count())
+            .field("routes", &self.runs.len())
             .finish_non_exhaustive()
     }
 }
@@ -216,7 +220,7 @@ impl Bus {
     /// A bus whose subscribers may each fall `capacity` events behind.
     pub fn with_capacity(capacity: usize) -> Self {
         Bus {
-            sender: broadcast::channel(capacity.max(1)).0,
+            runs: routes::Routes::new(capacity),
             bindings: broadcast::channel(capacity.max(1)).0,
             keys: broadcast::channel(256).0,
             cancels: broadcast::channel(256).0,
@@ -256,7 +260,7 @@ impl Bus {
         }
         crate::metrics::get().events_published.inc();
         // No subscriber is not an error: nobody is following.
-        let _ = self.sender.send(Arc::new(progress));
+        self.runs.send(progress);
         true
     }
 
@@ -385,7 +389,7 @@ pub fn follow(
         let metrics = crate::metrics::get();
         let _open = metrics.subscriptions.guard();
         // Subscribe before reading, so that nothing between the read and the first event is lost.
-        let mut receiver = bus.sender.subscribe();
+        let mut receiver = bus.runs.subscribe(filter);
         // Per run: the last sequence number delivered, and whether that was its end.
         let mut seen: HashMap<i64, (i64, bool)> = HashMap::new();
         let mut lagged = false;
