@@ -327,3 +327,59 @@ async fn an_idle_server_stops_cleanly_on_sigterm() {
         "{stderr}"
     );
 }
+
+/// An HTTP/2 connection with no request in progress is closed after HEADER_TIMEOUT_SECS (with a
+/// GOAWAY), though its client answers every PING; a request in progress for longer keeps it,
+/// and the slots come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_connections_without_a_request_are_closed_whatever_their_pings() {
+    let app = TestApp::start_with(
+        Engine::Sqlite,
+        Limits {
+            max_connections: 3,
+            body_timeout_secs: 10,
+            ..quick_limits()
+        },
+    )
+    .await
+    .unwrap();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let tcp = TcpStream::connect(app.addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        // The connection task answers the server's PINGs and ends when the server closes.
+        open.push((client, tokio::spawn(connection)));
+    }
+    // One connection serves a request, then idles.
+    let mut client = open[0].0.clone().ready().await.unwrap();
+    let request = axum::http::Request::get(format!("{}/healthz", app.url))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    // Another sends a body slowly, for three idle timeouts: it is answered, not cut.
+    let mut client = open[1].0.clone().ready().await.unwrap();
+    let request = axum::http::Request::post(format!("{}/graphql", app.url))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    body.send_data(r#"{"query":"#.into(), false).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    body.send_data(r#""{ gateways { kind } }"}"#.into(), true)
+        .unwrap();
+    assert_eq!(
+        response.await.unwrap().status(),
+        401,
+        "answered after the slow body"
+    );
+    for (client, task) in open {
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the idle HTTP/2 connection was closed")
+            .unwrap()
+            .ok();
+        drop(client);
+    }
+    common::slots_come_back(app.addr, 3, Duration::from_secs(20)).await;
+}

@@ -140,6 +140,77 @@ async fn clients_that_never_read_lose_their_connections() {
     }
 }
 
+/// Pipelined requests that are never read: the gateway answers them one at a time and reads
+/// ahead at most a buffer of them, so the client cannot make it queue every request it sends;
+/// once its answers wait WRITE_TIMEOUT_SECS the connection is closed, and meanwhile another
+/// client is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_never_read_are_bounded_and_cut() {
+    let app = TestApp::start_with(
+        Engine::Sqlite,
+        Limits {
+            max_connections: 3,
+            write_timeout_secs: 1,
+            header_timeout_secs: 30,
+            ..Limits::default()
+        },
+    )
+    .await
+    .unwrap();
+    const REQUESTS: usize = 50_000;
+    // Refused at once (no key), and counted.
+    let request = b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                    Content-Length: 2\r\n\r\n{}"
+        .repeat(100);
+    let answered = || {
+        mapping_gateway::metrics::get()
+            .http_requests
+            .with_label_values(&["graphql", "anonymous", "UNAUTHENTICATED"])
+            .get() as usize
+    };
+    let total = request.len() * REQUESTS / 100;
+    let mut writers = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(app.addr).await.unwrap();
+        let request = request.clone();
+        writers.push(tokio::spawn(async move {
+            let (_never_read, mut write) = stream.into_split();
+            let mut written = 0;
+            while written < total {
+                match write.write(&request).await {
+                    Ok(n) if n > 0 => written += n,
+                    _ => break,
+                }
+            }
+            written
+        }));
+    }
+    let mut one = TcpStream::connect(app.addr).await.unwrap();
+    assert!(healthz_on(&mut one).await, "the slot left answers");
+    drop(one);
+    slots_come_back(app.addr, 3, Duration::from_secs(20)).await;
+    for writer in writers {
+        let written = tokio::time::timeout(Duration::from_secs(20), writer)
+            .await
+            .expect("the writer was stopped by the closed connection")
+            .unwrap();
+        assert!(written > 0);
+    }
+    // Each connection was answered at most what the kernel keeps unsent for it, the client's
+    // receive buffer and one buffer of hyper's (answers are over 200 bytes): a few dozen, not
+    // the tens of thousands the default send buffer would take.
+    let bound =
+        2 * (mapping_gateway::http::UNSENT + 4096 + mapping_gateway::http::READ_AHEAD) / 200;
+    assert!(
+        answered() <= bound,
+        "{} of {} requests answered to clients that read nothing (bound {bound})",
+        answered(),
+        2 * REQUESTS
+    );
+}
+
 /// A WebSocket client that floods pings and never reads the pongs: once the server's writes to
 /// it have waited WRITE_TIMEOUT_SECS its connection is closed and its slot comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

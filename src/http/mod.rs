@@ -12,7 +12,7 @@ mod serve;
 mod ws;
 mod ws_budget;
 
-pub use serve::serve;
+pub use serve::{serve, READ_AHEAD, UNSENT};
 
 use std::sync::Arc;
 use std::time::Duration;

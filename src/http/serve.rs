@@ -5,8 +5,15 @@
 //! process. This loop runs each accepted socket through hyper with a header read timeout (which
 //! also closes a kept-alive connection that stays idle that long), refuses connections above
 //! `MAX_CONNECTIONS` at once, fails a connection whose writes wait longer than
-//! `WRITE_TIMEOUT_SECS` (a client that does not read), and shuts down gracefully: it stops accepting, lets requests in
-//! flight finish, and returns when they have.
+//! `WRITE_TIMEOUT_SECS` (a client that does not read), closes a connection (HTTP/1 or HTTP/2)
+//! that has had no request in progress for `HEADER_TIMEOUT_SECS` whatever else it sends (an
+//! HTTP/2 client answering PINGs keeps no slot), and shuts down gracefully: it stops accepting,
+//! lets requests in flight finish, and returns when they have.
+//!
+//! Pipelined HTTP/1 requests are answered one at a time, in order: hyper reads the next one only
+//! once the answer before it is written into its buffer, and reads ahead, like it buffers
+//! answers, at most `READ_AHEAD` bytes; a client that sends requests without reading the
+//! answers fills those buffers and is then cut by the write deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,10 +22,11 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::Limits;
@@ -27,6 +35,78 @@ use crate::config::Limits;
 /// WebSocket keeps holding it after the upgrade.
 #[derive(Clone)]
 pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
+/// Bytes of pipelined requests read ahead, and of answers buffered, per connection.
+pub const READ_AHEAD: usize = 64 * 1024;
+
+/// Bytes of answers the kernel holds for a client before it has sent them (TCP_NOTSENT_LOWAT).
+pub const UNSENT: usize = 16 * 1024;
+
+/// Keeps at most [`UNSENT`] bytes of answers queued in the kernel for a client that does not
+/// read (by default the send buffer grows to megabytes, thousands of pipelined answers), so
+/// writes wait, and the write deadline counts, as soon as the client stops reading. What is in
+/// flight is still sized by the network, so throughput is not capped.
+fn queue_little(stream: &tokio::net::TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let value = UNSENT as libc::c_int;
+        // SAFETY: the descriptor is the stream's own, open while it is borrowed; the option
+        // value is a c_int whose size is passed along with it.
+        let set = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                std::ptr::addr_of!(value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_NOTSENT_LOWAT not set");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
+}
+
+/// The requests of one connection being answered.
+#[derive(Clone, Default)]
+struct Activity(Arc<watch::Sender<usize>>);
+
+/// One request being answered; counted in its connection's [`Activity`] while it lives.
+struct Busy(Activity);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        (self.0).0.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Activity {
+    fn begin(&self) -> Busy {
+        self.0.send_modify(|n| *n += 1);
+        Busy(self.clone())
+    }
+
+    /// Resolves once no request has been in progress for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        let mut changes = self.0.subscribe();
+        loop {
+            if *changes.borrow_and_update() == 0 {
+                if tokio::time::timeout(limit, changes.changed())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            } else {
+                // The sender lives as long as `self`: `changed` cannot fail.
+                let _ = changes.changed().await;
+            }
+        }
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for requests in flight.
 pub async fn serve(
@@ -41,7 +121,7 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout())
-        .max_buf_size(64 * 1024);
+        .max_buf_size(READ_AHEAD);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -49,7 +129,9 @@ pub async fn serve(
         .keep_alive_interval(Some(limits.header_timeout()))
         .keep_alive_timeout(limits.header_timeout());
     let write_timeout = limits.write_timeout();
-    let graceful = GracefulShutdown::new();
+    let idle_timeout = limits.header_timeout();
+    let stopping = CancellationToken::new();
+    let connections = TaskTracker::new();
     let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
     tokio::pin!(shutdown);
     loop {
@@ -75,30 +157,59 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        queue_little(&stream);
         let slot = ConnectionSlot(Arc::new(permit));
         let request_slot = slot.clone();
-        let service = TowerToHyperService::new(router.clone().map_request(
-            move |request: axum::http::Request<hyper::body::Incoming>| {
+        let activity = Activity::default();
+        let service = {
+            let (router, activity) = (router.clone(), activity.clone());
+            tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(request_slot.clone());
-                request
-            },
-        ));
+                let busy = activity.begin();
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(request).await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
         let connection = builder
             .serve_connection_with_upgrades(
                 TokioIo::new(super::deadline::WriteDeadline::new(stream, write_timeout)),
-                service,
+                TowerToHyperService::new(service),
             )
             .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            // Asked to end: requests in progress finish, then it closes (HTTP/2 says GOAWAY).
+            let mut ending = false;
+            loop {
+                tokio::select! {
+                    ended = connection.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = stopping.cancelled(), if !ending => {
+                        connection.as_mut().graceful_shutdown();
+                        ending = true;
+                    }
+                    () = activity.idle_for(idle_timeout), if !ending => {
+                        connection.as_mut().graceful_shutdown();
+                        ending = true;
+                    }
+                }
             }
             drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    stopping.cancel();
+    connections.close();
+    connections.wait().await;
     Ok(())
 }
