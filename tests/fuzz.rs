@@ -1,6 +1,7 @@
 //! Property tests of the request surface: random bodies and random GraphQL documents, with and
-//! without a key, never get a 5xx or a panic, and every error they get carries a code. Bounded
-//! (a few hundred cases each) so that CI stays short; `PROPTEST_CASES` raises it locally.
+//! without a key, never get a 5xx or a panic, and every error they get carries a code, also
+//! while clients that never read and a subscription flood hold on beside them. Bounded (a few
+//! hundred cases each) so that CI stays short; `PROPTEST_CASES` raises it locally.
 
 mod common;
 
@@ -128,18 +129,12 @@ fn check(status: u16, text: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-#[test]
-fn random_requests_get_coded_errors_and_no_5xx() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = runtime.block_on(TestApp::start(Engine::Sqlite)).unwrap();
+/// Runs `cases` random requests against `app` (from `runtime`), each checked by [`check`].
+fn random_requests(runtime: &tokio::runtime::Runtime, app: &TestApp, cases: u32) {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(cases);
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -152,6 +147,7 @@ fn random_requests_get_coded_errors_and_no_5xx() {
                     .client
                     .post(format!("{}/graphql", app.url))
                     .header("content-type", "application/json")
+                    .timeout(std::time::Duration::from_secs(20))
                     .body(body);
                 if with_key {
                     request = request.bearer_auth(&app.admin_key);
@@ -167,4 +163,86 @@ fn random_requests_get_coded_errors_and_no_5xx() {
         .block_on(app.client.get(format!("{}/healthz", app.url)).send())
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn random_requests_get_coded_errors_and_no_5xx() {
+    let runtime = runtime();
+    let app = runtime.block_on(TestApp::start(Engine::Sqlite)).unwrap();
+    random_requests(&runtime, &app, 300);
+}
+
+/// The same, while beside them clients pipeline requests through a small receive buffer and
+/// never read the answers, and one WebSocket floods subscribes without end (reading what it
+/// is told, so only its budget stops it).
+#[test]
+fn random_requests_are_answered_beside_slow_readers_and_a_subscription_flood() {
+    use futures::{SinkExt, StreamExt};
+    use tokio::io::AsyncWriteExt;
+    let runtime = runtime();
+    let app = runtime.block_on(TestApp::start(Engine::Sqlite)).unwrap();
+    let hostile = runtime.block_on(async {
+        let (sim, integration, _) = common::linked_simulator(&app, 5, 7).await;
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let stream = socket.connect(app.addr).await.unwrap();
+            let request = format!(
+                "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 27\r\n\r\n\
+                 {{\"query\":\"{{ __typename }}\"}}",
+                app.admin_key
+            )
+            .repeat(1000);
+            tasks.push(tokio::spawn(async move {
+                let (_never_read, mut write) = stream.into_split();
+                while write.write_all(request.as_bytes()).await.is_ok() {}
+                std::future::pending::<()>().await;
+            }));
+        }
+        let mut socket = common::connect(&app.ws_url(), common::TRANSPORT_WS).await;
+        common::send(
+            &mut socket,
+            serde_json::json!({ "type": "connection_init",
+                "payload": { "authorization": format!("Bearer {}", app.admin_key) } }),
+        )
+        .await;
+        let (mut sink, mut stream) = socket.split();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = sent.clone();
+        tasks.push(tokio::spawn(async move {
+            while stream.next().await.is_some() {}
+        }));
+        tasks.push(tokio::spawn(async move {
+            for n in 0u64.. {
+                let subscribe = serde_json::json!({ "type": "subscribe", "id": n.to_string(),
+                    "payload": { "query": "subscription($i: ID!) { bindingEvents(integrationId: $i) { __typename } }",
+                                 "variables": { "i": integration } } });
+                let message = tokio_tungstenite::tungstenite::Message::Text(subscribe.to_string().into());
+                if sink.send(message).await.is_err() {
+                    break;
+                }
+                counted.store(n + 1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+        (sim, tasks, sent)
+    });
+    random_requests(&runtime, &app, 100);
+    let (_sim, tasks, sent) = hostile;
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{sent} subscribes sent during the cases");
+    assert!(sent > 1_000, "the flood ran ({sent} subscribes)");
+    for task in tasks {
+        assert!(!task.is_finished(), "a hostile client was stopped early");
+        task.abort();
+    }
 }

@@ -447,6 +447,6 @@ on_both_engines! {
         assert!(cost > 0 && cost <= Limits::default().max_complexity as u64);
         // A small query costs little.
         let (_, small) = app.post(Some(&app.admin_key), "{ integrations { id } }", json!({})).await;
-        assert!(small["extensions"]["cost"].as_u64().unwrap() < 10, "{small}");
+        assert!(small["extensions"]["cost"].as_u64().unwrap() < 1_000, "{small}");
     }
 }

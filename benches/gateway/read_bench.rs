@@ -190,6 +190,8 @@ pub(crate) async fn read_bench(
     println!("| tree of 1,000 boxes | gateway {:.1} ms | hand-written SQL {:.1} ms | ratio {:.2} | JSON {} vs {} bytes |",
         median(gql.clone()), median(base.clone()), median(gql) / median(base), sizes.0, sizes.1);
 
+    cost_calibration(&schema, &admin, &gid, tree, page(cursor.clone()), rounds).await?;
+
     let mut rng_state = 12345u64;
     let mut next = || {
         rng_state ^= rng_state << 13;
@@ -252,5 +254,100 @@ pub(crate) async fn read_bench(
     let health = wrk(&format!("http://{addr}/healthz"), "", seconds)?;
     let graphql = wrk(&format!("http://{addr}/graphql"), &script, seconds)?;
     println!("| HTTP, wrk -t2 -c32, {seconds} s | port(id) {graphql:.0} req/s | /healthz {health:.0} req/s | ratio {:.2} |", graphql / health);
+    Ok(())
+}
+
+/// Work per unit of cost, by the shape of the operation: the tree (what the limit was set on)
+/// and 100 aliased copies of each field that runs a query of its own. A shape whose
+/// microseconds per unit are far above the tree's is under-counted.
+async fn cost_calibration(
+    schema: &mapping_gateway::graphql::AppSchema,
+    admin: &Actor,
+    integration: &str,
+    tree: &str,
+    tree_variables: Value,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let (lat, lng) = {
+        let (min_lat, min_lng, max_lat, max_lng) = mapping_gateway::simulator::network::CITY_BBOX;
+        ((min_lat + max_lat) / 2.0, (min_lng + max_lng) / 2.0)
+    };
+    let fid = schema
+        .execute(
+            async_graphql::Request::new(
+                "query($i: ID!) { elements(integrationId: $i, first: 1) { edges { node { fid } } } }",
+            )
+            .variables(async_graphql::Variables::from_json(json!({ "i": integration })))
+            .data(admin.clone()),
+        )
+        .await
+        .data
+        .into_json()?["elements"]["edges"][0]["node"]["fid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let aliased = |field: &str| {
+        let body: String = (0..100).map(|n| format!("a{n}: {field} ")).collect();
+        format!("query($i: ID!) {{ {body} }}")
+    };
+    let shapes = [
+        ("tree of 1,000 boxes".to_owned(), tree.to_owned(), tree_variables),
+        (
+            "100 × freePorts 5 km, first 1".into(),
+            aliased(&format!("freePorts(integrationId: $i, latitude: {lat}, longitude: {lng}, radiusMeters: 5000, first: 1) {{ port {{ id }} }}")),
+            json!({ "i": integration }),
+        ),
+        (
+            "100 × freePorts 200 m, first 10".into(),
+            aliased(&format!("freePorts(integrationId: $i, latitude: {lat}, longitude: {lng}, radiusMeters: 200, first: 10) {{ port {{ id }} }}")),
+            json!({ "i": integration }),
+        ),
+        (
+            "100 × elements search, first 1".into(),
+            aliased("elements(integrationId: $i, first: 1, filter: { search: \"no such name\" }) { edges { node { id } } }"),
+            json!({ "i": integration }),
+        ),
+        (
+            "100 × elements, first 1".into(),
+            aliased("elements(integrationId: $i, first: 1) { edges { node { id } } }"),
+            json!({ "i": integration }),
+        ),
+        (
+            "100 × elementByFid".into(),
+            aliased(&format!("elementByFid(integrationId: $i, fid: \"{fid}\") {{ id }}")),
+            json!({ "i": integration }),
+        ),
+    ];
+    let mut tree_rate = None;
+    for (name, query, variables) in shapes {
+        let mut times = Vec::new();
+        let mut cost = 0;
+        for _ in 0..rounds.max(1) {
+            let t = Instant::now();
+            let response = schema
+                .execute(
+                    async_graphql::Request::new(query.clone())
+                        .variables(async_graphql::Variables::from_json(variables.clone()))
+                        .data(admin.clone()),
+                )
+                .await;
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            anyhow::ensure!(response.errors.is_empty(), "{name}: {:?}", response.errors);
+            cost = response
+                .extensions
+                .get("cost")
+                .and_then(|c| c.clone().into_json().ok())
+                .and_then(|c| c.as_u64())
+                .unwrap_or(0);
+        }
+        let time = median(times);
+        let rate = time / cost.max(1) as f64;
+        let base = *tree_rate.get_or_insert(rate);
+        println!(
+            "| cost of {name} | {cost} units | {:.2} ms | {rate:.3} µs a unit | {:.2}× the tree's |",
+            time / 1000.0,
+            rate / base
+        );
+    }
     Ok(())
 }

@@ -64,7 +64,7 @@ impl HistoryQuery {
     /// The history of an integration, newest first.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::complexity(first, child_complexity)"
+        complexity = "paging::connection_cost(first, child_complexity, false)"
     )]
     async fn history(
         &self,

@@ -181,14 +181,20 @@ pub struct IntegrationQuery;
 #[Object]
 impl IntegrationQuery {
     /// Every integration, by name.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "super::paging::lookup_cost(child_complexity)"
+    )]
     async fn integrations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Integration>> {
         let rows = domain::list(&state(ctx)?.db).await?;
         Ok(rows.into_iter().map(Integration).collect())
     }
 
     /// One integration by id; `NOT_FOUND` when there is none.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "super::paging::lookup_cost(child_complexity)"
+    )]
     async fn integration(
         &self,
         ctx: &Context<'_>,

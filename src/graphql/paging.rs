@@ -139,17 +139,48 @@ pub fn complexity(first: Option<i32>, child: usize) -> usize {
         .saturating_add(1)
 }
 
-/// Meters of search radius that cost one unit: `freePorts` reads the ports of the boxes within
-/// its radius, so its cost grows with it. Calibrated against the element tree
-/// (docs/BENCHMARKS.md, "Cost of database work"): 1,000 at the 5 km maximum, so 500 aliased
-/// searches at 5 km (0.2 s of database work) cost over the default limit.
+/// Units of one statement a field runs of its own (a root lookup, not batched through a loader).
+/// The cost limit was set on the element tree, about 0.4 µs of work a unit on a release build;
+/// one statement with its round trip measured about 80 µs, 200 units (docs/BENCHMARKS.md,
+/// "Cost of database work").
+pub const QUERY: usize = 200;
+
+/// Units of a search by name: a substring test over every element of the integration (no index
+/// serves it), 2.1 ms at 20,000 boxes.
+pub const SEARCH: usize = 5_000;
+
+/// Units of a call to the platform: its round trip (milliseconds to seconds) and its share of
+/// the platform's rate limit.
+pub const PLATFORM: usize = 10_000;
+
+/// Units of a `freePorts` search whatever its radius: 0.4 ms at 20,000 boxes.
+const NEAREST: usize = 1_000;
+
+/// Meters of search radius that cost one unit on top of [`NEAREST`]: the boxes within the
+/// radius are read, so a wider search costs more on a denser network.
 const METERS_PER_UNIT: f64 = 5.0;
 
-/// Cost of a search of `radius` meters (at least 1; the radius is checked by the resolver).
-pub fn radius_cost(radius: f64) -> usize {
-    if radius.is_finite() && radius > 0.0 {
-        (radius.min(crate::store::lookup::MAX_RADIUS_M) / METERS_PER_UNIT).ceil() as usize + 1
+/// Cost of a root lookup of one row with `child` selected.
+pub fn lookup_cost(child: usize) -> usize {
+    QUERY.saturating_add(child)
+}
+
+/// Cost of a root connection: its statements (the integration's check, the count and the page)
+/// and its selection `first` times; with `search`, the scan it makes.
+pub fn connection_cost(first: Option<i32>, child: usize, search: bool) -> usize {
+    (3 * QUERY)
+        .saturating_add(complexity(first, child))
+        .saturating_add(if search { SEARCH } else { 0 })
+}
+
+/// Cost of a `freePorts` search of `radius` meters (the radius is checked by the resolver)
+/// with its selection `first` times.
+pub fn free_ports_cost(radius: f64, first: Option<i32>, child: usize) -> usize {
+    let radius = if radius.is_finite() && radius > 0.0 {
+        (radius.min(crate::store::lookup::MAX_RADIUS_M) / METERS_PER_UNIT).ceil() as usize
     } else {
-        1
-    }
+        0
+    };
+    (NEAREST + radius + 1)
+        .saturating_add((first.unwrap_or(10).clamp(1, 100) as usize).saturating_mul(child))
 }

@@ -50,6 +50,16 @@ pub struct ElementFilterInput {
     pub has_free_ports: Option<bool>,
 }
 
+impl ElementFilterInput {
+    /// True when the filter searches by name (a scan of the integration's elements).
+    pub fn searches(filter: &Option<Self>) -> bool {
+        filter
+            .as_ref()
+            .and_then(|f| f.search.as_deref())
+            .is_some_and(|s| !s.trim().is_empty())
+    }
+}
+
 /// Filter of `bindings`; conditions combine with AND.
 #[derive(InputObject, Default)]
 pub struct BindingFilterInput {
@@ -158,7 +168,7 @@ impl PlantQuery {
     /// The synced elements of an integration, by id.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::complexity(first, child_complexity)"
+        complexity = "paging::connection_cost(first, child_complexity, ElementFilterInput::searches(&filter))"
     )]
     async fn elements(
         &self,
@@ -174,7 +184,10 @@ impl PlantQuery {
     }
 
     /// One element by id.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::lookup_cost(child_complexity)"
+    )]
     async fn element(
         &self,
         ctx: &Context<'_>,
@@ -187,7 +200,10 @@ impl PlantQuery {
     }
 
     /// One element of an integration by its platform fid.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::lookup_cost(child_complexity)"
+    )]
     async fn element_by_fid(
         &self,
         ctx: &Context<'_>,
@@ -202,7 +218,10 @@ impl PlantQuery {
     }
 
     /// One splitter by id.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::lookup_cost(child_complexity)"
+    )]
     async fn splitter(
         &self,
         ctx: &Context<'_>,
@@ -215,7 +234,10 @@ impl PlantQuery {
     }
 
     /// One port by id.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::lookup_cost(child_complexity)"
+    )]
     async fn port(
         &self,
         ctx: &Context<'_>,
@@ -231,7 +253,7 @@ impl PlantQuery {
     /// binding, nearest first (ties by box, splitter, port number).
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::radius_cost(radius_meters) + first.unwrap_or(10).clamp(1, 100) as usize * child_complexity"
+        complexity = "paging::free_ports_cost(radius_meters, first, child_complexity)"
     )]
     async fn free_ports(
         &self,
@@ -269,7 +291,7 @@ impl PlantQuery {
     /// Bindings, newest first.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::complexity(first, child_complexity)"
+        complexity = "paging::connection_cost(first, child_complexity, false)"
     )]
     async fn bindings(
         &self,

@@ -45,7 +45,10 @@ pub struct PlatformQuery;
 impl PlatformQuery {
     /// The projects the integration's platform user can see, read live (ADMIN). Nothing is
     /// stored.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "super::paging::PLATFORM + child_complexity"
+    )]
     async fn remote_projects(
         &self,
         ctx: &Context<'_>,

@@ -102,7 +102,9 @@ impl Project {
     }
     /// Its synced elements, by id: the same connection as `elements` (an integration has one
     /// project, and unlinking it removes its copy).
-    #[graphql(complexity = "super::paging::complexity(first, child_complexity)")]
+    #[graphql(
+        complexity = "super::paging::connection_cost(first, child_complexity, super::plant::ElementFilterInput::searches(&filter))"
+    )]
     async fn elements(
         &self,
         ctx: &Context<'_>,

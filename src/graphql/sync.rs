@@ -179,7 +179,7 @@ impl SyncQuery {
     /// The runs of an integration, newest first.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::complexity(first, child_complexity)"
+        complexity = "paging::connection_cost(first, child_complexity, false)"
     )]
     async fn sync_runs(
         &self,
@@ -197,7 +197,10 @@ impl SyncQuery {
     }
 
     /// One run by id.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::lookup_cost(child_complexity)"
+    )]
     async fn sync_run(
         &self,
         ctx: &Context<'_>,
