@@ -172,6 +172,22 @@ async fn websockets_must_authenticate_in_time_and_keep_messages_small() {
     assert_eq!(error["extensions"]["limit"], "nodes", "{answer}");
     let message = error["message"].as_str().unwrap();
     assert!(message.ends_with("the limit is 1000"), "{message}");
+    // A WebSocket is not an idle connection: after three idle timeouts without a message it
+    // still answers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    send(
+        &mut good,
+        json!({ "type": "subscribe", "id": "2", "payload": { "query": "{ gateways { kind } }" } }),
+    )
+    .await;
+    loop {
+        let answer = common::next_json(&mut good).await;
+        if answer["type"] == "next" {
+            assert_eq!(answer["id"], "2", "{answer}");
+            assert!(answer["payload"]["data"]["gateways"].is_array(), "{answer}");
+            break;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
