@@ -100,11 +100,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_depth: 15,
-            // The README's front-end tree (boxes, splitters, ports with platform customer and
-            // binding) at the page cap of 500 boxes costs 208,092 and answers in about 110 ms
-            // (docs/BENCHMARKS.md: 219 ms for 1,000 boxes). The same page with every field of
-            // the tree costs about 414,000 and is refused, and so are two such pages aliased.
-            max_complexity: 250_000,
+            // A unit is about 0.25 to 0.45 µs of work (docs/BENCHMARKS.md, "Cost of database
+            // work"): one page at the 500-box cap with every field of the tree costs 416,101 and
+            // answers in about 100 ms, so it is admitted; two such pages aliased, 100 searches
+            // by name or 500 wide freePorts searches are refused.
+            max_complexity: 500_000,
             max_body_bytes: 256 * 1024,
             max_nodes: 1_000,
             header_timeout_secs: 10,

@@ -337,7 +337,7 @@ async fn a_search_over_its_length_is_refused() {
 
 /// The cost counts database work: a `freePorts` search costs a search plus its radius, a search
 /// by name the scan it makes, a root lookup its statement; so 500 aliased searches at the 5 km
-/// maximum, or 60 aliased name searches, are refused before they run, while one, 200 at the
+/// maximum, or 100 aliased name searches, are refused before they run, while one, 200 at the
 /// default 200 m, or 100 lookups by fid, pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searches_and_lookups_cost_their_database_work() {
@@ -359,7 +359,7 @@ async fn searches_and_lookups_cost_their_database_work() {
             &format!("elementByFid(integrationId: \"{id}\", fid: \"1\") {{ name }}"),
         )
     };
-    for query in [searches(500, 5000), by_name(60)] {
+    for query in [searches(500, 5000), by_name(100)] {
         let (status, body) = app
             .post_body(Some(&app.admin_key), json!({ "query": query }).to_string())
             .await;

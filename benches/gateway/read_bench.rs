@@ -318,8 +318,27 @@ async fn cost_calibration(
             json!({ "i": integration }),
         ),
     ];
+    // One page with every field of the tree (the front-end's worst single page), at three sizes.
+    let every_field = "query($i: ID!, $first: Int) {
+      elements(integrationId: $i, first: $first) {
+        totalCount pageInfo { hasNextPage endCursor }
+        edges { cursor node {
+          id fid item name latitude longitude remoteUpdatedAt syncedAt freePortCount project { name }
+          splitters { id fid name kind ratio portCount freePortCount boxFid box { fid }
+            ports { id fid number status platformCustomer { contract document name } binding { id } splitter { fid } }
+          }
+        } }
+      }
+    }";
+    let pages = [100, 250, 500].map(|first| {
+        (
+            format!("every-field page of {first}"),
+            every_field.to_owned(),
+            json!({ "i": integration, "first": first }),
+        )
+    });
     let mut tree_rate = None;
-    for (name, query, variables) in shapes {
+    for (name, query, variables) in shapes.into_iter().chain(pages) {
         let mut times = Vec::new();
         let mut cost = 0;
         for _ in 0..rounds.max(1) {
