@@ -9,17 +9,7 @@ use mapping_gateway::config::Limits;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
-const TREE: &str = "query($i: ID!, $first: Int, $after: String) {
-  elements(integrationId: $i, first: $first, after: $after) {
-    totalCount pageInfo { hasNextPage endCursor }
-    edges { cursor node {
-      id fid item name latitude longitude remoteUpdatedAt syncedAt freePortCount project { name }
-      splitters { id fid name kind ratio portCount freePortCount boxFid box { fid }
-        ports { id fid number status platformCustomer { contract document name } binding { id } splitter { fid } }
-      }
-    } }
-  }
-}";
+use mapping_gateway::graphql::cost::EVERY_FIELD_PAGE as TREE;
 
 async fn bind(app: &TestApp, port: &entity::port::Model, contract: &str, document: &str) -> i64 {
     common::insert_binding(

@@ -319,17 +319,7 @@ async fn cost_calibration(
         ),
     ];
     // One page with every field of the tree (the front-end's worst single page), at three sizes.
-    let every_field = "query($i: ID!, $first: Int) {
-      elements(integrationId: $i, first: $first) {
-        totalCount pageInfo { hasNextPage endCursor }
-        edges { cursor node {
-          id fid item name latitude longitude remoteUpdatedAt syncedAt freePortCount project { name }
-          splitters { id fid name kind ratio portCount freePortCount boxFid box { fid }
-            ports { id fid number status platformCustomer { contract document name } binding { id } splitter { fid } }
-          }
-        } }
-      }
-    }";
+    let every_field = mapping_gateway::graphql::cost::EVERY_FIELD_PAGE;
     let pages = [100, 250, 500].map(|first| {
         (
             format!("every-field page of {first}"),

@@ -81,6 +81,22 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// One page of the element tree with every field a front-end shows (element, splitter and port
+/// scalars, the project, the box, the platform customer, the binding's id): the worst single
+/// page the cost limit is set to admit at the page cap, and that two of are refused. The read
+/// tests and the read benchmark's calibration run it (docs/BENCHMARKS.md).
+pub const EVERY_FIELD_PAGE: &str = "query($i: ID!, $first: Int, $after: String) {
+  elements(integrationId: $i, first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id fid item name latitude longitude remoteUpdatedAt syncedAt freePortCount project { name }
+      splitters { id fid name kind ratio portCount freePortCount boxFid box { fid }
+        ports { id fid number status platformCustomer { contract document name } binding { id } splitter { fid } }
+      }
+    } }
+  }
+}";
+
 #[cfg(test)]
 mod tests {
     use super::*;
