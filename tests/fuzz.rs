@@ -193,9 +193,7 @@ fn random_requests_are_answered_beside_slow_readers_and_a_subscription_flood() {
         let (sim, integration, _) = common::linked_simulator(&app, 5, 7).await;
         let mut tasks = Vec::new();
         for _ in 0..4 {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.set_recv_buffer_size(4096).unwrap();
-            let stream = socket.connect(app.addr).await.unwrap();
+            let stream = common::never_reading(app.addr).await;
             let request = format!(
                 "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
                  Content-Type: application/json\r\nContent-Length: 27\r\n\r\n\

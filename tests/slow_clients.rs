@@ -118,9 +118,7 @@ async fn clients_that_never_read_lose_their_connections() {
     let request = format!("GET {script} HTTP/1.1\r\nHost: x\r\n\r\n").repeat(8);
     let mut readers = Vec::new();
     for _ in 0..3 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(app.addr).await.unwrap();
+        let mut stream = common::never_reading(app.addr).await;
         stream.write_all(request.as_bytes()).await.unwrap();
         readers.push(stream);
     }
@@ -146,17 +144,9 @@ async fn clients_that_never_read_lose_their_connections() {
 /// client is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_never_read_are_bounded_and_cut() {
-    let app = TestApp::start_with(
-        Engine::Sqlite,
-        Limits {
-            max_connections: 3,
-            write_timeout_secs: 1,
-            header_timeout_secs: 30,
-            ..Limits::default()
-        },
-    )
-    .await
-    .unwrap();
+    let app = TestApp::start_with(Engine::Sqlite, common::never_reading_limits())
+        .await
+        .unwrap();
     const REQUESTS: usize = 50_000;
     // Refused at once (no key), and counted.
     let request = b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
@@ -171,9 +161,7 @@ async fn pipelined_requests_never_read_are_bounded_and_cut() {
     let total = request.len() * REQUESTS / 100;
     let mut writers = Vec::new();
     for _ in 0..2 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let stream = socket.connect(app.addr).await.unwrap();
+        let stream = common::never_reading(app.addr).await;
         let request = request.clone();
         writers.push(tokio::spawn(async move {
             let (_never_read, mut write) = stream.into_split();
@@ -216,22 +204,12 @@ async fn pipelined_requests_never_read_are_bounded_and_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_that_never_reads_is_closed() {
     use tokio_tungstenite::tungstenite::protocol::Role;
-    let app = TestApp::start_with(
-        Engine::Sqlite,
-        Limits {
-            max_connections: 3,
-            write_timeout_secs: 1,
-            header_timeout_secs: 30,
-            ..Limits::default()
-        },
-    )
-    .await
-    .unwrap();
+    let app = TestApp::start_with(Engine::Sqlite, common::never_reading_limits())
+        .await
+        .unwrap();
     let mut flooders = Vec::new();
     for _ in 0..2 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(app.addr).await.unwrap();
+        let mut stream = common::never_reading(app.addr).await;
         stream
             .write_all(
                 b"GET /graphql/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -83,13 +83,31 @@ pub(crate) async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i
     {
         return Ok(row.id);
     }
-    let row = mapping_gateway::integrations::create(
+    let row = create_integration(state, sim, "bench").await?;
+    mapping_gateway::projects::set(
+        state,
+        &actor,
+        row.id,
+        mapping_gateway::projects::ProjectChoice::Existing("1".into()),
+    )
+    .await
+    .map_err(mapping_gateway::Error::into_anyhow)?;
+    Ok(row.id)
+}
+
+/// A Geosite integration named `name` on the simulator at `sim`, not linked to a project.
+pub(crate) async fn create_integration(
+    state: &AppState,
+    sim: &str,
+    name: &str,
+) -> anyhow::Result<entity::integration::Model> {
+    mapping_gateway::integrations::create(
         &state.db,
         &state.master,
         &state.settings.network,
-        &actor,
+        &Actor::system("bench"),
         mapping_gateway::integrations::NewIntegration {
-            name: "bench".into(),
+            name: name.into(),
             gateway: mapping_gateway::gateways::GatewayKind::Geosite,
             api_url: sim.into(),
             username: "integracao".into(),
@@ -101,16 +119,7 @@ pub(crate) async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i
         ),
     )
     .await
-    .map_err(mapping_gateway::Error::into_anyhow)?;
-    mapping_gateway::projects::set(
-        state,
-        &actor,
-        row.id,
-        mapping_gateway::projects::ProjectChoice::Existing("1".into()),
-    )
-    .await
-    .map_err(mapping_gateway::Error::into_anyhow)?;
-    Ok(row.id)
+    .map_err(mapping_gateway::Error::into_anyhow)
 }
 
 pub(crate) fn free_port() -> u16 {

@@ -39,25 +39,7 @@ struct Layout {
 async fn one_layout(sim: &str, layout: Layout, events: usize, tag: &str) -> anyhow::Result<f64> {
     let (state, addr) = gateway("sqlite", None, tag).await?;
     let id = integration(&state, sim).await?;
-    let other = mapping_gateway::integrations::create(
-        &state.db,
-        &state.master,
-        &state.settings.network,
-        &mapping_gateway::access::Actor::system("bench"),
-        mapping_gateway::integrations::NewIntegration {
-            name: "other".into(),
-            gateway: mapping_gateway::gateways::GatewayKind::Geosite,
-            api_url: sim.into(),
-            username: "integracao".into(),
-            password: "geosite".into(),
-        },
-        (
-            mapping_gateway::schedule::DEFAULT_CRON,
-            mapping_gateway::schedule::DEFAULT_TIMEZONE,
-        ),
-    )
-    .await
-    .map_err(mapping_gateway::Error::into_anyhow)?;
+    let other = create_integration(&state, sim, "other").await?;
     let key = access::create_key(&state.db, "bench", Role::Viewer)
         .await
         .map_err(mapping_gateway::Error::into_anyhow)?

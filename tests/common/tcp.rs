@@ -65,6 +65,25 @@ pub async fn slots_come_back(addr: std::net::SocketAddr, n: usize, limit: Durati
     .expect("the slots of clients that never read come back");
 }
 
+/// A connection with a 4 KiB receive buffer, for a client that never reads: the server's writes
+/// to it soon wait.
+pub async fn never_reading(addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Limits for the tests of clients that never read: three connections, a write deadline of
+/// one second, and headers given all the time they need.
+pub fn never_reading_limits() -> Limits {
+    Limits {
+        max_connections: 3,
+        write_timeout_secs: 1,
+        header_timeout_secs: 30,
+        ..Limits::default()
+    }
+}
+
 /// Limits with short deadlines, for tests that wait them out.
 pub fn quick_limits() -> Limits {
     Limits {
