@@ -317,6 +317,46 @@ on_both_engines! {
         assert_eq!((now["status"].as_str(), now["port"]["id"].as_str()), (Some("CONFIRMED"), Some(ports[0].0.as_str())));
     }
 
+    /// The sync read a port with our contract, and before it settled the page an older removal
+    /// of that port was delivered (the race seen in the test above): the sync's read no longer
+    /// says where the platform stands, so it leaves the newer push to the outbox. An older
+    /// push of the same binding delivered meanwhile writes what the sync saw and does not stop
+    /// it (tests/bindings.rs settles that way).
+    async fn a_sync_never_settles_a_push_over_a_removal_delivered_after_its_read(app: TestApp) {
+        use entity::push_outbox::{self, PushAction, PushStatus};
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        let w = synced_world(&app).await;
+        let (port, fid) = free_service_ports(&app, 1).await.remove(0);
+        let b = bind_port(&app, &port, customer("535001", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        let integration_id = ids::decode(ids::INTEGRATION, &async_graphql::ID(w.id.clone())).unwrap();
+        let row = |action, status, delivered_at, next_attempt_at| push_outbox::ActiveModel {
+            binding_id: Set(db_id(&b["id"])),
+            integration_id: Set(integration_id),
+            action: Set(action),
+            payload: Set(json!({ "contract": "535001", "document": CPF, "name": "Maria" })),
+            status: Set(status),
+            attempts: Set(1),
+            last_error: Set(None),
+            next_attempt_at: Set(next_attempt_at),
+            created_at: Set(chrono::Utc::now()),
+            delivered_at: Set(delivered_at),
+            port_fid: Set(Some(fid.clone())),
+            ..Default::default()
+        };
+        let now = chrono::Utc::now();
+        // Delivered while the run is under way (stamped after its start).
+        let landed = Some(now + chrono::Duration::minutes(1));
+        row(PushAction::Remove, PushStatus::Delivered, landed, now).insert(&app.state.db).await.unwrap();
+        let push = row(PushAction::Push, PushStatus::Pending, None, now + chrono::Duration::hours(1));
+        let push = push.insert(&app.state.db).await.unwrap();
+        assert_eq!(platform_contract(&w, &fid).as_deref(), Some("535001"));
+        world::succeeded(&app, &w.id, "FULL").await;
+        let after = push_outbox::Entity::find_by_id(push.id).one(&app.state.db).await.unwrap().unwrap();
+        assert_eq!(after.status, PushStatus::Pending, "{after:?}");
+    }
+
     /// An ORPHANED binding released, or moved, clears its old port on the platform when the
     /// port still carries its customer there.
     async fn an_orphan_released_or_moved_clears_its_old_port(app: TestApp) {

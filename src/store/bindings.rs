@@ -102,8 +102,13 @@ pub async fn orphan_bindings<C: ConnectionTrait>(db: &C, scope: &PortScope) -> R
     Ok(orphaned)
 }
 
+/// How far apart the clocks of two instances may be: a delivery stamped up to this long before
+/// a run began may have landed after the run read its port.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
+
 /// After a page of ports is written: marks done the pending pushes whose contract the platform
-/// now shows on their port (when no older delivery of that port is pending), clears the conflicts that agree again, and records a conflict on
+/// now shows on their port (when no older delivery of that port is pending, or delivered while
+/// the run may have been reading), clears the conflicts that agree again, and records a conflict on
 /// each active binding whose port carries another customer on the platform ([`other_customer`]:
 /// contract, then document; neither side is changed). Returns how many bindings this run found in conflict for the first time (`since`
 /// is when the run started, so a binding is counted once per run).
@@ -123,12 +128,17 @@ pub async fn reconcile_bindings<C: ConnectionTrait>(
     use sea_orm::ActiveEnum;
     let backend = db.get_database_backend();
     let now = Utc::now();
+    // Deliveries stamped after this may have landed after a page of the run was read.
+    let read_after = since - CLOCK_SKEW;
     let confirmed = BindingStatus::Confirmed.to_value();
     let active = super::lookup::active_statuses_sql();
     let other = other_customer("p", "bindings");
     let statements = |ports: &str| {
-        // Done only when no older delivery of the same port is still pending: a removal queued
-        // before it could still clear the port after this sync saw our contract on it.
+        // Done only when no older delivery of the same port is still pending (a removal queued
+        // before it could still clear the port after this sync saw our contract on it), nor
+        // delivered since the run began, give or take the clocks of two instances (it may have
+        // landed after this page was read): a removal, or another binding's push. An older
+        // push of the same binding wrote what the sync saw.
         let done = format!(
             "UPDATE push_outbox SET status = '{delivered}', delivered_at = {p1}, last_error = NULL, \
                claim_token = NULL \
@@ -138,12 +148,14 @@ pub async fn reconcile_bindings<C: ConnectionTrait>(
                AND p.fid = push_outbox.port_fid AND p.id IN ({ports})) \
              AND NOT EXISTS (SELECT 1 FROM push_outbox o \
                WHERE o.integration_id = push_outbox.integration_id \
-               AND o.port_fid = push_outbox.port_fid AND o.status = '{pending}' \
-               AND o.id < push_outbox.id)",
+               AND o.port_fid = push_outbox.port_fid AND o.id < push_outbox.id \
+               AND (o.status = '{pending}' OR (o.status = '{delivered}' AND o.delivered_at >= {p4} \
+                 AND (o.action <> '{push}' OR o.binding_id <> push_outbox.binding_id))))",
             delivered = PushStatus::Delivered.to_value(),
             pending = PushStatus::Pending.to_value(),
             push = PushAction::Push.to_value(),
             p1 = placeholder(backend, 1),
+            p4 = placeholder(backend, 4),
         );
         let agree = format!(
             "UPDATE bindings SET conflict_contract = NULL, conflict_document = NULL, \
@@ -182,6 +194,7 @@ pub async fn reconcile_bindings<C: ConnectionTrait>(
                     Value::from(now),
                     Value::from(since),
                     Value::from(splitter_ids.to_vec()),
+                    Value::from(read_after),
                 ],
             ))
             .await?;
@@ -199,7 +212,7 @@ pub async fn reconcile_bindings<C: ConnectionTrait>(
         db.execute_raw(Statement::from_sql_and_values(
             backend,
             done,
-            [Value::from(now)],
+            [Value::from(now), Value::from(read_after)],
         ))
         .await?;
         db.execute_unprepared(&agree).await?;
