@@ -94,6 +94,11 @@ pub struct Limits {
     /// Most connections (HTTP and WebSocket) open at once; more are closed on arrival.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
+
+    /// Most operations one HTTP request may carry as a JSON array (a batch); each is held to
+    /// every other limit on its own, and they run one after the other.
+    #[arg(long, env = "MAX_BATCH", default_value_t = Limits::default().max_batch)]
+    pub max_batch: usize,
 }
 
 impl Default for Limits {
@@ -116,6 +121,7 @@ impl Default for Limits {
             max_operations_per_socket: 100,
             max_subscriptions_per_key: 1_000,
             max_connections: 1024,
+            max_batch: 10,
         }
     }
 }
@@ -241,6 +247,29 @@ pub struct ServeConfig {
     /// address, or set this).
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+
+    /// Origins (scheme://host[:port], comma-separated) whose browser pages may call the API;
+    /// `*` lets any origin call it (requests carry the key in `Authorization`, never cookies).
+    /// None by default: only pages of the gateway's own origin.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// One entry of `CORS_ALLOWED_ORIGINS`: `*`, or an origin as browsers send it
+/// (`scheme://host[:port]`, no path, no trailing slash).
+pub fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value == "*" {
+        return Ok(value.to_owned());
+    }
+    let url = url::Url::parse(value).map_err(|e| format!("{value:?} is not an origin: {e}"))?;
+    let origin = url.origin().ascii_serialization();
+    if !matches!(url.scheme(), "http" | "https") || origin != value.trim_end_matches('/') {
+        return Err(format!(
+            "{value:?} is not an origin: write scheme://host[:port], e.g. https://app.example.com"
+        ));
+    }
+    Ok(origin)
 }
 
 /// Logging settings, common to every command.

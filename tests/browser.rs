@@ -10,65 +10,24 @@
 //! Without Chromium (`/usr/bin/chromium`, or `CHROMIUM`), the test says so and passes, unless
 //! `REQUIRE_BROWSER` is set, as `.ci/run` does after installing it.
 
+#[path = "common/browser.rs"]
+mod chromium;
 mod common;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromium::{chromium, launch, target_dir, until};
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::Page;
 use common::*;
 use futures::StreamExt;
-use mapping_gateway::config::Limits;
 use serde_json::json;
 
 const BASE: &str = "/isp/gateway";
-
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("REQUIRE_BROWSER").is_none(),
-        "REQUIRE_BROWSER is set but there is no Chromium at {}",
-        path.display()
-    );
-    eprintln!(
-        "no Chromium at {}: skipping the browser test",
-        path.display()
-    );
-    None
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("browser")
-}
-
-/// Waits (30 s at most) until `expression` evaluates to `true` in the page.
-async fn until(page: &Page, what: &str, expression: &str) -> Result<(), String> {
-    let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Ok(result) = page.evaluate(expression).await {
-                if result.into_value::<bool>().unwrap_or(false) {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    waited.map_err(|_| format!("timed out waiting until {what}"))
-}
+/// What a browser's navigation accepts.
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 /// Replaces the text of the CodeMirror editor under `selector` as a user would: focus it, select
 /// everything, and type the new text through the browser's input pipeline.
@@ -143,40 +102,14 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
         .to_owned();
 
     // The same state served behind a path prefix, as a reverse proxy would forward it.
-    let origin = serve_surface(
-        &app,
-        mapping_gateway::http::Surface {
+    let origin = app
+        .serve_surface(mapping_gateway::http::Surface {
             base_path: BASE.to_owned(),
             ..Default::default()
-        },
-    )
-    .await;
-
-    let profile = std::env::temp_dir().join(unique("mgw-chromium-"));
-    let config = BrowserConfig::builder()
-        .chrome_executable(executable)
-        .no_sandbox()
-        .user_data_dir(&profile)
-        .window_size(1400, 900)
-        .viewport(chromiumoxide::handler::viewport::Viewport {
-            width: 1400,
-            height: 900,
-            ..Default::default()
         })
-        .request_timeout(Duration::from_secs(30))
-        .args([
-            "disable-gpu",
-            "disable-quic",
-            "disable-component-update",
-            "disable-extensions",
-            // Nothing but the loopback address resolves: a page that reached for a CDN fails.
-            "host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ])
-        .build()
-        .expect("browser config");
-    let (mut browser, mut handler) = Browser::launch(config).await.expect("launch Chromium");
-    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        .await;
 
+    let (mut browser, events, profile) = launch(executable).await;
     let page = browser.new_page("about:blank").await.expect("a page");
     let requested = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut requests = page
@@ -327,28 +260,14 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
 
 each_engine!(graphiql_runs_queries_and_subscriptions);
 
-/// Serves `app`'s state with `surface` on a new port; returns its origin.
-async fn serve_surface(app: &TestApp, surface: mapping_gateway::http::Surface) -> String {
-    let limits = Limits::default();
-    let router = mapping_gateway::http::router(app.state.clone(), &limits, &surface);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ =
-            mapping_gateway::http::serve(listener, router, &limits, std::future::pending()).await;
-    });
-    origin
-}
-
 on_both_engines! {
     async fn the_page_and_its_files_are_served_under_the_base_path(app: TestApp) {
-        let origin = serve_surface(
-            &app,
+        let origin = app.serve_surface(
             mapping_gateway::http::Surface { base_path: BASE.to_owned(), ..Default::default() },
         )
         .await;
         let http = reqwest::Client::new();
-        let page = http.get(format!("{origin}{BASE}/graphql")).send().await.unwrap();
+        let page = http.get(format!("{origin}{BASE}/graphql")).header("accept", HTML).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
         assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
@@ -371,7 +290,7 @@ on_both_engines! {
         // Another build's files, and paths outside the prefix, are not there.
         let stale = files[0].replace("/graphiql/", "/graphiql/0").to_owned();
         assert_eq!(http.get(format!("{origin}{stale}")).send().await.unwrap().status(), 404);
-        assert_eq!(http.get(format!("{origin}/graphql")).send().await.unwrap().status(), 404);
+        assert_eq!(http.get(format!("{origin}/graphql")).header("accept", HTML).send().await.unwrap().status(), 404);
         assert_eq!(
             http.get(format!("{origin}{BASE}/healthz")).send().await.unwrap().text().await.unwrap(),
             "ok"
@@ -387,12 +306,14 @@ on_both_engines! {
         assert!(data["integrations"].is_array(), "{data}");
 
         // Turned off, neither the page nor its files are served.
-        let off = serve_surface(
-            &app,
+        let off = app.serve_surface(
             mapping_gateway::http::Surface { graphiql: false, ..Default::default() },
         )
         .await;
-        assert_eq!(http.get(format!("{off}/graphql")).send().await.unwrap().status(), 404);
+        // A browser's GET then gets the API's answer (no key: 401), not a page.
+        let no_page = http.get(format!("{off}/graphql")).header("accept", HTML).send().await.unwrap();
+        assert_eq!(no_page.status(), 401);
+        assert!(no_page.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
         let file = files[0].trim_start_matches(BASE);
         assert_eq!(http.get(format!("{off}{file}")).send().await.unwrap().status(), 404);
     }

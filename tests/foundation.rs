@@ -309,10 +309,10 @@ on_both_engines! {
         assert_eq!(health.status(), 200);
         let ready = app.client.get(format!("{}/readyz", app.url)).send().await.unwrap();
         assert_eq!(ready.status(), 200);
-        let page = app.client.get(format!("{}/graphql", app.url)).send().await.unwrap();
+        let page = app.client.get(format!("{}/graphql", app.url)).header("accept", "text/html").send().await.unwrap();
         assert_eq!(page.status(), 200);
         assert!(page.text().await.unwrap().contains("/boot.js"));
-        // Operations are POST only: a query string on GET runs nothing.
+        // A mutation over GET runs nothing: 405, and the method to use.
         let get = app
             .client
             .get(format!("{}/graphql?query=mutation%7BsetIntegrationActive(id%3A%22x%22%2Cactive%3Afalse)%7Bid%7D%7D", app.url))
@@ -320,7 +320,11 @@ on_both_engines! {
             .send()
             .await
             .unwrap();
-        assert!(get.text().await.unwrap().contains("<html"));
+        assert_eq!(get.status(), 405);
+        assert_eq!(get.headers()["allow"], "POST");
+        let body: serde_json::Value = get.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "METHOD_NOT_ALLOWED", "{body}");
+        assert!(body.get("data").is_none(), "{body}");
         let wrong_type = app
             .client
             .post(format!("{}/graphql", app.url))

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fragment_bomb, Engine, TestApp};
+use common::{fragment_bomb, Engine, TestApp, ACCEPT};
 use mapping_gateway::access::Role;
 use mapping_gateway::config::Limits;
 use serde_json::json;
@@ -122,6 +122,7 @@ async fn the_server_keeps_answering_while_bombs_arrive() {
                 let mut request = client
                     .post(format!("{url}/graphql"))
                     .header("content-type", "application/json")
+                    .header("accept", ACCEPT)
                     .body(bomb.clone());
                 if let Some(key) = &key {
                     request = request.bearer_auth(key);
@@ -211,6 +212,7 @@ async fn introspection_needs_a_key_but_graphiql_loads_without_one() {
     let page = app
         .client
         .get(format!("{}/graphql", app.url))
+        .header("accept", "text/html")
         .send()
         .await
         .unwrap();

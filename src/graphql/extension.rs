@@ -63,6 +63,14 @@ impl Executed {
     }
 }
 
+/// Marks a request that may only read (it came over `GET`): a mutation or subscription in it
+/// is refused with [`METHOD_NOT_ALLOWED`] before it runs.
+#[derive(Clone, Copy, Debug)]
+pub struct QueriesOnly;
+
+/// The `extensions.code` of an operation that its HTTP method cannot carry (HTTP 405).
+pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+
 /// A request-level error with this `extensions.code`.
 pub(super) fn coded(message: impl Into<String>, code: &str) -> ServerError {
     let mut err = ServerError::new(message, None);
@@ -172,6 +180,52 @@ fn check_document(request: &mut Request, max_nodes: u64) -> ServerResult<Option<
         (DocumentOperations::Multiple(ops), None) => Ok(ops.keys().next().map(|n| n.to_string())),
         (DocumentOperations::Single(_), None) => Ok(None),
     }
+}
+
+/// Refuses, before anything runs, an operation its method cannot carry ([`QueriesOnly`]) and
+/// one that lacks a required variable (async-graphql would report that as an error of the first
+/// field that uses it, after execution began).
+fn check_operation(request: &mut Request, name: Option<&str>) -> ServerResult<()> {
+    use async_graphql::parser::types::OperationType;
+    let queries_only = request
+        .data
+        .get(&std::any::TypeId::of::<QueriesOnly>())
+        .is_some();
+    let variables = request.variables.clone();
+    let doc = request.parsed_query().map_err(|e| tag(e, "VALIDATION"))?;
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return Ok(()),
+        },
+        (DocumentOperations::Multiple(_), None) => return Ok(()),
+    };
+    let kind = operation.node.ty;
+    if queries_only && kind != OperationType::Query {
+        return Err(coded(
+            format!("a {kind} cannot be sent with GET: send it with POST (or over the WebSocket)"),
+            METHOD_NOT_ALLOWED,
+        ));
+    }
+    for definition in &operation.node.variable_definitions {
+        let definition = &definition.node;
+        let name = definition.name.node.as_str();
+        let given = variables
+            .get(name)
+            .is_some_and(|v| *v != async_graphql::Value::Null);
+        let required = !definition.var_type.node.nullable && definition.default_value.is_none();
+        if required && !given {
+            return Err(refusal(
+                format!(
+                    "variable ${name} of type {} was not given a value",
+                    definition.var_type.node
+                ),
+                None,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The metrics label of an operation: its first root field, when the schema has that field
@@ -324,6 +378,7 @@ impl Extension for SafetyExtension {
             .and_then(|a| a.key_id);
         super::persisted::resolve(&mut request, key)?;
         let operation = check_document(&mut request, self.max_nodes)?;
+        check_operation(&mut request, operation.as_deref())?;
         if let Some(name) = &operation {
             tracing::Span::current().record("operation", name.as_str());
         }

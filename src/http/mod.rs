@@ -1,13 +1,14 @@
-//! The HTTP surface: `/graphql` (POST operations, GET GraphiQL), `/graphql/ws`, `/healthz`,
-//! `/readyz`, `/metrics`; and the connection loop that serves it ([`serve`]).
+//! The HTTP surface: `/graphql` (operations over POST and GET, GraphiQL for a browser's GET:
+//! [`operation`]), `/graphql/ws`, `/healthz`, `/readyz`, `/metrics`; CORS for the allowed
+//! origins; and the connection loop that serves it ([`serve`]).
 //!
 //! An operation is authenticated before its body is parsed: anonymous requests and bad keys get
-//! 401 without the document ever being parsed. Request errors (a body that is not a GraphQL
-//! request, a document over the limits, an ambiguous or unknown operation name) answer 400 with
-//! `extensions.code`.
+//! 401 without the document ever being parsed. Answers follow GraphQL over HTTP ([`media`]).
 
 mod deadline;
 mod graphiql;
+mod media;
+mod operation;
 mod serve;
 mod ws;
 mod ws_budget;
@@ -18,15 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql_axum::GraphQLResponse;
-use axum::body::Body;
 use axum::extract::{Extension, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::access::{self, Actor};
 use crate::config::Limits;
@@ -39,6 +38,7 @@ struct Http {
     app: AppState,
     schema: AppSchema,
     max_body_bytes: usize,
+    max_batch: usize,
     body_timeout: Duration,
     request_timeout: Duration,
     ws: crate::config::WsLimits,
@@ -63,6 +63,8 @@ pub struct Surface {
     pub going_away: tokio_util::sync::CancellationToken,
     /// Open WebSockets, so that a shutdown can wait for their close frames.
     pub sockets: tokio_util::task::TaskTracker,
+    /// Origins whose pages may call the API from a browser (`CORS_ALLOWED_ORIGINS`; `*`: any).
+    pub cors_allowed_origins: Vec<String>,
     /// The pool operations over WebSockets use (see `db::connect_sockets`); `None` shares the
     /// state's.
     pub socket_db: Option<sea_orm::DatabaseConnection>,
@@ -76,6 +78,7 @@ impl Default for Surface {
             metrics_token: None,
             going_away: Default::default(),
             sockets: Default::default(),
+            cors_allowed_origins: Vec::new(),
             socket_db: None,
         }
     }
@@ -89,7 +92,7 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
         .clone()
         .map(|db| AppState { db, ..app.clone() });
     let routes = Router::new()
-        .route("/graphql", get(graphiql_page).post(graphql_post))
+        .route("/graphql", get(operation::get).post(operation::post))
         .route("/graphiql/{version}/{name}", get(graphiql_asset))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
@@ -98,10 +101,12 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
         // The schema's own extension already turns resolver panics into errors; this layer is
         // the backstop for anything outside it.
         .layer(CatchPanicLayer::new())
+        .layer(cors(&surface.cors_allowed_origins))
         .with_state(Http {
             app,
             schema,
             max_body_bytes: limits.max_body_bytes,
+            max_batch: limits.max_batch,
             body_timeout: limits.body_timeout(),
             request_timeout: limits.request_timeout(),
             ws: limits.ws(),
@@ -126,29 +131,39 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
     }
 }
 
-/// A GraphQL-shaped error response outside of execution.
+/// Cross-origin access for browser pages of the allowed origins (none by default: a layer that
+/// adds nothing). Preflights are answered for GET and POST with `Authorization`,
+/// `Content-Type` and `Accept`, cached by the browser for an hour; no credentials (the key
+/// travels in `Authorization`, which a page sets itself).
+fn cors(origins: &[String]) -> CorsLayer {
+    use axum::http::{HeaderName, Method};
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("apollographql-client-name"),
+            HeaderName::from_static("apollographql-client-version"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// A GraphQL-shaped error response outside of execution (`application/json`).
 fn error_response(
     status: StatusCode,
     message: String,
     code: &str,
     limit: Option<&str>,
 ) -> Response {
-    let mut extensions = json!({ "code": code });
-    if let Some(limit) = limit {
-        extensions["limit"] = json!(limit);
-    }
-    (
-        status,
-        Json(json!({ "errors": [{ "message": message, "extensions": extensions }] })),
-    )
-        .into_response()
-}
-
-async fn graphiql_page(State(http): State<Http>) -> Response {
-    if !http.graphiql {
-        return (StatusCode::NOT_FOUND, "GraphiQL is turned off").into_response();
-    }
-    graphiql::page(&http.base_path)
+    media::Media::Json.error(status, message, code, limit)
 }
 
 async fn graphiql_asset(
@@ -172,200 +187,6 @@ async fn actor_from(app: &AppState, authorization: Option<&str>) -> Result<Optio
         return Ok(None);
     };
     access::authenticate(&app.db, secret).await
-}
-
-/// What an HTTP request was, for the metrics: its operation name and outcome code.
-#[derive(Default)]
-struct Seen {
-    operation: Option<String>,
-    code: Option<String>,
-}
-
-async fn graphql_post(State(http): State<Http>, headers: HeaderMap, body: Body) -> Response {
-    let started = std::time::Instant::now();
-    let mut seen = Seen::default();
-    let response = graphql_request(&http, headers, body, &mut seen).await;
-    let code = seen.code.unwrap_or_else(|| {
-        match response.status() {
-            StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
-            s if s.is_server_error() => "INTERNAL",
-            s if s.is_client_error() => "VALIDATION",
-            _ => "ok",
-        }
-        .to_owned()
-    });
-    let metrics = crate::metrics::get();
-    let operation = metrics.operation_label(seen.operation.as_deref());
-    metrics
-        .http_requests
-        .with_label_values(&["graphql", operation.as_str(), code.as_str()])
-        .inc();
-    metrics
-        .http_latency
-        .with_label_values(&["graphql", operation.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    response
-}
-
-async fn graphql_request(http: &Http, headers: HeaderMap, body: Body, seen: &mut Seen) -> Response {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.starts_with("application/json") || v.starts_with("application/graphql-response+json")
-        });
-    if !is_json {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send operations as POST with Content-Type: application/json".into(),
-            "VALIDATION",
-            None,
-        );
-    }
-    // Who is asking comes first: nothing of an anonymous request is parsed.
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let actor = match actor_from(&http.app, authorization).await {
-        Ok(Some(actor)) => actor,
-        Ok(None) => {
-            // The body is read (bounded, never parsed) so that the client, which may still be
-            // sending it, gets the answer rather than a reset connection.
-            let drained = tokio::time::timeout(
-                http.body_timeout,
-                axum::body::to_bytes(body, http.max_body_bytes),
-            )
-            .await;
-            let mut response = error_response(
-                StatusCode::UNAUTHORIZED,
-                Error::Unauthenticated.message(),
-                Error::Unauthenticated.code(),
-                None,
-            );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                "Bearer".parse().expect("header value"),
-            );
-            if !matches!(drained, Ok(Ok(_))) {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, "close".parse().expect("header value"));
-            }
-            return response;
-        }
-        Err(e) => {
-            let gql: async_graphql::Error = e.into();
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                gql.message,
-                "INTERNAL",
-                None,
-            );
-        }
-    };
-    // Read the body under the limits before anything else runs, whatever Content-Length says.
-    let bytes = match tokio::time::timeout(
-        http.body_timeout,
-        axum::body::to_bytes(body, http.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body exceeds {} bytes", http.max_body_bytes),
-                "VALIDATION",
-                Some("bodySize"),
-            )
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body did not arrive within {} s",
-                    http.body_timeout.as_secs()
-                ),
-                "VALIDATION",
-                Some("bodyTimeout"),
-            )
-        }
-    };
-    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
-        Ok(request) => request,
-        Err(e) => {
-            // serde's own message names internal types; say what is expected instead.
-            let at = if e.line() > 0 {
-                format!(" (line {}, column {})", e.line(), e.column())
-            } else {
-                String::new()
-            };
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "the body is not a GraphQL request: expected a JSON object with a \"query\" \
-                     string and optional \"operationName\" and \"variables\"{at}"
-                ),
-                "VALIDATION",
-                None,
-            );
-        }
-    };
-    let executed = Arc::new(crate::graphql::extension::Executed::default());
-    let key_id = actor.key_id;
-    let request = request.data(actor).data(executed.clone());
-    // Log lines of the operation carry its name (recorded once the document is read) and the
-    // key's id as fields.
-    let span = tracing::info_span!(
-        "graphql",
-        operation = tracing::field::Empty,
-        key_id = tracing::field::Empty
-    );
-    if let Some(id) = key_id {
-        span.record("key_id", id);
-    }
-    let response = match tokio::time::timeout(
-        http.request_timeout,
-        tracing::Instrument::instrument(http.schema.execute(request), span),
-    )
-    .await
-    {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(
-                limit_secs = http.request_timeout.as_secs(),
-                "an operation ran out of time"
-            );
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the operation did not finish within {} s",
-                    http.request_timeout.as_secs()
-                ),
-                "INTERNAL",
-                Some("requestTimeout"),
-            );
-        }
-    };
-    seen.operation = executed.operation().map(str::to_owned);
-    seen.code = Some(
-        response
-            .errors
-            .first()
-            .and_then(|e| e.extensions.as_ref()?.get("code").cloned())
-            .and_then(|code| match code {
-                async_graphql::Value::String(code) => Some(code),
-                _ => None,
-            })
-            .unwrap_or_else(|| "ok".to_owned()),
-    );
-    // Refused before it ran (parse, limits, validation, operation name): a bad request.
-    let status = if !executed.get() && response.is_err() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    (status, GraphQLResponse::from(response)).into_response()
 }
 
 async fn graphql_ws(

@@ -210,6 +210,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         graphiql: config.graphiql,
         base_path: config.base_path.clone(),
         metrics_token: config.metrics_token.clone(),
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
         going_away: signalled.clone(),
         sockets: sockets.clone(),
         socket_db: db::connect_sockets(&config.db.database_url)

@@ -32,6 +32,10 @@ use mapping_gateway::server;
 use mapping_gateway::state::AppState;
 use serde_json::{json, Value};
 
+/// What the suite's client accepts, as the GraphQL-over-HTTP spec recommends: the GraphQL
+/// response media type first (request errors answer 400 in it), plain JSON after.
+pub const ACCEPT: &str = "application/graphql-response+json, application/json;q=0.9";
+
 /// A policy admitting loopback, where the tests' simulators and mock platforms listen.
 pub fn loopback_allowed() -> Arc<mapping_gateway::outbound::NetworkPolicy> {
     Arc::new(mapping_gateway::outbound::NetworkPolicy::with_networks(&["127.0.0.0/8"]).unwrap())
@@ -211,6 +215,20 @@ impl TestApp {
         }
     }
 
+    /// Serves this app's state on another address with another surface (base path, GraphiQL,
+    /// CORS); returns its origin (`http://127.0.0.1:port`).
+    pub async fn serve_surface(&self, surface: mapping_gateway::http::Surface) -> String {
+        let limits = Limits::default();
+        let router = mapping_gateway::http::router(self.state.clone(), &limits, &surface);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = mapping_gateway::http::serve(listener, router, &limits, std::future::pending())
+                .await;
+        });
+        origin
+    }
+
     /// A new key of the role.
     pub async fn key(&self, role: Role) -> String {
         access::create_key(&self.state.db, &unique("key-"), role)
@@ -234,6 +252,7 @@ impl TestApp {
             .client
             .post(format!("{}/graphql", self.url))
             .header("content-type", "application/json")
+            .header("accept", ACCEPT)
             .body(body);
         if let Some(key) = key {
             request = request.bearer_auth(key);
