@@ -157,7 +157,7 @@ async fn request_errors_carry_codes_and_4xx() {
         json!({ "query": "{ gateways { kind } }", "operationName": "Nope" }),
         json!({ "query": "{ gateways { kind " }),
         json!({ "query": "{ nothingHere }" }),
-        json!({ "query": "{ ...A } fragment A on QueryRoot { ...B } fragment B on QueryRoot { ...A }" }),
+        json!({ "query": "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }" }),
     ];
     for case in cases {
         let (status, body) = app.post_body(Some(&key), case.to_string()).await;
@@ -208,7 +208,7 @@ async fn introspection_needs_a_key_but_graphiql_loads_without_one() {
     assert!(body.get("data").is_none(), "{body}");
     let viewer = app.key(Role::Viewer).await;
     let data = app.ok_as(&viewer, q, json!({})).await;
-    assert_eq!(data["__schema"]["queryType"]["name"], "QueryRoot");
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
     let page = app
         .client
         .get(format!("{}/graphql", app.url))

@@ -32,6 +32,7 @@ pub mod sync;
 
 /// Every query field, merged from one struct per area.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     gateways::GatewayQuery,
     integrations::IntegrationQuery,
@@ -44,6 +45,7 @@ pub struct QueryRoot(
 
 /// Every mutation field, merged from one struct per area.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(
     integrations::IntegrationMutation,
     bindings::BindingMutation,
@@ -54,6 +56,7 @@ pub struct MutationRoot(
 
 /// Every subscription field, merged from one struct per area.
 #[derive(MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
 pub struct SubscriptionRoot(
     progress::ProgressSubscription,
     bindings::BindingSubscription,

@@ -438,13 +438,13 @@ pub async fn insert_binding(
 pub fn fragment_bomb(levels: usize, fan: usize) -> String {
     let mut q = String::from("query{...F0}");
     for i in 0..levels {
-        q.push_str(&format!(" fragment F{i} on QueryRoot{{"));
+        q.push_str(&format!(" fragment F{i} on Query{{"));
         for _ in 0..fan {
             q.push_str(&format!("...F{} ", i + 1));
         }
         q.push('}');
     }
-    q.push_str(&format!(" fragment F{levels} on QueryRoot{{__typename}}"));
+    q.push_str(&format!(" fragment F{levels} on Query{{__typename}}"));
     q
 }
 
