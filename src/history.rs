@@ -10,12 +10,102 @@ use crate::access::Actor;
 use crate::store::paging::{Page, PageRequest};
 use crate::Result;
 
+/// What an entry records; stored as its dotted name ([`Action::as_str`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    IntegrationCreated,
+    IntegrationUpdated,
+    IntegrationActivated,
+    IntegrationDeactivated,
+    IntegrationTested,
+    ProjectLinked,
+    ProjectUnlinked,
+    SelectionChanged,
+    SyncStarted,
+    SyncSucceeded,
+    SyncFailed,
+    SyncCancelled,
+    BindingCreated,
+    BindingConfirmed,
+    BindingCancelled,
+    BindingReleased,
+    BindingRebound,
+    BindingOrphaned,
+    BindingRetried,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 19] = [
+        Action::IntegrationCreated,
+        Action::IntegrationUpdated,
+        Action::IntegrationActivated,
+        Action::IntegrationDeactivated,
+        Action::IntegrationTested,
+        Action::ProjectLinked,
+        Action::ProjectUnlinked,
+        Action::SelectionChanged,
+        Action::SyncStarted,
+        Action::SyncSucceeded,
+        Action::SyncFailed,
+        Action::SyncCancelled,
+        Action::BindingCreated,
+        Action::BindingConfirmed,
+        Action::BindingCancelled,
+        Action::BindingReleased,
+        Action::BindingRebound,
+        Action::BindingOrphaned,
+        Action::BindingRetried,
+    ];
+
+    /// The stored name: `integration.created`, `sync.succeeded`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::IntegrationCreated => "integration.created",
+            Action::IntegrationUpdated => "integration.updated",
+            Action::IntegrationActivated => "integration.activated",
+            Action::IntegrationDeactivated => "integration.deactivated",
+            Action::IntegrationTested => "integration.tested",
+            Action::ProjectLinked => "project.linked",
+            Action::ProjectUnlinked => "project.unlinked",
+            Action::SelectionChanged => "selection.changed",
+            Action::SyncStarted => "sync.started",
+            Action::SyncSucceeded => "sync.succeeded",
+            Action::SyncFailed => "sync.failed",
+            Action::SyncCancelled => "sync.cancelled",
+            Action::BindingCreated => "binding.created",
+            Action::BindingConfirmed => "binding.confirmed",
+            Action::BindingCancelled => "binding.cancelled",
+            Action::BindingReleased => "binding.released",
+            Action::BindingRebound => "binding.rebound",
+            Action::BindingOrphaned => "binding.orphaned",
+            Action::BindingRetried => "binding.retried",
+        }
+    }
+
+    /// The action of a stored name.
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// How a run that ended with `status` is recorded (`None` while it runs).
+    pub fn sync_ended(status: entity::sync_run::SyncStatus) -> Option<Action> {
+        use entity::sync_run::SyncStatus;
+        match status {
+            SyncStatus::Succeeded => Some(Action::SyncSucceeded),
+            SyncStatus::Failed => Some(Action::SyncFailed),
+            SyncStatus::Cancelled => Some(Action::SyncCancelled),
+            SyncStatus::Queued | SyncStatus::Running => None,
+        }
+    }
+}
+
 /// Appends one entry. `before`/`after` must already be free of secrets.
 pub async fn record<C: ConnectionTrait>(
     db: &C,
     integration_id: Option<i64>,
     actor: &Actor,
-    action: &str,
+    action: Action,
     summary: impl Into<String>,
     before: Option<Value>,
     after: Option<Value>,
@@ -24,7 +114,7 @@ pub async fn record<C: ConnectionTrait>(
         integration_id: Set(integration_id),
         api_key_id: Set(actor.key_id),
         actor: Set(actor.name.clone()),
-        action: Set(action.to_owned()),
+        action: Set(action.as_str().to_owned()),
         summary: Set(summary.into()),
         before: Set(before),
         after: Set(after),

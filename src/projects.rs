@@ -95,7 +95,7 @@ pub async fn set(
         &txn,
         Some(integration_id),
         actor,
-        "project.linked",
+        crate::history::Action::ProjectLinked,
         if created {
             format!(
                 "created project \"{}\" on the platform and linked it",
@@ -150,7 +150,7 @@ pub async fn unlink(app: &AppState, actor: &Actor, integration_id: i64) -> Resul
         &txn,
         Some(integration_id),
         actor,
-        "project.unlinked",
+        crate::history::Action::ProjectUnlinked,
         format!(
             "unlinked project \"{}\"; local copy deleted, {orphaned} binding(s) orphaned",
             current.name

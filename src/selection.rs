@@ -170,7 +170,7 @@ pub async fn set(
             &txn,
             Some(integration_id),
             actor,
-            "selection.changed",
+            crate::history::Action::SelectionChanged,
             format!("selection is now {}", names(&wanted).join(", ")),
             Some(json!({ "items": names(&before) })),
             Some(json!({ "items": names(&wanted) })),

@@ -59,13 +59,13 @@ on_both_engines! {
         let history = app.ok("query($i: ID!) { history(integrationId: $i, first: 50) { edges { node { action actor } } } }", json!({ "i": w.id })).await;
         let actions: Vec<String> = history["history"]["edges"].as_array().unwrap().iter()
             .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
-            .filter(|a| a.starts_with("binding."))
+            .filter(|a| a.starts_with("BINDING_"))
             .collect();
-        for expected in ["binding.created", "binding.confirmed", "binding.released", "binding.cancelled"] {
+        for expected in ["BINDING_CREATED", "BINDING_CONFIRMED", "BINDING_RELEASED", "BINDING_CANCELLED"] {
             assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
         }
         let actors: Vec<&Value> = history["history"]["edges"].as_array().unwrap().iter()
-            .filter(|e| e["node"]["action"].as_str().unwrap().starts_with("binding."))
+            .filter(|e| e["node"]["action"].as_str().unwrap().starts_with("BINDING_"))
             .map(|e| &e["node"]["actor"])
             .collect();
         assert!(actors.iter().all(|a| *a == "test admin"), "{actors:?}");
@@ -222,7 +222,7 @@ on_both_engines! {
             .unwrap()
             .iter()
             .map(|e| &e["node"])
-            .find(|n| n["action"] == "binding.retried")
+            .find(|n| n["action"] == "BINDING_RETRIED")
             .unwrap_or_else(|| panic!("{history}"))
             .clone();
         assert_eq!(retry["actor"], "test admin", "{retry}");
@@ -260,7 +260,7 @@ on_both_engines! {
         let history = app.ok("query($i: ID!) { history(integrationId: $i, first: 50) { edges { node { action actor summary } } } }", json!({ "i": w.id })).await;
         let orphaned: Vec<&Value> = history["history"]["edges"].as_array().unwrap().iter()
             .map(|e| &e["node"])
-            .filter(|n| n["action"] == "binding.orphaned")
+            .filter(|n| n["action"] == "BINDING_ORPHANED")
             .collect();
         assert_eq!(orphaned.len(), 1, "{history}");
         assert_eq!(orphaned[0]["actor"], "test admin", "in the name of who started the sync");

@@ -150,11 +150,11 @@ on_both_engines! {
         assert_eq!(
             actions,
             [
-                "integration.activated",
-                "integration.deactivated",
-                "integration.updated",
-                "integration.updated",
-                "integration.created"
+                "INTEGRATION_ACTIVATED",
+                "INTEGRATION_DEACTIVATED",
+                "INTEGRATION_UPDATED",
+                "INTEGRATION_UPDATED",
+                "INTEGRATION_CREATED"
             ]
         );
         let rename = &history["edges"][2]["node"];

@@ -282,3 +282,52 @@ on_both_engines! {
         assert_eq!(post_json(&app, ACCEPT, json!([{ "query": "{ __typename }" }, 3])).await.status, 400);
     }
 }
+
+/// The kind of a field's type as introspection tells it: `NON_NULL ENUM`, `SCALAR`, ...
+fn kind(field: &Value) -> String {
+    let ty = &field["type"];
+    match ty["kind"].as_str() {
+        Some("NON_NULL") => format!("NON_NULL {}", ty["ofType"]["kind"].as_str().unwrap()),
+        other => other.unwrap().to_owned(),
+    }
+}
+
+on_both_engines! {
+    /// Types say what the data is: non-null where a value is always there, enums for codes,
+    /// the root types named as clients expect, and a specified date-time scalar.
+    async fn the_schema_says_what_the_data_is(app: TestApp) {
+        let data = app.ok(
+            "{ __schema { queryType { name } mutationType { name } subscriptionType { name } \
+               types { name fields { name type { kind ofType { kind } } } } } \
+               dateTime: __type(name: \"DateTime\") { description specifiedByURL } }",
+            json!({}),
+        ).await;
+        let schema = &data["__schema"];
+        assert_eq!(
+            (&schema["queryType"]["name"], &schema["mutationType"]["name"], &schema["subscriptionType"]["name"]),
+            (&json!("Query"), &json!("Mutation"), &json!("Subscription"))
+        );
+        let field = |ty: &str, name: &str| -> Value {
+            let t = schema["types"].as_array().unwrap().iter().find(|t| t["name"] == ty).unwrap_or_else(|| panic!("{ty}"));
+            t["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("{ty}.{name}")).clone()
+        };
+        for (ty, name, expected) in [
+            ("SyncRun", "status", "NON_NULL ENUM"),
+            ("SyncRun", "mode", "NON_NULL ENUM"),
+            ("SyncRun", "trigger", "NON_NULL ENUM"),
+            ("Binding", "status", "NON_NULL ENUM"),
+            ("Integration", "gateway", "NON_NULL ENUM"),
+            ("Element", "item", "NON_NULL ENUM"),
+            ("SyncPhase", "phase", "NON_NULL ENUM"),
+            ("SyncPhase", "item", "ENUM"),
+            ("SyncError", "code", "NON_NULL ENUM"),
+            ("IntegrationTest", "code", "ENUM"),
+            ("HistoryEntry", "action", "NON_NULL ENUM"),
+            ("SyncProgress", "item", "ENUM"),
+        ] {
+            assert_eq!(kind(&field(ty, name)), expected, "{ty}.{name}");
+        }
+        assert_eq!(data["dateTime"]["specifiedByURL"], "https://datatracker.ietf.org/doc/html/rfc3339");
+        assert!(data["dateTime"]["description"].as_str().unwrap().contains("RFC 3339"));
+    }
+}

@@ -39,7 +39,7 @@ on_both_engines! {
         let history = app
             .ok("query($id: ID!) { history(integrationId: $id) { edges { node { action summary } } } }", json!({ "id": good }))
             .await;
-        assert_eq!(history["history"]["edges"][0]["node"]["action"], "integration.tested");
+        assert_eq!(history["history"]["edges"][0]["node"]["action"], "INTEGRATION_TESTED");
     }
 
     async fn remote_projects_are_listed_live_and_not_stored(app: TestApp) {

@@ -44,7 +44,7 @@ on_both_engines! {
             .ok("query($i: ID!) { history(integrationId: $i, first: 10) { edges { node { action } } } }", json!({ "i": w.id }))
             .await;
         let actions: Vec<&str> = history["history"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["action"].as_str().unwrap()).collect();
-        assert_eq!(&actions[..5], ["sync.succeeded", "sync.started", "sync.succeeded", "sync.started", "project.linked"]);
+        assert_eq!(&actions[..5], ["SYNC_SUCCEEDED", "SYNC_STARTED", "SYNC_SUCCEEDED", "SYNC_STARTED", "PROJECT_LINKED"]);
     }
 
     async fn incremental_brings_updates_but_not_deletions_and_full_removes_them(app: TestApp) {

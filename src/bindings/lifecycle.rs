@@ -53,11 +53,11 @@ impl Change {
             Change::Cancel => "only a PENDING binding can be cancelled",
         }
     }
-    fn action(self) -> &'static str {
+    fn action(self) -> crate::history::Action {
         match self {
-            Change::Confirm => "binding.confirmed",
-            Change::Release => "binding.released",
-            Change::Cancel => "binding.cancelled",
+            Change::Confirm => crate::history::Action::BindingConfirmed,
+            Change::Release => crate::history::Action::BindingReleased,
+            Change::Cancel => crate::history::Action::BindingCancelled,
         }
     }
 }
@@ -191,7 +191,7 @@ pub async fn rebind(
         &txn,
         Some(after.integration_id),
         actor,
-        "binding.rebound",
+        crate::history::Action::BindingRebound,
         format!(
             "moved binding {} (contract {}) to port {}; {}",
             after.id,
@@ -277,7 +277,7 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
         &txn,
         Some(b.integration_id),
         actor,
-        "binding.retried",
+        crate::history::Action::BindingRetried,
         format!(
             "queued the {} of binding {} on port {fid} again",
             match action {

@@ -114,7 +114,7 @@ pub async fn record_orphaned<C: ConnectionTrait>(
             txn,
             Some(b.integration_id),
             actor,
-            "binding.orphaned",
+            crate::history::Action::BindingOrphaned,
             format!(
                 "binding {} (contract {}) orphaned: its port {} disappeared",
                 b.id,
@@ -389,7 +389,7 @@ pub async fn bind(
         &txn,
         Some(row.integration_id),
         actor,
-        "binding.created",
+        crate::history::Action::BindingCreated,
         format!(
             "bound contract {} to port {} (binding {})",
             row.contract, port.fid, row.id

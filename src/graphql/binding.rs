@@ -1,7 +1,7 @@
 //! `Binding`: a customer bound to a port.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Object, SimpleObject, ID};
-use chrono::{DateTime, Utc};
 
 use crate::graphql::ids::{self, BINDING};
 use crate::graphql::loaders::{loader_error, loaders};
@@ -46,7 +46,7 @@ pub struct BindingConflict {
     /// The document the platform has on the port.
     pub platform_document: Option<String>,
     /// When a sync saw it.
-    pub seen_at: DateTime<Utc>,
+    pub seen_at: DateTime,
 }
 
 use super::port::Port;
@@ -84,8 +84,8 @@ impl Binding {
         ids::encode(BINDING, self.0.id)
     }
     /// Where it is in its life.
-    async fn status(&self) -> Option<BindingStatus> {
-        Some(self.0.status)
+    async fn status(&self) -> BindingStatus {
+        self.0.status
     }
     /// Customer CPF or CNPJ, digits only.
     async fn document(&self) -> &str {
@@ -159,7 +159,7 @@ impl Binding {
         self.0.conflict_seen_at.map(|seen_at| BindingConflict {
             platform_contract: self.0.conflict_contract.clone(),
             platform_document: self.0.conflict_document.clone(),
-            seen_at,
+            seen_at: seen_at.into(),
         })
     }
     /// Where its latest delivery to the platform is; null before any was queued.
@@ -175,32 +175,31 @@ impl Binding {
         Ok(self.latest_delivery(ctx).await?.and_then(|d| d.last_error))
     }
     /// When its latest delivery was written on the platform.
-    async fn delivered_at(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+    async fn delivered_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime>> {
         Ok(self
             .latest_delivery(ctx)
             .await?
-            .and_then(|d| d.delivered_at))
+            .and_then(|d| d.delivered_at)
+            .map(DateTime))
     }
     /// When it was confirmed.
-    async fn confirmed_at(&self) -> Option<DateTime<Utc>> {
-        self.0.confirmed_at
+    async fn confirmed_at(&self) -> Option<DateTime> {
+        self.0.confirmed_at.map(DateTime)
     }
     /// When it was released.
-    async fn released_at(&self) -> Option<DateTime<Utc>> {
+    async fn released_at(&self) -> Option<DateTime> {
         (self.0.status == BindingStatus::Released)
             .then_some(self.0.closed_at)
             .flatten()
+            .map(DateTime)
     }
     /// When it was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
     /// When it last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
 }
 

@@ -1,7 +1,7 @@
 //! `Element`: a synced box or point, with its splitters.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Object, ID};
-use chrono::{DateTime, Utc};
 
 use crate::graphql::ids::{self, ELEMENT};
 use crate::graphql::loaders::{loader_error, loaders};
@@ -31,8 +31,8 @@ impl Element {
         &self.0.fid
     }
     /// Which catalog item it is.
-    async fn item(&self) -> Option<ElementItemKey> {
-        Some(self.0.item.into())
+    async fn item(&self) -> ElementItemKey {
+        self.0.item.into()
     }
     /// Name on the platform.
     async fn name(&self) -> &str {
@@ -47,12 +47,12 @@ impl Element {
         self.0.longitude
     }
     /// When it last changed on the platform.
-    async fn remote_updated_at(&self) -> Option<DateTime<Utc>> {
-        self.0.remote_updated_at
+    async fn remote_updated_at(&self) -> Option<DateTime> {
+        self.0.remote_updated_at.map(DateTime)
     }
     /// When the gateway last wrote it.
-    async fn synced_at(&self) -> DateTime<Utc> {
-        self.0.synced_at
+    async fn synced_at(&self) -> DateTime {
+        self.0.synced_at.into()
     }
     /// The project it belongs to.
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Project>> {

@@ -1,7 +1,7 @@
 //! The history of an integration.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Json, Object, ID};
-use chrono::{DateTime, Utc};
 
 use entity::history_entry;
 
@@ -13,6 +13,50 @@ use crate::graphql::state;
 
 /// One change or run in an integration's history.
 pub struct HistoryEntry(pub history_entry::Model);
+
+/// What a history entry records.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::history::Action")]
+pub enum HistoryAction {
+    /// `createIntegration`.
+    IntegrationCreated,
+    /// `updateIntegration` (a new password shows as `hasPassword`, never its value).
+    IntegrationUpdated,
+    /// `setIntegrationActive(active: true)`.
+    IntegrationActivated,
+    /// `setIntegrationActive(active: false)`.
+    IntegrationDeactivated,
+    /// `testIntegration`, with its outcome.
+    IntegrationTested,
+    /// `setProject`.
+    ProjectLinked,
+    /// `unsetProject`.
+    ProjectUnlinked,
+    /// `setElementSelection`.
+    SelectionChanged,
+    /// A sync run began.
+    SyncStarted,
+    /// A sync run ended well.
+    SyncSucceeded,
+    /// A sync run failed (the last good copy is intact).
+    SyncFailed,
+    /// A sync run was cancelled.
+    SyncCancelled,
+    /// `bindPort`.
+    BindingCreated,
+    /// `confirmBinding`.
+    BindingConfirmed,
+    /// `cancelBinding`.
+    BindingCancelled,
+    /// `releaseBinding`.
+    BindingReleased,
+    /// `rebindBinding`.
+    BindingRebound,
+    /// A sync found the binding's port gone.
+    BindingOrphaned,
+    /// `retryDelivery`.
+    BindingRetried,
+}
 
 crate::connection_type!(
     HistoryEntryConnection,
@@ -28,9 +72,17 @@ impl HistoryEntry {
     async fn id(&self) -> ID {
         ids::encode(HISTORY_ENTRY, self.0.id)
     }
-    /// What happened, as a dotted name (`integration.created`, `integration.updated`, ...).
-    async fn action(&self) -> &str {
-        &self.0.action
+    /// What happened.
+    async fn action(&self) -> async_graphql::Result<HistoryAction> {
+        crate::history::Action::parse(&self.0.action)
+            .map(Into::into)
+            .ok_or_else(|| {
+                crate::Error::Internal(anyhow::anyhow!(
+                    "unknown history action {:?}",
+                    self.0.action
+                ))
+                .into()
+            })
     }
     /// One line for a person.
     async fn summary(&self) -> &str {
@@ -49,8 +101,8 @@ impl HistoryEntry {
         self.0.after.clone().map(Json)
     }
     /// When it happened.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 }
 

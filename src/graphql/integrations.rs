@@ -1,7 +1,7 @@
 //! Integrations: the `Integration` type, its queries and mutations.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
-use chrono::{DateTime, Utc};
 
 use entity::integration;
 
@@ -60,8 +60,13 @@ impl Integration {
         &self.0.name
     }
     /// Which platform.
-    async fn gateway(&self) -> Option<GatewayEnum> {
-        GatewayKind::parse(&self.0.gateway).map(Into::into)
+    async fn gateway(&self) -> async_graphql::Result<GatewayEnum> {
+        GatewayKind::parse(&self.0.gateway)
+            .map(Into::into)
+            .ok_or_else(|| {
+                crate::Error::Internal(anyhow::anyhow!("unknown gateway {:?}", self.0.gateway))
+                    .into()
+            })
     }
     /// Base URL of the platform's API.
     async fn api_url(&self) -> &str {
@@ -120,12 +125,12 @@ impl Integration {
         Ok(items.into_iter().map(Into::into).collect())
     }
     /// When it was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
     /// When it last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
 }
 

@@ -27,6 +27,7 @@ pub mod platform;
 pub mod port;
 pub mod progress;
 pub mod projects;
+pub mod scalars;
 pub mod splitter;
 pub mod sync;
 
@@ -92,7 +93,8 @@ pub fn sdl() -> String {
             async_graphql::SDLExportOptions::new()
                 .sorted_fields()
                 .sorted_arguments()
-                .sorted_enum_items(),
+                .sorted_enum_items()
+                .include_specified_by(),
         )
 }
 

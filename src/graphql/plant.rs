@@ -1,8 +1,8 @@
 //! The synced plant over GraphQL: element trees, nearest free ports, bindings.
 //! Every nested field goes through a per-request DataLoader.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, InputObject, Object, ID};
-use chrono::{DateTime, Utc};
 
 use entity::{element, port, splitter};
 
@@ -45,7 +45,7 @@ pub struct ElementFilterInput {
     /// Inside this rectangle.
     pub bbox: Option<BBoxInput>,
     /// Changed on the platform at or after this time.
-    pub changed_since: Option<DateTime<Utc>>,
+    pub changed_since: Option<DateTime>,
     /// Only boxes with (true) or without (false) a bindable free port.
     pub has_free_ports: Option<bool>,
 }
@@ -144,7 +144,7 @@ pub(super) async fn element_page(
             max_latitude: b.max_latitude,
             max_longitude: b.max_longitude,
         }),
-        changed_since: f.changed_since,
+        changed_since: f.changed_since.map(|t| t.0),
         has_free_ports: f.has_free_ports,
     };
     let with_total = ctx.look_ahead().field("totalCount").exists();

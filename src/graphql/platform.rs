@@ -1,7 +1,7 @@
 //! Calls that reach the platform live: the connection test and the remote project list.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Object, SimpleObject, ID};
-use chrono::{DateTime, Utc};
 
 use crate::access::Role;
 use crate::graphql::guard::{actor, RoleGuard};
@@ -20,7 +20,7 @@ pub struct IntegrationTest {
     pub message: String,
     /// Why it failed: `PLATFORM_AUTH` (credentials refused), `PLATFORM_UNAVAILABLE` (unreachable
     /// or failing), ...; null when it worked.
-    pub code: Option<String>,
+    pub code: Option<crate::graphql::scalars::ErrorCode>,
     /// Projects visible to the platform user; null when it failed.
     pub project_count: Option<u64>,
 }
@@ -33,7 +33,7 @@ pub struct RemoteProject {
     /// Its name on the platform.
     pub name: String,
     /// When it last changed on the platform, when the platform says.
-    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime>,
 }
 
 /// Live platform queries.
@@ -62,7 +62,7 @@ impl PlatformQuery {
             .map(|p| RemoteProject {
                 remote_id: p.remote_id,
                 name: p.name,
-                updated_at: p.updated_at,
+                updated_at: p.updated_at.map(DateTime),
             })
             .collect())
     }
@@ -90,7 +90,7 @@ impl PlatformMutation {
             ok: test.ok,
             latency_ms: test.latency_ms,
             message: test.message,
-            code: test.code.map(str::to_owned),
+            code: test.code.map(crate::graphql::scalars::ErrorCode::parse),
             project_count: test.project_count,
         })
     }

@@ -1,7 +1,7 @@
 //! `syncProgress`: live progress of sync runs over WebSocket, from the domain's event bus.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Enum, Object, Subscription, ID};
-use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
 use crate::access::Role;
@@ -66,8 +66,8 @@ impl SyncProgress {
         self.0.progress.phase.into()
     }
     /// The item being listed (`CTO`, `SPLITTER`, `PORT`, ...).
-    async fn item(&self) -> Option<&str> {
-        self.0.progress.item.as_deref()
+    async fn item(&self) -> Option<super::sync::SyncItem> {
+        super::sync::SyncItem::parse(self.0.progress.item.as_deref())
     }
     /// The page of the current listing last written (0 before its first).
     async fn page(&self) -> i64 {
@@ -110,8 +110,8 @@ impl SyncProgress {
         self.0.progress.message.as_deref()
     }
     /// When the run's state was written.
-    async fn at(&self) -> DateTime<Utc> {
-        self.0.progress.at
+    async fn at(&self) -> DateTime {
+        self.0.progress.at.into()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Projects, the element catalog and the element selection.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Enum, Object, OneofObject, SimpleObject, ID};
-use chrono::{DateTime, Utc};
 
 use entity::project;
 
@@ -97,8 +97,8 @@ impl Project {
         self.0.created_remotely
     }
     /// When it was linked.
-    async fn linked_at(&self) -> DateTime<Utc> {
-        self.0.linked_at
+    async fn linked_at(&self) -> DateTime {
+        self.0.linked_at.into()
     }
     /// Its synced elements, by id: the same connection as `elements` (an integration has one
     /// project, and unlinking it removes its copy).

@@ -1,7 +1,7 @@
 //! Sync runs: start, cancel, read.
 
+use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Object, SimpleObject, ID};
-use chrono::{DateTime, Utc};
 
 use entity::sync_run;
 
@@ -45,18 +45,61 @@ pub struct SyncCounts {
 pub struct SyncError {
     /// Stable code: `PLATFORM_UNAVAILABLE`, `PLATFORM_AUTH`, `MASS_DELETION_GUARD`,
     /// `INSTANCE_LOST`, `CANCELLED`, `INACTIVE_INTEGRATION`, `INTERNAL`, ...
-    pub code: String,
+    pub code: crate::graphql::scalars::ErrorCode,
     /// For a person.
     pub message: String,
+}
+
+/// Where a run is, as its row says.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SyncRunPhase {
+    /// Queued or starting.
+    Starting,
+    /// Deleting the records of deselected items.
+    Purging,
+    /// Listing boxes, poles and POPs.
+    Elements,
+    /// Listing splitters.
+    Splitters,
+    /// Listing ports.
+    Ports,
+    /// Deleting what the platform no longer has.
+    Deleting,
+    /// Ended (see `status`).
+    Done,
+}
+
+/// What a run is listing.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SyncItem {
+    /// Caixas de terminação óptica.
+    Cto,
+    /// Caixas de emenda óptica.
+    Ceo,
+    /// Points of presence.
+    Pop,
+    /// Poles.
+    Pole,
+    /// Splitters (every kind).
+    Splitter,
+    /// Ports of splitters.
+    Port,
+}
+
+impl SyncItem {
+    /// The item a run's row names, if one of these.
+    pub fn parse(item: Option<&str>) -> Option<SyncItem> {
+        crate::graphql::scalars::enum_named(item?)
+    }
 }
 
 /// Where a running run is.
 #[derive(SimpleObject)]
 pub struct SyncPhase {
-    /// `STARTING`, `PURGING`, `ELEMENTS`, `SPLITTERS`, `PORTS`, `DELETING` or `DONE`.
-    pub phase: Option<String>,
-    /// The item being listed (`CTO`, `SPLITTER`, `PORT`, ...).
-    pub item: Option<String>,
+    /// The step it is at.
+    pub phase: SyncRunPhase,
+    /// The item being listed; null between listings.
+    pub item: Option<SyncItem>,
     /// Records processed so far.
     pub processed: i64,
     /// Records the listings started so far announced.
@@ -83,16 +126,16 @@ impl SyncRun {
             .map(Integration))
     }
     /// What the run fetches and deletes.
-    async fn mode(&self) -> Option<SyncMode> {
-        Some(self.0.mode)
+    async fn mode(&self) -> SyncMode {
+        self.0.mode
     }
     /// Who started it.
-    async fn trigger(&self) -> Option<SyncTrigger> {
-        Some(self.0.trigger)
+    async fn trigger(&self) -> SyncTrigger {
+        self.0.trigger
     }
     /// Where it is.
-    async fn status(&self) -> Option<SyncStatus> {
-        Some(self.0.status)
+    async fn status(&self) -> SyncStatus {
+        self.0.status
     }
     /// The box of an ELEMENT run.
     async fn element_fid(&self) -> Option<&str> {
@@ -103,24 +146,24 @@ impl SyncRun {
         self.0.allow_mass_deletion
     }
     /// The schedule slot of a scheduled run.
-    async fn scheduled_for(&self) -> Option<DateTime<Utc>> {
-        self.0.scheduled_for
+    async fn scheduled_for(&self) -> Option<DateTime> {
+        self.0.scheduled_for.map(DateTime)
     }
     /// When it started.
-    async fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.0.started_at
+    async fn started_at(&self) -> Option<DateTime> {
+        self.0.started_at.map(DateTime)
     }
     /// When it ended.
-    async fn finished_at(&self) -> Option<DateTime<Utc>> {
-        self.0.finished_at
+    async fn finished_at(&self) -> Option<DateTime> {
+        self.0.finished_at.map(DateTime)
     }
     /// The cursor (platform clock) the run started from; null when it listed in full.
-    async fn cursor_before(&self) -> Option<DateTime<Utc>> {
-        self.0.cursor_before
+    async fn cursor_before(&self) -> Option<DateTime> {
+        self.0.cursor_before.map(DateTime)
     }
     /// The cursor after a successful run: the platform clock at its start.
-    async fn cursor_after(&self) -> Option<DateTime<Utc>> {
-        self.0.cursor_after
+    async fn cursor_after(&self) -> Option<DateTime> {
+        self.0.cursor_after.map(DateTime)
     }
     /// What it did so far.
     async fn counts(&self) -> SyncCounts {
@@ -147,9 +190,19 @@ impl SyncRun {
     }
     /// Where it is now.
     async fn progress(&self) -> SyncPhase {
+        let ended = !SyncStatus::ACTIVE.contains(&self.0.status);
         SyncPhase {
-            phase: self.0.phase.clone(),
-            item: self.0.current_item.clone(),
+            phase: self
+                .0
+                .phase
+                .as_deref()
+                .and_then(crate::graphql::scalars::enum_named)
+                .unwrap_or(if ended {
+                    SyncRunPhase::Done
+                } else {
+                    SyncRunPhase::Starting
+                }),
+            item: SyncItem::parse(self.0.current_item.as_deref()),
             processed: self.0.processed,
             total: self.0.total,
         }
@@ -157,13 +210,13 @@ impl SyncRun {
     /// Why it failed or was cancelled; null otherwise.
     async fn error(&self) -> Option<SyncError> {
         Some(SyncError {
-            code: self.0.error_code.clone()?,
+            code: crate::graphql::scalars::ErrorCode::parse(self.0.error_code.as_deref()?),
             message: self.0.error_message.clone().unwrap_or_default(),
         })
     }
     /// When the instance running it last proved alive.
-    async fn heartbeat_at(&self) -> Option<DateTime<Utc>> {
-        self.0.heartbeat_at
+    async fn heartbeat_at(&self) -> Option<DateTime> {
+        self.0.heartbeat_at.map(DateTime)
     }
 }
 

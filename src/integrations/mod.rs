@@ -140,7 +140,7 @@ pub async fn create(
         &txn,
         Some(row.id),
         actor,
-        "integration.created",
+        crate::history::Action::IntegrationCreated,
         format!("created integration \"{}\"", row.name),
         None,
         Some(snapshot(&row)),
@@ -236,7 +236,7 @@ pub async fn update(
         &txn,
         Some(id),
         actor,
-        "integration.updated",
+        crate::history::Action::IntegrationUpdated,
         format!("changed {}", changed.join(", ")),
         Some(snapshot(&before)),
         Some(snapshot(&after)),
@@ -266,9 +266,15 @@ pub async fn set_active(
     row.updated_at = Set(Utc::now());
     let after = row.update(&txn).await?;
     let (action, summary) = if active {
-        ("integration.activated", "reactivated the integration")
+        (
+            crate::history::Action::IntegrationActivated,
+            "reactivated the integration",
+        )
     } else {
-        ("integration.deactivated", "deactivated the integration")
+        (
+            crate::history::Action::IntegrationDeactivated,
+            "deactivated the integration",
+        )
     };
     history::record(
         &txn,

@@ -53,7 +53,7 @@ pub async fn test_connection(app: &AppState, actor: &Actor, id: i64) -> Result<C
         db,
         Some(id),
         actor,
-        "integration.tested",
+        crate::history::Action::IntegrationTested,
         if result.ok {
             format!("connection test passed in {latency_ms} ms")
         } else {

@@ -122,7 +122,7 @@ pub async fn start(
         &app.db,
         Some(integration_id),
         actor,
-        "sync.started",
+        crate::history::Action::SyncStarted,
         format!("started a {} sync (run {})", request.mode, run.id),
         None,
         None,
@@ -196,7 +196,7 @@ pub async fn claim_slot(
         &app.db,
         Some(integration_id),
         &actor,
-        "sync.started",
+        crate::history::Action::SyncStarted,
         format!("scheduled {} sync for {slot} (run {})", mode, run.id),
         None,
         None,
@@ -326,7 +326,7 @@ async fn finish(
         &app.db,
         Some(run.integration_id),
         actor,
-        &format!("sync.{}", state.to_string().to_lowercase()),
+        history::Action::sync_ended(state).unwrap_or(history::Action::SyncFailed),
         match &message {
             None => format!(
                 "{} sync (run {}): {} fetched, {} created, {} updated, {} deleted, {} orphaned",
