@@ -298,7 +298,7 @@ on_both_engines! {
     async fn the_schema_says_what_the_data_is(app: TestApp) {
         let data = app.ok(
             "{ __schema { queryType { name } mutationType { name } subscriptionType { name } \
-               types { name fields { name type { kind ofType { kind } } } } } \
+               types { name fields { name args { name description } type { kind ofType { kind } } } } } \
                dateTime: __type(name: \"DateTime\") { description specifiedByURL } }",
             json!({}),
         ).await;
@@ -327,6 +327,15 @@ on_both_engines! {
         ] {
             assert_eq!(kind(&field(ty, name)), expected, "{ty}.{name}");
         }
+        let undescribed: Vec<String> = schema["types"].as_array().unwrap().iter()
+            .filter(|t| !t["name"].as_str().unwrap().starts_with("__"))
+            .flat_map(|t| t["fields"].as_array().cloned().unwrap_or_default().into_iter().map(move |f| (t["name"].clone(), f)))
+            .flat_map(|(t, f)| f["args"].as_array().unwrap().iter()
+                .filter(|a| a["description"].as_str().unwrap_or_default().is_empty())
+                .map(|a| format!("{}.{}({})", t.as_str().unwrap(), f["name"].as_str().unwrap(), a["name"].as_str().unwrap()))
+                .collect::<Vec<_>>())
+            .collect();
+        assert!(undescribed.is_empty(), "arguments without a description: {undescribed:?}");
         assert_eq!(data["dateTime"]["specifiedByURL"], "https://datatracker.ietf.org/doc/html/rfc3339");
         assert!(data["dateTime"]["description"].as_str().unwrap().contains("RFC 3339"));
     }

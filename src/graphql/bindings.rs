@@ -39,6 +39,7 @@ impl BindingMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the port.")] port_id: ID,
+        #[graphql(desc = "The customer: CPF or CNPJ, contrato and name.")]
         customer: BindingCustomerInput,
     ) -> async_graphql::Result<Binding> {
         let port = ids::decode(PORT, &port_id)?;
