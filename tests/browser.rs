@@ -62,6 +62,31 @@ async fn enter(page: &Page, selector: &str, text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens the documentation explorer and waits until the schema's root types show in it (and
+/// the welcome is gone).
+async fn docs_list_the_root_types(page: &Page) -> Result<(), String> {
+    until(
+        page,
+        "the welcome goes once the key is accepted",
+        "!document.querySelector('.mgw-welcome')",
+    )
+    .await?;
+    page.evaluate(
+        "(() => { const b = [...document.querySelectorAll('button')].find(b => \
+           (b.getAttribute('aria-label') || '').includes('Documentation Explorer')); \
+           if (b && !document.querySelector('.graphiql-doc-explorer')) b.click(); return !!b; })()",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    until(
+        page,
+        "the documentation explorer lists Query and Mutation",
+        "(() => { const d = document.querySelector('.graphiql-doc-explorer'); \
+           return !!d && d.innerText.includes('Query') && d.innerText.includes('Mutation'); })()",
+    )
+    .await
+}
+
 const HEADERS: &str = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror";
 const QUERY: &str = ".graphiql-query-editor .CodeMirror";
 const RESULT: &str = ".result-window .CodeMirror";
@@ -150,12 +175,37 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
         if !template.contains("\"Authorization\": \"Bearer \"") {
             return Err(format!("the headers start as {template:?}"));
         }
+        // The first screen says where the key goes, and shows no refusal.
+        until(
+            &page,
+            "the welcome shows",
+            "!!document.querySelector('.mgw-welcome[data-state=\"no-key\"]')",
+        )
+        .await?;
+        let refused: bool = page
+            .evaluate("document.body.innerText.includes('UNAUTHENTICATED')")
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if refused {
+            return Err("the first screen shows a refusal".into());
+        }
+        let _ = std::fs::create_dir_all(target_dir());
+        let _ = page
+            .save_screenshot(
+                ScreenshotParams::builder().build(),
+                target_dir().join("graphiql-welcome.png"),
+            )
+            .await;
         enter(
             &page,
             HEADERS,
             &format!("{{\"Authorization\": \"Bearer {}\"}}", app.admin_key),
         )
         .await?;
+        // The schema loads as soon as the key is typed: the documentation lists the root types.
+        docs_list_the_root_types(&page).await?;
 
         // A tree query over HTTP.
         enter(
@@ -318,3 +368,60 @@ on_both_engines! {
         assert_eq!(http.get(format!("{off}{file}")).send().await.unwrap().status(), 404);
     }
 }
+
+/// In the demo on loopback the page starts with the demo's key in its headers: the schema
+/// loads at once, and the first query runs without typing anything.
+async fn a_demo_page_starts_with_its_key(engine: Engine) {
+    let Some(executable) = chromium() else {
+        return;
+    };
+    let Some(app) = TestApp::start(engine).await else {
+        return;
+    };
+    let origin = app
+        .serve_surface(mapping_gateway::http::Surface {
+            graphiql_key: Some(app.admin_key.clone()),
+            ..Default::default()
+        })
+        .await;
+    let (mut browser, events, profile) = launch(executable).await;
+    let steps = async {
+        let page = browser
+            .new_page(format!("{origin}/graphql"))
+            .await
+            .map_err(|e| e.to_string())?;
+        until(
+            &page,
+            "GraphiQL has rendered its editors",
+            &format!("!!document.querySelector({HEADERS:?})"),
+        )
+        .await?;
+        let headers: String = page
+            .evaluate(format!(
+                "document.querySelector({HEADERS:?}).CodeMirror.getValue()"
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if !headers.contains(&app.admin_key) {
+            return Err(format!("the headers start as {headers:?}"));
+        }
+        docs_list_the_root_types(&page).await?;
+        run_button(&page).await?;
+        until(
+            &page,
+            "the first query answers",
+            &result_contains("\"integrations\""),
+        )
+        .await
+    };
+    let outcome = steps.await;
+    let _ = browser.close().await;
+    let _ = browser.wait().await;
+    events.abort();
+    let _ = std::fs::remove_dir_all(&profile);
+    outcome.expect("the demo's page starts with its key");
+}
+
+each_engine!(a_demo_page_starts_with_its_key);

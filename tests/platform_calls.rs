@@ -90,17 +90,11 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
     if engine == Engine::Postgres {
         env.push(("DEMO_KEY_FILE", key_file.display().to_string()));
     }
-    let args = [
-        "serve",
-        "--demo",
-        "--demo-boxes",
-        "40",
-        "--listen",
-        "127.0.0.1:0",
-    ];
     let mut keys = Vec::new();
     let mut running = Vec::new();
-    for start in 0..2 {
+    // The second start listens on every address: GraphiQL's page then never carries the key.
+    for (start, listen) in ["127.0.0.1:0", "0.0.0.0:0"].into_iter().enumerate() {
+        let args = ["serve", "--demo", "--demo-boxes", "40", "--listen", listen];
         // The first gateway stops before the second starts, as on a restart.
         running.clear();
         let gateway = common::Process::start(&args, &env);
@@ -134,6 +128,19 @@ async fn demo_mode_is_ready_and_idempotent(engine: Engine) {
             lines.iter().any(|l| l.contains("linked and synced")),
             start == 0,
             "only the first start syncs: {lines:?}"
+        );
+        let page = reqwest::Client::new()
+            .get(format!("{url}/graphql"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        let no_store = page.headers()["cache-control"] == "no-store";
+        let html = page.text().await.unwrap();
+        assert_eq!(
+            (html.contains(&format!("data-demo-key=\"{key}\"")), no_store),
+            (start == 0, start == 0),
+            "the page carries the demo key on loopback only"
         );
         let test = post(&url, &key, TEST, json!({ "id": id })).await;
         assert_eq!(test["data"]["testIntegration"]["ok"], true, "{test}");

@@ -140,12 +140,13 @@ async fn demo_key(state: &AppState, file: Option<&PathBuf>) -> anyhow::Result<St
 
 /// Links the demo integration, syncs its project on the first start, and prints what to do
 /// next: the integration's id, the key and a first query.
+/// Links and syncs the demo integration and returns the demo's ADMIN key.
 pub async fn start(
     state: &AppState,
     sim: &crate::simulator::RunningSimulator,
     db: &DbConfig,
     key_file_setting: Option<&PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let integration = link(state, sim).await?;
     let id = super::integration_api_id(integration.id);
     let file = key_file(db, key_file_setting);
@@ -204,5 +205,5 @@ pub async fn start(
          splitters {{ kind ports {{ number status }} }} }} }} }} }}\n",
         id
     );
-    Ok(())
+    Ok(key)
 }

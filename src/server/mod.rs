@@ -186,9 +186,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .map_err(crate::Error::into_anyhow)?;
     }
-    if let Some(sim) = &simulator {
-        demo::start(&state, sim, &config.db, config.demo_key_file.as_ref()).await?;
-    }
+    let demo_key = match &simulator {
+        Some(sim) => {
+            Some(demo::start(&state, sim, &config.db, config.demo_key_file.as_ref()).await?)
+        }
+        None => None,
+    };
     if let Some(new) = access::bootstrap_admin(&state.db)
         .await
         .map_err(crate::Error::into_anyhow)?
@@ -211,6 +214,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         base_path: config.base_path.clone(),
         metrics_token: config.metrics_token.clone(),
         cors_allowed_origins: config.cors_allowed_origins.clone(),
+        // Only a demo listening on loopback hands its key to the page: never on a network.
+        graphiql_key: demo_key.filter(|_| config.listen.ip().is_loopback()),
         going_away: signalled.clone(),
         sockets: sockets.clone(),
         socket_db: db::connect_sockets(&config.db.database_url)

@@ -127,7 +127,8 @@
   var firstQuery = [
     '# Welcome to mapping-gateway.',
     '#',
-    '# 1. Open "Headers" below and put your API key after "Bearer ".',
+    '# 1. Put your API key after "Bearer " in Headers below;',
+    '#    the docs on the left load once it is accepted.',
     '# 2. Run this query (Ctrl-Enter) to see your integrations, then',
     '#    query their elements, e.g.',
     '#    { elements(integrationId: "<an id from the list>", first: 20) {',
@@ -143,13 +144,120 @@
     ''
   ].join('\n');
 
-  ReactDOM.createRoot(document.getElementById('graphiql')).render(
-    React.createElement(GraphiQL, {
-      fetcher: fetcher,
-      defaultQuery: firstQuery,
-      defaultHeaders: '{\n  "Authorization": "Bearer "\n}',
-      defaultEditorToolsVisibility: 'headers',
-      shouldPersistHeaders: false
-    })
-  );
+  // The schema is fetched here rather than by GraphiQL: with the key of the headers editor, as
+  // soon as it changes (a pause in typing), and not at all without one. Until a key is accepted
+  // the page says where to put it instead of showing the refusal.
+  var GQL = GraphiQL.GraphQL;
+  var demoKey = document.body.getAttribute('data-demo-key') || '';
+  var startHeaders = '{\n  "Authorization": "Bearer ' + demoKey + '"\n}';
+
+  // The headers of the editor's text, or null while it is not a JSON object.
+  function parseHeaders(text) {
+    try {
+      var h = JSON.parse(text || '{}');
+      return h && typeof h === 'object' && !Array.isArray(h) ? h : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function keyOf(headers) {
+    var value = String(headers.Authorization || headers.authorization || '');
+    var m = /^Bearer\s+(\S+)\s*$/i.exec(value);
+    return m ? m[1] : '';
+  }
+
+  var notes = {
+    'no-key': [
+      'Welcome to mapping-gateway. Put your API key in ',
+      'Headers',
+      ' (below the query): "Authorization": "Bearer mgw_…". The documentation and ' +
+        'autocompletion load as soon as the key is accepted. No key yet? Run ' +
+        '`mapping-gateway keys create --role VIEWER --name me`.'
+    ],
+    loading: ['Checking the key…'],
+    refused: [
+      'That key was refused (UNAUTHENTICATED): check it in ',
+      'Headers',
+      ', or make one with `mapping-gateway keys create`.'
+    ]
+  };
+
+  function Welcome(props) {
+    var parts = notes[props.state] || ['The schema could not be loaded: ' + props.message];
+    return React.createElement(
+      'div',
+      { className: 'mgw-welcome', role: 'status', 'data-state': props.state },
+      parts.map(function (p, i) {
+        return i % 2 === 1 ? React.createElement('strong', { key: i }, p) : p;
+      })
+    );
+  }
+
+  function App() {
+    var pair = React.useState({ schema: null, state: 'no-key', message: '' });
+    var view = pair[0];
+    var setView = pair[1];
+    var asked = React.useRef(undefined);
+    var timer = React.useRef(null);
+
+    var load = React.useCallback(function (text) {
+      var headers = parseHeaders(text);
+      if (!headers) return;
+      var key = keyOf(headers);
+      if (key === asked.current) return;
+      asked.current = key;
+      if (!key) {
+        setView({ schema: null, state: 'no-key', message: '' });
+        return;
+      }
+      setView(function (v) { return { schema: v.schema, state: 'loading', message: '' }; });
+      post({ query: GQL.getIntrospectionQuery(), operationName: 'IntrospectionQuery' }, headers).then(
+        function (result) {
+          if (asked.current !== key) return;
+          if (result && result.data && result.data.__schema) {
+            setView({ schema: GQL.buildClientSchema(result.data), state: 'ready', message: '' });
+            return;
+          }
+          var error = (result && result.errors && result.errors[0]) || {};
+          var code = error.extensions && error.extensions.code;
+          // A schema already loaded stays: the documentation does not depend on the key.
+          setView(function (v) {
+            return {
+              schema: v.schema,
+              state: code === 'UNAUTHENTICATED' ? 'refused' : 'failed',
+              message: error.message || 'no answer'
+            };
+          });
+        },
+        function (e) {
+          if (asked.current === key) setView({ schema: null, state: 'failed', message: String(e) });
+        }
+      );
+    }, []);
+
+    React.useEffect(function () { load(startHeaders); }, [load]);
+
+    function onEditHeaders(text) {
+      clearTimeout(timer.current);
+      timer.current = setTimeout(function () { load(text); }, 300);
+    }
+
+    return React.createElement(
+      React.Fragment,
+      null,
+      view.state === 'ready' ? null : React.createElement(Welcome, view),
+      React.createElement(GraphiQL, {
+        fetcher: fetcher,
+        schema: view.schema,
+        onEditHeaders: onEditHeaders,
+        defaultQuery: firstQuery,
+        defaultHeaders: startHeaders,
+        defaultEditorToolsVisibility: 'headers',
+        shouldPersistHeaders: false
+      })
+    );
+  }
+
+  ReactDOM.createRoot(document.getElementById('graphiql')).render(React.createElement(App));
 })();

@@ -84,9 +84,15 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The page; `base` is the validated `BASE_PATH` (empty or `/a/b`).
-pub fn page(base: &str) -> Response {
+/// The page; `base` is the validated `BASE_PATH` (empty or `/a/b`); `key`, the key its headers
+/// start with (the demo's on loopback), makes the page one that is never stored.
+pub fn page(base: &str, key: Option<&str>) -> Response {
     let files = format!("{base}/graphiql/{}", *VERSION);
+    // Keys are letters, digits and `_`; anything else is left out rather than escaped.
+    let key = key.filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let key_attribute = key
+        .map(|k| format!(r#" data-demo-key="{k}""#))
+        .unwrap_or_default();
     let html = format!(
         r#"<!doctype html>
 <html lang="en">
@@ -98,7 +104,7 @@ pub fn page(base: &str) -> Response {
 <link rel="stylesheet" href="{files}/graphiql.min.css">
 <link rel="stylesheet" href="{files}/page.css">
 </head>
-<body data-base="{base}">
+<body data-base="{base}"{key_attribute}>
 <div id="graphiql"><p class="loading">Loading GraphiQL…</p></div>
 <noscript>GraphiQL needs JavaScript; the API itself is at {base}/graphql (POST).</noscript>
 <script src="{files}/react.production.min.js"></script>
@@ -114,7 +120,14 @@ pub fn page(base: &str) -> Response {
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CACHE_CONTROL,
+                if key.is_some() {
+                    "no-store"
+                } else {
+                    "no-cache"
+                },
+            ),
             (header::REFERRER_POLICY, "no-referrer"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
@@ -190,7 +203,7 @@ mod tests {
 
     #[test]
     fn the_page_names_no_other_host() {
-        let page = page("/gw");
+        let page = page("/gw", None);
         let body = page.into_body();
         let bytes = futures::executor::block_on(axum::body::to_bytes(body, usize::MAX)).unwrap();
         let html = String::from_utf8(bytes.to_vec()).unwrap();
