@@ -80,7 +80,7 @@ impl From<binding::Model> for Binding {
 #[Object]
 impl Binding {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(BINDING, self.0.id)
     }
     /// Where it is in its life.

@@ -23,7 +23,7 @@ impl From<element::Model> for Element {
 #[Object]
 impl Element {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(ELEMENT, self.0.id)
     }
     /// The platform's id.

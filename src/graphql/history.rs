@@ -69,7 +69,7 @@ crate::connection_type!(
 #[Object]
 impl HistoryEntry {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(HISTORY_ENTRY, self.0.id)
     }
     /// What happened.

@@ -24,6 +24,27 @@ pub const PROJECT: &str = "Project";
 /// Kind tag of sync run ids.
 pub const SYNC_RUN: &str = "SyncRun";
 
+/// Every kind of object with an id (the types of the `Node` interface).
+pub const KINDS: [&str; 8] = [
+    INTEGRATION,
+    PROJECT,
+    ELEMENT,
+    SPLITTER,
+    PORT,
+    BINDING,
+    SYNC_RUN,
+    HISTORY_ENTRY,
+];
+
+/// The kind and number of any object's id; `None` for anything else.
+pub fn decode_any(text: &str) -> Option<(&'static str, i64)> {
+    let bytes = B64.decode(text).ok()?;
+    let decoded = std::str::from_utf8(&bytes).ok()?;
+    let (kind, _) = decoded.split_once(':')?;
+    let kind = KINDS.into_iter().find(|k| *k == kind)?;
+    decode_tagged(kind, text).map(|n| (kind, n))
+}
+
 /// Encodes a database id as an opaque API id.
 pub fn encode(kind: &str, id: i64) -> ID {
     ID(B64.encode(format!("{kind}:{id}")))

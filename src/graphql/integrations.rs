@@ -52,7 +52,7 @@ pub struct Integration(pub integration::Model);
 #[Object]
 impl Integration {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(INTEGRATION, self.0.id)
     }
     /// Unique display name.

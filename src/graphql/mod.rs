@@ -11,6 +11,7 @@ use crate::config::Limits;
 pub mod binding;
 pub mod bindings;
 pub mod cost;
+mod document;
 pub mod element;
 pub mod error;
 pub mod extension;
@@ -20,6 +21,7 @@ pub mod history;
 pub mod ids;
 pub mod integrations;
 pub mod loaders;
+pub mod node;
 pub mod paging;
 mod persisted;
 pub mod plant;
@@ -42,6 +44,7 @@ pub struct QueryRoot(
     projects::ProjectQuery,
     sync::SyncQuery,
     plant::PlantQuery,
+    node::NodeQuery,
 );
 
 /// Every mutation field, merged from one struct per area.

@@ -249,6 +249,22 @@ impl PlantQuery {
         ))
     }
 
+    /// One binding by id.
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "paging::lookup_cost(child_complexity)"
+    )]
+    async fn binding(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the binding.")] id: ID,
+    ) -> async_graphql::Result<Binding> {
+        let id = ids::decode(ids::BINDING, &id)?;
+        Ok(Binding::from(
+            lookup::by_id::<entity::binding::Entity, _>(&state(ctx)?.db, "binding", id).await?,
+        ))
+    }
+
     /// The nearest bindable ports to a point: FREE ports of SERVICE splitters with no active
     /// binding, nearest first (ties by box, splitter, port number).
     #[graphql(

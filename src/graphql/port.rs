@@ -35,7 +35,7 @@ impl From<port::Model> for Port {
 #[Object]
 impl Port {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(PORT, self.0.id)
     }
     /// The platform's id.

@@ -81,7 +81,7 @@ pub struct Project(pub project::Model);
 #[Object]
 impl Project {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(PROJECT, self.0.id)
     }
     /// The platform's id of the project.

@@ -24,7 +24,7 @@ impl From<splitter::Model> for Splitter {
 #[Object]
 impl Splitter {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(SPLITTER, self.0.id)
     }
     /// The platform's id.

@@ -113,7 +113,7 @@ pub struct SyncRun(pub sync_run::Model);
 #[Object]
 impl SyncRun {
     /// Opaque id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ids::encode(SYNC_RUN, self.0.id)
     }
     /// The integration synced.

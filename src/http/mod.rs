@@ -29,6 +29,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::access::{self, Actor};
 use crate::config::Limits;
+use crate::graphql::extension::{Executed, QueriesOnly, METHOD_NOT_ALLOWED};
 use crate::graphql::{self, AppSchema};
 use crate::state::AppState;
 use crate::Error;

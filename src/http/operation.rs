@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 use super::media::{self, Media};
 use super::Http;
+use super::{Executed, QueriesOnly, METHOD_NOT_ALLOWED};
 use crate::access::Actor;
-use crate::graphql::extension::{Executed, QueriesOnly, METHOD_NOT_ALLOWED};
 use crate::Error;
 
 /// What an HTTP request was, for the metrics: its operation name and outcome code.

@@ -264,6 +264,12 @@ pub struct PlantLoaders {
     pub selection: Cached<Many<entity::element_selection::Entity>>,
     /// Deliveries of each binding, oldest first.
     pub deliveries_of_binding: Cached<Many<entity::push_outbox::Entity>>,
+    /// Binding by id.
+    pub binding: Cached<One<entity::binding::Entity>>,
+    /// Sync run by id.
+    pub sync_run: Cached<One<entity::sync_run::Entity>>,
+    /// History entry by id.
+    pub history_entry: Cached<One<entity::history_entry::Entity>>,
 }
 
 /// How long a loader gathers keys before it queries. Batching by time window is best effort (a
@@ -284,8 +290,29 @@ fn dl<L: Loader<i64>>(loader: L) -> Cached<L> {
 impl PlantLoaders {
     /// Fresh loaders for one request.
     pub fn new(db: &DatabaseConnection) -> Self {
-        use entity::{binding, element, element_selection, port, project, push_outbox, splitter};
+        use entity::{
+            binding, element, element_selection, history_entry, port, project, push_outbox,
+            splitter, sync_run,
+        };
         PlantLoaders {
+            binding: dl(One(Rows::<binding::Entity>::new(
+                db,
+                binding::Column::Id,
+                &[binding::Column::Id],
+                |m| m.id,
+            ))),
+            sync_run: dl(One(Rows::<sync_run::Entity>::new(
+                db,
+                sync_run::Column::Id,
+                &[sync_run::Column::Id],
+                |m| m.id,
+            ))),
+            history_entry: dl(One(Rows::<history_entry::Entity>::new(
+                db,
+                history_entry::Column::Id,
+                &[history_entry::Column::Id],
+                |m| m.id,
+            ))),
             element: dl(One(Rows::<element::Entity>::new(
                 db,
                 element::Column::Id,

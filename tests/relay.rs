@@ -1,0 +1,135 @@
+//! Relay's conventions: every object with an id is a `Node` that `node(id:)` and `nodes(ids:)`
+//! fetch again (batched), `binding(id:)`, and connections that page both ways with keyset
+//! cursors that stay right when rows come and go between pages.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::bindings::{bind_port, customer, free_service_ports, synced_world, CPF};
+use common::*;
+use mapping_gateway::graphql::ids;
+use serde_json::{json, Value};
+
+/// One id of every kind, with its typename.
+async fn one_of_each(app: &TestApp) -> Vec<(String, &'static str)> {
+    let w = synced_world(app).await;
+    let (port, _) = free_service_ports(app, 1).await.remove(0);
+    let binding = bind_port(app, &port, customer("610001", CPF)).await;
+    let data = app
+        .ok(
+            "query($i: ID!) { integration(id: $i) { id project { id } }
+               elements(integrationId: $i, first: 1, filter: { items: [CTO] }) { edges { node { id splitters { id ports { id } } } } }
+               syncRuns(integrationId: $i, first: 1) { edges { node { id } } }
+               history(integrationId: $i, first: 1) { edges { node { id } } } }",
+            json!({ "i": w.id }),
+        )
+        .await;
+    let element = &data["elements"]["edges"][0]["node"];
+    let s = |v: &Value| {
+        v.as_str()
+            .unwrap_or_else(|| panic!("an id: {data}"))
+            .to_owned()
+    };
+    vec![
+        (s(&data["integration"]["id"]), "Integration"),
+        (s(&data["integration"]["project"]["id"]), "Project"),
+        (s(&element["id"]), "Element"),
+        (s(&element["splitters"][0]["id"]), "Splitter"),
+        (s(&element["splitters"][0]["ports"][0]["id"]), "Port"),
+        (s(&binding["id"]), "Binding"),
+        (s(&data["syncRuns"]["edges"][0]["node"]["id"]), "SyncRun"),
+        (
+            s(&data["history"]["edges"][0]["node"]["id"]),
+            "HistoryEntry",
+        ),
+    ]
+}
+
+on_both_engines! {
+    async fn every_object_is_fetched_again_by_its_id(app: TestApp) {
+        let known = one_of_each(&app).await;
+        for (id, typename) in &known {
+            let data = app.ok("query($id: ID!) { node(id: $id) { __typename id } }", json!({ "id": id })).await;
+            assert_eq!(data["node"], json!({ "__typename": typename, "id": id }));
+        }
+        // All at once, in order, with unknown ids as nulls.
+        let missing = ids::encode(ids::ELEMENT, 987_654).0;
+        let mut asked: Vec<String> = known.iter().map(|(id, _)| id.clone()).collect();
+        asked.insert(3, missing);
+        asked.push("not an id".into());
+        let data = app
+            .ok(
+                "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Element { fid } ... on Binding { status } } }",
+                json!({ "ids": asked }),
+            )
+            .await;
+        let got = data["nodes"].as_array().unwrap();
+        assert_eq!(got.len(), asked.len());
+        assert!(got[3].is_null() && got[asked.len() - 1].is_null(), "{data}");
+        let typenames: Vec<&str> = got.iter().filter_map(|n| n["__typename"].as_str()).collect();
+        assert_eq!(typenames, known.iter().map(|(_, t)| *t).collect::<Vec<_>>());
+        assert!(got[2]["fid"].is_string() && got[6]["status"] == "PENDING", "{data}");
+        // binding(id:), like the other lookups: NOT_FOUND when there is none.
+        let binding = &known[5].0;
+        let data = app.ok("query($id: ID!) { binding(id: $id) { id status } }", json!({ "id": binding })).await;
+        assert_eq!(data["binding"]["id"], *binding);
+        let code = app.error_code(Some(&app.admin_key), "query($id: ID!) { binding(id: $id) { id } }", json!({ "id": ids::encode(ids::BINDING, 987_654).0 })).await;
+        assert_eq!(code, "NOT_FOUND");
+        // At most 100 ids.
+        let many: Vec<String> = (1..=101).map(|n| ids::encode(ids::PORT, n).0).collect();
+        let (_, body) = app.post(Some(&app.admin_key), "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", json!({ "ids": many })).await;
+        assert_eq!(body["errors"][0]["extensions"]["limit"], "pageSize", "{body}");
+    }
+}
+
+/// `nodes` reads the ids of one kind with one statement, however many there are.
+async fn nodes_are_batched(engine: Engine) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let Some(app) = TestApp::start_counting(engine, Default::default(), counter.clone()).await
+    else {
+        return;
+    };
+    let (_sim, id) = world::synced(&app, 60, &["SERVICE", "CTO"]).await;
+    let mut counts = Vec::new();
+    for n in [5, 50] {
+        let page = app
+            .ok(
+                "query($i: ID!, $n: Int!) { elements(integrationId: $i, first: $n) { edges { node { id splitters { ports { id } } } } } }",
+                json!({ "i": id, "n": n }),
+            )
+            .await;
+        let edges = page["elements"]["edges"].as_array().unwrap();
+        let mut asked: Vec<Value> = edges.iter().map(|e| e["node"]["id"].clone()).collect();
+        asked.extend(
+            edges
+                .iter()
+                .filter_map(|e| e["node"]["splitters"][0]["ports"][0].get("id").cloned())
+                .take(n),
+        );
+        asked.truncate(100);
+        counter.store(0, Ordering::SeqCst);
+        let data = app
+            .ok(
+                "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
+                json!({ "ids": asked }),
+            )
+            .await;
+        assert!(
+            data["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["id"].is_string()),
+            "{data}"
+        );
+        counts.push(counter.load(Ordering::SeqCst));
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "statements for 10 and for 100 ids: {counts:?}"
+    );
+}
+
+each_engine!(nodes_are_batched);
