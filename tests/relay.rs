@@ -133,3 +133,82 @@ async fn nodes_are_batched(engine: Engine) {
 }
 
 each_engine!(nodes_are_batched);
+
+/// Walks a connection backward with `last`/`before` from its end; returns the ids in list order.
+async fn walk_backward(
+    app: &TestApp,
+    field: &str,
+    args: &str,
+    vars: Value,
+    size: i64,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let q = format!(
+            "query($i: ID!, $n: Int!, $before: String) {{ {field}({args} last: $n, before: $before) {{
+               edges {{ cursor node {{ id }} }} pageInfo {{ hasPreviousPage hasNextPage startCursor endCursor }} }} }}"
+        );
+        let mut v = vars.clone();
+        v["n"] = json!(size);
+        v["before"] = json!(before);
+        let data = app.ok(&q, v).await;
+        let page = &data[field];
+        let mut got: Vec<String> = page["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(page["pageInfo"]["hasNextPage"], before.is_some(), "{page}");
+        got.append(&mut ids);
+        ids = got;
+        if page["pageInfo"]["hasPreviousPage"] != true {
+            return ids;
+        }
+        before = page["pageInfo"]["startCursor"].as_str().map(str::to_owned);
+    }
+}
+
+on_both_engines! {
+    async fn connections_page_both_ways_with_cursors_that_survive_inserts(app: TestApp) {
+        let (_sim, id) = world::synced(&app, 40, &["SERVICE", "CTO", "CEO"]).await;
+        for (field, args) in [("elements", "integrationId: $i,"), ("history", "integrationId: $i,")] {
+            let all = app
+                .ok(&format!("query($i: ID!) {{ {field}({args} first: 500) {{ edges {{ node {{ id }} }} }} }}"), json!({ "i": id }))
+                .await[field]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>();
+            assert!(all.len() > 3, "{field}: {}", all.len());
+            assert_eq!(walk_backward(&app, field, args, json!({ "i": id }), 3).await, all, "{field}");
+        }
+        // first and last together are refused.
+        let code = app.error_code(Some(&app.admin_key), "query($i: ID!) { elements(integrationId: $i, first: 2, last: 2) { totalCount } }", json!({ "i": id })).await;
+        assert_eq!(code, "VALIDATION");
+
+        // History grows at its head between two pages: the second page goes on where the
+        // first ended, with nothing repeated or skipped.
+        let page = |after: Option<String>| {
+            let app = &app;
+            let id = id.clone();
+            async move {
+                app.ok("query($i: ID!, $a: String) { history(integrationId: $i, first: 2, after: $a) { edges { node { id } } pageInfo { endCursor hasPreviousPage } } }", json!({ "i": id, "a": after }))
+                    .await["history"].clone()
+            }
+        };
+        let before_inserts: Vec<Value> = app
+            .ok("query($i: ID!) { history(integrationId: $i, first: 4) { edges { node { id } } } }", json!({ "i": id }))
+            .await["history"]["edges"].as_array().unwrap().clone();
+        let first = page(None).await;
+        assert_eq!(first["pageInfo"]["hasPreviousPage"], false);
+        for name in ["Renomeada 1", "Renomeada 2", "Renomeada 3"] {
+            app.ok("mutation($i: ID!, $n: String!) { updateIntegration(id: $i, input: { name: $n }) { id } }", json!({ "i": id, "n": name })).await;
+        }
+        let second = page(first["pageInfo"]["endCursor"].as_str().map(str::to_owned)).await;
+        assert_eq!(second["edges"].as_array().unwrap()[..], before_inserts[2..4], "{second}");
+        assert_eq!(second["pageInfo"]["hasPreviousPage"], true);
+    }
+}

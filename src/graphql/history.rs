@@ -116,7 +116,7 @@ impl HistoryQuery {
     /// The history of an integration, newest first.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::connection_cost(first, child_complexity, false)"
+        complexity = "paging::connection_cost(paging::Args::size(first, last), child_complexity, false)"
     )]
     async fn history(
         &self,
@@ -124,8 +124,23 @@ impl HistoryQuery {
         #[graphql(desc = "Id of the integration.")] integration_id: ID,
         #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(
+            desc = "Page size reading backward: the last edges before `before` (or of \
+                          the list), at most 500."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page (with `last`).")]
+        before: Option<String>,
     ) -> async_graphql::Result<HistoryEntryConnection> {
-        let request = paging::request("history", first, after)?;
+        let request = paging::request(
+            "history",
+            paging::Args {
+                first,
+                after,
+                last,
+                before,
+            },
+        )?;
         let id = ids::decode(INTEGRATION, &integration_id)?;
         let db = &state(ctx)?.db;
         crate::integrations::find(db, id).await?;

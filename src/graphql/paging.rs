@@ -11,9 +11,11 @@ pub const DEFAULT_PAGE_SIZE: i32 = 50;
 /// Pagination state of a connection page (Relay).
 #[derive(SimpleObject)]
 pub struct PageInfo {
-    /// True when an earlier page exists (always false: lists page forward only).
+    /// True when an earlier page exists; pass `startCursor` as `before` (with `last`) to read
+    /// it. Reading forward it is true whenever `after` was given.
     pub has_previous_page: bool,
-    /// True when another page follows; pass `endCursor` as `after` to read it.
+    /// True when another page follows; pass `endCursor` as `after` to read it. Reading
+    /// backward it is true whenever `before` was given.
     pub has_next_page: bool,
     /// Cursor of the first edge of this page.
     pub start_cursor: Option<String>,
@@ -71,37 +73,67 @@ macro_rules! connection_type {
     };
 }
 
-/// Checks `first`/`after` of a list named `list` (cursors of one list are refused by another).
-pub fn request(
-    list: &str,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<PageRequest, Error> {
-    let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
-    if first < 0 {
+/// The paging arguments of a connection field, as Relay names them.
+#[derive(Default)]
+pub struct Args {
+    /// Page size reading forward.
+    pub first: Option<i32>,
+    /// Cursor the page starts after.
+    pub after: Option<String>,
+    /// Page size reading backward (the last rows before `before`, or of the list).
+    pub last: Option<i32>,
+    /// Cursor the page ends before.
+    pub before: Option<String>,
+}
+
+impl Args {
+    /// The page size the cost model counts.
+    pub fn size(first: Option<i32>, last: Option<i32>) -> Option<i32> {
+        first.or(last)
+    }
+}
+
+/// Checks the paging arguments of a list named `list` (cursors of one list are refused by
+/// another; `first` and `last` together are refused).
+pub fn request(list: &str, args: Args) -> Result<PageRequest, Error> {
+    if args.first.is_some() && args.last.is_some() {
         return Err(Error::validation(
-            "first",
-            format!("first must be between 0 and {MAX_PAGE_SIZE}, got {first}"),
+            "last",
+            "give first (reading forward) or last (reading backward), not both",
         ));
     }
-    if first as u64 > MAX_PAGE_SIZE {
+    let (field, size) = match args.last {
+        Some(last) => ("last", last),
+        None => ("first", args.first.unwrap_or(DEFAULT_PAGE_SIZE)),
+    };
+    if size < 0 {
+        return Err(Error::validation(
+            field,
+            format!("{field} must be between 0 and {MAX_PAGE_SIZE}, got {size}"),
+        ));
+    }
+    if size as u64 > MAX_PAGE_SIZE {
         return Err(Error::over_limit(
-            "first",
+            field,
             "pageSize",
             MAX_PAGE_SIZE as f64,
-            format!("first must be between 0 and {MAX_PAGE_SIZE}, got {first}"),
+            format!("{field} must be between 0 and {MAX_PAGE_SIZE}, got {size}"),
         ));
     }
-    let after = after
-        .map(|cursor| {
-            super::ids::decode_tagged(list, &cursor).ok_or_else(|| {
-                Error::validation("after", format!("this cursor does not belong to {list}"))
+    let cursor = |name: &str, cursor: Option<String>| {
+        cursor
+            .map(|c| {
+                super::ids::decode_tagged(list, &c).ok_or_else(|| {
+                    Error::validation(name, format!("this cursor does not belong to {list}"))
+                })
             })
-        })
-        .transpose()?;
+            .transpose()
+    };
     Ok(PageRequest {
-        limit: first as u64,
-        after,
+        limit: size as u64,
+        after: cursor("after", args.after)?,
+        before: cursor("before", args.before)?,
+        from_end: args.last.is_some(),
     })
 }
 
@@ -118,7 +150,7 @@ pub fn connection<T, U, C: From<Parts<U>>>(
         .map(|item| (super::ids::encode(list, key(&item)).0, wrap(item)))
         .collect();
     let page_info = PageInfo {
-        has_previous_page: false,
+        has_previous_page: page.has_previous,
         has_next_page: page.has_next,
         start_cursor: edges.first().map(|e| e.0.clone()),
         end_cursor: edges.last().map(|e| e.0.clone()),

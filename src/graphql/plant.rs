@@ -117,10 +117,9 @@ pub(super) async fn element_page(
     ctx: &Context<'_>,
     integration_id: i64,
     filter: Option<ElementFilterInput>,
-    first: Option<i32>,
-    after: Option<String>,
+    args: paging::Args,
 ) -> async_graphql::Result<ElementConnection> {
-    let request = paging::request("elements", first, after)?;
+    let request = paging::request("elements", args)?;
     let db = &state(ctx)?.db;
     let f = filter.unwrap_or_default();
     if let Some(search) = &f.search {
@@ -168,8 +167,10 @@ impl PlantQuery {
     /// The synced elements of an integration, by id.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::connection_cost(first, child_complexity, ElementFilterInput::searches(&filter))"
+        complexity = "paging::connection_cost(paging::Args::size(first, last), child_complexity, ElementFilterInput::searches(&filter))"
     )]
+    // A resolver takes its field's arguments: Relay's four paging arguments make them eight.
+    #[allow(clippy::too_many_arguments)]
     async fn elements(
         &self,
         ctx: &Context<'_>,
@@ -177,10 +178,28 @@ impl PlantQuery {
         #[graphql(desc = "What to keep.")] filter: Option<ElementFilterInput>,
         #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(
+            desc = "Page size reading backward: the last edges before `before` (or of \
+                          the list), at most 500."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page (with `last`).")]
+        before: Option<String>,
     ) -> async_graphql::Result<ElementConnection> {
         let id = ids::decode(INTEGRATION, &integration_id)?;
         crate::integrations::find(&state(ctx)?.db, id).await?;
-        element_page(ctx, id, filter, first, after).await
+        element_page(
+            ctx,
+            id,
+            filter,
+            paging::Args {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 
     /// One element by id.
@@ -307,7 +326,7 @@ impl PlantQuery {
     /// Bindings, newest first.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "paging::connection_cost(first, child_complexity, false)"
+        complexity = "paging::connection_cost(paging::Args::size(first, last), child_complexity, false)"
     )]
     async fn bindings(
         &self,
@@ -315,8 +334,23 @@ impl PlantQuery {
         #[graphql(desc = "What to keep.")] filter: Option<BindingFilterInput>,
         #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(
+            desc = "Page size reading backward: the last edges before `before` (or of \
+                          the list), at most 500."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page (with `last`).")]
+        before: Option<String>,
     ) -> async_graphql::Result<BindingConnection> {
-        let request = paging::request("bindings", first, after)?;
+        let request = paging::request(
+            "bindings",
+            paging::Args {
+                first,
+                after,
+                last,
+                before,
+            },
+        )?;
         let f = filter.unwrap_or_default();
         let filter = BindingFilter {
             integration_id: f

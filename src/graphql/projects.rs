@@ -103,7 +103,7 @@ impl Project {
     /// Its synced elements, by id: the same connection as `elements` (an integration has one
     /// project, and unlinking it removes its copy).
     #[graphql(
-        complexity = "super::paging::connection_cost(first, child_complexity, super::plant::ElementFilterInput::searches(&filter))"
+        complexity = "super::paging::connection_cost(super::paging::Args::size(first, last), child_complexity, super::plant::ElementFilterInput::searches(&filter))"
     )]
     async fn elements(
         &self,
@@ -111,8 +111,21 @@ impl Project {
         #[graphql(desc = "What to keep.")] filter: Option<super::plant::ElementFilterInput>,
         #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(
+            desc = "Page size reading backward: the last edges before `before` (or of \
+                          the list), at most 500."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page (with `last`).")]
+        before: Option<String>,
     ) -> async_graphql::Result<super::plant::ElementConnection> {
-        super::plant::element_page(ctx, self.0.integration_id, filter, first, after).await
+        let args = super::paging::Args {
+            first,
+            after,
+            last,
+            before,
+        };
+        super::plant::element_page(ctx, self.0.integration_id, filter, args).await
     }
 }
 

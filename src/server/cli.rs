@@ -235,7 +235,7 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
     for integration in all {
         let newest = crate::store::paging::PageRequest {
             limit: 1,
-            after: None,
+            ..Default::default()
         };
         let last = crate::sync::page(&app.db, integration.id, newest)
             .await
