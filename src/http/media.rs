@@ -39,8 +39,15 @@ impl Media {
     }
 
     /// An answer with this media type.
-    pub(super) fn answer(self, status: StatusCode, body: &serde_json::Value) -> Response {
-        let mut response = (status, body.to_string()).into_response();
+    pub(super) fn answer(self, status: StatusCode, body: &impl serde::Serialize) -> Response {
+        // Written straight from the response: a tree of 500 boxes is never copied into a
+        // `serde_json::Value` first.
+        let bytes = serde_json::to_vec(body).unwrap_or_else(|_| {
+            error_body("the answer could not be written".into(), "INTERNAL", None)
+                .to_string()
+                .into_bytes()
+        });
+        let mut response = (status, bytes).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(self.content_type()),

@@ -165,8 +165,8 @@ async fn serve(http: &Http, headers: &HeaderMap, input: Input, seen: &mut Seen) 
     seen.operation = first.0.operation().map(str::to_owned);
     seen.code = Some(code_of(&first.1).unwrap_or("ok").to_owned());
     if batch {
-        let answers: Vec<Value> = executed.iter().map(|(e, r)| body_of(e, r)).collect();
-        return media.answer(StatusCode::OK, &Value::Array(answers));
+        let answers: Vec<Answer> = executed.iter().map(|(e, r)| body_of(e, r)).collect();
+        return media.answer(StatusCode::OK, &answers);
     }
     let (outcome, response) = &executed[0];
     let body = body_of(outcome, response);
@@ -422,17 +422,24 @@ async fn run_all(
     answers
 }
 
-/// The answer's JSON: without `data` when the operation never ran.
-fn body_of(executed: &Executed, response: &async_graphql::Response) -> Value {
-    let mut body = serde_json::to_value(response).unwrap_or_else(|_| {
-        media::error_body("the answer could not be written".into(), "INTERNAL", None)
-    });
-    if !executed.get() {
-        if let Value::Object(fields) = &mut body {
-            fields.remove("data");
-        }
+/// An answer as it is written: without `data` when the operation never ran (its `data` is
+/// null then, and a GraphQL response has no `data` entry when nothing ran).
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+fn body_of<'a>(executed: &Executed, response: &'a async_graphql::Response) -> Answer<'a> {
+    Answer {
+        data: executed.get().then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
     }
-    body
 }
 
 fn code_of(response: &async_graphql::Response) -> Option<&str> {
