@@ -212,3 +212,51 @@ on_both_engines! {
         assert_eq!(second["pageInfo"]["hasPreviousPage"], true);
     }
 }
+
+/// The text of the operation in a relay-compiler artifact committed under
+/// `scripts/frontend/relay/src/__generated__/` (`scripts/frontend-check` compiles them).
+fn compiled(name: &str) -> String {
+    let path = format!(
+        "{}/scripts/frontend/relay/src/__generated__/{name}.graphql.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let artifact = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let line = artifact
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"text\": "))
+        .unwrap_or_else(|| panic!("no operation text in {path}"));
+    serde_json::from_str(line.trim_end_matches(',')).expect("a JSON string")
+}
+
+on_both_engines! {
+    /// What relay-compiler made of the fixture's fragments runs: the app's query, paging an
+    /// integration's boxes to `totalCount` with the generated pagination query, and refetching a
+    /// box and a project through `node(id:)`.
+    async fn relay_compiled_operations_run(app: TestApp) {
+        let (_sim, id) = world::synced(&app, 30, &["SERVICE", "CTO", "CEO"]).await;
+        let first = app.ok(&compiled("AppQuery"), json!({ "integrationId": id })).await;
+        let total = first["elements"]["totalCount"].as_u64().unwrap();
+        assert!(total > 7, "{first}");
+        let project = first["integration"]["project"]["id"].as_str().expect("the project's id").to_owned();
+        let mut seen = Vec::new();
+        let mut cursor = Value::Null;
+        loop {
+            let page = app
+                .ok(&compiled("IntegrationElementsPaginationQuery"), json!({ "integrationId": id, "count": 7, "cursor": cursor }))
+                .await;
+            let elements = &page["elements"];
+            seen.extend(elements["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()));
+            if elements["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            cursor = elements["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(seen.len() as u64, total);
+        let card = app.ok(&compiled("ElementCardRefetchQuery"), json!({ "id": seen[3] })).await;
+        assert_eq!(card["node"]["id"], seen[3]);
+        assert!(card["node"]["fid"].is_string() && card["node"]["splitters"].is_array(), "{card}");
+        let boxes = app.ok(&compiled("ProjectElementsPaginationQuery"), json!({ "id": project, "count": 5 })).await;
+        assert_eq!(boxes["node"]["__typename"], "Project");
+        assert_eq!(boxes["node"]["elements"]["edges"].as_array().unwrap().len(), 5, "{boxes}");
+    }
+}
