@@ -24,6 +24,7 @@ pub mod http;
 pub mod integrations;
 pub mod metrics;
 pub mod outbound;
+pub mod ozmap;
 pub mod platform;
 pub mod projects;
 pub mod schedule;
