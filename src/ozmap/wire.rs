@@ -87,15 +87,7 @@ impl Splitter {
     /// Reads a splitter record; its id, name and `connectables.output` are required.
     pub fn read(record: &Value) -> Result<Splitter, Unreadable> {
         const FEATURE: &str = "splitters";
-        let id = record
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .ok_or(Unreadable {
-                feature: FEATURE,
-                fid: None,
-                field: "id",
-            })?;
+        let id = id_of(FEATURE, record)?;
         let unreadable = |field| Unreadable {
             feature: FEATURE,
             fid: Some(id.to_owned()),
@@ -144,6 +136,152 @@ impl Splitter {
     }
 }
 
+/// The id of a record, or the [`Unreadable`] that says it has none.
+fn id_of<'a>(feature: &'static str, record: &'a Value) -> Result<&'a str, Unreadable> {
+    record
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or(Unreadable {
+            feature,
+            fid: None,
+            field: "id",
+        })
+}
+
+fn text(record: &Value, field: &str) -> Option<String> {
+    record.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A box, POP or pole.
+#[derive(Debug, PartialEq)]
+pub struct Place {
+    pub id: String,
+    pub name: String,
+    pub project: Option<String>,
+    /// Box type (boxes only; may be null).
+    pub box_type: Option<String>,
+    pub hierarchy_level: Option<i64>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// The pole a box hangs on.
+    pub pole: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Place {
+    /// Reads a box (`feature` `boxes`), POP (`pops`) or pole (`poles`); id and name required.
+    /// The location is `coords: [lng, lat]` (longitude first), else `lat`/`lng`.
+    pub fn read(feature: &'static str, record: &Value) -> Result<Place, Unreadable> {
+        let id = id_of(feature, record)?;
+        let name = text(record, "name").ok_or_else(|| Unreadable {
+            feature,
+            fid: Some(id.to_owned()),
+            field: "name",
+        })?;
+        let coords = record
+            .get("coords")
+            .and_then(Value::as_array)
+            .and_then(|c| Some((c.first()?.as_f64()?, c.get(1)?.as_f64()?)));
+        let (longitude, latitude) = match coords {
+            Some((lng, lat)) => (Some(lng), Some(lat)),
+            None => (
+                record.get("lng").and_then(Value::as_f64),
+                record.get("lat").and_then(Value::as_f64),
+            ),
+        };
+        Ok(Place {
+            id: id.to_owned(),
+            name,
+            project: record.get("project").and_then(reference).map(str::to_owned),
+            box_type: record.get("boxType").and_then(reference).map(str::to_owned),
+            hierarchy_level: record.get("hierarchyLevel").and_then(Value::as_i64),
+            latitude,
+            longitude,
+            pole: record.get("pole").and_then(reference).map(str::to_owned),
+            updated_at: time(record.get("updatedAt")),
+        })
+    }
+}
+
+/// A box type: what tells a CTO from a CEO.
+#[derive(Debug, PartialEq)]
+pub struct BoxType {
+    pub id: String,
+    pub code: Option<String>,
+    pub prefix: Option<String>,
+}
+
+impl BoxType {
+    pub fn read(record: &Value) -> Result<BoxType, Unreadable> {
+        Ok(BoxType {
+            id: id_of("box-types", record)?.to_owned(),
+            code: text(record, "code"),
+            prefix: text(record, "prefix"),
+        })
+    }
+}
+
+/// An FTTH client, populated in a property.
+#[derive(Debug, PartialEq)]
+pub struct Client {
+    pub id: String,
+    /// The ISP's contract.
+    pub code: Option<String>,
+    pub name: Option<String>,
+    /// Free text; the gateway keeps the CPF/CNPJ here.
+    pub observation: Option<String>,
+}
+
+/// A property (a customer's premises) and the ports it is connected to.
+#[derive(Debug, PartialEq)]
+pub struct Property {
+    pub id: String,
+    /// The client, when populated (`populate=client`) and present.
+    pub client: Option<Client>,
+    /// `(splitter id, port N)` of each connection.
+    pub connections: Vec<(String, i32)>,
+    pub external_id: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Property {
+    /// Reads a property; a connection without a splitter id or a positive port is skipped.
+    pub fn read(record: &Value) -> Result<Property, Unreadable> {
+        let id = id_of("properties", record)?;
+        let client = record.get("client").and_then(|c| {
+            let c = c.as_object()?;
+            let text = |f: &str| c.get(f).and_then(Value::as_str).map(str::to_owned);
+            Some(Client {
+                id: text("id")?,
+                code: text("code"),
+                name: text("name"),
+                observation: text("observation"),
+            })
+        });
+        let connections = record
+            .get("connections")
+            .and_then(Value::as_array)
+            .map(|all| {
+                all.iter()
+                    .filter_map(|c| {
+                        let splitter = c.get("id").and_then(Value::as_str)?;
+                        let port = i32::try_from(c.get("port")?.as_i64()?).ok()?;
+                        (port > 0).then(|| (splitter.to_owned(), port))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Property {
+            id: id.to_owned(),
+            client,
+            connections,
+            external_id: text(record, "external_id"),
+            updated_at: time(record.get("updatedAt")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +308,60 @@ mod tests {
         );
         assert_eq!(Envelope::read(json!({ "data": [] })), None);
         assert_eq!(Envelope::read(json!([1, 2])), None);
+    }
+
+    #[test]
+    fn places_properties_and_clients() {
+        let b = Place::read(
+            "boxes",
+            &json!({
+                "id": "b1", "name": "CTO-01", "kind": "Box", "project": { "id": "p1" },
+                "boxType": "t1", "hierarchyLevel": 3, "coords": [-38.5267, -3.7319],
+                "lat": 0.0, "lng": 0.0, "pole": null, "updatedAt": "2024-05-01T03:55:00.000Z"
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            (b.latitude, b.longitude),
+            (Some(-3.7319), Some(-38.5267)),
+            "coords are [lng, lat]"
+        );
+        assert_eq!(
+            (b.project.as_deref(), b.box_type.as_deref()),
+            (Some("p1"), Some("t1"))
+        );
+        let p = Place::read(
+            "pops",
+            &json!({ "id": "x", "name": "POP", "lat": 1.5, "lng": 2.5 }),
+        )
+        .unwrap();
+        assert_eq!((p.latitude, p.longitude), (Some(1.5), Some(2.5)));
+        assert_eq!(
+            Place::read("poles", &json!({ "id": "x" }))
+                .unwrap_err()
+                .field,
+            "name"
+        );
+        let t = BoxType::read(&json!({ "id": "t1", "code": "CTX", "prefix": "CTO" })).unwrap();
+        assert_eq!(
+            (t.code.as_deref(), t.prefix.as_deref()),
+            (Some("CTX"), Some("CTO"))
+        );
+
+        let prop = Property::read(&json!({
+            "id": "pr1", "external_id": "geo:990001",
+            "client": { "id": "c1", "code": "990001", "name": "Maria", "observation": "CPF/CNPJ 52998224725" },
+            "connections": [{ "id": "s1", "kind": "Splitter", "port": 2 }, { "id": "s2", "port": 0 }, { "port": 1 }]
+        }))
+        .unwrap();
+        assert_eq!(prop.connections, [("s1".to_owned(), 2)]);
+        assert_eq!(
+            prop.client.as_ref().and_then(|c| c.code.as_deref()),
+            Some("990001")
+        );
+        // A client not populated (an id only) or absent is no client.
+        let unpopulated = Property::read(&json!({ "id": "pr2", "client": "c1" })).unwrap();
+        assert!(unpopulated.client.is_none() && unpopulated.connections.is_empty());
     }
 
     #[test]
