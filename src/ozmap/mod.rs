@@ -3,7 +3,8 @@
 //! decides, so that a live installation can correct it in one place.
 //!
 //! Built so far: those rules, the reading of OZmap's records ([`wire`]) and their conversion to
-//! the platform trait's records, ports derived from splitters and properties ([`convert`]). Still
+//! the platform trait's records, ports derived from splitters and properties ([`convert`]), and
+//! what each listing request asks for: route, page, filters and sort ([`listing`]). Still
 //! to come (issue 25): the client implementing
 //! `platform::Platform` (login or API key, the list envelope, filters in the body, `Date` as
 //! the platform clock, the Geosite retry policy), the simulator, and the registry line and
@@ -11,4 +12,5 @@
 
 pub mod assumed;
 pub mod convert;
+pub mod listing;
 pub mod wire;

@@ -1,0 +1,189 @@
+//! What a listing asks OZmap for: the route and page of each request, and the filters and
+//! sort it sends in the body of the GET (`{"filter": [...], "sort": [...]}`).
+
+use serde_json::{json, Value};
+
+use crate::platform::ListQuery;
+
+/// Records per page the client asks for; the server may give fewer, and the client trusts the
+/// answer's `rows`, never this number.
+pub const PAGE_SIZE: u32 = 200;
+
+/// The routes a sync lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Boxes,
+    BoxTypes,
+    Pops,
+    Poles,
+    Splitters,
+    Properties,
+}
+
+impl Route {
+    /// The route's path segment.
+    pub fn segment(self) -> &'static str {
+        match self {
+            Route::Boxes => "boxes",
+            Route::BoxTypes => "box-types",
+            Route::Pops => "pops",
+            Route::Poles => "poles",
+            Route::Splitters => "splitters",
+            Route::Properties => "properties",
+        }
+    }
+
+    /// Whether its records carry `project` (poles are not per project).
+    fn per_project(self) -> bool {
+        !matches!(self, Route::Poles | Route::BoxTypes)
+    }
+}
+
+/// One condition of a listing's filter.
+fn condition(property: &str, operator: &str, value: Value) -> Value {
+    json!({ "property": property, "operator": operator, "value": value })
+}
+
+/// The filter (a flat list: its items combine with AND) and sort of a listing. Changed-since
+/// listings are sorted by `updatedAt`, others by id, so that pages do not shift while read.
+pub fn body(route: Route, query: &ListQuery) -> Value {
+    let mut filter = Vec::new();
+    if route.per_project() {
+        if let Some(project) = &query.project_id {
+            filter.push(condition("project", "=", json!(project)));
+        }
+    }
+    if let Some(since) = query.changed_since {
+        filter.push(condition(
+            "updatedAt",
+            ">=",
+            json!(since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        ));
+    }
+    if let Some(fid) = &query.fid {
+        filter.push(condition("id", "=", json!(fid)));
+    }
+    if let Some(fids) = &query.fids {
+        filter.push(condition("id", "in", json!(fids)));
+    }
+    if route == Route::Splitters {
+        if let Some(parent) = &query.box_fid {
+            filter.push(condition("parent", "=", json!(parent)));
+        }
+    }
+    if route == Route::Properties {
+        if let Some(splitters) = &query.splitter_fids {
+            filter.push(condition("connections.id", "in", json!(splitters)));
+        }
+    }
+    let sort = if query.changed_since.is_some() {
+        json!([{ "property": "updatedAt", "direction": 1 }, { "property": "id", "direction": 1 }])
+    } else {
+        json!([{ "property": "id", "direction": 1 }])
+    };
+    json!({ "filter": filter, "sort": sort })
+}
+
+/// The path and query of page `page` (1-based) of a route; properties come with their client.
+pub fn page_path(route: Route, page: u32) -> String {
+    let populate = if route == Route::Properties {
+        "&populate=client"
+    } else {
+        ""
+    };
+    format!(
+        "/api/v2/{}?page={page}&limit={PAGE_SIZE}{populate}",
+        route.segment()
+    )
+}
+
+/// The next page's path: the answer's `nextUrl` as it is when it gave one under `/api/`
+/// (opaque otherwise), else the following page number.
+pub fn next_path(route: Route, page: u32, next_url: Option<&str>) -> String {
+    match next_url {
+        // A path of this API only: never another host (`//host/...` is one).
+        Some(url) if url.starts_with("/api/") => url.to_owned(),
+        _ => page_path(route, page + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_follow_the_query_and_the_route() {
+        let since = "2024-05-01T03:55:00Z".parse().unwrap();
+        let q = ListQuery {
+            project_id: Some("p1".into()),
+            changed_since: Some(since),
+            box_fid: Some("b1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            body(Route::Splitters, &q),
+            json!({
+                "filter": [
+                    { "property": "project", "operator": "=", "value": "p1" },
+                    { "property": "updatedAt", "operator": ">=", "value": "2024-05-01T03:55:00.000Z" },
+                    { "property": "parent", "operator": "=", "value": "b1" },
+                ],
+                "sort": [{ "property": "updatedAt", "direction": 1 }, { "property": "id", "direction": 1 }],
+            })
+        );
+        // Poles have no project; a box filter means nothing to boxes.
+        assert_eq!(
+            body(Route::Poles, &q)["filter"].as_array().unwrap().len(),
+            1
+        );
+        let q = ListQuery {
+            fids: Some(vec!["a".into(), "b".into()]),
+            splitter_fids: Some(vec!["s1".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            body(Route::Properties, &q),
+            json!({
+                "filter": [
+                    { "property": "id", "operator": "in", "value": ["a", "b"] },
+                    { "property": "connections.id", "operator": "in", "value": ["s1"] },
+                ],
+                "sort": [{ "property": "id", "direction": 1 }],
+            })
+        );
+    }
+
+    #[test]
+    fn pages_are_numbered_or_follow_next_url() {
+        assert_eq!(page_path(Route::Boxes, 1), "/api/v2/boxes?page=1&limit=200");
+        assert_eq!(
+            page_path(Route::Properties, 2),
+            "/api/v2/properties?page=2&limit=200&populate=client"
+        );
+        assert_eq!(
+            next_path(Route::Boxes, 1, Some("/api/v2/boxes?after=xyz&limit=200")),
+            "/api/v2/boxes?after=xyz&limit=200"
+        );
+        assert_eq!(
+            next_path(Route::Pops, 3, None),
+            "/api/v2/pops?page=4&limit=200"
+        );
+        assert_eq!(
+            next_path(
+                Route::Pops,
+                1,
+                Some("//elsewhere.example/api/v2/pops?page=2")
+            ),
+            "/api/v2/pops?page=2&limit=200"
+        );
+        // Only a path is followed: never another host.
+        assert_eq!(
+            next_path(
+                Route::Pops,
+                1,
+                Some("http://elsewhere.example/api/v2/pops?page=2")
+            ),
+            "/api/v2/pops?page=2&limit=200"
+        );
+    }
+}
