@@ -16,7 +16,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use chromium::{chromium, launch, target_dir, until};
+use chromium::{chromium, launch, shut, target_dir, until};
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
 use chromiumoxide::page::ScreenshotParams;
@@ -134,7 +134,7 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
         })
         .await;
 
-    let (mut browser, events, profile) = launch(executable).await;
+    let (browser, events, profile) = launch(executable).await;
     let page = browser.new_page("about:blank").await.expect("a page");
     let requested = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut requests = page
@@ -281,11 +281,8 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
             shot.display()
         );
     }
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
     recorder.abort();
-    events.abort();
-    let _ = std::fs::remove_dir_all(&profile);
+    shut(browser, events, profile).await;
     outcome.expect("GraphiQL works in the browser");
 
     let requested = requested.lock().unwrap().clone();
@@ -384,7 +381,7 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
             ..Default::default()
         })
         .await;
-    let (mut browser, events, profile) = launch(executable).await;
+    let (browser, events, profile) = launch(executable).await;
     let steps = async {
         let page = browser
             .new_page(format!("{origin}/graphql"))
@@ -417,10 +414,7 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
         .await
     };
     let outcome = steps.await;
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
-    events.abort();
-    let _ = std::fs::remove_dir_all(&profile);
+    shut(browser, events, profile).await;
     outcome.expect("the demo's page starts with its key");
 }
 

@@ -9,7 +9,7 @@ mod chromium;
 mod common;
 
 use axum::http::HeaderMap;
-use chromium::{chromium, launch, until};
+use chromium::{chromium, launch, shut, until};
 use common::*;
 use mapping_gateway::http::Surface;
 use serde_json::{json, Value};
@@ -185,7 +185,7 @@ async fn a_page_of_an_allowed_origin_queries_and_subscribes(engine: Engine) {
     serve_page(allowed, html.clone());
     serve_page(other, html);
 
-    let (mut browser, events, profile) = launch(executable).await;
+    let (browser, events, profile) = launch(executable).await;
     let before = app.state.events.subscribers();
     let steps = async {
         let page = browser
@@ -231,10 +231,7 @@ async fn a_page_of_an_allowed_origin_queries_and_subscribes(engine: Engine) {
         Ok::<(), String>(())
     };
     let result = steps.await;
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
-    events.abort();
-    let _ = std::fs::remove_dir_all(&profile);
+    shut(browser, events, profile).await;
     result.expect("a front-end of an allowed origin calls the gateway from a browser");
 }
 

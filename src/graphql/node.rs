@@ -41,6 +41,24 @@ pub enum Node {
     HistoryEntry(HistoryEntry),
 }
 
+/// The row of `n` through one of the plant's loaders (`None` for no row), made a `Node`.
+async fn one<E, N>(
+    loader: &crate::store::loaders::Cached<crate::store::loaders::One<E>>,
+    n: i64,
+    node: impl FnOnce(std::sync::Arc<E::Model>) -> N,
+) -> async_graphql::Result<Option<N>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Clone + Send + Sync,
+{
+    Ok(loader
+        .load_one(n)
+        .await
+        .map_err(loader_error)?
+        .flatten()
+        .map(node))
+}
+
 /// The object of an id, through the request's loaders; `None` when the id names nothing.
 async fn load(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Node>> {
     let Some((kind, n)) = ids::decode_any(id) else {
@@ -48,64 +66,27 @@ async fn load(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Node>
     };
     let l = loaders(ctx)?;
     let plant = &l.plant;
-    Ok(match kind {
-        INTEGRATION => l
+    match kind {
+        INTEGRATION => Ok(l
             .integration
             .load_one(n)
             .await
             .map_err(loader_error)?
-            .map(|m| Node::Integration(Integration(m))),
-        PROJECT => plant
-            .project
-            .load_one(n)
+            .map(|m| Node::Integration(Integration(m)))),
+        PROJECT => one(&plant.project, n, |m| Node::Project(Project((*m).clone()))).await,
+        ELEMENT => one(&plant.element, n, |m| Node::Element(Element(m))).await,
+        SPLITTER => one(&plant.splitter, n, |m| Node::Splitter(Splitter(m))).await,
+        PORT => one(&plant.port, n, |m| Node::Port(Port(m))).await,
+        BINDING => one(&plant.binding, n, |m| Node::Binding(Binding(m))).await,
+        SYNC_RUN => one(&plant.sync_run, n, |m| Node::SyncRun(SyncRun((*m).clone()))).await,
+        HISTORY_ENTRY => {
+            one(&plant.history_entry, n, |m| {
+                Node::HistoryEntry(HistoryEntry((*m).clone()))
+            })
             .await
-            .map_err(loader_error)?
-            .flatten()
-            .map(|m| Node::Project(Project((*m).clone()))),
-        ELEMENT => plant
-            .element
-            .load_one(n)
-            .await
-            .map_err(loader_error)?
-            .flatten()
-            .map(|m| Node::Element(Element(m))),
-        SPLITTER => plant
-            .splitter
-            .load_one(n)
-            .await
-            .map_err(loader_error)?
-            .flatten()
-            .map(|m| Node::Splitter(Splitter(m))),
-        PORT => plant
-            .port
-            .load_one(n)
-            .await
-            .map_err(loader_error)?
-            .flatten()
-            .map(|m| Node::Port(Port(m))),
-        BINDING => plant
-            .binding
-            .load_one(n)
-            .await
-            .map_err(loader_error)?
-            .flatten()
-            .map(|m| Node::Binding(Binding(m))),
-        SYNC_RUN => plant
-            .sync_run
-            .load_one(n)
-            .await
-            .map_err(loader_error)?
-            .flatten()
-            .map(|m| Node::SyncRun(SyncRun((*m).clone()))),
-        HISTORY_ENTRY => plant
-            .history_entry
-            .load_one(n)
-            .await
-            .map_err(loader_error)?
-            .flatten()
-            .map(|m| Node::HistoryEntry(HistoryEntry((*m).clone()))),
-        _ => None,
-    })
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Object identification queries.

@@ -81,3 +81,11 @@ pub async fn launch(executable: PathBuf) -> (Browser, tokio::task::JoinHandle<()
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
     (browser, events, profile)
 }
+
+/// Closes Chromium, ends its event loop and removes its profile.
+pub async fn shut(mut browser: Browser, events: tokio::task::JoinHandle<()>, profile: PathBuf) {
+    let _ = browser.close().await;
+    let _ = browser.wait().await;
+    events.abort();
+    let _ = std::fs::remove_dir_all(&profile);
+}
