@@ -36,5 +36,6 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod text;
+pub mod transport;
 
 pub use error::{Error, Result};

@@ -120,7 +120,7 @@ impl GeositeClient {
                 "sorter",
                 json!([{ "property": "fid", "direction": "ASC" }]).to_string(),
             ),
-            ("limit", self.inner.options.page_size.to_string()),
+            ("limit", self.options().page_size.to_string()),
             ("start", "0".to_string()),
         ];
         let reply = self

@@ -11,18 +11,18 @@
 
 mod listing;
 mod session;
-mod transport;
 pub mod wire;
 mod writes;
 
-pub use transport::Reply;
+pub use crate::transport::{ClientOptions, Reply};
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::catalog::ElementItem;
@@ -30,54 +30,10 @@ use crate::platform::{
     Check, Holder, ListPage, ListQuery, Listing, Platform, PortChange, PortWrite, RemoteElement,
     RemotePort, RemoteProject, RemoteSplitter,
 };
-use crate::{Error, Result};
+use crate::transport::{Auth, Transport};
+use crate::Result;
 
 use listing::filter_of;
-
-/// Tunables of the client. The defaults suit a real installation; tests shorten them.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Time to open a connection.
-    pub connect_timeout: Duration,
-    /// Time for one request, start to end.
-    pub request_timeout: Duration,
-    /// Attempts per call, the first included.
-    pub max_attempts: usize,
-    /// First backoff delay.
-    pub min_delay: Duration,
-    /// Largest backoff delay.
-    pub max_delay: Duration,
-    /// Total time a call may take, retries included.
-    pub deadline: Duration,
-    /// How long a token lives (30 minutes on Geosite).
-    pub token_ttl: Duration,
-    /// How long a refresh token lives (30 days on Geosite).
-    pub refresh_ttl: Duration,
-    /// Renew this long before a token expires.
-    pub renew_margin: Duration,
-    /// Records asked for per page (servers may cap lower).
-    pub page_size: u32,
-    /// Which addresses the client may connect to.
-    pub network: Arc<crate::outbound::NetworkPolicy>,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            max_attempts: 5,
-            min_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(10),
-            deadline: Duration::from_secs(90),
-            token_ttl: Duration::from_secs(30 * 60),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            renew_margin: Duration::from_secs(60),
-            page_size: 500,
-            network: Default::default(),
-        }
-    }
-}
 
 /// A Geosite feature ("feição").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,11 +138,9 @@ pub struct ViabilityBox {
 }
 
 struct Inner {
-    http: reqwest::Client,
-    base: String,
+    transport: Transport,
     username: String,
     password: String,
-    options: ClientOptions,
     session: Mutex<Option<session::Session>>,
     columns: std::sync::Mutex<HashMap<Feature, Vec<String>>>,
 }
@@ -200,7 +154,7 @@ pub struct GeositeClient {
 impl std::fmt::Debug for GeositeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeositeClient")
-            .field("base", &self.inner.base)
+            .field("base", &self.inner.transport.base())
             .field("username", &self.inner.username)
             .finish_non_exhaustive()
     }
@@ -234,41 +188,37 @@ impl GeositeClient {
         password: &str,
         options: ClientOptions,
     ) -> Result<Self> {
-        let url = url::Url::parse(api_url)
-            .map_err(|_| Error::validation("apiUrl", "apiUrl is not an absolute URL"))?;
-        // Literal addresses never reach the resolver: they are checked here, names there.
-        options
-            .network
-            .check_url(&url)
-            .map_err(|refused| Error::PlatformUnavailable(refused.to_string()))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .user_agent(concat!("mapping-gateway/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(options.network.resolver())
-            // A redirect could lead the login body (with the password) to another host, or to
-            // a literal internal address that no resolver sees.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(Error::internal)?;
         Ok(GeositeClient {
             inner: Arc::new(Inner {
-                http,
-                base: api_url.trim_end_matches('/').to_owned(),
+                transport: Transport::new("geosite", api_url, options)?,
                 username: username.to_owned(),
                 password: password.to_owned(),
-                options,
                 session: Mutex::new(None),
                 columns: Default::default(),
             }),
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.inner.base, path.trim_start_matches('/'))
+    fn options(&self) -> &ClientOptions {
+        self.inner.transport.options()
+    }
+
+    /// GET with the session.
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Reply> {
+        self.inner
+            .transport
+            .request(Method::GET, path, query, None, Auth::Session(self))
+            .await
+    }
+
+    /// POST JSON with the session.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.inner
+            .transport
+            .request(Method::POST, path, &[], Some(body), Auth::Session(self))
+            .await
     }
 }
-
 #[async_trait]
 impl Platform for GeositeClient {
     async fn check(&self) -> Result<crate::platform::Check> {

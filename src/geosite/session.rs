@@ -6,9 +6,14 @@ use std::time::Instant;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::transport::Auth;
 use super::GeositeClient;
+use crate::transport::{Auth, Session as Authorizing};
 use crate::{Error, Result};
+
+/// The `Authorization` value of a token.
+fn header(token: &str) -> String {
+    format!("Digicade-Rest-API:{token}")
+}
 
 #[derive(Clone)]
 pub(super) struct Session {
@@ -31,13 +36,15 @@ impl GeositeClient {
         Ok(Session {
             token: token.to_owned(),
             refresh_token: refresh.to_owned(),
-            token_expires: now + self.inner.options.token_ttl,
-            refresh_expires: now + self.inner.options.refresh_ttl,
+            token_expires: now + self.options().token_ttl,
+            refresh_expires: now + self.options().refresh_ttl,
         })
     }
     pub(super) async fn login(&self) -> Result<Session> {
         let body = json!({ "username": self.inner.username, "password": self.inner.password });
         let reply = self
+            .inner
+            .transport
             .request(
                 Method::POST,
                 "auth/generatetoken",
@@ -46,24 +53,26 @@ impl GeositeClient {
                 Auth::None,
             )
             .await?;
-        tracing::debug!(base = %self.inner.base, "geosite login");
+        tracing::debug!(base = %self.inner.transport.base(), "geosite login");
         self.session_from(&reply.body)
     }
     pub(super) async fn refresh(&self, refresh_token: &str) -> Result<Session> {
         let reply = self
+            .inner
+            .transport
             .request(
                 Method::POST,
                 "auth/refresh",
                 &[],
                 None,
-                Auth::Token(refresh_token),
+                Auth::Fixed(header(refresh_token)),
             )
             .await?;
         self.session_from(&reply.body)
     }
     /// Refresh when the refresh token should still live, else log in.
     pub(super) async fn renewed(&self, old: Option<&Session>) -> Result<Session> {
-        let margin = self.inner.options.renew_margin;
+        let margin = self.options().renew_margin;
         if let Some(old) = old {
             if old.refresh_expires > Instant::now() + margin {
                 // Boxed: login and refresh go through `request`, which may call back here.
@@ -75,23 +84,27 @@ impl GeositeClient {
         }
         Box::pin(self.login()).await
     }
+}
+
+#[async_trait::async_trait]
+impl Authorizing for GeositeClient {
     /// The current token, renewed a little before it expires.
-    pub(super) async fn token(&self) -> Result<String> {
+    async fn authorization(&self) -> Result<String> {
         let mut session = self.inner.session.lock().await;
         if let Some(s) = session.as_ref() {
-            if s.token_expires > Instant::now() + self.inner.options.renew_margin {
-                return Ok(s.token.clone());
+            if s.token_expires > Instant::now() + self.options().renew_margin {
+                return Ok(header(&s.token));
             }
         }
         let fresh = self.renewed(session.as_ref()).await?;
-        let token = fresh.token.clone();
+        let token = header(&fresh.token);
         *session = Some(fresh);
         Ok(token)
     }
     /// After a 401 with `used`: renew, unless another task already did.
-    pub(super) async fn renew(&self, used: &str) -> Result<()> {
+    async fn renew(&self, used: &str) -> Result<()> {
         let mut session = self.inner.session.lock().await;
-        if session.as_ref().is_some_and(|s| s.token != used) {
+        if session.as_ref().is_some_and(|s| header(&s.token) != used) {
             return Ok(());
         }
         let fresh = self.renewed(session.as_ref()).await?;

@@ -75,12 +75,7 @@ pub fn time(value: &Value) -> Option<DateTime<Utc>> {
         })
 }
 
-/// The HTTP `Date` header (IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`).
-pub fn http_date(value: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(value.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub use crate::transport::http_date;
 
 /// Formats a time as the HTTP `Date` header wants it.
 pub fn format_http_date(t: DateTime<Utc>) -> String {

@@ -12,35 +12,42 @@ pub const PAGE_SIZE: u32 = 200;
 /// The routes a sync lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
+    Projects,
     Boxes,
     BoxTypes,
     Pops,
     Poles,
     Splitters,
     Properties,
+    Clients,
 }
 
 impl Route {
     /// The route's path segment.
     pub fn segment(self) -> &'static str {
         match self {
+            Route::Projects => "projects",
             Route::Boxes => "boxes",
             Route::BoxTypes => "box-types",
             Route::Pops => "pops",
             Route::Poles => "poles",
             Route::Splitters => "splitters",
             Route::Properties => "properties",
+            Route::Clients => "ftth-clients",
         }
     }
 
     /// Whether its records carry `project` (poles are not per project).
     fn per_project(self) -> bool {
-        !matches!(self, Route::Poles | Route::BoxTypes)
+        !matches!(
+            self,
+            Route::Poles | Route::BoxTypes | Route::Projects | Route::Clients
+        )
     }
 }
 
 /// One condition of a listing's filter.
-fn condition(property: &str, operator: &str, value: Value) -> Value {
+pub fn condition(property: &str, operator: &str, value: Value) -> Value {
     json!({ "property": property, "operator": operator, "value": value })
 }
 

@@ -83,12 +83,21 @@ pub enum RowScope<'a> {
     Item(i64, &'a str),
 }
 
-/// Id and fid of the rows of `table` in `scope` whose numeric fid falls in (lo, hi].
+/// Which rows of a scope, by their fid.
+#[derive(Clone, Copy, Debug)]
+pub enum FidRange {
+    /// Numeric fids in (lo, hi]; `None` is unbounded.
+    Numbered(Option<i64>, Option<i64>),
+    /// Fids that are not numbers (a platform's object ids).
+    Unnumbered,
+}
+
+/// Id and fid of the rows of `table` in `scope` whose fid falls in `range`.
 pub async fn fids_in_range<C: ConnectionTrait>(
     db: &C,
     table: &str,
     scope: RowScope<'_>,
-    (lo, hi): (Option<i64>, Option<i64>),
+    range: FidRange,
 ) -> Result<Vec<(i64, String)>> {
     let backend = db.get_database_backend();
     let mut values: Vec<Value> = Vec::new();
@@ -104,12 +113,17 @@ pub async fn fids_in_range<C: ConnectionTrait>(
             bind(item.into())
         ),
     };
-    condition.push_str(" AND fid_num IS NOT NULL");
-    if let Some(lo) = lo {
-        condition.push_str(&format!(" AND fid_num > {}", bind(lo.into())));
-    }
-    if let Some(hi) = hi {
-        condition.push_str(&format!(" AND fid_num <= {}", bind(hi.into())));
+    match range {
+        FidRange::Unnumbered => condition.push_str(" AND fid_num IS NULL"),
+        FidRange::Numbered(lo, hi) => {
+            condition.push_str(" AND fid_num IS NOT NULL");
+            if let Some(lo) = lo {
+                condition.push_str(&format!(" AND fid_num > {}", bind(lo.into())));
+            }
+            if let Some(hi) = hi {
+                condition.push_str(&format!(" AND fid_num <= {}", bind(hi.into())));
+            }
+        }
     }
     let sql = format!("SELECT id, fid FROM {table} WHERE {condition}");
     let rows = db

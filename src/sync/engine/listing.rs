@@ -8,6 +8,13 @@ use futures::StreamExt;
 use sea_orm::ConnectionTrait;
 
 use super::write::fid_num;
+use crate::store::plant::FidRange;
+
+/// A fid's hash, to remember many fids in little memory.
+fn fid_hash(fid: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(fid)
+}
 use super::{Engine, Step, Stop};
 use crate::catalog::ElementItem;
 use crate::platform::{ListPage, Listing, RemoteElement, RemotePort, RemoteSplitter};
@@ -139,8 +146,8 @@ impl<'a> Engine<'a> {
         &self,
         db: &C,
         (table, scope): (Table, Scope),
-        (lo, hi): (Option<i64>, Option<i64>),
-        keep: &HashSet<&str>,
+        range: crate::store::plant::FidRange,
+        keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Vec<i64>> {
         use crate::store::plant::{self, RowScope};
         let scope = match scope {
@@ -148,10 +155,10 @@ impl<'a> Engine<'a> {
             Scope::Item(project, item) => RowScope::Item(project, item.as_str()),
             Scope::Narrow => return Ok(Vec::new()),
         };
-        let rows = plant::fids_in_range(db, table.name(), scope, (lo, hi)).await?;
+        let rows = plant::fids_in_range(db, table.name(), scope, range).await?;
         Ok(rows
             .into_iter()
-            .filter(|(_, fid)| !keep.contains(fid.as_str()))
+            .filter(|(_, fid)| !keep(fid))
             .map(|(id, _)| id)
             .collect())
     }
@@ -176,6 +183,10 @@ impl<'a> Engine<'a> {
         // then deletes nothing of its table.
         let mut spared: HashSet<String> = HashSet::new();
         let mut blind = false;
+        // Fids that are not numbers (object ids) have no range a page covers: a full listing
+        // remembers those it kept (as hashes: a collision can only spare a row, never doom
+        // one) and dooms the others of its scope at the end.
+        let mut unnumbered: HashSet<u64> = HashSet::new();
         let doomed_before = self.doomed.of(target.0).len();
         while let Some(mut page) = self.next_page(&mut listing).await? {
             if first {
@@ -203,12 +214,16 @@ impl<'a> Engine<'a> {
             if full {
                 let last_page = batch.is_empty() || bounds.1.is_none();
                 let hi = if last_page { None } else { bounds.1 };
-                let mut keep_all = keep.clone();
-                keep_all.extend(spared.iter().map(String::as_str));
+                let kept_here = |fid: &str| keep.contains(fid) || spared.contains(fid);
                 let gone = self
-                    .gone_in_range(&txn, target, (bounds.0, hi), &keep_all)
+                    .gone_in_range(&txn, target, FidRange::Numbered(bounds.0, hi), &kept_here)
                     .await?;
                 self.doom(target.0, gone);
+                unnumbered.extend(
+                    keep.iter()
+                        .filter(|fid| fid_num(fid).is_none())
+                        .map(|fid| fid_hash(fid)),
+                );
             }
             self.counted_page(&txn, batch.len()).await?;
             txn.commit().await?;
@@ -221,11 +236,21 @@ impl<'a> Engine<'a> {
             }
         }
         if full {
-            let keep: HashSet<&str> = spared.iter().map(String::as_str).collect();
+            let spared_here = |fid: &str| spared.contains(fid);
             let tail = self
-                .gone_in_range(self.db, target, (range.last, None), &keep)
+                .gone_in_range(
+                    self.db,
+                    target,
+                    FidRange::Numbered(range.last, None),
+                    &spared_here,
+                )
                 .await?;
             self.doom(target.0, tail);
+            let kept_here = |fid: &str| unnumbered.contains(&fid_hash(fid)) || spared.contains(fid);
+            let gone = self
+                .gone_in_range(self.db, target, FidRange::Unnumbered, &kept_here)
+                .await?;
+            self.doom(target.0, gone);
             if blind {
                 self.doomed.of(target.0).truncate(doomed_before);
                 self.warn(format!(

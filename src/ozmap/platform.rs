@@ -1,0 +1,357 @@
+//! OZmap behind the platform trait: projects, boxes (CTO or CEO by box type and level), POPs,
+//! poles of the project's boxes, splitters, and ports derived from splitters and the properties
+//! connected to them. Writing a customer is in [`super::push`].
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::{stream, StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::client::{project, OzmapClient, RawPage};
+use super::listing::{self, condition, Route};
+use super::wire::{Place, Property, Splitter};
+use super::{assumed, convert};
+use crate::catalog::ElementItem;
+use crate::platform::{
+    Check, ListPage, ListQuery, Listing, Platform, PortChange, PortWrite, RemoteElement,
+    RemotePort, RemoteProject, RemoteSplitter, Unreadable,
+};
+use crate::{Error, Result};
+
+/// Ids asked for in one filter.
+const IDS_PER_QUERY: usize = 100;
+
+fn place(
+    feature: &'static str,
+) -> impl Fn(&Value) -> Option<std::result::Result<RemoteElement, Unreadable>> {
+    move |row| Some(Place::read(feature, row).map(|p| convert::element(&p)))
+}
+
+/// `query` narrowed to these ids, chunk by chunk.
+fn by_ids(query: &ListQuery, ids: &[String]) -> Vec<ListQuery> {
+    ids.chunks(IDS_PER_QUERY)
+        .map(|chunk| ListQuery {
+            fid: None,
+            fids: Some(chunk.to_vec()),
+            ..query.clone()
+        })
+        .collect()
+}
+
+impl OzmapClient {
+    /// CTOs or CEOs: the project's boxes whose type (else level) names that item.
+    fn boxes(&self, item: ElementItem, query: ListQuery) -> Listing<RemoteElement> {
+        let this = self.clone();
+        stream::once(async move {
+            let context = this.box_context(query.project_id.as_deref()).await?;
+            Ok::<_, Error>(this.typed(Route::Boxes, &query, move |row| {
+                match Place::read("boxes", row) {
+                    Ok(p) => (convert::box_item(&p, &context.box_types, &context.level_names)
+                        == Some(item))
+                    .then(|| Ok(convert::element(&p))),
+                    Err(u) => Some(Err(u)),
+                }
+            }))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// Poles are not per project: those the project's boxes hang on.
+    fn poles(&self, query: ListQuery) -> Listing<RemoteElement> {
+        let this = self.clone();
+        stream::once(async move {
+            let Some(project) = query.project_id.clone() else {
+                return Ok::<_, Error>(this.typed(Route::Poles, &query, place("poles")));
+            };
+            let in_project = ListQuery {
+                project_id: Some(project),
+                ..Default::default()
+            };
+            let mut ids: BTreeSet<String> = this
+                .all(Route::Boxes, listing::body(Route::Boxes, &in_project))
+                .await?
+                .iter()
+                .filter_map(|row| Place::read("boxes", row).ok()?.pole)
+                .collect();
+            if let Some(fid) = &query.fid {
+                ids.retain(|id| id == fid);
+            }
+            if let Some(fids) = &query.fids {
+                ids.retain(|id| fids.contains(id));
+            }
+            let ids: Vec<String> = ids.into_iter().collect();
+            let listings: Vec<Listing<RemoteElement>> = by_ids(&query, &ids)
+                .iter()
+                .map(|q| this.typed(Route::Poles, q, place("poles")))
+                .collect();
+            Ok(stream::iter(listings).flatten().boxed())
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// The properties connected to these splitters, clients populated.
+    async fn properties_on(&self, splitters: &[String]) -> Result<Vec<Value>> {
+        let mut rows = Vec::new();
+        for chunk in splitters.chunks(IDS_PER_QUERY) {
+            let query = ListQuery {
+                splitter_fids: Some(chunk.to_vec()),
+                ..Default::default()
+            };
+            rows.extend(
+                self.all(Route::Properties, listing::body(Route::Properties, &query))
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// The ports of a page of splitters. A splitter that cannot be read hides ports that cannot
+    /// be named (nothing of ports is then deleted); a property that cannot be read could be on
+    /// any port of the page, so every port of the page is reported unreadable (kept as it was).
+    async fn ports_of(
+        &self,
+        page: RawPage,
+        wanted: Option<&HashSet<String>>,
+    ) -> Result<ListPage<RemotePort>> {
+        let mut splitters = Vec::new();
+        let mut unreadable = Vec::new();
+        for row in &page.rows {
+            match Splitter::read(row) {
+                Ok(s) => splitters.push(s),
+                Err(u) => unreadable.push(Unreadable {
+                    feature: "splitters",
+                    fid: None,
+                    field: u.field,
+                }),
+            }
+        }
+        let ids: Vec<String> = splitters.iter().map(|s| s.id.clone()).collect();
+        let mut properties = Vec::new();
+        let mut property_unreadable = None;
+        for row in self.properties_on(&ids).await? {
+            match Property::read(&row) {
+                Ok(p) => properties.push(p),
+                Err(u) => property_unreadable = Some(u.field),
+            }
+        }
+        let mut records = Vec::new();
+        for s in &splitters {
+            for port in convert::ports(s, &properties) {
+                if wanted.is_some_and(|w| !w.contains(&port.fid)) {
+                    continue;
+                }
+                match property_unreadable {
+                    Some(field) => unreadable.push(Unreadable {
+                        feature: "properties",
+                        fid: Some(port.fid),
+                        field,
+                    }),
+                    None => records.push(port),
+                }
+            }
+        }
+        // The listing counts splitters; a port estimate keeps progress in ports.
+        let total = if splitters.is_empty() {
+            page.total
+        } else {
+            page.total * (records.len() + unreadable.len()).max(1) as u64 / splitters.len() as u64
+        };
+        Ok(ListPage {
+            records,
+            total,
+            clock: page.clock,
+            unreadable,
+        })
+    }
+
+    /// Ports of the splitters a listing pages through, page by page.
+    fn ports_streamed(
+        &self,
+        pages: stream::BoxStream<'static, Result<RawPage>>,
+    ) -> Listing<RemotePort> {
+        let this = self.clone();
+        pages
+            .and_then(move |page| {
+                let this = this.clone();
+                async move { this.ports_of(page, None).await }
+            })
+            .boxed()
+    }
+
+    /// Ports asked for by fid or by splitter: read at once, one page, counted exactly.
+    async fn ports_named(&self, query: ListQuery) -> Result<ListPage<RemotePort>> {
+        let mut wanted: Option<HashSet<String>> = None;
+        let mut splitters: BTreeSet<String> = BTreeSet::new();
+        for fid in query.fid.iter().chain(query.fids.iter().flatten()) {
+            if let Some((splitter, _)) = assumed::parse_port_fid(fid) {
+                splitters.insert(splitter.to_owned());
+            }
+            wanted.get_or_insert_with(HashSet::new).insert(fid.clone());
+        }
+        splitters.extend(query.splitter_fids.iter().flatten().cloned());
+        let ids: Vec<String> = splitters.into_iter().collect();
+        let mut out = ListPage {
+            records: Vec::new(),
+            total: 0,
+            clock: None,
+            unreadable: Vec::new(),
+        };
+        let scope = ListQuery {
+            project_id: query.project_id.clone(),
+            changed_since: query.changed_since,
+            ..Default::default()
+        };
+        for q in by_ids(&scope, &ids) {
+            let mut pages = self.pages(Route::Splitters, listing::body(Route::Splitters, &q));
+            while let Some(page) = pages.try_next().await? {
+                let ports = self.ports_of(page, wanted.as_ref()).await?;
+                out.clock = ports.clock.or(out.clock);
+                out.records.extend(ports.records);
+                out.unreadable.extend(ports.unreadable);
+            }
+        }
+        out.total = (out.records.len() + out.unreadable.len()) as u64;
+        Ok(out)
+    }
+
+    /// The splitters whose ports changed since `since` through their property or its client
+    /// (a splitter's own changes are listed by its `updatedAt`).
+    async fn splitters_touched_since(&self, query: &ListQuery) -> Result<Vec<String>> {
+        let changed = |q: &ListQuery| ListQuery {
+            project_id: q.project_id.clone(),
+            changed_since: q.changed_since,
+            ..Default::default()
+        };
+        let mut splitters = BTreeSet::new();
+        let mut connected = |rows: Vec<Value>| {
+            for row in rows {
+                if let Ok(p) = Property::read(&row) {
+                    splitters.extend(p.connections.into_iter().map(|(s, _)| s));
+                }
+            }
+        };
+        connected(
+            self.all(
+                Route::Properties,
+                listing::body(Route::Properties, &changed(query)),
+            )
+            .await?,
+        );
+        let clients: Vec<String> = self
+            .all(
+                Route::Clients,
+                listing::body(Route::Clients, &changed(query)),
+            )
+            .await?
+            .iter()
+            .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        for chunk in clients.chunks(IDS_PER_QUERY) {
+            let body = json!({ "filter": [condition("client", "in", json!(chunk))] });
+            connected(self.all(Route::Properties, body).await?);
+        }
+        Ok(splitters.into_iter().collect())
+    }
+}
+
+#[async_trait]
+impl Platform for OzmapClient {
+    async fn check(&self) -> Result<Check> {
+        let started = Instant::now();
+        let first = self
+            .pages(Route::Projects, json!({}))
+            .try_next()
+            .await?
+            .map_or(0, |p| p.total);
+        Ok(Check {
+            latency: started.elapsed(),
+            project_count: first,
+        })
+    }
+
+    async fn projects(&self) -> Result<Vec<RemoteProject>> {
+        let rows = self
+            .all(
+                Route::Projects,
+                listing::body(Route::Projects, &ListQuery::default()),
+            )
+            .await?;
+        Ok(rows.iter().filter_map(project).collect())
+    }
+
+    async fn create_project(&self, name: &str) -> Result<RemoteProject> {
+        let reply = self
+            .call(
+                Method::POST,
+                "/api/v2/projects",
+                Some(&json!({ "name": name, "lat": 0, "lng": 0 })),
+            )
+            .await?;
+        Ok(project(&reply.body).unwrap_or(RemoteProject {
+            remote_id: super::client::created_id(&reply)?,
+            name: name.to_owned(),
+            updated_at: None,
+        }))
+    }
+
+    fn elements(&self, item: ElementItem, query: ListQuery) -> Listing<RemoteElement> {
+        match item {
+            ElementItem::Cto | ElementItem::Ceo => self.boxes(item, query),
+            ElementItem::Pop => self.typed(Route::Pops, &query, place("pops")),
+            ElementItem::Pole => self.poles(query),
+            ElementItem::Service | ElementItem::Distribution => stream::empty().boxed(),
+        }
+    }
+
+    fn splitters(&self, query: ListQuery) -> Listing<RemoteSplitter> {
+        self.typed(Route::Splitters, &query, |row| {
+            Some(Splitter::read(row).map(|s| convert::splitter(&s)))
+        })
+    }
+
+    fn ports(&self, query: ListQuery) -> Listing<RemotePort> {
+        let named = query.fid.is_some() || query.fids.is_some() || query.splitter_fids.is_some();
+        if named {
+            let this = self.clone();
+            return stream::once(async move { this.ports_named(query).await }).boxed();
+        }
+        let changed = self
+            .ports_streamed(self.pages(Route::Splitters, listing::body(Route::Splitters, &query)));
+        if query.changed_since.is_none() {
+            return changed;
+        }
+        let this = self.clone();
+        let touched = stream::once(async move {
+            let ids = this.splitters_touched_since(&query).await?;
+            let scope = ListQuery {
+                project_id: query.project_id.clone(),
+                ..Default::default()
+            };
+            let listings: Vec<Listing<RemotePort>> = by_ids(&scope, &ids)
+                .iter()
+                .map(|q| {
+                    this.ports_streamed(
+                        this.pages(Route::Splitters, listing::body(Route::Splitters, q)),
+                    )
+                })
+                .collect();
+            Ok::<_, Error>(stream::iter(listings).flatten().boxed())
+        })
+        .try_flatten();
+        changed.chain(touched).boxed()
+    }
+
+    async fn set_port_customer(
+        &self,
+        port_fid: &str,
+        change: PortChange<'_>,
+        origin: &str,
+    ) -> Result<PortWrite> {
+        self.write_port(port_fid, change, origin).await
+    }
+}
