@@ -195,7 +195,7 @@ pub struct ServeConfig {
     #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
     pub admin_api_key: Option<String>,
 
-    /// Demo mode: also start the Geosite simulator in-process with a generated network and a
+    /// Demo mode: also start a platform simulator (Geosite, or OZmap with `--demo-platform`) in-process with a generated network and a
     /// "Demo" integration pointing at it, and print a fresh ADMIN key.
     #[arg(long, env = "DEMO")]
     pub demo: bool,
@@ -208,6 +208,11 @@ pub struct ServeConfig {
     /// Boxes of the demo network.
     #[arg(long, env = "DEMO_BOXES", default_value_t = 300)]
     pub demo_boxes: usize,
+
+    /// The platform the demo's simulator plays: `geosite` or `ozmap`.
+    #[arg(long, env = "DEMO_PLATFORM", default_value = "geosite",
+          value_parser = clap::builder::PossibleValuesParser::new(["geosite", "ozmap"]))]
+    pub demo_platform: String,
 
     #[command(flatten)]
     pub sync: SyncConfig,

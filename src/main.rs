@@ -33,7 +33,7 @@ enum Command {
     Migrate(DbConfig),
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     Schema,
-    /// Run the Geosite simulator alone (for demos, tests and benchmarks).
+    /// Run a platform simulator alone, Geosite or OZmap (for demos, tests and benchmarks).
     Simulate(SimulateArgs),
     /// Manage API keys.
     Keys {
@@ -111,6 +111,13 @@ struct SimulateArgs {
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 1800)]
     token_ttl_secs: u64,
+    /// The contract it serves: `geosite` or `ozmap`.
+    #[arg(long, default_value = "geosite",
+          value_parser = clap::builder::PossibleValuesParser::new(["geosite", "ozmap"]))]
+    platform: String,
+    /// OZmap: an API key accepted besides login tokens (user `apikey` in an integration).
+    #[arg(long, default_value = "")]
+    api_key: String,
 }
 
 #[derive(Subcommand)]
@@ -203,7 +210,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let platform =
+        mapping_gateway::simulator::SimPlatform::parse(&args.platform).unwrap_or_default();
     let config = mapping_gateway::simulator::SimConfig {
+        platform,
+        api_key: args.api_key,
         seed: args.seed,
         boxes: args.boxes,
         username: args.username,
@@ -213,9 +224,19 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     };
     let sim = mapping_gateway::simulator::spawn(config, ([127, 0, 0, 1], args.port).into()).await?;
     let s = &sim.state.summary;
+    let projects: Vec<String> = s
+        .projects
+        .iter()
+        .map(|p| sim.remote_fid("projeto", *p))
+        .collect();
     println!(
-        "Geosite simulator at {} ({} boxes, {} splitters, {} ports; projects {:?})",
-        sim.url, s.boxes, s.splitters, s.ports, s.projects
+        "{} simulator at {} ({} boxes, {} splitters, {} ports; projects {:?})",
+        platform.name(),
+        sim.url,
+        s.boxes,
+        s.splitters,
+        s.ports,
+        projects
     );
     server::shutdown_signal().await;
     Ok(())

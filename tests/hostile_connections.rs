@@ -288,8 +288,8 @@ async fn sigterm_stops_within_the_deadline_and_cancels_syncs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_past_its_deadline_is_answered() {
     let mut settings = common::test_settings();
-    settings.geosite.request_timeout = Duration::from_secs(60);
-    settings.geosite.deadline = Duration::from_secs(60);
+    settings.platform.request_timeout = Duration::from_secs(60);
+    settings.platform.deadline = Duration::from_secs(60);
     let app = TestApp::start_configured(Engine::Sqlite, quick_limits(), settings)
         .await
         .unwrap();

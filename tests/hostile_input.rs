@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Settings with no network admitted: the production default.
 fn strict_settings() -> mapping_gateway::server::Options {
     let mut settings = common::test_settings();
-    settings.geosite.network = Default::default();
+    settings.platform.network = Default::default();
     settings
 }
 
@@ -85,7 +85,7 @@ async fn platform_urls_may_not_reach_internal_addresses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_networks_admit_on_premises_platforms() {
     let mut settings = strict_settings();
-    settings.geosite.network = std::sync::Arc::new(
+    settings.platform.network = std::sync::Arc::new(
         mapping_gateway::outbound::NetworkPolicy::with_networks(&["10.20.0.0/16", "127.0.0.1/32"])
             .unwrap(),
     );

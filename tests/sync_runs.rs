@@ -218,7 +218,7 @@ on_both_engines! {
 async fn renumbered_ports_never_show_half_applied(engine: Engine) {
     let mut settings = common::test_settings();
     // One record a page, and time between pages, so that a half-applied page would be seen.
-    settings.geosite.page_size = 1;
+    settings.platform.page_size = 1;
     let Some(app) =
         TestApp::start_configured(engine, mapping_gateway::config::Limits::default(), settings)
             .await

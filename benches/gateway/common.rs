@@ -11,7 +11,7 @@ use mapping_gateway::sync::{self, Mode, RunRequest, Trigger};
 /// Default options, with loopback admitted: the simulator listens there.
 pub(crate) fn local_settings() -> Options {
     let mut settings = Options::default();
-    settings.geosite.network = std::sync::Arc::new(
+    settings.platform.network = std::sync::Arc::new(
         mapping_gateway::outbound::NetworkPolicy::with_networks(&["127.0.0.0/8"])
             .expect("a valid CIDR"),
     );

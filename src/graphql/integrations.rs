@@ -18,12 +18,15 @@ use crate::integrations::{self as domain, IntegrationChanges, NewIntegration};
 pub enum GatewayEnum {
     /// Geosite (GeoSite Telecom, by Digicade).
     Geosite,
+    /// OZmap (devOZ).
+    Ozmap,
 }
 
 impl From<GatewayEnum> for GatewayKind {
     fn from(value: GatewayEnum) -> Self {
         match value {
             GatewayEnum::Geosite => GatewayKind::Geosite,
+            GatewayEnum::Ozmap => GatewayKind::Ozmap,
         }
     }
 }
@@ -32,6 +35,7 @@ impl From<GatewayKind> for GatewayEnum {
     fn from(value: GatewayKind) -> Self {
         match value {
             GatewayKind::Geosite => GatewayEnum::Geosite,
+            GatewayKind::Ozmap => GatewayEnum::Ozmap,
         }
     }
 }

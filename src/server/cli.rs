@@ -66,7 +66,7 @@ async fn find_integration(
 async fn open_for_sync(db: &DbConfig, networks: &[String]) -> anyhow::Result<AppState> {
     let network = crate::outbound::NetworkPolicy::with_networks(networks)?;
     let options = super::Options {
-        geosite: crate::geosite::ClientOptions {
+        platform: crate::transport::ClientOptions {
             network: Arc::new(network),
             ..Default::default()
         },

@@ -8,15 +8,24 @@ use std::path::PathBuf;
 
 use crate::access;
 use crate::config::DbConfig;
+use crate::gateways::GatewayKind;
+use crate::simulator::SimPlatform;
 use crate::state::AppState;
 
-/// Name of the integration demo mode keeps pointed at its simulator.
-pub const DEMO_INTEGRATION: &str = "Demo";
+/// Name of the integration demo mode keeps pointed at its simulator: "Demo" on Geosite, "Demo
+/// OZmap" on OZmap (an integration keeps its platform).
+pub fn demo_integration(platform: SimPlatform) -> String {
+    match platform {
+        SimPlatform::Geosite => "Demo".into(),
+        p => format!("Demo {}", p.name()),
+    }
+}
 const DEMO_KEY_NAME: &str = "demo admin";
 
 /// Credentials of the demo simulator.
-fn demo_simulator_config(boxes: usize) -> crate::simulator::SimConfig {
+fn demo_simulator_config(boxes: usize, platform: SimPlatform) -> crate::simulator::SimConfig {
     crate::simulator::SimConfig {
+        platform,
         seed: 7,
         boxes,
         ..Default::default()
@@ -24,8 +33,12 @@ fn demo_simulator_config(boxes: usize) -> crate::simulator::SimConfig {
 }
 
 /// Starts the in-process simulator of demo mode on a free loopback port.
-pub async fn spawn_simulator(boxes: usize) -> anyhow::Result<crate::simulator::RunningSimulator> {
-    Ok(crate::simulator::spawn(demo_simulator_config(boxes), ([127, 0, 0, 1], 0).into()).await?)
+pub async fn spawn_simulator(
+    boxes: usize,
+    platform: SimPlatform,
+) -> anyhow::Result<crate::simulator::RunningSimulator> {
+    let config = demo_simulator_config(boxes, platform);
+    Ok(crate::simulator::spawn(config, ([127, 0, 0, 1], 0).into()).await?)
 }
 
 /// Points the "Demo" integration at the simulator (creating it the first time); returns it.
@@ -41,7 +54,7 @@ async fn link(
         .await
         .map_err(crate::Error::into_anyhow)?
         .into_iter()
-        .find(|i| i.name == DEMO_INTEGRATION);
+        .find(|i| i.name == demo_integration(sim.platform));
     let result = match existing {
         Some(row) => {
             integrations::set_active(&state.db, &actor, row.id, true)
@@ -71,8 +84,9 @@ async fn link(
                 &state.settings.network,
                 &actor,
                 NewIntegration {
-                    name: DEMO_INTEGRATION.into(),
-                    gateway: crate::gateways::GatewayKind::Geosite,
+                    name: demo_integration(sim.platform),
+                    gateway: GatewayKind::parse(sim.platform.gateway())
+                        .unwrap_or(GatewayKind::Geosite),
                     api_url: sim.url.clone(),
                     username,
                     password,
@@ -152,13 +166,14 @@ pub async fn start(
     let file = key_file(db, key_file_setting);
     let key = demo_key(state, file.as_ref()).await?;
     println!(
-        "Demo: Geosite simulator at {} ({} boxes, {} splitters, {} ports); integration \"{}\" \
+        "Demo: {} simulator at {} ({} boxes, {} splitters, {} ports); integration \"{}\" \
          (id {}) points at it.",
+        sim.platform.name(),
         sim.url,
         sim.state.summary.boxes,
         sim.state.summary.splitters,
         sim.state.summary.ports,
-        DEMO_INTEGRATION,
+        demo_integration(sim.platform),
         id,
     );
     let actor = access::Actor::system("demo");
@@ -172,7 +187,7 @@ pub async fn start(
             state,
             &actor,
             integration.id,
-            crate::projects::ProjectChoice::Existing(project.to_string()),
+            crate::projects::ProjectChoice::Existing(sim.remote_fid("projeto", project)),
         )
         .await
         .map_err(crate::Error::into_anyhow)?;

@@ -21,8 +21,8 @@ use crate::state::{AppState, Settings};
 /// integrations are checked against) and the sync tunables.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Timeouts, retries, page size and network policy of the Geosite client.
-    pub geosite: crate::geosite::ClientOptions,
+    /// Timeouts, retries, page size and network policy of the platform clients.
+    pub platform: crate::transport::ClientOptions,
     /// Overlap, mass-deletion share, heartbeats, schedule defaults.
     pub sync: crate::sync::SyncSettings,
     /// Lease and give-up horizon of deliveries to the platform.
@@ -32,10 +32,15 @@ pub struct Options {
 impl Options {
     /// The platform registry: the one place that names the implementations.
     fn registry(&self) -> Registry {
-        Registry::default().with(
-            GatewayKind::Geosite,
-            Arc::new(crate::geosite::GeositeConnector(self.geosite.clone())),
-        )
+        Registry::default()
+            .with(
+                GatewayKind::Geosite,
+                Arc::new(crate::geosite::GeositeConnector(self.platform.clone())),
+            )
+            .with(
+                GatewayKind::Ozmap,
+                Arc::new(crate::ozmap::OzmapConnector(self.platform.clone())),
+            )
     }
 }
 
@@ -129,7 +134,7 @@ async fn open_state(
         platforms: Arc::new(options.registry()),
         settings: Arc::new(Settings {
             sync: options.sync,
-            network: options.geosite.network,
+            network: options.platform.network,
             delivery: options.delivery,
         }),
         runner: Arc::new(crate::sync::Runner::default()),
@@ -156,7 +161,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         crate::outbound::NetworkPolicy::with_networks(&config.allowed_platform_networks)?;
     // The demo's simulator listens on loopback, which the policy refuses: admit exactly it.
     let simulator = if config.demo {
-        let sim = demo::spawn_simulator(config.demo_boxes).await?;
+        let platform = crate::simulator::SimPlatform::parse(&config.demo_platform)
+            .ok_or_else(|| anyhow::anyhow!("unknown demo platform {:?}", config.demo_platform))?;
+        let sim = demo::spawn_simulator(config.demo_boxes, platform).await?;
         network.admit_socket(sim.addr);
         Some(sim)
     } else {
@@ -171,7 +178,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             default_timezone: config.sync.timezone.clone(),
             ..Default::default()
         },
-        geosite: crate::geosite::ClientOptions {
+        platform: crate::transport::ClientOptions {
             network: Arc::new(network),
             ..Default::default()
         },

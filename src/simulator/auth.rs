@@ -21,6 +21,11 @@ pub(super) fn authorize(state: &SimState, headers: &HeaderMap) -> Result<(), Sim
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Digicade-Rest-API:"))
         .ok_or_else(|| fail(StatusCode::UNAUTHORIZED, "missing token"))?;
+    check_token(state, token)
+}
+
+/// Checks a login token: known, not expired, within the `expireTokensAfterCalls` fault.
+pub(super) fn check_token(state: &SimState, token: &str) -> Result<(), SimError> {
     let limit = state.faults.lock().unwrap().expire_tokens_after_calls;
     let mut tokens = state.tokens.lock().unwrap();
     let info = tokens

@@ -33,6 +33,9 @@ pub struct Faults {
     pub fail_list_page: Option<FailListPage>,
     /// Tokens stop working after this many calls each.
     pub expire_tokens_after_calls: Option<u32>,
+    /// OZmap: list answers without `hasNextPage` and `nextUrl`, as servers older than mid-2025
+    /// (clients end on an empty page).
+    pub legacy_envelope: bool,
 }
 
 /// See [`Faults::fail_list_page`].

@@ -108,7 +108,7 @@ pub(super) async fn list(
 }
 
 /// The `failListPage` fault: the Nth listing call of a feature (and every later one) fails.
-fn failing_page(state: &SimState, feature: &str) -> Result<(), SimError> {
+pub(super) fn failing_page(state: &SimState, feature: &str) -> Result<(), SimError> {
     let Some(rule) = state.faults.lock().unwrap().fail_list_page.clone() else {
         return Ok(());
     };

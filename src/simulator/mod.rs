@@ -14,6 +14,7 @@ mod auth;
 mod faults;
 mod features;
 pub mod network;
+pub mod ozmap;
 pub mod store;
 mod viability;
 
@@ -36,9 +37,50 @@ use serde_json::{json, Value};
 use crate::geosite::wire;
 use store::Store;
 
+/// Which platform's contract a simulator serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SimPlatform {
+    /// `docs/` Geosite contract (`/auth/...`, `/{feature}/list`, ...).
+    #[default]
+    Geosite,
+    /// `docs/OZMAP-API.md` (`/api/v2/...`).
+    Ozmap,
+}
+
+impl SimPlatform {
+    /// The gateway kind an integration with it names.
+    pub fn gateway(self) -> &'static str {
+        match self {
+            SimPlatform::Geosite => "GEOSITE",
+            SimPlatform::Ozmap => "OZMAP",
+        }
+    }
+
+    /// From its lower-case name (`geosite`, `ozmap`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "geosite" => Some(SimPlatform::Geosite),
+            "ozmap" => Some(SimPlatform::Ozmap),
+            _ => None,
+        }
+    }
+
+    /// Its display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimPlatform::Geosite => "Geosite",
+            SimPlatform::Ozmap => "OZmap",
+        }
+    }
+}
+
 /// How to start a simulator.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    /// The contract it serves.
+    pub platform: SimPlatform,
+    /// OZmap: an API key accepted on every call (none when empty).
+    pub api_key: String,
     /// Seed of the generated network.
     pub seed: u64,
     /// Boxes to generate.
@@ -58,6 +100,8 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
+            platform: SimPlatform::Geosite,
+            api_key: String::new(),
             seed: 1,
             boxes: 50,
             username: "integracao".into(),
@@ -108,6 +152,8 @@ pub struct SimState {
     /// fids matching a (feature, filter without the keyset bound), in fid order: keyset pages of
     /// one listing then count and slice with a binary search instead of a scan each.
     matching: Mutex<HashMap<String, Matching>>,
+    /// What the OZmap front keeps besides the store.
+    ozmap: Mutex<ozmap::OzState>,
 }
 
 /// The store version a set of matching fids was computed at, and the fids.
@@ -133,6 +179,7 @@ impl SimState {
             calls: AtomicU64::new(0),
             version: AtomicU64::new(0),
             matching: Default::default(),
+            ozmap: Default::default(),
         })
     }
 
@@ -150,6 +197,28 @@ impl SimState {
         let out = f(&mut self.store.write().unwrap());
         self.version.fetch_add(1, Ordering::SeqCst);
         out
+    }
+
+    /// See [`RunningSimulator::remote_fid`].
+    pub fn remote_fid(&self, platform: SimPlatform, feature: &str, fid: i64) -> String {
+        use ozmap::records::{oid, Tag};
+        match platform {
+            SimPlatform::Geosite => fid.to_string(),
+            SimPlatform::Ozmap if feature == "portaSplitter" => {
+                let store = self.store.read().unwrap();
+                let t = &store.tables["portaSplitter"];
+                let cell = |c: &str| {
+                    t.col(c)
+                        .and_then(|i| t.rows.get(&fid).and_then(|r| wire::int(&r[i])))
+                };
+                format!(
+                    "{}:{}",
+                    oid(Tag::Plain, cell("fidSplitter").unwrap_or(0)),
+                    cell("numero").unwrap_or(0)
+                )
+            }
+            SimPlatform::Ozmap => oid(Tag::Plain, fid),
+        }
     }
 
     /// Every write received so far.
@@ -199,7 +268,17 @@ pub struct RunningSimulator {
     pub addr: SocketAddr,
     /// Its state, for tests to inspect.
     pub state: Arc<SimState>,
+    /// The contract it serves.
+    pub platform: SimPlatform,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSimulator {
+    /// The platform id a client sees for a store record: the fid itself on Geosite; on OZmap
+    /// the object id, and `{splitter id}:{N}` for a port.
+    pub fn remote_fid(&self, feature: &str, fid: i64) -> String {
+        self.state.remote_fid(self.platform, feature, fid)
+    }
 }
 
 impl Drop for RunningSimulator {
@@ -210,6 +289,7 @@ impl Drop for RunningSimulator {
 
 /// Starts a simulator on `addr` (port 0 picks a free one).
 pub async fn spawn(config: SimConfig, addr: SocketAddr) -> std::io::Result<RunningSimulator> {
+    let platform = config.platform;
     let state = SimState::new(config);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -221,20 +301,18 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> std::io::Result<Runni
         url: format!("http://{addr}"),
         addr,
         state,
+        platform,
         task,
     })
 }
 
-/// The simulator's routes.
+/// The simulator's routes: its platform's contract and the admin API.
 pub fn router(state: Arc<SimState>) -> Router {
-    Router::new()
-        .route("/auth/generatetoken", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/viabilidade/caixas", get(viability::viability))
-        .route("/{feature}/desc", get(features::desc))
-        .route("/{feature}/list", get(features::list))
-        .route("/{feature}/save", post(features::save))
-        .route("/{feature}/delete", post(features::delete))
+    let contract = match state.config.platform {
+        SimPlatform::Geosite => geosite_routes(),
+        SimPlatform::Ozmap => ozmap::routes(),
+    };
+    contract
         .route(
             "/_sim/faults",
             get(faults::get_faults).put(faults::put_faults),
@@ -244,6 +322,17 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/_sim/touch", post(faults::touch))
         .layer(axum::middleware::map_response(date_header))
         .with_state(state)
+}
+
+fn geosite_routes() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/auth/generatetoken", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/viabilidade/caixas", get(viability::viability))
+        .route("/{feature}/desc", get(features::desc))
+        .route("/{feature}/list", get(features::list))
+        .route("/{feature}/save", post(features::save))
+        .route("/{feature}/delete", post(features::delete))
 }
 
 async fn date_header(mut response: Response) -> Response {

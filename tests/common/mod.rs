@@ -44,7 +44,7 @@ pub fn loopback_allowed() -> Arc<mapping_gateway::outbound::NetworkPolicy> {
 /// Settings for tests: small pages (so listings span many pages) and quick retries.
 pub fn test_settings() -> server::Options {
     server::Options {
-        geosite: mapping_gateway::geosite::ClientOptions {
+        platform: mapping_gateway::transport::ClientOptions {
             page_size: 40,
             min_delay: std::time::Duration::from_millis(10),
             max_delay: std::time::Duration::from_millis(50),

@@ -1,0 +1,253 @@
+//! The OZmap front of the simulator: `/api/v2/...` per `docs/OZMAP-API.md`, over the same
+//! generated network and with the same faults and `/_sim/` endpoints as the Geosite front.
+//!
+//! - `POST /api/v2/users/login?type=API` `{"login", "password"}` → `{"authorization": token}`;
+//!   every other call sends `Authorization: <token>` (or the configured API key), raw.
+//! - Listings: `GET /api/v2/{route}?page=P&limit=L[&populate=client]` (or the `nextUrl` given,
+//!   which pages by `skip`), filters and sort in the JSON body of the GET (or `filter=`/`sort=`
+//!   in the query string). The envelope is `{total, count, start, limit, rows, hasNextPage,
+//!   nextUrl}`; the `legacyEnvelope` fault drops the last two (clients end on an empty page).
+//! - `GET /{route}/{id}`; `POST /projects`; `POST /properties` (connects a property to a
+//!   splitter's port: 409 when the port is taken or a new client's code is in use);
+//!   `PATCH /properties/{id}` `{"client": null}`; `DELETE /properties/{id}`;
+//!   `PATCH /ftth-clients/{id}`.
+
+mod filter;
+pub mod records;
+mod writes;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::check_token;
+use super::faults::chaos;
+use super::features::failing_page;
+use super::{fail, Answer, SimError, SimState};
+use records::View;
+
+/// What the OZmap front keeps besides the store.
+#[derive(Default)]
+pub struct OzState {
+    /// Ports whose property was left without a client (`PATCH {"client": null}`).
+    pub(super) detached: HashSet<i64>,
+    /// Ports by splitter, at a store version.
+    index: Option<(u64, Arc<HashMap<i64, Vec<i64>>>)>,
+    /// Matching records of recent listings, at a store version.
+    listings: HashMap<String, (u64, Arc<Vec<Value>>)>,
+}
+
+/// The routes of the OZmap front.
+pub fn routes() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/api/v2/users/login", post(login))
+        .route("/api/v2/authenticated", get(authenticated))
+        .route("/api/v2/{route}", get(list).post(writes::create))
+        .route(
+            "/api/v2/{route}/{id}",
+            get(by_id).patch(writes::update).delete(writes::delete),
+        )
+}
+
+/// Checks `Authorization: <token>` (raw) or the API key.
+pub(super) fn authorize(state: &SimState, headers: &HeaderMap) -> Result<(), SimError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| fail(StatusCode::UNAUTHORIZED, "missing authorization"))?;
+    if !state.config.api_key.is_empty() && value == state.config.api_key {
+        return Ok(());
+    }
+    check_token(state, value)
+}
+
+async fn login(State(state): State<Arc<SimState>>, body: Bytes) -> Answer {
+    chaos(&state).await?;
+    let creds: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let user = creds.get("login").and_then(Value::as_str);
+    let pass = creds.get("password").and_then(Value::as_str);
+    if user != Some(state.config.username.as_str()) || pass != Some(state.config.password.as_str())
+    {
+        return Err(fail(StatusCode::UNAUTHORIZED, "invalid credentials"));
+    }
+    state.logins.fetch_add(1, Ordering::SeqCst);
+    let tokens = state.new_tokens();
+    Ok(
+        Json(json!({ "authorization": tokens["token"], "user": { "login": user } }))
+            .into_response(),
+    )
+}
+
+async fn authenticated(State(state): State<Arc<SimState>>, headers: HeaderMap) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
+    Ok(Json(json!({ "authenticated": true })).into_response())
+}
+
+/// Query string of a listing.
+#[derive(Deserialize)]
+struct ListParams {
+    page: Option<String>,
+    limit: Option<String>,
+    skip: Option<String>,
+    populate: Option<String>,
+    filter: Option<String>,
+    sort: Option<String>,
+}
+
+impl SimState {
+    /// Runs `f` over the OZmap view of the store.
+    pub(super) fn ozmap_view<R>(&self, f: impl FnOnce(&View) -> R) -> R {
+        let store = self.store.read().unwrap();
+        let version = self.version.load(Ordering::SeqCst);
+        let mut oz = self.ozmap.lock().unwrap();
+        let index = match &oz.index {
+            Some((v, index)) if *v == version => index.clone(),
+            _ => {
+                let index = Arc::new(records::index_ports(&store));
+                oz.index = Some((version, index.clone()));
+                index
+            }
+        };
+        let view = View {
+            store: &store,
+            ports_by_splitter: &index,
+            detached: &oz.detached,
+        };
+        f(&view)
+    }
+
+    /// The records of `route` matching a filter, sorted: cached per store version.
+    fn matching(
+        &self,
+        route: &str,
+        populate: bool,
+        filter: &Value,
+        sort: &Value,
+    ) -> Result<Arc<Vec<Value>>, String> {
+        let key = format!("{route}|{populate}|{filter}|{sort}");
+        let version = self.version.load(Ordering::SeqCst);
+        if let Some((v, rows)) = self.ozmap.lock().unwrap().listings.get(&key) {
+            if *v == version {
+                return Ok(rows.clone());
+            }
+        }
+        let conditions = filter::parse(filter)?;
+        let keys = filter::parse_sort(sort)?;
+        let mut rows: Vec<Value> = self.ozmap_view(|view| {
+            let mut all = view.all(route);
+            if route == "properties" && populate {
+                for row in &mut all {
+                    if let Some(fid) = row["id"]
+                        .as_str()
+                        .and_then(|id| records::fid_of(records::Tag::Property, id))
+                    {
+                        if let Some(full) = view.property(fid, true) {
+                            *row = full;
+                        }
+                    }
+                }
+            }
+            all
+        });
+        rows.retain(|row| filter::matches(row, &conditions));
+        if !keys.is_empty() {
+            rows.sort_by(|a, b| filter::order(a, b, &keys));
+        }
+        let rows = Arc::new(rows);
+        let mut oz = self.ozmap.lock().unwrap();
+        if oz.listings.len() > 64 {
+            oz.listings.clear();
+        }
+        oz.listings.insert(key, (version, rows.clone()));
+        Ok(rows)
+    }
+}
+
+async fn list(
+    State(state): State<Arc<SimState>>,
+    Path(route): Path<String>,
+    Query(params): Query<ListParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
+    if !records::ROUTES.contains(&route.as_str()) {
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("unknown route {route}"),
+        ));
+    }
+    failing_page(&state, &route)?;
+    let bad = |m: String| fail(StatusCode::BAD_REQUEST, m);
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|_| bad("the body is not JSON".into()))?
+    };
+    let from_query = |text: &Option<String>| -> Result<Option<Value>, SimError> {
+        text.as_deref()
+            .map(|t| serde_json::from_str(t).map_err(|_| bad("filter/sort is not JSON".into())))
+            .transpose()
+    };
+    let filter = match from_query(&params.filter)? {
+        Some(f) => f,
+        None => body.get("filter").cloned().unwrap_or(json!([])),
+    };
+    let sort = match from_query(&params.sort)? {
+        Some(s) => s,
+        None => body.get("sort").cloned().unwrap_or(json!([])),
+    };
+    let number = |v: &Option<String>| v.as_deref().and_then(|l| l.parse::<usize>().ok());
+    let limit = number(&params.limit).unwrap_or(50).clamp(1, 500);
+    let start = match number(&params.skip) {
+        Some(skip) => skip,
+        None => number(&params.page).unwrap_or(1).max(1).saturating_sub(1) * limit,
+    };
+    let populate = params
+        .populate
+        .as_deref()
+        .is_some_and(|p| p.split(',').any(|f| f == "client"));
+    let rows = state
+        .matching(&route, populate, &filter, &sort)
+        .map_err(bad)?;
+    let page: Vec<Value> = rows.iter().skip(start).take(limit).cloned().collect();
+    let more = start + page.len() < rows.len();
+    let mut answer = json!({
+        "total": rows.len(), "count": page.len(), "start": start, "limit": limit, "rows": page,
+    });
+    if !state.faults.lock().unwrap().legacy_envelope {
+        answer["hasNextPage"] = json!(more);
+        if more {
+            let populate = if populate { "&populate=client" } else { "" };
+            answer["nextUrl"] = json!(format!(
+                "/api/v2/{route}?skip={}&limit={limit}{populate}",
+                start + limit
+            ));
+        }
+    }
+    Ok(Json(answer).into_response())
+}
+
+async fn by_id(
+    State(state): State<Arc<SimState>>,
+    Path((route, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    chaos(&state).await?;
+    authorize(&state, &headers)?;
+    match state.ozmap_view(|view| view.by_id(&route, &id)) {
+        Some(record) => Ok(Json(record).into_response()),
+        None => Err(fail(StatusCode::NOT_FOUND, format!("no {route} {id}"))),
+    }
+}
