@@ -12,7 +12,7 @@ use mapping_gateway::simulator::Faults;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
-on_both_engines! {
+on_every_platform! {
     async fn a_confirmed_binding_is_pushed_and_a_released_one_freed(app: TestApp) {
         let w = synced_world(&app).await;
         let (port, fid) = free_service_ports(&app, 1).await.remove(0);
@@ -193,7 +193,7 @@ on_both_engines! {
         // A port the platform no longer has: its answer is final, the delivery FAILED with the
         // platform's message, and retryPush queues it again.
         let gone = bind_port(&app, &ports[1].0, customer("880002", CNPJ)).await;
-        w.geo.delete(mapping_gateway::geosite::Feature::Port, &ports[1].1).await.unwrap();
+        w.delete_port(&ports[1].1);
         change(&app, "confirmBinding", &gone["id"]).await;
         let failed = delivery(&app, &gone["id"], "FAILED").await;
         assert_eq!(failed["attempts"], 1, "not retried by itself: {failed}");
@@ -236,7 +236,7 @@ on_both_engines! {
 
     async fn bindings_move_to_other_ports_and_survive_their_ports(app: TestApp) {
         let w = synced_world(&app).await;
-        let ports = free_service_ports(&app, 3).await;
+        let ports = free_ports_apart(&app, 3).await;
         let b = bind_port(&app, &ports[0].0, customer("550001", CPF)).await;
         change(&app, "confirmBinding", &b["id"]).await;
         delivery(&app, &b["id"], "DELIVERED").await;
@@ -250,7 +250,7 @@ on_both_engines! {
         assert_eq!(writes_to(&w, &ports[1].1)[0]["contrato"], "550001");
 
         // The port disappears from the platform: a full sync orphans the binding, never deletes it.
-        w.geo.delete(mapping_gateway::geosite::Feature::Port, &ports[1].1).await.unwrap();
+        w.delete_port(&ports[1].1);
         let run = world::succeeded(&app, &w.id, "FULL").await;
         assert_eq!(run["counts"]["orphaned"], 1, "{run}");
         let orphan = binding(&app, &b["id"]).await;
@@ -265,13 +265,13 @@ on_both_engines! {
         assert_eq!(orphaned.len(), 1, "{history}");
         assert_eq!(orphaned[0]["actor"], "test admin", "in the name of who started the sync");
         // Moved again: nothing to free on the platform, the new port gets the customer.
-        let writes_before = w.sim.state.writes().len();
+        let writes_before = common::port_writes(&w.sim).len();
         let moved = app.ok(rebind, json!({ "i": b["id"], "p": ports[2].0 })).await["rebindBinding"].clone();
         assert_eq!(moved["status"], "CONFIRMED");
         delivery(&app, &b["id"], "DELIVERED").await;
-        let new_writes: Vec<_> = w.sim.state.writes().into_iter().skip(writes_before).collect();
+        let new_writes: Vec<_> = common::port_writes(&w.sim).into_iter().skip(writes_before).collect();
         assert_eq!(new_writes.len(), 1, "{new_writes:?}");
-        assert_eq!(new_writes[0].body["status"], "OCUPADA");
+        assert_eq!(new_writes[0]["status"], "OCUPADA");
         // A PENDING binding cannot be moved.
         let pending = bind_port(&app, &ports[0].0, customer("550002", CNPJ)).await;
         let (_, body) = app.post(Some(&app.admin_key), rebind, json!({ "i": pending["id"], "p": ports[1].0 })).await;
@@ -310,15 +310,14 @@ on_both_engines! {
     }
 
     async fn syncs_report_conflicts_and_settle_deliveries_without_overwriting(app: TestApp) {
-        use mapping_gateway::geosite::Feature;
         let w = synced_world(&app).await;
         let (port, fid) = free_service_ports(&app, 1).await.remove(0);
         let b = bind_port(&app, &port, customer("330001", CPF)).await;
         change(&app, "confirmBinding", &b["id"]).await;
         delivery(&app, &b["id"], "DELIVERED").await;
         // Someone puts another customer on the port, on the platform.
-        let fid_value: i64 = fid.parse().unwrap();
-        w.geo.save(Feature::Port, &json!({ "fid": fid_value, "status": "OCUPADA", "contrato": "OTHER-9", "documento": "11222333000181", "nomeCliente": "Outro" })).await.unwrap();
+        let fid_value = w.store_fid("portaSplitter", &fid);
+        w.save("portaSplitter", fid_value, &[("status", json!("OCUPADA")), ("contrato", json!("OTHER-9")), ("documento", json!("11222333000181")), ("nomeCliente", json!("Outro"))]);
         let run = world::succeeded(&app, &w.id, "FULL").await;
         assert_eq!(run["counts"]["conflicts"], 1, "{run}");
         let seen = binding(&app, &b["id"]).await;
@@ -330,7 +329,7 @@ on_both_engines! {
 
         // The platform shows the binding's customer again: the conflict clears, and a pending
         // push of it is marked done by the sync.
-        w.geo.save(Feature::Port, &json!({ "fid": fid_value, "status": "OCUPADA", "contrato": "330001", "documento": "52998224725", "nomeCliente": "Maria da Silva" })).await.unwrap();
+        w.save("portaSplitter", fid_value, &[("status", json!("OCUPADA")), ("contrato", json!("330001")), ("documento", json!("52998224725")), ("nomeCliente", json!("Maria da Silva"))]);
         let binding_id = ids::decode(ids::BINDING, &async_graphql::ID(b["id"].as_str().unwrap().into())).unwrap();
         let integration_id = ids::decode(ids::INTEGRATION, &async_graphql::ID(w.id.clone())).unwrap();
         use sea_orm::{ActiveModelTrait, ActiveValue::Set};
@@ -400,8 +399,14 @@ on_both_engines! {
         }
         let new_logins = w.sim.state.logins() - logins;
         assert!(new_logins <= 1, "one login for the burst: {new_logins}");
-        // 12 writes, one read of the round's ports, and the port feature's columns (`desc`),
-        // asked once per client.
-        assert_eq!(w.sim.state.calls() - calls - new_logins, 14, "one write per push");
+        // Geosite: 12 writes, one read of the round's ports, and the port feature's columns
+        // (`desc`), asked once per client. OZmap: each push reads its port (splitter, property)
+        // and the client by code before it writes; the round's read is of splitters and their
+        // properties.
+        let per_push = match app.platform {
+            mapping_gateway::simulator::SimPlatform::Geosite => 1,
+            mapping_gateway::simulator::SimPlatform::Ozmap => 4,
+        };
+        assert_eq!(w.sim.state.calls() - calls - new_logins, 12 * per_push + 2, "one write per push");
     }
 }

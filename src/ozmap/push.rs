@@ -77,7 +77,13 @@ impl OzmapClient {
         origin: &str,
     ) -> Result<PortWrite> {
         let Some(now) = self.port_now(fid).await? else {
-            return Ok(PortWrite::NothingThere);
+            return match change {
+                // A customer cannot be put on a port the platform no longer has: final.
+                PortChange::Occupy(_) => {
+                    Err(Error::NotFound(format!("port {fid} on the platform")))
+                }
+                PortChange::Free(_) => Ok(PortWrite::NothingThere),
+            };
         };
         match change {
             PortChange::Occupy(customer) => {
@@ -95,7 +101,14 @@ impl OzmapClient {
                             match after.port.holder(&customer.contract, &customer.document) {
                                 Holder::Ours => Ok(PortWrite::Written),
                                 Holder::Other => Ok(PortWrite::Other(other(&after.port))),
-                                Holder::Nobody => Err(e),
+                                // Still free: the refusal was of something that changed since
+                                // the read (a client that left its property meanwhile), so the
+                                // outbox tries again later; a request the platform finds
+                                // malformed stays final.
+                                Holder::Nobody => Err(match e {
+                                    Error::NotFound(m) => Error::PlatformUnavailable(m),
+                                    e => e,
+                                }),
                             }
                         }
                         None => Ok(PortWrite::NothingThere),

@@ -49,6 +49,36 @@ pub async fn free_service_ports(app: &TestApp, n: usize) -> Vec<(String, String)
         .collect()
 }
 
+/// FREE service ports as `free_service_ports`, each on a splitter of its own (taking a port off
+/// OZmap takes its splitter's other ports with it).
+pub async fn free_ports_apart(app: &TestApp, n: usize) -> Vec<(String, String)> {
+    let all = free_service_ports(app, 1).await;
+    assert!(!all.is_empty());
+    let service: Vec<i64> = entity::splitter::Entity::find()
+        .filter(entity::splitter::Column::Kind.eq(entity::splitter::SplitterKind::Service))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let ports = entity::port::Entity::find()
+        .filter(entity::port::Column::SplitterId.is_in(service))
+        .filter(entity::port::Column::Status.eq(entity::port::PortStatus::Free))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let apart: Vec<(String, String)> = ports
+        .into_iter()
+        .filter(|p| seen.insert(p.splitter_id))
+        .take(n)
+        .map(|p| (ids::encode(ids::PORT, p.id).0, p.fid))
+        .collect();
+    assert_eq!(apart.len(), n, "{n} service splitters with a free port");
+    apart
+}
+
 pub async fn synced_world(app: &TestApp) -> World {
     let w = world::world(app, 30).await;
     world::succeeded(app, &w.id, "FULL").await;
@@ -96,7 +126,7 @@ pub async fn binding(app: &TestApp, id: &Value) -> Value {
 
 /// Waits (20 s at most) until the binding's latest delivery is `status`; returns the binding.
 pub async fn delivery(app: &TestApp, id: &Value, status: &str) -> Value {
-    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
         loop {
             let b = binding(app, id).await;
             if b["pushStatus"] == status {
@@ -105,19 +135,21 @@ pub async fn delivery(app: &TestApp, id: &Value, status: &str) -> Value {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
-    .await
-    .unwrap_or_else(|_| panic!("delivery {status} within 20 s"))
+    .await;
+    match waited {
+        Ok(b) => b,
+        Err(_) => panic!(
+            "delivery {status} within 20 s; the binding is {}",
+            binding(app, id).await
+        ),
+    }
 }
 
 /// The simulator's writes to one port, oldest first.
+/// On OZmap, property writes read as port saves (see `port_writes`).
 pub fn writes_to(w: &World, fid: &str) -> Vec<Value> {
-    w.sim
-        .state
-        .writes()
+    super::port_writes(&w.sim)
         .into_iter()
-        .filter(|r| {
-            r.feature == "portaSplitter" && r.body["fid"].to_string().trim_matches('"') == fid
-        })
-        .map(|r| r.body)
+        .filter(|body| body["fid"] == fid)
         .collect()
 }

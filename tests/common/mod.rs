@@ -77,6 +77,8 @@ pub struct TestApp {
     pub socket_db: Option<sea_orm::DatabaseConnection>,
     /// False for a second instance on another's database (`beside`): the first drops it.
     owns_database: bool,
+    /// The platform its simulators play (`linked_simulator`).
+    pub platform: mapping_gateway::simulator::SimPlatform,
 }
 
 impl Drop for TestApp {
@@ -167,6 +169,7 @@ impl TestApp {
         let state = server::open_with(&self.db_config, test_settings())
             .await
             .expect("open the database again");
+        let platform = self.platform;
         Self::serve(
             self.engine,
             self.db_config.clone(),
@@ -176,6 +179,7 @@ impl TestApp {
             false,
         )
         .await
+        .on(platform)
     }
 
     async fn serve(
@@ -212,7 +216,14 @@ impl TestApp {
             server,
             socket_db,
             owns_database,
+            platform: Default::default(),
         }
+    }
+
+    /// The same app, its simulators playing `platform`.
+    pub fn on(mut self, platform: mapping_gateway::simulator::SimPlatform) -> Self {
+        self.platform = platform;
+        self
     }
 
     /// Serves this app's state on another address with another surface (base path, GraphiQL,
@@ -386,6 +397,7 @@ pub async fn linked_simulator(
 ) -> (mapping_gateway::simulator::RunningSimulator, String, i64) {
     let sim = mapping_gateway::simulator::spawn(
         mapping_gateway::simulator::SimConfig {
+            platform: app.platform,
             boxes,
             seed,
             ..Default::default()
@@ -394,13 +406,20 @@ pub async fn linked_simulator(
     )
     .await
     .unwrap();
-    let id = app
-        .create_integration_with(&unique("Integração "), &sim.url, "geosite")
+    let data = app
+        .ok(
+            "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
+            json!({ "input": {
+                "name": unique("Integração "), "gateway": app.platform.gateway(), "apiUrl": sim.url,
+                "username": "integracao", "password": "geosite",
+            }}),
+        )
         .await;
+    let id = data["createIntegration"]["id"].as_str().unwrap().to_owned();
     let project = sim.state.summary.projects[0];
     app.ok(
         "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
-        json!({ "i": id, "r": project.to_string() }),
+        json!({ "i": id, "r": sim.remote_fid("projeto", project) }),
     )
     .await;
     (sim, id, project)
@@ -470,6 +489,51 @@ macro_rules! on_both_engines {
                 if let Some(app) = TestApp::start(Engine::Postgres).await {
                     run(app).await
                 }
+            }
+        }
+    )*};
+}
+
+/// Declares each `async fn name(app: TestApp)` as four tests: `name::sqlite` and
+/// `name::postgres` against the Geosite simulator, `name::ozmap_sqlite` and
+/// `name::ozmap_postgres` against the OZmap one: the end-to-end suites run on both platforms.
+#[macro_export]
+macro_rules! on_every_platform {
+    ($($(#[doc = $doc:literal])* async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use mapping_gateway::simulator::SimPlatform;
+
+            async fn run($app: TestApp) $body
+
+            async fn on(engine: Engine, platform: SimPlatform) {
+                if let Some(app) = TestApp::start(engine).await {
+                    run(app.on(platform)).await
+                } else {
+                    assert_eq!(engine, Engine::Postgres, "SQLite always starts");
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                on(Engine::Sqlite, SimPlatform::Geosite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                on(Engine::Postgres, SimPlatform::Geosite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ozmap_sqlite() {
+                on(Engine::Sqlite, SimPlatform::Ozmap).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ozmap_postgres() {
+                on(Engine::Postgres, SimPlatform::Ozmap).await
             }
         }
     )*};

@@ -22,6 +22,54 @@ pub struct World {
     pub project: i64,
 }
 
+impl World {
+    /// The platform id of a store record, as the gateway sees it.
+    pub fn fid(&self, feature: &str, fid: i64) -> String {
+        self.sim.remote_fid(feature, fid)
+    }
+
+    /// The store fid of a platform id.
+    pub fn store_fid(&self, feature: &str, remote: &str) -> i64 {
+        super::store_fid(&self.sim, feature, remote)
+    }
+
+    /// Edits a platform record (its change time moves), on either platform.
+    pub fn save(&self, feature: &str, fid: i64, fields: &[(&str, Value)]) {
+        super::edit(&self.sim, feature, fid, fields)
+    }
+
+    /// Takes a port off the platform: on Geosite the port record; on OZmap, where a port is an
+    /// output of its splitter and cannot leave alone, the splitter with its ports.
+    pub fn delete_port(&self, remote: &str) {
+        use mapping_gateway::simulator::SimPlatform;
+        let fid = self.store_fid("portaSplitter", remote);
+        if self.sim.platform == SimPlatform::Geosite {
+            return self.delete("portaSplitter", fid);
+        }
+        let splitter = field(&self.sim, "portaSplitter", fid, "fidSplitter");
+        let splitter = splitter.as_i64().unwrap();
+        let ports: Vec<i64> = {
+            let store = self.sim.state.store.read().unwrap();
+            let t = &store.tables["portaSplitter"];
+            let c = t.col("fidSplitter").unwrap();
+            t.rows
+                .iter()
+                .filter(|(_, r)| r[c] == json!(splitter))
+                .map(|(f, _)| *f)
+                .collect()
+        };
+        for port in ports {
+            self.delete("portaSplitter", port);
+        }
+        self.delete("splitter", splitter);
+    }
+
+    /// Deletes a platform record, on either platform.
+    pub fn delete(&self, feature: &str, fid: i64) {
+        super::remove(&self.sim, feature, fid)
+    }
+}
+
 pub async fn world(app: &TestApp, boxes: usize) -> World {
     let (sim, id, project) = super::linked_simulator(app, boxes, 11).await;
     let geo = GeositeClient::new(

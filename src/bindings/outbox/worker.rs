@@ -243,7 +243,11 @@ async fn deliver(
         },
         Ok(PortWrite::Other(customer)) => Outcome::Skipped {
             reason: format!(
-                "not cleared: the platform port carries {}, not ours",
+                "not {}: the platform port carries {}, not ours",
+                match row.action {
+                    PushAction::Push => "written",
+                    PushAction::Remove => "cleared",
+                },
                 customer.describe()
             ),
             attempted: true,

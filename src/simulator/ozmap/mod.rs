@@ -40,6 +40,12 @@ use records::View;
 pub struct OzState {
     /// Ports whose property was left without a client (`PATCH {"client": null}`).
     pub(super) detached: HashSet<i64>,
+    /// Ids of clients that moved onto a port from elsewhere, by port.
+    pub(super) port_client: HashMap<i64, String>,
+    /// Clients on no property (their property deleted or left without them), by id.
+    pub(super) loose_clients: std::collections::BTreeMap<String, Value>,
+    /// Numbers handed to clients whose port's own id is taken by a loose client.
+    pub(super) next_client: i64,
     /// Ports by splitter, at a store version.
     index: Option<(u64, Arc<HashMap<i64, Vec<i64>>>)>,
     /// Matching records of recent listings, at a store version.
@@ -122,6 +128,8 @@ impl SimState {
             store: &store,
             ports_by_splitter: &index,
             detached: &oz.detached,
+            port_client: &oz.port_client,
+            loose_clients: &oz.loose_clients,
         };
         f(&view)
     }

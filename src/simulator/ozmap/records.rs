@@ -73,6 +73,10 @@ pub struct View<'a> {
     pub store: &'a Store,
     pub ports_by_splitter: &'a HashMap<i64, Vec<i64>>,
     pub detached: &'a HashSet<i64>,
+    /// Ids of clients attached to ports other than the port's own (`oid(Client, port)`).
+    pub port_client: &'a HashMap<i64, String>,
+    /// Clients on no property, by id.
+    pub loose_clients: &'a std::collections::BTreeMap<String, Value>,
 }
 
 fn table<'a>(store: &'a Store, feature: &str) -> &'a Table {
@@ -156,17 +160,23 @@ impl View<'_> {
                     .filter_map(|(fid, f)| self.render(f, fid))
                     .collect()
             }
-            "properties" | "ftth-clients" => {
+            "properties" => {
                 let t = table(self.store, "portaSplitter");
-                let tag = if route == "properties" {
-                    Tag::Property
-                } else {
-                    Tag::Client
-                };
                 t.rows
                     .keys()
-                    .filter_map(|fid| self.by_id(route, &oid(tag, *fid)))
+                    .filter_map(|fid| self.property(*fid, false))
                     .collect()
+            }
+            "ftth-clients" => {
+                let t = table(self.store, "portaSplitter");
+                let mut all: Vec<Value> = t
+                    .rows
+                    .keys()
+                    .filter_map(|fid| self.client(*fid))
+                    .chain(self.loose_clients.values().cloned())
+                    .collect();
+                all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+                all
             }
             _ => Vec::new(),
         }
@@ -176,7 +186,11 @@ impl View<'_> {
     pub fn by_id(&self, route: &str, id: &str) -> Option<Value> {
         match route {
             "properties" => self.property(fid_of(Tag::Property, id)?, true),
-            "ftth-clients" => self.client(fid_of(Tag::Client, id)?),
+            "ftth-clients" => self
+                .loose_clients
+                .get(id)
+                .cloned()
+                .or_else(|| self.client(self.port_of_client(id)?)),
             "box-types" => self.all(route).into_iter().find(|t| t["id"] == json!(id)),
             _ => {
                 let fid = fid_of(Tag::Plain, id)?;
@@ -326,7 +340,7 @@ impl View<'_> {
         let client = match (client, populate) {
             (false, _) => Value::Null,
             (true, true) => self.client(fid)?,
-            (true, false) => json!(oid(Tag::Client, fid)),
+            (true, false) => json!(self.client_id(fid)),
         };
         Some(json!({
             "id": oid(Tag::Property, fid), "kind": "Property",
@@ -343,6 +357,22 @@ impl View<'_> {
         }))
     }
 
+    /// The id of the client on port `fid` (whether or not the port has one now).
+    pub fn client_id(&self, fid: i64) -> String {
+        self.port_client
+            .get(&fid)
+            .cloned()
+            .unwrap_or_else(|| oid(Tag::Client, fid))
+    }
+
+    /// The port whose client has this id.
+    pub fn port_of_client(&self, id: &str) -> Option<i64> {
+        if let Some((port, _)) = self.port_client.iter().find(|(_, c)| *c == id) {
+            return Some(*port);
+        }
+        fid_of(Tag::Client, id).filter(|p| !self.port_client.contains_key(p))
+    }
+
     /// The FTTH client on port `fid`.
     pub fn client(&self, fid: i64) -> Option<Value> {
         let t = table(self.store, "portaSplitter");
@@ -355,7 +385,7 @@ impl View<'_> {
             .map(|d| format!("CPF/CNPJ {d}"))
             .unwrap_or_default();
         Some(json!({
-            "id": oid(Tag::Client, fid), "kind": "FTTHClient",
+            "id": self.client_id(fid), "kind": "FTTHClient",
             "code": wire::text(code), "name": get(t, port, "nomeCliente"),
             "observation": observation, "status": 0, "implanted": true,
             "updatedAt": time(get(t, port, "dataAlteracao")),

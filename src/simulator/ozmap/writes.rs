@@ -1,6 +1,8 @@
 //! OZmap writes: projects created; properties created on a port, left without a client or
 //! deleted; FTTH clients renamed. Each is recorded in `/_sim/writes` (feature = route, action
-//! `create`/`update`/`delete`, the body with the record's `id`).
+//! `create`/`update`/`delete`, the body with the record's `id`, and for a property created the
+//! client it got as `clientGot`). A client outlives its property (it is left on none), and a
+//! property may take such a client by id.
 
 use std::sync::Arc;
 
@@ -12,8 +14,10 @@ use axum::Json;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::records::{fid_of, oid, Tag};
-use super::{authorize, SimState};
+use std::collections::HashMap;
+
+use super::records::{fid_of, oid, Tag, View};
+use super::{authorize, OzState, SimState};
 use crate::simulator::faults::chaos;
 use crate::simulator::features::record_write;
 use crate::simulator::store::Store;
@@ -102,16 +106,44 @@ pub(super) async fn create(
             ))
         }
     };
-    let mut written = record.clone();
-    written.insert("id".into(), json!(created));
-    record_write(&state, &route, "create", &Value::Object(written));
     let answer = state
         .ozmap_view(|view| view.by_id(&route, &created))
         .unwrap_or_else(|| json!({ "id": created }));
+    // The write log says which record was made, and for a property the client it got (the
+    // request may name an existing client by id only).
+    let mut written = record.clone();
+    written.insert("id".into(), json!(created));
+    if route == "properties" {
+        written.insert("clientGot".into(), answer["client"].clone());
+    }
+    record_write(&state, &route, "create", &Value::Object(written));
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-/// `POST /properties`: the port must be free; the client is an existing one's id or a new one.
+/// A view for a write, under the locks the write holds (no splitter is rendered from it).
+fn view<'a>(store: &'a Store, oz: &'a OzState, none: &'a HashMap<i64, Vec<i64>>) -> View<'a> {
+    View {
+        store,
+        ports_by_splitter: none,
+        detached: &oz.detached,
+        port_client: &oz.port_client,
+        loose_clients: &oz.loose_clients,
+    }
+}
+
+/// The client on port `fid` leaves it and stays, on no property.
+fn loosen_client(store: &Store, oz: &mut OzState, fid: i64) {
+    let none = HashMap::new();
+    let client = view(store, oz, &none).client(fid);
+    if let Some(client) = client {
+        let id = client["id"].as_str().unwrap_or_default().to_owned();
+        oz.port_client.remove(&fid);
+        oz.loose_clients.insert(id, client);
+    }
+}
+
+/// `POST /properties`: the port must be free; the client is a loose one's id (attached), or a
+/// new one whose code no client has.
 fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<String, SimError> {
     let bad = |m: &str| fail(StatusCode::BAD_REQUEST, m);
     let splitter = record
@@ -125,6 +157,7 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
         .filter(|n| *n >= 1)
         .ok_or_else(|| bad("port must be a positive number"))?;
     let mut store = state.store.write().unwrap();
+    let mut oz = state.ozmap.lock().unwrap();
     let port = port_at(&store, splitter, number)
         .ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such port on that splitter"))?;
     let status = column(&store, port, "status")
@@ -134,25 +167,27 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
     if status == "OCUPADA" || status == "DANIFICADA" {
         return Err(fail(StatusCode::CONFLICT, "the port is taken"));
     }
-    let codes = |store: &Store, code: &str| {
-        let t = &store.tables["portaSplitter"];
-        let c = t.col("contrato").expect("contrato");
-        t.rows
-            .iter()
-            .find(|(_, row)| row[c].as_str() == Some(code))
-            .map(|(fid, _)| *fid)
-    };
-    // The simulator keeps a client on the port that carries it: an existing client is always
-    // on another property, and OZmap refuses to connect it twice.
-    let (code, name, document) = match record.get("client") {
+    let none = HashMap::new();
+    let (code, name, document, id) = match record.get("client") {
         Some(Value::String(id)) => {
-            let known =
-                fid_of(Tag::Client, id).is_some_and(|f| !column(&store, f, "contrato").is_null());
-            return Err(if known {
-                fail(StatusCode::CONFLICT, "the client is on another property")
+            if let Some(client) = oz.loose_clients.remove(id) {
+                (
+                    client["code"].clone(),
+                    client["name"].clone(),
+                    document_of(client.get("observation")),
+                    id.clone(),
+                )
+            } else if view(&store, &oz, &none)
+                .port_of_client(id)
+                .is_some_and(|p| !column(&store, p, "contrato").is_null())
+            {
+                return Err(fail(
+                    StatusCode::CONFLICT,
+                    "the client is on another property",
+                ));
             } else {
-                fail(StatusCode::NOT_FOUND, "no such client")
-            });
+                return Err(fail(StatusCode::NOT_FOUND, "no such client"));
+            }
         }
         Some(Value::Object(client)) => {
             let code = client
@@ -160,13 +195,24 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
                 .and_then(Value::as_str)
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| bad("client.code is required"))?;
-            if codes(&store, code).is_some() {
+            let v = view(&store, &oz, &none);
+            let taken = v
+                .all("ftth-clients")
+                .iter()
+                .any(|c| c["code"] == json!(code));
+            if taken {
                 return Err(fail(StatusCode::CONFLICT, "a client with that code exists"));
+            }
+            let mut id = oid(Tag::Client, port);
+            if oz.loose_clients.contains_key(&id) {
+                oz.next_client += 1;
+                id = oid(Tag::Client, (1 << 40) + oz.next_client);
             }
             (
                 json!(code),
                 client.get("name").cloned().unwrap_or(Value::Null),
                 document_of(client.get("observation")),
+                id,
             )
         }
         _ => return Err(bad("client must be an id or a client")),
@@ -186,8 +232,12 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
             ("dataAlteracao", now()),
         ],
     );
-    drop(store);
-    state.ozmap.lock().unwrap().detached.remove(&port);
+    oz.detached.remove(&port);
+    if id == oid(Tag::Client, port) {
+        oz.port_client.remove(&port);
+    } else {
+        oz.port_client.insert(port, id);
+    }
     Ok(oid(Tag::Property, port))
 }
 
@@ -214,6 +264,8 @@ pub(super) async fn update(
                 ));
             }
             let mut store = state.store.write().unwrap();
+            let mut oz = state.ozmap.lock().unwrap();
+            loosen_client(&store, &mut oz, fid);
             set_port(
                 &mut store,
                 fid,
@@ -224,18 +276,32 @@ pub(super) async fn update(
                     ("dataAlteracao", now()),
                 ],
             );
-            state.ozmap.lock().unwrap().detached.insert(fid);
+            oz.detached.insert(fid);
         }
         "ftth-clients" => {
-            let fid = fid_of(Tag::Client, &id).expect("rendered");
-            let mut fields = vec![("dataAlteracao", now())];
-            if let Some(name) = record.get("name") {
-                fields.push(("nomeCliente", name.clone()));
+            let mut store = state.store.write().unwrap();
+            let mut oz = state.ozmap.lock().unwrap();
+            if let Some(client) = oz.loose_clients.get_mut(&id) {
+                for field in ["name", "observation"] {
+                    if let Some(v) = record.get(field) {
+                        client[field] = v.clone();
+                    }
+                }
+                client["updatedAt"] = now();
+            } else {
+                let none = HashMap::new();
+                let port = view(&store, &oz, &none)
+                    .port_of_client(&id)
+                    .expect("rendered");
+                let mut fields = vec![("dataAlteracao", now())];
+                if let Some(name) = record.get("name") {
+                    fields.push(("nomeCliente", name.clone()));
+                }
+                if record.contains_key("observation") {
+                    fields.push(("documento", document_of(record.get("observation"))));
+                }
+                set_port(&mut store, port, &fields);
             }
-            if record.contains_key("observation") {
-                fields.push(("documento", document_of(record.get("observation"))));
-            }
-            set_port(&mut state.store.write().unwrap(), fid, &fields);
         }
         _ => {
             return Err(fail(
@@ -267,8 +333,11 @@ pub(super) async fn delete(
     let Some(fid) = fid_of(Tag::Property, &id).filter(|_| exists) else {
         return Err(fail(StatusCode::NOT_FOUND, format!("no property {id}")));
     };
+    let mut store = state.store.write().unwrap();
+    let mut oz = state.ozmap.lock().unwrap();
+    loosen_client(&store, &mut oz, fid);
     set_port(
-        &mut state.store.write().unwrap(),
+        &mut store,
         fid,
         &[
             ("status", json!("LIVRE")),
@@ -279,7 +348,8 @@ pub(super) async fn delete(
             ("dataAlteracao", now()),
         ],
     );
-    state.ozmap.lock().unwrap().detached.remove(&fid);
+    oz.detached.remove(&fid);
+    drop((store, oz));
     record_write(&state, &route, "delete", &json!({ "id": id }));
     Ok(StatusCode::NO_CONTENT.into_response())
 }
