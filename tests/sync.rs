@@ -8,12 +8,11 @@ use entity::port::PortStatus;
 
 use common::world::*;
 use common::{Engine, TestApp};
-use mapping_gateway::geosite::Feature;
 use mapping_gateway::simulator::{FailListPage, Faults};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
-on_both_engines! {
+on_every_platform! {
     async fn the_first_run_is_full_and_copies_the_selection(app: TestApp) {
         let w = world(&app, 30).await;
         let run = succeeded(&app, &w.id, "INCREMENTAL").await;
@@ -51,41 +50,49 @@ on_both_engines! {
         let w = world(&app, 30).await;
         succeeded(&app, &w.id, "FULL").await;
         let port = service_port(&w.sim, w.project);
+        let port_fid = w.fid("portaSplitter", port);
         let cto = pick(&w.sim, "cto", w.project, |_| true);
-        w.geo.save(Feature::Port, &json!({ "fid": port, "status": "DANIFICADA" })).await.unwrap();
-        w.geo.save(Feature::Cto, &json!({ "fid": cto, "nome": "CTO-RENOMEADA" })).await.unwrap();
+        w.save("portaSplitter", port, &[("status", json!("RESERVADA")), ("contrato", json!(null)), ("documento", json!(null)), ("nomeCliente", json!(null))]);
+        w.save("cto", cto, &[("nome", json!("CTO-RENOMEADA"))]);
+        // A port of another splitter, still in the local copy, leaves the platform.
+        let port_splitter = field(&w.sim, "portaSplitter", port, "fidSplitter");
         let gone = {
-            let service_ports: Vec<i64> = {
+            let candidates: Vec<i64> = {
                 let store = w.sim.state.store.read().unwrap();
-                store.tables["portaSplitter"].rows.keys().copied().collect()
+                let t = &store.tables["portaSplitter"];
+                let c = t.col("fidSplitter").unwrap();
+                t.rows.iter().filter(|(_, r)| r[c] != port_splitter).map(|(f, _)| *f).collect()
             };
             let mut found = None;
-            for fid in service_ports.into_iter().rev() {
-                if fid != port && entity_exists_port(&app, fid).await {
-                    found = Some(fid);
+            for fid in candidates.into_iter().rev() {
+                if entity_exists_port(&app, &w.fid("portaSplitter", fid)).await {
+                    found = Some(w.fid("portaSplitter", fid));
                     break;
                 }
             }
             found.unwrap()
         };
-        w.geo.delete(Feature::Port, &gone.to_string()).await.unwrap();
+        let gone_records = w.gone_with_port(&gone);
+        w.delete_port(&gone);
         let ports_before = local(&app, "ports").await;
 
         let run = succeeded(&app, &w.id, "INCREMENTAL").await;
         assert_eq!(run["mode"], "INCREMENTAL");
         assert!(run["cursorBefore"].is_string());
-        assert_eq!(run["counts"]["updated"], 2, "{run}");
+        assert_eq!(run["counts"]["updated"].as_u64().unwrap(), 2 + w.with_port_edit(), "{run}");
         assert_eq!(run["counts"]["deleted"], 0);
-        let p = entity::port::Entity::find().filter(entity::port::Column::Fid.eq(port.to_string())).one(&app.state.db).await.unwrap().unwrap();
-        assert_eq!(p.status, PortStatus::Damaged);
-        let e = entity::element::Entity::find().filter(entity::element::Column::Fid.eq(cto.to_string())).one(&app.state.db).await.unwrap().unwrap();
+        let p = entity::port::Entity::find().filter(entity::port::Column::Fid.eq(port_fid)).one(&app.state.db).await.unwrap().unwrap();
+        assert_eq!(p.status, PortStatus::Reserved);
+        let e = entity::element::Entity::find().filter(entity::element::Column::Fid.eq(w.fid("cto", cto))).one(&app.state.db).await.unwrap().unwrap();
         assert_eq!(e.name, "CTO-RENOMEADA");
         assert_eq!(local(&app, "ports").await, ports_before, "incremental never deletes");
 
         let full = succeeded(&app, &w.id, "FULL").await;
-        assert_eq!(full["counts"]["deleted"], 1, "{full}");
-        assert_eq!(local(&app, "ports").await, ports_before - 1);
-        assert!(!entity_exists_port(&app, gone).await);
+        assert_eq!(full["counts"]["deleted"].as_u64().unwrap(), gone_records, "{full}");
+        // The port alone (Geosite), or its splitter's every port (OZmap: records less the splitter).
+        let ports_gone = if gone_records == 1 { 1 } else { gone_records - 1 };
+        assert_eq!(local(&app, "ports").await, ports_before - ports_gone);
+        assert!(!entity_exists_port(&app, &gone).await);
     }
 
     async fn element_sync_refreshes_one_box_and_removes_it_when_gone(app: TestApp) {
@@ -101,28 +108,29 @@ on_both_engines! {
             (s[3].as_i64().unwrap(), s[0].as_i64().unwrap())
         };
         let port = pick(&w.sim, "portaSplitter", w.project, |r| r[1] == json!(splitter_fid));
-        w.geo.save(Feature::Port, &json!({ "fid": port, "status": "RESERVADA", "contrato": null })).await.unwrap();
+        w.save("portaSplitter", port, &[("status", json!("RESERVADA")), ("contrato", json!(null)), ("documento", json!(null)), ("nomeCliente", json!(null))]);
         let q = format!("mutation($i: ID!, $f: String!) {{ syncElement(integrationId: $i, fid: $f) {{ {RUN_FIELDS} }} }}");
-        let run = app.ok(&q, json!({ "i": w.id, "f": box_fid.to_string() })).await["syncElement"].clone();
+        let run = app.ok(&q, json!({ "i": w.id, "f": w.fid("cto", box_fid) })).await["syncElement"].clone();
         assert_eq!(run["mode"], "ELEMENT");
-        assert_eq!(run["elementFid"], box_fid.to_string());
+        assert_eq!(run["elementFid"], w.fid("cto", box_fid));
         let run = finished(&app, run["id"].as_str().unwrap()).await;
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
-        assert_eq!(run["counts"]["updated"], 1, "{run}");
-        let p = entity::port::Entity::find().filter(entity::port::Column::Fid.eq(port.to_string())).one(&app.state.db).await.unwrap().unwrap();
+        assert_eq!(run["counts"]["updated"].as_u64().unwrap(), 1 + w.with_port_edit(), "{run}");
+        let p = entity::port::Entity::find().filter(entity::port::Column::Fid.eq(w.fid("portaSplitter", port))).one(&app.state.db).await.unwrap().unwrap();
         assert_eq!(p.status, PortStatus::Reserved);
 
         // The box and its splitter go away on the platform: the element sync removes both.
-        w.geo.delete(Feature::Splitter, &splitter_fid.to_string()).await.unwrap();
-        w.geo.delete(Feature::Cto, &box_fid.to_string()).await.unwrap();
-        let run = app.ok(&q, json!({ "i": w.id, "f": box_fid.to_string() })).await["syncElement"].clone();
+        let port_fid = w.fid("portaSplitter", port);
+        w.delete("splitter", splitter_fid);
+        w.delete("cto", box_fid);
+        let run = app.ok(&q, json!({ "i": w.id, "f": w.fid("cto", box_fid) })).await["syncElement"].clone();
         let run = finished(&app, run["id"].as_str().unwrap()).await;
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
         assert!(run["counts"]["deleted"].as_i64().unwrap() >= 2, "{run}");
-        let gone_box = entity::element::Entity::find().filter(entity::element::Column::Fid.eq(box_fid.to_string())).count(&app.state.db).await.unwrap();
-        let gone_splitter = entity::splitter::Entity::find().filter(entity::splitter::Column::Fid.eq(splitter_fid.to_string())).count(&app.state.db).await.unwrap();
+        let gone_box = entity::element::Entity::find().filter(entity::element::Column::Fid.eq(w.fid("cto", box_fid))).count(&app.state.db).await.unwrap();
+        let gone_splitter = entity::splitter::Entity::find().filter(entity::splitter::Column::Fid.eq(w.fid("splitter", splitter_fid))).count(&app.state.db).await.unwrap();
         assert_eq!((gone_box, gone_splitter), (0, 0));
-        assert!(!entity_exists_port(&app, port).await);
+        assert!(!entity_exists_port(&app, &port_fid).await);
     }
 
     async fn selection_changes_list_new_items_in_full_and_purge_removed_ones(app: TestApp) {
@@ -194,15 +202,15 @@ on_both_engines! {
         succeeded(&app, &w.id, "FULL").await;
         let cursor = cursors(&app).await;
         let before = local(&app, "ports").await;
-        {
-            // Most ports vanish from the platform at once.
-            let mut store = w.sim.state.store.write().unwrap();
-            let table = store.tables.get_mut("portaSplitter").unwrap();
-            let keys: Vec<i64> = table.rows.keys().copied().collect();
-            for k in keys.iter().take(keys.len() * 9 / 10) {
-                table.rows.remove(k);
-            }
-        }
+        // Most splitters vanish from the platform at once, with their ports.
+        w.sim.state.edit(|store| {
+            let splitters: Vec<i64> = store.tables["splitter"].rows.keys().copied().collect();
+            let gone: std::collections::HashSet<i64> = splitters.iter().take(splitters.len() * 9 / 10).copied().collect();
+            store.tables.get_mut("splitter").unwrap().rows.retain(|k, _| !gone.contains(k));
+            let ports = store.tables.get_mut("portaSplitter").unwrap();
+            let c = ports.col("fidSplitter").unwrap();
+            ports.rows.retain(|_, r| !r[c].as_i64().is_some_and(|s| gone.contains(&s)));
+        });
         let run = sync(&app, &w.id, "FULL").await;
         assert_eq!(run["status"], "FAILED");
         assert_eq!(run["error"]["code"], "MASS_DELETION_GUARD", "{run}");
@@ -220,11 +228,13 @@ on_both_engines! {
         let w = world(&app, 30).await;
         succeeded(&app, &w.id, "FULL").await;
         let cursor = cursors(&app).await;
-        let port = service_port(&w.sim, w.project);
-        w.geo.delete(Feature::Port, &port.to_string()).await.unwrap();
+        let port = w.fid("portaSplitter", service_port(&w.sim, w.project));
+        let gone_records = w.gone_with_port(&port);
+        w.delete_port(&port);
         let before = (local(&app, "elements").await, local(&app, "splitters").await, local(&app, "ports").await);
+        let (feature, page) = w.ports_listing();
         w.sim.state.set_faults(Faults {
-            fail_list_page: Some(FailListPage { feature: Some("portaSplitter".into()), page: 3 }),
+            fail_list_page: Some(FailListPage { feature: Some(feature.into()), page }),
             ..Default::default()
         });
         let run = sync(&app, &w.id, "FULL").await;
@@ -232,11 +242,11 @@ on_both_engines! {
         assert_eq!(run["error"]["code"], "PLATFORM_UNAVAILABLE", "{run}");
         assert!(run["cursorAfter"].is_null());
         assert_eq!((local(&app, "elements").await, local(&app, "splitters").await, local(&app, "ports").await), before);
-        assert!(entity_exists_port(&app, port).await, "no deletion after an incomplete listing");
+        assert!(entity_exists_port(&app, &port).await, "no deletion after an incomplete listing");
         assert_eq!(cursors(&app).await, cursor);
         w.sim.state.set_faults(Faults::default());
         let run = succeeded(&app, &w.id, "FULL").await;
-        assert_eq!(run["counts"]["deleted"], 1);
+        assert_eq!(run["counts"]["deleted"].as_u64().unwrap(), gone_records);
     }
 
     async fn a_token_expiring_mid_sync_is_survived(app: TestApp) {
@@ -244,7 +254,8 @@ on_both_engines! {
         w.sim.state.set_faults(Faults { expire_tokens_after_calls: Some(4), ..Default::default() });
         let run = succeeded(&app, &w.id, "FULL").await;
         assert!(run["counts"]["created"].as_u64().unwrap() > 0);
-        assert!(w.sim.state.refreshes() >= 2);
+        // Renewed: Geosite refreshes its token, OZmap logs in again.
+        assert!(w.sim.state.refreshes() + w.sim.state.logins() >= 3);
     }
 
 }

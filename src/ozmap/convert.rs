@@ -54,8 +54,7 @@ pub fn splitter(s: &Splitter) -> RemoteSplitter {
 
 /// The ports of a splitter: one per output, its status from what is plugged and blocked, and
 /// the customer of the property connected to it (`properties` may hold any; those connected
-/// elsewhere are ignored). A port's change time is the latest of its splitter's and its
-/// property's.
+/// elsewhere are ignored). A port's change time is its property's.
 pub fn ports(s: &Splitter, properties: &[Property]) -> Vec<RemotePort> {
     let mut on_port: HashMap<i32, &Property> = HashMap::new();
     for property in properties {
@@ -82,7 +81,9 @@ pub fn ports(s: &Splitter, properties: &[Property]) -> Vec<RemotePort> {
                         .as_deref()
                         .and_then(assumed::customer_document),
                 });
-            let updated_at = std::cmp::max(s.updated_at, property.and_then(|p| p.updated_at));
+            // A port has no record of its own: its change time is its property's. The
+            // splitter's moves with every port of it, which would mark them all changed.
+            let updated_at = property.and_then(|p| p.updated_at);
             RemotePort {
                 fid: assumed::port_fid(&s.id, number),
                 splitter_fid: s.id.clone(),
@@ -150,7 +151,10 @@ mod tests {
             ports[1].updated_at.unwrap().to_rfc3339(),
             "2024-06-01T00:00:00+00:00"
         );
-        assert_eq!(ports[0].updated_at, s.updated_at);
+        assert_eq!(
+            ports[0].updated_at, None,
+            "no property: no change time of its own"
+        );
     }
 
     #[test]

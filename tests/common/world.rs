@@ -38,6 +38,39 @@ impl World {
         super::edit(&self.sim, feature, fid, fields)
     }
 
+    /// Records a full sync deletes when `delete_port` takes this port away: the port, or on
+    /// OZmap its splitter and every port of it.
+    pub fn gone_with_port(&self, remote: &str) -> u64 {
+        use mapping_gateway::simulator::SimPlatform;
+        if self.sim.platform == SimPlatform::Geosite {
+            return 1;
+        }
+        let fid = self.store_fid("portaSplitter", remote);
+        let splitter = field(&self.sim, "portaSplitter", fid, "fidSplitter");
+        let store = self.sim.state.store.read().unwrap();
+        let t = &store.tables["portaSplitter"];
+        let c = t.col("fidSplitter").unwrap();
+        1 + t.rows.values().filter(|r| r[c] == splitter).count() as u64
+    }
+
+    /// Records an edit of one port changes besides the port: on OZmap its splitter, whose
+    /// change time moves with its ports'.
+    pub fn with_port_edit(&self) -> u64 {
+        match self.sim.platform {
+            mapping_gateway::simulator::SimPlatform::Geosite => 0,
+            mapping_gateway::simulator::SimPlatform::Ozmap => 1,
+        }
+    }
+
+    /// The listing a `failListPage` fault breaks to fail a port listing, and the page: on
+    /// OZmap the properties read for each page of splitters.
+    pub fn ports_listing(&self) -> (&'static str, u32) {
+        match self.sim.platform {
+            mapping_gateway::simulator::SimPlatform::Geosite => ("portaSplitter", 3),
+            mapping_gateway::simulator::SimPlatform::Ozmap => ("properties", 1),
+        }
+    }
+
     /// Takes a port off the platform: on Geosite the port record; on OZmap, where a port is an
     /// output of its splitter and cannot leave alone, the splitter with its ports.
     pub fn delete_port(&self, remote: &str) {
@@ -192,9 +225,10 @@ pub fn service_port(sim: &RunningSimulator, project: i64) -> i64 {
     })
 }
 
-pub async fn entity_exists_port(app: &TestApp, fid: i64) -> bool {
+/// Whether the local copy has the port of platform id `fid`.
+pub async fn entity_exists_port(app: &TestApp, fid: &str) -> bool {
     entity::port::Entity::find()
-        .filter(entity::port::Column::Fid.eq(fid.to_string()))
+        .filter(entity::port::Column::Fid.eq(fid))
         .count(&app.state.db)
         .await
         .unwrap()
