@@ -539,6 +539,57 @@ macro_rules! on_every_platform {
     )*};
 }
 
+/// Declares each `async fn name(platform: SimPlatform)` already written as two tests,
+/// `name::geosite` and `name::ozmap`.
+#[macro_export]
+macro_rules! each_platform {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn geosite() {
+                super::$name(mapping_gateway::simulator::SimPlatform::Geosite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ozmap() {
+                super::$name(mapping_gateway::simulator::SimPlatform::Ozmap).await
+            }
+        }
+    )*};
+}
+
+/// Declares each `async fn name(engine: Engine, platform: SimPlatform)` already written as
+/// four tests: `name::sqlite`, `name::postgres`, `name::ozmap_sqlite`, `name::ozmap_postgres`.
+#[macro_export]
+macro_rules! each_engine_and_platform {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::common::Engine;
+            use mapping_gateway::simulator::SimPlatform;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Engine::Sqlite, SimPlatform::Geosite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Engine::Postgres, SimPlatform::Geosite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ozmap_sqlite() {
+                super::$name(Engine::Sqlite, SimPlatform::Ozmap).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ozmap_postgres() {
+                super::$name(Engine::Postgres, SimPlatform::Ozmap).await
+            }
+        }
+    )*};
+}
+
 /// Declares each `async fn name(engine: Engine)` already written as two tests, `name::sqlite`
 /// and `name::postgres` (the function decides what a missing PostgreSQL means).
 #[macro_export]

@@ -184,8 +184,22 @@ pub async fn shared_postgres(
     mapping_gateway::simulator::RunningSimulator,
     String,
 )> {
+    shared_postgres_on(Default::default(), boxes, seed).await
+}
+
+/// As [`shared_postgres`], the simulator playing `platform`.
+pub async fn shared_postgres_on(
+    platform: mapping_gateway::simulator::SimPlatform,
+    boxes: usize,
+    seed: u64,
+) -> Option<(
+    mapping_gateway::config::DbConfig,
+    mapping_gateway::simulator::RunningSimulator,
+    String,
+)> {
     let db = super::fresh_database(super::Engine::Postgres).await?;
     let sim = super::simulator(mapping_gateway::simulator::SimConfig {
+        platform,
         boxes,
         seed,
         ..Default::default()
@@ -206,7 +220,7 @@ pub async fn link_over_http(
         base,
         admin,
         "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
-        serde_json::json!({ "input": { "name": "Provedor", "gateway": "GEOSITE", "apiUrl": sim.url, "username": "integracao", "password": "geosite" } }),
+        serde_json::json!({ "input": { "name": "Provedor", "gateway": sim.platform.gateway(), "apiUrl": sim.url, "username": "integracao", "password": "geosite" } }),
     )
     .await["createIntegration"]["id"]
         .as_str()
@@ -216,7 +230,7 @@ pub async fn link_over_http(
         base,
         admin,
         "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
-        serde_json::json!({ "i": id, "r": sim.state.summary.projects[0].to_string() }),
+        serde_json::json!({ "i": id, "r": sim.remote_fid("projeto", sim.state.summary.projects[0]) }),
     )
     .await;
     id
