@@ -11,7 +11,7 @@ use common::world::{self, World};
 use common::{Engine, TestApp};
 use mapping_gateway::graphql::ids;
 use mapping_gateway::platform::{CustomerRecord, PortChange};
-use mapping_gateway::simulator::Faults;
+use mapping_gateway::simulator::{Faults, SimPlatform};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
@@ -69,10 +69,7 @@ fn platform_field(w: &World, fid: &str, column: &str) -> Option<String> {
     let store = w.sim.state.store.read().unwrap();
     let t = &store.tables["portaSplitter"];
     let c = t.col(column).unwrap();
-    let row = t
-        .rows
-        .values()
-        .find(|r| r[0].to_string().trim_matches('"') == fid)?;
+    let row = t.rows.get(&w.store_fid("portaSplitter", fid))?;
     row[c]
         .as_str()
         .map(str::to_owned)
@@ -90,33 +87,30 @@ fn platform_document(w: &World, fid: &str) -> Option<String> {
 
 /// Someone else puts a customer on a port, on the platform itself.
 async fn someone_else_on(w: &World, fid: &str, contract: &str) {
-    let other = CustomerRecord {
-        contract: contract.into(),
-        document: "11222333000181".into(),
-        name: "Outro Provedor".into(),
-    };
-    use mapping_gateway::platform::Platform;
-    w.geo
-        .set_port_customer(fid, PortChange::Occupy(&other), "someone-else")
-        .await
-        .unwrap();
+    w.save(
+        "portaSplitter",
+        w.store_fid("portaSplitter", fid),
+        &[
+            ("status", json!("OCUPADA")),
+            ("contrato", json!(contract)),
+            ("documento", json!("11222333000181")),
+            ("nomeCliente", json!("Outro Provedor")),
+            ("origem", json!("someone-else")),
+        ],
+    );
 }
 
-/// Writes by the gateway (any origin but "someone-else") to a port since `from`.
+/// Writes by the gateway to a port since `from` (a count of `port_writes`); edits by someone
+/// else are made on the platform's records, not written through its API.
 fn our_writes_since(w: &World, fid: &str, from: usize) -> Vec<Value> {
-    w.sim
-        .state
-        .writes()
+    common::port_writes(&w.sim)
         .into_iter()
         .skip(from)
-        .filter(|r| r.feature == "portaSplitter")
-        .filter(|r| r.body["fid"].to_string().trim_matches('"') == fid)
-        .filter(|r| r.body["origem"] != "someone-else")
-        .map(|r| r.body)
+        .filter(|r| r["fid"] == fid)
         .collect()
 }
 
-on_both_engines! {
+on_every_platform! {
     /// confirm + cancel of one PENDING binding, and release + rebind of one CONFIRMED binding,
     /// sent at once: exactly one of each pair wins, and the outbox agrees with the winner.
     async fn racing_changes_of_one_binding_have_one_winner(app: TestApp) {
@@ -190,7 +184,7 @@ on_both_engines! {
         // 1. A sync records OTHER on a PENDING binding's port: the confirmation is refused.
         let b1 = bind_port(&app, &ports[0].0, customer("510001", CPF)).await;
         someone_else_on(&w, &ports[0].1, "OTHER-1").await;
-        let mark = w.sim.state.writes().len();
+        let mark = common::port_writes(&w.sim).len();
         world::succeeded(&app, &w.id, "INCREMENTAL").await;
         let seen = binding(&app, &b1["id"]).await;
         assert_eq!(seen["conflict"]["platformContract"], "OTHER-1", "{seen}");
@@ -203,15 +197,14 @@ on_both_engines! {
         let b2 = bind_port(&app, &ports[1].0, customer("510002", CPF)).await;
         change(&app, "confirmBinding", &b2["id"]).await;
         delivery(&app, &b2["id"], "DELIVERED").await;
-        w.geo
-            .save(
-                mapping_gateway::geosite::Feature::Port,
-                &json!({ "fid": ports[1].1.parse::<i64>().unwrap(), "status": "OCUPADA",
-                         "contrato": null, "documento": "11.222.333/0001-81", "nomeCliente": "Outra" }),
-            )
-            .await
-            .unwrap();
-        let mark2 = w.sim.state.writes().len();
+        w.save(
+            "portaSplitter",
+            w.store_fid("portaSplitter", &ports[1].1),
+            &[("status", json!("OCUPADA")), ("contrato", json!(null)),
+              ("documento", json!("11.222.333/0001-81")), ("nomeCliente", json!("Outra")),
+              ("origem", json!(null))],
+        );
+        let mark2 = common::port_writes(&w.sim).len();
         world::succeeded(&app, &w.id, "FULL").await;
         let seen = binding(&app, &b2["id"]).await;
         assert!(seen["conflict"].is_object(), "a document alone is a conflict: {seen}");
@@ -226,7 +219,7 @@ on_both_engines! {
         change(&app, "confirmBinding", &b3["id"]).await;
         delivery(&app, &b3["id"], "DELIVERED").await;
         someone_else_on(&w, &ports[2].1, "OTHER-3").await;
-        let mark3 = w.sim.state.writes().len();
+        let mark3 = common::port_writes(&w.sim).len();
         change(&app, "releaseBinding", &b3["id"]).await;
         let skipped = delivery(&app, &b3["id"], "SKIPPED").await;
         assert!(skipped["lastError"].as_str().unwrap().contains("OTHER-3"), "{skipped}");
@@ -237,7 +230,7 @@ on_both_engines! {
         // confirmed: the round reads the port, records the conflict and holds the push.
         let b4 = bind_port(&app, &ports[3].0, customer("510004", CPF)).await;
         someone_else_on(&w, &ports[3].1, "OTHER-4").await;
-        let mark4 = w.sim.state.writes().len();
+        let mark4 = common::port_writes(&w.sim).len();
         change(&app, "confirmBinding", &b4["id"]).await;
         let held = tokio::time::timeout(std::time::Duration::from_secs(20), async {
             loop {
@@ -375,7 +368,7 @@ on_both_engines! {
         }
         app.ok(
             "mutation($i: ID!, $r: String!) { setProject(integrationId: $i, input: { remoteId: $r }) { id } }",
-            json!({ "i": w.id, "r": w.project.to_string() }),
+            json!({ "i": w.id, "r": w.fid("projeto", w.project) }),
         )
         .await;
         world::succeeded(&app, &w.id, "FULL").await;
@@ -430,12 +423,13 @@ on_both_engines! {
 
 /// A delivery that keeps failing for longer than the horizon is given up as FAILED, with the
 /// reason; before that it backs off and stays PENDING.
-async fn transient_failures_give_up_after_the_horizon(engine: Engine) {
+async fn transient_failures_give_up_after_the_horizon(engine: Engine, platform: SimPlatform) {
     let mut settings = common::test_settings();
     settings.delivery.give_up_after = std::time::Duration::from_secs(2);
     let Some(app) = TestApp::start_configured(engine, Default::default(), settings).await else {
         return;
     };
+    let app = app.on(platform);
     let w = synced_world(&app).await;
     let ports = free_service_ports(&app, 1).await;
     w.sim.state.set_faults(Faults {
@@ -455,4 +449,4 @@ async fn transient_failures_give_up_after_the_horizon(engine: Engine) {
     assert!(failed["attempts"].as_i64().unwrap() >= 2, "{failed}");
 }
 
-each_engine!(transient_failures_give_up_after_the_horizon);
+each_engine_and_platform!(transient_failures_give_up_after_the_horizon);

@@ -128,6 +128,13 @@ fn place(t: &Table, fid: i64, row: &[Value], kind: &str) -> serde_json::Map<Stri
     out
 }
 
+/// Whether a port row names a customer (a contract, a document or a name): its client.
+pub fn has_client(t: &Table, port: &[Value]) -> bool {
+    ["contrato", "documento", "nomeCliente"]
+        .iter()
+        .any(|c| !get(t, port, c).is_null())
+}
+
 fn project_ref(t: &Table, row: &[Value]) -> Value {
     wire::int(get(t, row, "fidProjeto")).map_or(Value::Null, |p| json!(oid(Tag::Plain, p)))
 }
@@ -319,7 +326,7 @@ impl View<'_> {
     fn has_property(&self, port: &[Value]) -> (bool, bool) {
         let t = table(self.store, "portaSplitter");
         let occupied = wire::text(get(t, port, "status")).as_deref() == Some("OCUPADA");
-        let client = !get(t, port, "contrato").is_null();
+        let client = has_client(t, port);
         (occupied && client, client)
     }
 
@@ -377,10 +384,10 @@ impl View<'_> {
     pub fn client(&self, fid: i64) -> Option<Value> {
         let t = table(self.store, "portaSplitter");
         let port = t.rows.get(&fid)?;
-        let code = get(t, port, "contrato");
-        if code.is_null() {
+        if !has_client(t, port) {
             return None;
         }
+        let code = get(t, port, "contrato");
         let observation = wire::text(get(t, port, "documento"))
             .map(|d| format!("CPF/CNPJ {d}"))
             .unwrap_or_default();

@@ -179,7 +179,12 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
                 )
             } else if view(&store, &oz, &none)
                 .port_of_client(id)
-                .is_some_and(|p| !column(&store, p, "contrato").is_null())
+                .is_some_and(|p| {
+                    let t = &store.tables["portaSplitter"];
+                    t.rows
+                        .get(&p)
+                        .is_some_and(|row| super::records::has_client(t, row))
+                })
             {
                 return Err(fail(
                     StatusCode::CONFLICT,
