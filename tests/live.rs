@@ -4,6 +4,8 @@
 
 mod common;
 
+use mapping_gateway::simulator::SimPlatform;
+
 use common::{Engine, Subscription, TestApp, LEGACY_WS, TRANSPORT_WS};
 use mapping_gateway::access::Role;
 use mapping_gateway::simulator::Faults;
@@ -325,9 +327,8 @@ each_engine!(keepalive_pings_arrive);
 
 /// Two gateway processes on one PostgreSQL database: a run started on A is followed to its end
 /// by subscribers on B, one that was there before it started and one that joins it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_on_one_instance_is_followed_on_another() {
-    let Some((db, sim, admin)) = common::shared_postgres(80, 36).await else {
+async fn a_run_on_one_instance_is_followed_on_another(platform: SimPlatform) {
+    let Some((db, sim, admin)) = common::shared_postgres_on(platform, 80, 36).await else {
         return;
     };
     sim.state.set_faults(Faults {
@@ -408,3 +409,5 @@ async fn a_run_on_one_instance_is_followed_on_another() {
     drop((a, b));
     common::drop_database(&db.database_url);
 }
+
+each_platform!(a_run_on_one_instance_is_followed_on_another);

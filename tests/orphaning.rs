@@ -7,6 +7,7 @@ mod common;
 use common::bindings::*;
 use common::{Engine, TestApp};
 use mapping_gateway::graphql::ids;
+use mapping_gateway::simulator::SimPlatform;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::{json, Value};
 
@@ -42,10 +43,12 @@ async fn a_backend_waits_on_a_lock(db: &sea_orm::DatabaseConnection) {
 
 /// PostgreSQL: orphaning never overwrites a release that committed while it waited, and a bind
 /// racing the deletion of its port ends refused, never active on a deleted port.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orphaning_races_releases_and_binds_on_postgres() {
+async fn orphaning_races_releases_and_binds_on_postgres(platform: SimPlatform) {
     use mapping_gateway::store::bindings::{orphan_bindings, PortScope};
-    let Some(app) = TestApp::start(Engine::Postgres).await else {
+    let Some(app) = TestApp::start(Engine::Postgres)
+        .await
+        .map(|a| a.on(platform))
+    else {
         return;
     };
     let _w = synced_world(&app).await;
@@ -127,3 +130,5 @@ async fn orphaning_races_releases_and_binds_on_postgres() {
         "no active binding without a port: {stray:?}"
     );
 }
+
+each_platform!(orphaning_races_releases_and_binds_on_postgres);

@@ -7,14 +7,15 @@ mod common;
 use std::time::Duration;
 
 use common::world::*;
-use common::{graphql_at, post_at, serve_on, shared_postgres};
+use common::{graphql_at, post_at, serve_on, shared_postgres_on};
 use common::{Engine, TestApp};
 use entity::sync_run::{self, SyncStatus};
 use mapping_gateway::simulator::Faults;
+use mapping_gateway::simulator::SimPlatform;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-on_both_engines! {
+on_every_platform! {
     /// Deactivating an integration cancels its running sync, and the run says why.
     async fn deactivating_an_integration_cancels_its_run(app: TestApp) {
         let w = world(&app, 40).await;
@@ -75,9 +76,8 @@ async fn a_cancel_on_any_instance_stops_the_run() {
 
 /// A gateway killed mid-run: the survivor can start a run of the integration within 30 s,
 /// and the dead run is marked INSTANCE_LOST.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_instance_s_run_is_taken_over_within_30_s() {
-    let Some((db, sim, admin)) = shared_postgres(20, 61).await else {
+async fn a_killed_instance_s_run_is_taken_over_within_30_s(platform: SimPlatform) {
+    let Some((db, sim, admin)) = shared_postgres_on(platform, 20, 61).await else {
         return;
     };
     let (mut first, base) = serve_on(&db, &admin, &[]);
@@ -181,3 +181,5 @@ async fn a_subscriber_gets_the_end_of_a_run_across_a_lost_listen_connection() {
     .await
     .expect("the lost connection is noticed and what changed meanwhile re-read");
 }
+
+each_platform!(a_killed_instance_s_run_is_taken_over_within_30_s);

@@ -175,7 +175,11 @@ impl OzmapClient {
         let state = State {
             client: self.clone(),
             body,
-            next: Some(listing::page_path(route, 1)),
+            next: Some(listing::page_path(
+                route,
+                1,
+                self.inner.transport.options().page_size,
+            )),
             page: 1,
             total: None,
         };
@@ -203,6 +207,7 @@ impl OzmapClient {
                 s.next = Some(listing::next_path(
                     route,
                     s.page,
+                    s.client.inner.transport.options().page_size,
                     envelope.next_url.as_deref(),
                 ));
                 s.page += 1;

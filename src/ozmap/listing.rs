@@ -5,9 +5,9 @@ use serde_json::{json, Value};
 
 use crate::platform::ListQuery;
 
-/// Records per page the client asks for; the server may give fewer, and the client trusts the
-/// answer's `rows`, never this number.
-pub const PAGE_SIZE: u32 = 200;
+/// The most records per page the client asks for (S4 pages by 500); the server may give fewer,
+/// and the client trusts the answer's `rows`, never the number asked.
+pub const MAX_PAGE_SIZE: u32 = 500;
 
 /// The routes a sync lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,25 +92,26 @@ pub fn body(route: Route, query: &ListQuery) -> Value {
 }
 
 /// The path and query of page `page` (1-based) of a route; properties come with their client.
-pub fn page_path(route: Route, page: u32) -> String {
+pub fn page_path(route: Route, page: u32, limit: u32) -> String {
+    let limit = limit.clamp(1, MAX_PAGE_SIZE);
     let populate = if route == Route::Properties {
         "&populate=client"
     } else {
         ""
     };
     format!(
-        "/api/v2/{}?page={page}&limit={PAGE_SIZE}{populate}",
+        "/api/v2/{}?page={page}&limit={limit}{populate}",
         route.segment()
     )
 }
 
 /// The next page's path: the answer's `nextUrl` as it is when it gave one under `/api/`
 /// (opaque otherwise), else the following page number.
-pub fn next_path(route: Route, page: u32, next_url: Option<&str>) -> String {
+pub fn next_path(route: Route, page: u32, limit: u32, next_url: Option<&str>) -> String {
     match next_url {
         // A path of this API only: never another host (`//host/...` is one).
         Some(url) if url.starts_with("/api/") => url.to_owned(),
-        _ => page_path(route, page + 1),
+        _ => page_path(route, page + 1, limit),
     }
 }
 
@@ -162,23 +163,32 @@ mod tests {
 
     #[test]
     fn pages_are_numbered_or_follow_next_url() {
-        assert_eq!(page_path(Route::Boxes, 1), "/api/v2/boxes?page=1&limit=200");
         assert_eq!(
-            page_path(Route::Properties, 2),
+            page_path(Route::Boxes, 1, 200),
+            "/api/v2/boxes?page=1&limit=200"
+        );
+        assert_eq!(
+            page_path(Route::Properties, 2, 200),
             "/api/v2/properties?page=2&limit=200&populate=client"
         );
         assert_eq!(
-            next_path(Route::Boxes, 1, Some("/api/v2/boxes?after=xyz&limit=200")),
+            next_path(
+                Route::Boxes,
+                1,
+                200,
+                Some("/api/v2/boxes?after=xyz&limit=200")
+            ),
             "/api/v2/boxes?after=xyz&limit=200"
         );
         assert_eq!(
-            next_path(Route::Pops, 3, None),
+            next_path(Route::Pops, 3, 200, None),
             "/api/v2/pops?page=4&limit=200"
         );
         assert_eq!(
             next_path(
                 Route::Pops,
                 1,
+                200,
                 Some("//elsewhere.example/api/v2/pops?page=2")
             ),
             "/api/v2/pops?page=2&limit=200"
@@ -188,6 +198,7 @@ mod tests {
             next_path(
                 Route::Pops,
                 1,
+                200,
                 Some("http://elsewhere.example/api/v2/pops?page=2")
             ),
             "/api/v2/pops?page=2&limit=200"
