@@ -16,8 +16,7 @@ use common::{Engine, TestApp};
 use entity::binding::BindingStatus;
 use entity::push_outbox::PushStatus;
 use mapping_gateway::graphql::ids;
-use mapping_gateway::platform::{CustomerRecord, Platform, PortChange};
-use mapping_gateway::simulator::Faults;
+use mapping_gateway::simulator::{Faults, SimPlatform};
 use rand::{Rng, SeedableRng};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
@@ -33,8 +32,8 @@ async fn send(app: &TestApp, query: &str, vars: Value) -> Option<Value> {
     }
 }
 
-async fn interleavings(engine: Engine) {
-    let Some(a) = TestApp::start(engine).await else {
+async fn interleavings(engine: Engine, platform: SimPlatform) {
+    let Some(a) = TestApp::start(engine).await.map(|a| a.on(platform)) else {
         return;
     };
     let b = a.beside().await;
@@ -49,7 +48,7 @@ async fn interleavings(engine: Engine) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("INTERLEAVINGS_SEED={seed} ({engine:?}, {steps} steps)");
+    println!("INTERLEAVINGS_SEED={seed} ({engine:?}, {platform:?}, {steps} steps)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     w.sim.state.set_faults(Faults {
         latency_ms: 15,
@@ -75,15 +74,18 @@ async fn interleavings(engine: Engine) {
             let (_, fid) = &ports[rng.gen_range(0..ports.len())];
             if !pending.contains(fid) && !others.contains_key(fid) {
                 let contract = format!("OUTRO-{step}");
-                let other = CustomerRecord {
-                    contract: contract.clone(),
-                    document: "11222333000181".into(),
-                    name: "Outro".into(),
-                };
-                w.geo
-                    .set_port_customer(fid, PortChange::Occupy(&other), "someone-else")
-                    .await
-                    .unwrap();
+                // Someone else edits the port on the platform itself.
+                w.save(
+                    "portaSplitter",
+                    w.store_fid("portaSplitter", fid),
+                    &[
+                        ("status", json!("OCUPADA")),
+                        ("contrato", json!(contract)),
+                        ("documento", json!("11222333000181")),
+                        ("nomeCliente", json!("Outro")),
+                        ("origem", json!("someone-else")),
+                    ],
+                );
                 others.insert(fid.clone(), contract);
             }
             continue;
@@ -215,20 +217,19 @@ async fn interleavings(engine: Engine) {
     );
 
     // What the platform has now, by port fid, and the local ports' fids.
-    let platform: HashMap<String, Option<String>> = {
+    let contracts_now: Vec<(i64, Option<String>)> = {
         let store = w.sim.state.store.read().unwrap();
         let t = &store.tables["portaSplitter"];
         let c = t.col("contrato").unwrap();
         t.rows
-            .values()
-            .map(|r| {
-                (
-                    r[0].to_string().trim_matches('"').to_owned(),
-                    r[c].as_str().map(str::to_owned),
-                )
-            })
+            .iter()
+            .map(|(fid, r)| (*fid, r[c].as_str().map(str::to_owned)))
             .collect()
     };
+    let platform: HashMap<String, Option<String>> = contracts_now
+        .into_iter()
+        .map(|(fid, contract)| (w.fid("portaSplitter", fid), contract))
+        .collect();
     let fid_of: HashMap<i64, String> = entity::port::Entity::find()
         .all(&a.state.db)
         .await
@@ -273,13 +274,7 @@ async fn interleavings(engine: Engine) {
         );
     }
     // 5. Each delivered row is one write of ours; nothing else of ours was written.
-    let ours = w
-        .sim
-        .state
-        .writes()
-        .iter()
-        .filter(|r| r.feature == "portaSplitter" && r.body["origem"] != "someone-else")
-        .count();
+    let ours = common::port_writes(&w.sim).len();
     let delivered = rows
         .iter()
         .filter(|r| r.status == PushStatus::Delivered)
@@ -299,4 +294,4 @@ async fn interleavings(engine: Engine) {
     let _ = ids::PORT;
 }
 
-each_engine!(interleavings);
+each_engine_and_platform!(interleavings);
