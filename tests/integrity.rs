@@ -10,7 +10,6 @@ use common::bindings::*;
 use common::world::{self, World};
 use common::{Engine, TestApp};
 use mapping_gateway::graphql::ids;
-use mapping_gateway::platform::{CustomerRecord, PortChange};
 use mapping_gateway::simulator::{Faults, SimPlatform};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};

@@ -1,5 +1,6 @@
 //! What both benchmarks need: settings, the integration, processes, databases, ports.
 
+use mapping_gateway::simulator::SimPlatform;
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
@@ -73,6 +74,26 @@ pub(crate) fn peak_rss_kb() -> u64 {
 }
 
 /// Makes (or finds) the benchmark integration, linked to project 1 of the simulator.
+/// The platform the benchmark's simulator plays: `BENCH_PLATFORM` (`geosite`, the default, or
+/// `ozmap`), passed by the orchestrator to the processes it starts.
+pub(crate) fn bench_platform() -> SimPlatform {
+    std::env::var("BENCH_PLATFORM")
+        .ok()
+        .and_then(|p| SimPlatform::parse(&p))
+        .unwrap_or_default()
+}
+
+/// The platform id of the simulator's first project.
+fn first_project() -> String {
+    match bench_platform() {
+        SimPlatform::Geosite => "1".into(),
+        SimPlatform::Ozmap => mapping_gateway::simulator::ozmap::records::oid(
+            mapping_gateway::simulator::ozmap::records::Tag::Plain,
+            1,
+        ),
+    }
+}
+
 pub(crate) async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i64> {
     let actor = Actor::system("bench");
     if let Some(row) = mapping_gateway::integrations::list(&state.db)
@@ -88,14 +109,15 @@ pub(crate) async fn integration(state: &AppState, sim: &str) -> anyhow::Result<i
         state,
         &actor,
         row.id,
-        mapping_gateway::projects::ProjectChoice::Existing("1".into()),
+        mapping_gateway::projects::ProjectChoice::Existing(first_project()),
     )
     .await
     .map_err(mapping_gateway::Error::into_anyhow)?;
     Ok(row.id)
 }
 
-/// A Geosite integration named `name` on the simulator at `sim`, not linked to a project.
+/// An integration named `name` on the simulator at `sim` (of the benchmark's platform), not
+/// linked to a project.
 pub(crate) async fn create_integration(
     state: &AppState,
     sim: &str,
@@ -108,7 +130,8 @@ pub(crate) async fn create_integration(
         &Actor::system("bench"),
         mapping_gateway::integrations::NewIntegration {
             name: name.into(),
-            gateway: mapping_gateway::gateways::GatewayKind::Geosite,
+            gateway: mapping_gateway::gateways::GatewayKind::parse(bench_platform().gateway())
+                .expect("a gateway kind"),
             api_url: sim.into(),
             username: "integracao".into(),
             password: "geosite".into(),
@@ -200,6 +223,14 @@ pub(crate) async fn engine_run(state: &AppState, sim: &str, mode: Mode) -> anyho
 /// Starts the simulator (this binary's `simulate` mode) with `boxes` boxes on a free port;
 /// returns the process and its URL once it is ready.
 pub(crate) fn spawn_simulator(boxes: usize) -> anyhow::Result<(Child, String)> {
+    spawn_simulator_on(boxes, bench_platform())
+}
+
+/// [`spawn_simulator`] playing `platform`.
+pub(crate) fn spawn_simulator_on(
+    boxes: usize,
+    platform: SimPlatform,
+) -> anyhow::Result<(Child, String)> {
     use std::io::BufRead;
     let port = free_port();
     let mut child = Child(
@@ -211,6 +242,7 @@ pub(crate) fn spawn_simulator(boxes: usize) -> anyhow::Result<(Child, String)> {
                 "--boxes",
                 &boxes.to_string(),
             ])
+            .env("BENCH_PLATFORM", platform.name().to_ascii_lowercase())
             .stdout(std::process::Stdio::piped())
             .spawn()?,
     );

@@ -69,6 +69,9 @@ enum Cmd {
         /// PostgreSQL server URL of a role that may create databases.
         #[arg(long, env = "BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
+        /// Platforms whose simulator is synced: `geosite`, `ozmap` (same generated network).
+        #[arg(long, value_delimiter = ',', default_value = "geosite,ozmap")]
+        platforms: Vec<String>,
     },
     /// Read API: a 1,000-box tree against hand-written SQL, freePorts on a 20,000-box project,
     /// and HTTP throughput of `port(id)` under wrk.
@@ -187,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Simulate { port, boxes } => {
             let sim = mapping_gateway::simulator::spawn(
                 mapping_gateway::simulator::SimConfig {
+                    platform: common::bench_platform(),
                     boxes,
                     seed: 42,
                     ..Default::default()
@@ -235,7 +239,8 @@ async fn main() -> anyhow::Result<()> {
             boxes,
             engines,
             postgres_url,
-        } => orchestrate(boxes, engines, postgres_url).await,
+            platforms,
+        } => orchestrate(boxes, engines, postgres_url, platforms).await,
         Cmd::Read {
             boxes,
             seconds,

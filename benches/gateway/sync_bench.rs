@@ -277,10 +277,12 @@ pub(crate) async fn fetch_incremental(state: &AppState, sim: &str) -> anyhow::Re
     Ok(json!({ "listed": listed }))
 }
 
-pub(crate) fn phase(kind: &str, sim: &str, db: &str, key: &str) -> anyhow::Result<Value> {
+/// One measured phase in a process of its own, against a simulator playing `platform`.
+fn phase_on(kind: &str, sim: &str, db: &str, key: &str, platform: &str) -> anyhow::Result<Value> {
     let out = Command::new(std::env::current_exe()?)
         .args(["phase", kind, "--sim", sim, "--db", db, "--master-key", key])
         .env("RUST_LOG", "warn")
+        .env("BENCH_PLATFORM", platform)
         .stderr(Stdio::inherit())
         .output()?;
     anyhow::ensure!(out.status.success(), "phase {kind} failed");
@@ -294,44 +296,64 @@ pub(crate) async fn orchestrate(
     sizes: Vec<usize>,
     engines: Vec<String>,
     pg: Option<String>,
+    platforms: Vec<String>,
 ) -> anyhow::Result<()> {
     let key = mapping_gateway::crypto::MasterKey::generate().1;
-    println!("| boxes | engine | records | baseline s | fetch-only s | raw write s | full s | full/baseline | full/(fetch+raw) | full/max(fetch,raw) | full peak RSS MiB | baseline peak RSS MiB | incremental, nothing changed s | incremental, 1% changed s | incremental/full | its fetch-only s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    // Full sync seconds by (boxes, engine) on the first platform: the others' ratio to it.
+    let mut first_full: std::collections::HashMap<(usize, String), f64> = Default::default();
+    let mut ratios = Vec::new();
+    println!("| platform | boxes | engine | records | baseline s | fetch-only s | raw write s | full s | full/baseline | full/(fetch+raw) | full/max(fetch,raw) | full peak RSS MiB | baseline peak RSS MiB | incremental, nothing changed s | incremental, 1% changed s | incremental/full | its fetch-only s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for boxes in sizes {
         for engine in &engines {
-            // A simulator of its own per engine: the records one engine's run touched would
-            // otherwise show up, changed, in the other engine's incremental runs.
-            let (_simulator, sim) = spawn_simulator(boxes)?;
-            let db = fresh_db(engine, pg.as_deref(), &format!("base_{boxes}")).await?;
-            let base = phase("baseline", &sim, &db, &key)?;
-            let db = fresh_db(engine, pg.as_deref(), &format!("fetch_{boxes}")).await?;
-            let fetch = phase("fetch", &sim, &db, &key)?;
-            let db = fresh_db(engine, pg.as_deref(), &format!("raw_{boxes}")).await?;
-            let raw = phase("raw", &sim, &db, &key)?;
-            let db = fresh_db(engine, pg.as_deref(), &format!("full_{boxes}")).await?;
-            let full = phase("full", &sim, &db, &key)?;
-            // Right after: nothing changed (the simulator's records are over an hour old, so
-            // the overlap brings none back).
-            let noop = phase("incremental", &sim, &db, &key)?;
-            let client = reqwest::Client::new();
-            for feature in ["cto", "splitter", "portaSplitter"] {
-                client
-                    .post(format!("{sim}/_sim/touch"))
-                    .json(&json!({ "feature": feature, "share": 0.01 }))
-                    .send()
-                    .await?
-                    .error_for_status()?;
-            }
-            // Let the touched records' time move past the platform clock's second.
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-            let incr_fetch = phase("fetch-incremental", &sim, &db, &key)?;
-            let incr = phase("incremental", &sim, &db, &key)?;
-            let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
-            let mib = |v: &Value| v["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
-            let (f, w) = (secs(&fetch), secs(&raw));
-            println!(
-                "| {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            for platform_name in &platforms {
+                let platform = mapping_gateway::simulator::SimPlatform::parse(platform_name)
+                    .ok_or_else(|| anyhow::anyhow!("unknown platform {platform_name}"))?;
+                let phase = |kind: &str, sim: &str, db: &str, key: &str| {
+                    phase_on(kind, sim, db, key, platform_name)
+                };
+                // A simulator of its own per engine: the records one engine's run touched would
+                // otherwise show up, changed, in the other engine's incremental runs.
+                let (_simulator, sim) = crate::common::spawn_simulator_on(boxes, platform)?;
+                let db = fresh_db(engine, pg.as_deref(), &format!("base_{boxes}")).await?;
+                let base = phase("baseline", &sim, &db, &key)?;
+                let db = fresh_db(engine, pg.as_deref(), &format!("fetch_{boxes}")).await?;
+                let fetch = phase("fetch", &sim, &db, &key)?;
+                let db = fresh_db(engine, pg.as_deref(), &format!("raw_{boxes}")).await?;
+                let raw = phase("raw", &sim, &db, &key)?;
+                let db = fresh_db(engine, pg.as_deref(), &format!("full_{boxes}")).await?;
+                let full = phase("full", &sim, &db, &key)?;
+                // Right after: nothing changed (the simulator's records are over an hour old, so
+                // the overlap brings none back).
+                let noop = phase("incremental", &sim, &db, &key)?;
+                let client = reqwest::Client::new();
+                for feature in ["cto", "splitter", "portaSplitter"] {
+                    client
+                        .post(format!("{sim}/_sim/touch"))
+                        .json(&json!({ "feature": feature, "share": 0.01 }))
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                }
+                // Let the touched records' time move past the platform clock's second.
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+                let incr_fetch = phase("fetch-incremental", &sim, &db, &key)?;
+                let incr = phase("incremental", &sim, &db, &key)?;
+                let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
+                let mib = |v: &Value| v["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
+                let (f, w) = (secs(&fetch), secs(&raw));
+                match first_full.get(&(boxes, engine.clone())) {
+                    None => {
+                        first_full.insert((boxes, engine.clone()), secs(&full));
+                    }
+                    Some(first) => ratios.push(format!(
+                        "{platform_name} full / {} full, {boxes} boxes, {engine}: {:.2}",
+                        platforms[0],
+                        secs(&full) / first
+                    )),
+                }
+                println!(
+                "| {platform_name} | {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} |",
                 base["counts"]["written"],
                 secs(&base),
                 f,
@@ -347,11 +369,18 @@ pub(crate) async fn orchestrate(
                 secs(&incr) / secs(&full),
                 secs(&incr_fetch),
             );
-            eprintln!(
-                "  full: {}  incremental: {}  fetched: {}  raw: {}",
-                full["counts"], incr["counts"], fetch["counts"]["listed"], raw["counts"]["written"]
-            );
+                eprintln!(
+                    "  full: {}  incremental: {}  fetched: {}  raw: {}",
+                    full["counts"],
+                    incr["counts"],
+                    fetch["counts"]["listed"],
+                    raw["counts"]["written"]
+                );
+            }
         }
+    }
+    for ratio in ratios {
+        println!("{ratio}");
     }
     Ok(())
 }

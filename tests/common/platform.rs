@@ -153,7 +153,9 @@ pub fn store_fid(
             let (s, num) = (t.col("fidSplitter").unwrap(), t.col("numero").unwrap());
             t.rows
                 .iter()
-                .find(|(_, r)| r[s] == serde_json::json!(splitter) && r[num].to_string() == n)
+                .find(|(_, r)| {
+                    r[s] == serde_json::json!(splitter) && r[num].as_i64() == n.parse().ok()
+                })
                 .map(|(fid, _)| *fid)
                 .expect("the port exists")
         }

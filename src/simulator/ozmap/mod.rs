@@ -35,6 +35,9 @@ use super::features::failing_page;
 use super::{fail, Answer, SimError, SimState};
 use records::View;
 
+/// Port fids by splitter fid.
+type PortIndex = Arc<HashMap<i64, Vec<i64>>>;
+
 /// What the OZmap front keeps besides the store.
 #[derive(Default)]
 pub struct OzState {
@@ -47,7 +50,7 @@ pub struct OzState {
     /// Numbers handed to clients whose port's own id is taken by a loose client.
     pub(super) next_client: i64,
     /// Ports by splitter, at a store version.
-    index: Option<(u64, Arc<HashMap<i64, Vec<i64>>>)>,
+    index: Option<(u64, PortIndex)>,
     /// Matching records of recent listings, at a store version.
     listings: HashMap<String, (u64, Arc<Vec<Value>>)>,
 }

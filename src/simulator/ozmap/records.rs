@@ -336,7 +336,8 @@ impl View<'_> {
         let port = t.rows.get(&fid)?;
         let (with_client, client) = self.has_property(port);
         let occupied = wire::text(get(t, port, "status")).as_deref() == Some("OCUPADA");
-        if !with_client && !(occupied && self.detached.contains(&fid)) {
+        let without_client = occupied && self.detached.contains(&fid);
+        if !(with_client || without_client) {
             return None;
         }
         let splitter = wire::int(get(t, port, "fidSplitter"))?;
