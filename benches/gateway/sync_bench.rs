@@ -212,13 +212,18 @@ pub(crate) async fn baseline(state: &AppState, sim: &str) -> anyhow::Result<Valu
     Ok(json!({ "written": written }))
 }
 
-async fn insert<A>(state: &AppState, rows: Vec<A>) -> anyhow::Result<usize>
+/// Rows per INSERT: SQLite takes at most 32,766 parameters a statement, and an OZmap page of
+/// 500 splitters brings up to 8,000 ports.
+const ROWS_PER_INSERT: usize = 2_000;
+
+async fn insert<A>(state: &AppState, mut rows: Vec<A>) -> anyhow::Result<usize>
 where
     A: sea_orm::ActiveModelTrait + Send,
 {
     let n = rows.len();
-    if n > 0 {
-        <A::Entity as EntityTrait>::insert_many(rows)
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));
+        <A::Entity as EntityTrait>::insert_many(std::mem::replace(&mut rows, rest))
             .exec(&state.db)
             .await?;
     }

@@ -50,6 +50,36 @@ pub fn parse(filter: &Value) -> Result<Vec<Condition>, String> {
         .collect()
 }
 
+/// Which ids a filter names, when it names some.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Named {
+    /// The records' own ids (`id`).
+    Ids,
+    /// The splitters properties are connected to (`connections.id`).
+    Splitters,
+}
+
+/// The ids a filter restricts its records to, by `=` or `in` on `id` or `connections.id`: a
+/// listing may read those records only (the rest of the filter still applies).
+pub fn named_ids(filter: &Value) -> Option<(Named, Vec<String>)> {
+    filter.as_array()?.iter().find_map(|item| {
+        let named = match item.get("property")?.as_str()? {
+            "id" => Named::Ids,
+            "connections.id" => Named::Splitters,
+            _ => return None,
+        };
+        let ids = match (item.get("operator")?.as_str()?, item.get("value")?) {
+            ("=", Value::String(id)) => vec![id.clone()],
+            ("in", Value::Array(ids)) => ids
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => return None,
+        };
+        Some((named, ids))
+    })
+}
+
 /// The values at a dotted path; arrays on the way yield each element's.
 fn values<'a>(record: &'a Value, path: &[String]) -> Vec<&'a Value> {
     let Some((first, rest)) = path.split_first() else {

@@ -154,8 +154,24 @@ impl SimState {
         }
         let conditions = filter::parse(filter)?;
         let keys = filter::parse_sort(sort)?;
+        let named = filter::named_ids(filter);
         let mut rows: Vec<Value> = self.ozmap_view(|view| {
-            let mut all = view.all(route);
+            // A filter naming ids (`id`, or `connections.id` of properties) reads those
+            // records only, as a database would through its index.
+            let mut all = match &named {
+                Some((filter::Named::Ids, ids)) => {
+                    ids.iter().filter_map(|id| view.by_id(route, id)).collect()
+                }
+                Some((filter::Named::Splitters, ids)) if route == "properties" => ids
+                    .iter()
+                    .filter_map(|id| records::fid_of(records::Tag::Plain, id))
+                    .flat_map(|s| view.ports_by_splitter.get(&s).cloned().unwrap_or_default())
+                    .filter_map(|port| view.property(port, false))
+                    .collect(),
+                _ => view.all(route),
+            };
+            all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+            all.dedup_by(|a, b| a["id"] == b["id"]);
             if route == "properties" && populate {
                 for row in &mut all {
                     if let Some(fid) = row["id"]
