@@ -25,8 +25,12 @@ pub(super) fn kind_item(kind: SplitterKind) -> ElementItem {
     }
 }
 
+/// The number a fid is, when it is the plain decimal text of one (`17`; not `017` nor `+17`):
+/// the key of fid ranges. Other fids (an object id made of digits only, `000000000000000000000017`,
+/// included) are unnumbered and found gone by what a full listing kept.
 pub(super) fn fid_num(fid: &str) -> Option<i64> {
-    fid.parse().ok()
+    let n: i64 = fid.parse().ok()?;
+    (n.to_string() == fid).then_some(n)
 }
 
 impl<'a> Engine<'a> {
@@ -363,6 +367,9 @@ mod tests {
     fn fids_and_kinds() {
         assert_eq!(fid_num("17"), Some(17));
         assert_eq!(fid_num("CTO-17"), None);
+        assert_eq!(fid_num("000000000000000000000017"), None);
+        assert_eq!(fid_num("+17"), None);
+        assert_eq!(fid_num("-3"), Some(-3));
         assert_eq!(kind_item(SplitterKind::Service), ElementItem::Service);
         assert_eq!(
             kind_item(SplitterKind::Distribution),
