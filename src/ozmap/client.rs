@@ -116,6 +116,15 @@ impl OzmapClient {
         })
     }
 
+    /// Records asked for per page (the configured size, at most 500).
+    pub(super) fn page_size(&self) -> u32 {
+        self.inner
+            .transport
+            .options()
+            .page_size
+            .clamp(1, listing::MAX_PAGE_SIZE)
+    }
+
     fn auth(&self) -> Auth<'_> {
         match &self.inner.credentials {
             Credentials::ApiKey(key) => Auth::Fixed(key.clone()),

@@ -30,6 +30,35 @@ fn place(
     move |row| Some(Place::read(feature, row).map(|p| convert::element(&p)))
 }
 
+/// A page cut into pages of at most `size` records (its unreadable records with the first).
+fn split<T>(page: ListPage<T>, size: usize) -> Vec<ListPage<T>> {
+    let ListPage {
+        mut records,
+        total,
+        clock,
+        unreadable,
+    } = page;
+    let mut out = vec![ListPage {
+        records: Vec::new(),
+        total,
+        clock,
+        unreadable,
+    }];
+    let size = size.max(1);
+    while records.len() > size {
+        let rest = records.split_off(size);
+        out.last_mut().expect("one page").records = std::mem::replace(&mut records, rest);
+        out.push(ListPage {
+            records: Vec::new(),
+            total,
+            clock,
+            unreadable: Vec::new(),
+        });
+    }
+    out.last_mut().expect("one page").records = records;
+    out
+}
+
 /// `query` narrowed to these ids, chunk by chunk.
 fn by_ids(query: &ListQuery, ids: &[String]) -> Vec<ListQuery> {
     ids.chunks(IDS_PER_QUERY)
@@ -175,11 +204,17 @@ impl OzmapClient {
         pages: stream::BoxStream<'static, Result<RawPage>>,
     ) -> Listing<RemotePort> {
         let this = self.clone();
+        let per_page = self.page_size() as usize;
         pages
             .and_then(move |page| {
                 let this = this.clone();
                 async move { this.ports_of(page, None).await }
             })
+            // A page of splitters carries up to 16 times as many ports: written in pages of
+            // the configured size, as other listings are, so that a sync's transactions and
+            // its pages in flight stay as large as on any platform.
+            .map_ok(move |page| stream::iter(split(page, per_page).into_iter().map(Ok)))
+            .try_flatten()
             .boxed()
     }
 

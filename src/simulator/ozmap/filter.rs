@@ -80,6 +80,26 @@ pub fn named_ids(filter: &Value) -> Option<(Named, Vec<String>)> {
     })
 }
 
+/// The filter without the condition [`named_ids`] read its ids from.
+pub fn without_named(filter: &Value) -> Value {
+    let Some(items) = filter.as_array() else {
+        return filter.clone();
+    };
+    let mut found = false;
+    let named = |item: &Value| named_ids(&Value::Array(vec![item.clone()])).is_some();
+    Value::Array(
+        items
+            .iter()
+            .filter(|item| {
+                let skip = !found && named(item);
+                found |= skip;
+                !skip
+            })
+            .cloned()
+            .collect(),
+    )
+}
+
 /// The values at a dotted path; arrays on the way yield each element's.
 fn values<'a>(record: &'a Value, path: &[String]) -> Vec<&'a Value> {
     let Some((first, rest)) = path.split_first() else {

@@ -152,9 +152,14 @@ impl SimState {
                 return Ok(rows.clone());
             }
         }
-        let conditions = filter::parse(filter)?;
         let keys = filter::parse_sort(sort)?;
-        let named = filter::named_ids(filter);
+        let named = filter::named_ids(filter)
+            .filter(|(by, _)| *by == filter::Named::Ids || route == "properties");
+        // The condition that named the records holds for each record read by it.
+        let conditions = match named {
+            Some(_) => filter::parse(&filter::without_named(filter))?,
+            None => filter::parse(filter)?,
+        };
         let mut rows: Vec<Value> = self.ozmap_view(|view| {
             // A filter naming ids (`id`, or `connections.id` of properties) reads those
             // records only, as a database would through its index.
@@ -162,7 +167,7 @@ impl SimState {
                 Some((filter::Named::Ids, ids)) => {
                     ids.iter().filter_map(|id| view.by_id(route, id)).collect()
                 }
-                Some((filter::Named::Splitters, ids)) if route == "properties" => ids
+                Some((filter::Named::Splitters, ids)) => ids
                     .iter()
                     .filter_map(|id| records::fid_of(records::Tag::Plain, id))
                     .flat_map(|s| view.ports_by_splitter.get(&s).cloned().unwrap_or_default())
