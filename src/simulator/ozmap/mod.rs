@@ -196,6 +196,11 @@ impl SimState {
             rows.sort_by(|a, b| filter::order(a, b, &keys));
         }
         let rows = Arc::new(rows);
+        if named.is_some() {
+            // Read through the index: cheap again, and caching each page's own filter would
+            // evict the listings that are costly to compute.
+            return Ok(rows);
+        }
         let mut oz = self.ozmap.lock().unwrap();
         if oz.listings.len() > 64 {
             oz.listings.clear();
