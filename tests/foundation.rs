@@ -189,7 +189,7 @@ on_both_engines! {
         assert_eq!(integration_count(&app).await, 1);
         // A wrong enum value or a missing field is a validation error too.
         let mut vars = input("x", "pw");
-        vars["input"]["gateway"] = json!("OZMAP");
+        vars["input"]["gateway"] = json!("ARCGIS");
         assert_eq!(app.error_code(Some(&app.admin_key), CREATE, vars).await, "VALIDATION");
         // Unknown ids are NOT_FOUND, renaming onto an existing name is CONFLICT.
         let other = app.create_integration("Outro", "https://x.example").await;
