@@ -485,33 +485,3 @@ on_both_engines! {
         assert_eq!(test["testIntegration"], json!({ "ok": false, "code": "PLATFORM_AUTH" }));
     }
 }
-
-on_both_engines! {
-    /// Object ids made of digits only are no numbers: a changed-since listing in `updatedAt`
-    /// order (not id order) is synced, not refused as out of order.
-    async fn an_incremental_sync_takes_object_ids_in_change_order(app: TestApp) {
-        let app = app.on(SimPlatform::Ozmap);
-        let w = common::world::world(&app, 30).await;
-        common::world::succeeded(&app, &w.id, "FULL").await;
-        let ctos: Vec<i64> = rows(&w.sim, "cto")
-            .into_iter()
-            .map(|(fid, _)| fid)
-            .filter(|fid| w.fid("cto", *fid).bytes().all(|b| b.is_ascii_digit()))
-            .collect();
-        assert!(ctos.len() >= 3, "{ctos:?}");
-        // The higher the id, the earlier the change.
-        let now = chrono::Utc::now();
-        w.sim.state.edit(|store| {
-            let t = store.tables.get_mut("cto").unwrap();
-            let (name, changed) = (t.col("nome").unwrap(), t.col("dataAlteracao").unwrap());
-            for (k, fid) in ctos.iter().rev().enumerate() {
-                let row = t.rows.get_mut(fid).unwrap();
-                row[name] = json!(format!("CTO-NOVA-{k}"));
-                let at = now + chrono::Duration::milliseconds(k as i64 * 10);
-                row[changed] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            }
-        });
-        let run = common::world::succeeded(&app, &w.id, "INCREMENTAL").await;
-        assert_eq!(run["counts"]["updated"].as_u64().unwrap(), ctos.len() as u64, "{run}");
-    }
-}

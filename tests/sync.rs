@@ -13,6 +13,35 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 on_every_platform! {
+    /// Ids made of digits only that are no plain decimal number (OZmap's object ids) are not
+    /// fid ranges: a changed-since listing in change order, not id order, is synced.
+    async fn an_incremental_sync_takes_records_in_change_order(app: TestApp) {
+        let w = world(&app, 30).await;
+        succeeded(&app, &w.id, "FULL").await;
+        let ctos: Vec<i64> = {
+            let store = w.sim.state.store.read().unwrap();
+            let t = &store.tables["cto"];
+            let c = t.col("fidProjeto").unwrap();
+            t.rows.iter().filter(|(_, r)| r[c] == json!(w.project)).map(|(f, _)| *f).collect()
+        };
+        let ctos: Vec<i64> = ctos.into_iter().filter(|f| w.fid("cto", *f).bytes().all(|b| b.is_ascii_digit())).collect();
+        assert!(ctos.len() >= 3, "{ctos:?}");
+        // The higher the id, the earlier the change.
+        let now = chrono::Utc::now();
+        w.sim.state.edit(|store| {
+            let t = store.tables.get_mut("cto").unwrap();
+            let (name, changed) = (t.col("nome").unwrap(), t.col("dataAlteracao").unwrap());
+            for (k, fid) in ctos.iter().rev().enumerate() {
+                let row = t.rows.get_mut(fid).unwrap();
+                row[name] = json!(format!("CTO-NOVA-{k}"));
+                let at = now + chrono::Duration::milliseconds(k as i64 * 10);
+                row[changed] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            }
+        });
+        let run = succeeded(&app, &w.id, "INCREMENTAL").await;
+        assert_eq!(run["counts"]["updated"].as_u64().unwrap(), ctos.len() as u64, "{run}");
+    }
+
     async fn the_first_run_is_full_and_copies_the_selection(app: TestApp) {
         let w = world(&app, 30).await;
         let run = succeeded(&app, &w.id, "INCREMENTAL").await;
