@@ -1,5 +1,6 @@
 //! Bindings end to end: bind, confirm (pushed), release (freed), cancel, retry; every rule of
-//! `bindPort`; failed and retried deliveries; history. Both engines, the simulator over HTTP.
+//! `bindPort`; failed and retried deliveries, given up after the horizon; history. Both engines
+//! and both platforms, the simulator over HTTP.
 
 mod common;
 
@@ -8,7 +9,7 @@ use common::world;
 use common::{Engine, TestApp};
 use mapping_gateway::access::Role;
 use mapping_gateway::graphql::ids;
-use mapping_gateway::simulator::Faults;
+use mapping_gateway::simulator::{Faults, SimPlatform};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
@@ -404,9 +405,39 @@ on_every_platform! {
         // and the client by code before it writes; the round's read is of splitters and their
         // properties.
         let per_push = match app.platform {
-            mapping_gateway::simulator::SimPlatform::Geosite => 1,
-            mapping_gateway::simulator::SimPlatform::Ozmap => 4,
+            SimPlatform::Geosite => 1,
+            SimPlatform::Ozmap => 4,
         };
         assert_eq!(w.sim.state.calls() - calls - new_logins, 12 * per_push + 2, "one write per push");
     }
 }
+
+/// A delivery that keeps failing for longer than the horizon is given up as FAILED, with the
+/// reason; before that it backs off and stays PENDING.
+async fn transient_failures_give_up_after_the_horizon(engine: Engine, platform: SimPlatform) {
+    let mut settings = common::test_settings();
+    settings.delivery.give_up_after = std::time::Duration::from_secs(2);
+    let Some(app) = TestApp::start_configured(engine, Default::default(), settings).await else {
+        return;
+    };
+    let app = app.on(platform);
+    let w = synced_world(&app).await;
+    let ports = free_service_ports(&app, 1).await;
+    w.sim.state.set_faults(Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let b = bind_port(&app, &ports[0].0, customer("560001", CPF)).await;
+    change(&app, "confirmBinding", &b["id"]).await;
+    let failed = delivery(&app, &b["id"], "FAILED").await;
+    assert!(
+        failed["lastError"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after"),
+        "{failed}"
+    );
+    assert!(failed["attempts"].as_i64().unwrap() >= 2, "{failed}");
+}
+
+each_engine_and_platform!(transient_failures_give_up_after_the_horizon);

@@ -72,6 +72,7 @@ impl Round<'_> {
 fn again(e: &Error) -> Error {
     match e {
         Error::PlatformAuth(m) => Error::PlatformAuth(m.clone()),
+        Error::PlatformUnavailable(m) => Error::PlatformUnavailable(m.clone()),
         other => Error::PlatformUnavailable(other.message()),
     }
 }

@@ -1,9 +1,11 @@
 //! The push outbox: writes to the platform queued in the same transaction as the binding change
-//! that needs them, and delivered by a worker ([`worker`]): in order per `(integration, port)`,
-//! each written once in effect, with the backoff kept in the database so that it survives
+//! that needs them, and delivered by a worker ([`worker`]): in order per `(integration, port)`
+//! and per `(integration, contract)`, each written once in effect, with the backoff kept in the database so that it survives
 //! restarts.
 //!
-//! - **Order**: a round takes, per `(integration_id, port_fid)`, only the oldest PENDING delivery;
+//! - **Order**: a round takes, per `(integration_id, port_fid)` and per `(integration_id,
+//!   contract)`, only the oldest PENDING delivery (a customer moving ports is removed from the
+//!   old one before being written on the new one);
 //!   a newer delivery of the same binding and port supersedes an older one that is not in flight
 //!   ([`enqueue`]), so a stale push or removal never lands after a newer one.
 //! - **Fencing**: a round claims its deliveries with one conditional `UPDATE ... RETURNING` that
