@@ -243,7 +243,11 @@ impl Transport {
         let message = || {
             serde_json::from_str::<Value>(&text)
                 .ok()
-                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+                .and_then(|v| {
+                    // A platform's own words, bounded: they end up in errors callers read.
+                    let m = v.get("message").and_then(Value::as_str)?;
+                    Some(m.chars().take(200).collect::<String>())
+                })
                 .unwrap_or_else(|| format!("HTTP {}", status.as_u16()))
         };
         let path = endpoint.as_str();
@@ -284,8 +288,9 @@ impl Transport {
                 }))
             }
             s => Err(Failure::Final(Error::PlatformUnavailable(format!(
-                "unexpected HTTP {} from {path}",
-                s.as_u16()
+                "unexpected HTTP {} from {path}: {}",
+                s.as_u16(),
+                message()
             )))),
         }
     }

@@ -1,10 +1,10 @@
 //! OZmap's own rules, over real HTTP: the client against the OZmap simulator (box type or level
 //! → CTO/CEO, `isDrop` → SERVICE, port state from `connectables` and `ports[].blocked`, the
-//! customer from a property's client with the CPF/CNPJ of its observation, properties created,
-//! deleted or left without their client, incremental listings, login renewal and API keys),
-//! (the list envelope's endings against a scripted server are in `ozmap_wire.rs`), and through
-//! GraphQL: the `OZMAP`
-//! gateway, its connection test and remote projects, and an integration by API key.
+//! customer from a property's client with the CPF/CNPJ of its observation, incremental listings,
+//! login renewal and API keys), and through GraphQL: the `OZMAP` gateway, its connection test
+//! and remote projects, and an integration by API key. Writes (properties created, deleted or
+//! left without their client) are in `ozmap_push.rs`, the list envelope's endings against a
+//! scripted server in `ozmap_wire.rs`.
 //!
 //! The end-to-end suites (sync, bindings, integrity, deliveries, run control, live, races) run
 //! on both platforms through `on_every_platform!` and `each_platform!`.
@@ -13,68 +13,22 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::ozmap::*;
 use common::{Engine, TestApp};
 use mapping_gateway::catalog::ElementItem;
-use mapping_gateway::ozmap::OzmapClient;
-use mapping_gateway::platform::{
-    CustomerRecord, ListQuery, Platform, PortChange, PortStatus, PortWrite, SplitterKind,
-};
-use mapping_gateway::simulator::{Faults, RunningSimulator, SimConfig, SimPlatform};
-use serde_json::{json, Value};
-
-async fn sim(config: SimConfig) -> RunningSimulator {
-    common::simulator(SimConfig {
-        platform: SimPlatform::Ozmap,
-        ..config
-    })
-    .await
-}
-
-/// A client with quick retries and pages of 40.
-fn client(url: &str, user: &str, secret: &str) -> OzmapClient {
-    let options = mapping_gateway::transport::ClientOptions {
-        page_size: 40,
-        ..common::fast_client_options()
-    };
-    OzmapClient::new(url, user, secret, options).unwrap()
-}
-
-fn in_project(sim: &RunningSimulator) -> ListQuery {
-    ListQuery {
-        project_id: Some(sim.remote_fid("projeto", sim.state.summary.projects[0])),
-        ..Default::default()
-    }
-}
-
-/// Rows of a store table in the simulator's first project.
-fn rows(sim: &RunningSimulator, feature: &str) -> Vec<(i64, HashMap<String, Value>)> {
-    let project = json!(sim.state.summary.projects[0]);
-    let store = sim.state.store.read().unwrap();
-    let t = &store.tables[feature];
-    t.rows
-        .iter()
-        .map(|(fid, r)| {
-            let fields = t
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.to_string(), r[i].clone()))
-                .collect::<HashMap<_, _>>();
-            (*fid, fields)
-        })
-        .filter(|(_, f)| f.get("fidProjeto").is_none_or(|p| *p == project))
-        .collect()
-}
+use mapping_gateway::platform::{ListQuery, Platform, PortStatus, SplitterKind};
+use mapping_gateway::simulator::{Faults, SimConfig};
+use serde_json::json;
 
 #[tokio::test]
 async fn boxes_splitters_and_ports_follow_the_contract_rules() {
-    let sim = sim(SimConfig {
+    let sim = ozmap_sim(SimConfig {
         boxes: 30,
         seed: 5,
         ..Default::default()
     })
     .await;
-    let oz = client(&sim.url, "integracao", "geosite");
+    let oz = ozmap_client(&sim.url, "integracao", "geosite");
     let projects = oz.projects().await.unwrap();
     assert_eq!(projects.len(), 3);
     assert!(projects.iter().all(|p| p.remote_id.len() == 24));
@@ -175,7 +129,7 @@ async fn boxes_splitters_and_ports_follow_the_contract_rules() {
 
 #[tokio::test]
 async fn a_document_without_valid_check_digits_is_no_document() {
-    let sim = sim(SimConfig {
+    let sim = ozmap_sim(SimConfig {
         boxes: 10,
         seed: 6,
         ..Default::default()
@@ -191,7 +145,7 @@ async fn a_document_without_valid_check_digits_is_no_document() {
         fid,
         &[("documento", json!("529.982.247-26"))],
     );
-    let oz = client(&sim.url, "integracao", "geosite");
+    let oz = ozmap_client(&sim.url, "integracao", "geosite");
     let remote = sim.remote_fid("portaSplitter", fid);
     let page = common::all_pages(oz.ports(ListQuery {
         fid: Some(remote.clone()),
@@ -208,166 +162,14 @@ async fn a_document_without_valid_check_digits_is_no_document() {
 }
 
 #[tokio::test]
-async fn pushes_create_properties_and_releases_delete_only_their_own() {
-    let sim = sim(SimConfig {
-        boxes: 20,
-        seed: 7,
-        ..Default::default()
-    })
-    .await;
-    let oz = client(&sim.url, "integracao", "geosite");
-    let store_ports = rows(&sim, "portaSplitter");
-    let free = store_ports
-        .iter()
-        .find(|(_, r)| r["status"] == "LIVRE")
-        .unwrap()
-        .0;
-    let free = sim.remote_fid("portaSplitter", free);
-    let maria = CustomerRecord {
-        contract: "990001".into(),
-        document: "52998224725".into(),
-        name: "Maria".into(),
-    };
-
-    // Push: one property, connected to the port, its client made with the document.
-    assert_eq!(
-        oz.set_port_customer(&free, PortChange::Occupy(&maria), "chave1")
-            .await
-            .unwrap(),
-        PortWrite::Written
-    );
-    let writes = sim.state.writes();
-    let created = writes
-        .iter()
-        .find(|w| w.feature == "properties" && w.action == "create")
-        .unwrap();
-    let (splitter, n) = free.rsplit_once(':').unwrap();
-    assert_eq!(created.body["connector"], splitter);
-    assert_eq!(created.body["port"].to_string(), n);
-    assert_eq!(created.body["external_id"], "chave1:990001");
-    assert_eq!(created.body["client"]["code"], "990001");
-    assert_eq!(
-        created.body["client"]["observation"],
-        "CPF/CNPJ 52998224725"
-    );
-    assert_eq!(created.body["auto_connect"], false);
-    // Idempotent: the port already shows Maria, nothing is written.
-    let count = sim.state.writes().len();
-    assert_eq!(
-        oz.set_port_customer(&free, PortChange::Occupy(&maria), "chave1")
-            .await
-            .unwrap(),
-        PortWrite::Written
-    );
-    assert_eq!(sim.state.writes().len(), count);
-    // Someone else is never written over.
-    let joao = CustomerRecord {
-        contract: "990002".into(),
-        document: "11222333000181".into(),
-        name: "João".into(),
-    };
-    match oz
-        .set_port_customer(&free, PortChange::Occupy(&joao), "chave1")
-        .await
-        .unwrap()
-    {
-        PortWrite::Other(c) => assert_eq!(c.contract.as_deref(), Some("990001")),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(sim.state.writes().len(), count);
-    // Release of ours: the property goes, the port is free.
-    assert_eq!(
-        oz.set_port_customer(&free, PortChange::Free(&maria), "chave1")
-            .await
-            .unwrap(),
-        PortWrite::Written
-    );
-    let last = sim.state.writes().last().unwrap().clone();
-    assert_eq!(
-        (last.feature.as_str(), last.action.as_str()),
-        ("properties", "delete")
-    );
-    let now = common::all_pages(oz.ports(ListQuery {
-        fid: Some(free.clone()),
-        ..Default::default()
-    }))
-    .await;
-    assert_eq!(now[0].records[0].status, PortStatus::Free);
-    assert_eq!(
-        oz.set_port_customer(&free, PortChange::Free(&maria), "chave1")
-            .await
-            .unwrap(),
-        PortWrite::NothingThere
-    );
-
-    // A property the gateway did not create: the release only detaches its client; the drop
-    // stays (OCCUPIED, nobody), and the client, on no property, can be put on another port.
-    let (taken, r) = store_ports
-        .iter()
-        .find(|(_, r)| r["status"] == "OCUPADA")
-        .unwrap();
-    let taken = sim.remote_fid("portaSplitter", *taken);
-    let theirs = CustomerRecord {
-        contract: r["contrato"].as_str().unwrap().into(),
-        document: r["documento"]
-            .as_str()
-            .unwrap()
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect(),
-        name: r["nomeCliente"].as_str().unwrap().into(),
-    };
-    assert_eq!(
-        oz.set_port_customer(&taken, PortChange::Free(&theirs), "chave1")
-            .await
-            .unwrap(),
-        PortWrite::Written
-    );
-    let last = sim.state.writes().last().unwrap().clone();
-    assert_eq!(
-        (last.action.as_str(), &last.body["client"]),
-        ("update", &Value::Null)
-    );
-    let now = &common::all_pages(oz.ports(ListQuery {
-        fid: Some(taken.clone()),
-        ..Default::default()
-    }))
-    .await[0]
-        .records[0];
-    assert_eq!(
-        (now.status, now.customer.is_none()),
-        (PortStatus::Occupied, true)
-    );
-    assert_eq!(
-        oz.set_port_customer(&free, PortChange::Occupy(&theirs), "chave1")
-            .await
-            .unwrap(),
-        PortWrite::Written
-    );
-    let last = sim.state.writes().last().unwrap().clone();
-    assert!(
-        last.body["client"].is_string(),
-        "the existing client, by id: {}",
-        last.body
-    );
-    // A port gone from the platform cannot take a customer: a final NOT_FOUND.
-    let gone = format!("{}:99", splitter);
-    let err = oz
-        .set_port_customer(&gone, PortChange::Occupy(&joao), "chave1")
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "NOT_FOUND");
-}
-
-#[tokio::test]
 async fn incremental_port_listings_bring_what_changed_through_splitter_property_or_client() {
-    let sim = sim(SimConfig {
+    let sim = ozmap_sim(SimConfig {
         boxes: 20,
         seed: 8,
         ..Default::default()
     })
     .await;
-    let oz = client(&sim.url, "integracao", "geosite");
+    let oz = ozmap_client(&sim.url, "integracao", "geosite");
     let since = chrono::Utc::now();
     let q = ListQuery {
         changed_since: Some(since),
@@ -412,7 +214,7 @@ async fn incremental_port_listings_bring_what_changed_through_splitter_property_
 
 #[tokio::test]
 async fn logins_are_renewed_once_on_a_401_and_api_keys_never_log_in() {
-    let sim = sim(SimConfig {
+    let sim = ozmap_sim(SimConfig {
         boxes: 10,
         seed: 9,
         api_key: "chave-api-1".into(),
@@ -423,7 +225,7 @@ async fn logins_are_renewed_once_on_a_401_and_api_keys_never_log_in() {
         expire_tokens_after_calls: Some(2),
         ..Default::default()
     });
-    let oz = client(&sim.url, "integracao", "geosite");
+    let oz = ozmap_client(&sim.url, "integracao", "geosite");
     let ports: usize = common::all_pages(oz.ports(in_project(&sim)))
         .await
         .iter()
@@ -434,17 +236,17 @@ async fn logins_are_renewed_once_on_a_401_and_api_keys_never_log_in() {
     sim.state.set_faults(Faults::default());
 
     let logins = sim.state.logins();
-    let by_key = client(&sim.url, "APIKEY", "chave-api-1");
+    let by_key = ozmap_client(&sim.url, "APIKEY", "chave-api-1");
     assert_eq!(by_key.projects().await.unwrap().len(), 3);
     assert_eq!(sim.state.logins(), logins, "a key is sent as is");
     let calls = sim.state.calls();
-    let refused = client(&sim.url, "apikey", "wrong")
+    let refused = ozmap_client(&sim.url, "apikey", "wrong")
         .projects()
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "PLATFORM_AUTH");
     assert_eq!(sim.state.calls() - calls, 1, "a refused key is not retried");
-    let refused = client(&sim.url, "integracao", "wrong")
+    let refused = ozmap_client(&sim.url, "integracao", "wrong")
         .check()
         .await
         .unwrap_err();
@@ -460,7 +262,7 @@ on_both_engines! {
         assert_eq!(fields, ["apiUrl", "username", "password", "key"]);
         assert!(ozmap["parameters"][1]["hint"].as_str().unwrap().contains("apikey"));
 
-        let sim = sim(SimConfig { boxes: 20, seed: 12, api_key: "chave-secreta-9".into(), ..Default::default() }).await;
+        let sim = ozmap_sim(SimConfig { boxes: 20, seed: 12, api_key: "chave-secreta-9".into(), ..Default::default() }).await;
         let made = app.ok(
             "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id gateway } }",
             json!({ "input": { "name": "OZ", "gateway": "OZMAP", "apiUrl": sim.url, "username": "apikey", "password": "chave-secreta-9" } }),

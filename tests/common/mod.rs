@@ -6,6 +6,7 @@ pub mod bindings;
 mod database;
 mod logs;
 mod macros;
+pub mod ozmap;
 mod platform;
 mod process;
 mod tcp;

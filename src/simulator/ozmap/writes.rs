@@ -131,14 +131,17 @@ fn view<'a>(store: &'a Store, oz: &'a OzState, none: &'a HashMap<i64, Vec<i64>>)
     }
 }
 
-/// The client on port `fid` leaves it and stays, on no property.
+/// The client on port `fid` leaves it and stays, on no property, with its id; a client put on
+/// the port later (through the API or by someone editing the platform) gets a new one.
 fn loosen_client(store: &Store, oz: &mut OzState, fid: i64) {
     let none = HashMap::new();
     let client = view(store, oz, &none).client(fid);
     if let Some(client) = client {
         let id = client["id"].as_str().unwrap_or_default().to_owned();
-        oz.port_client.remove(&fid);
         oz.loose_clients.insert(id, client);
+        oz.next_client += 1;
+        let next = oid(Tag::Client, (1 << 40) + oz.next_client);
+        oz.port_client.insert(fid, next);
     }
 }
 
@@ -208,11 +211,8 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
             if taken {
                 return Err(fail(StatusCode::CONFLICT, "a client with that code exists"));
             }
-            let mut id = oid(Tag::Client, port);
-            if oz.loose_clients.contains_key(&id) {
-                oz.next_client += 1;
-                id = oid(Tag::Client, (1 << 40) + oz.next_client);
-            }
+            // The port's client id: its own, or the new one it got when its client left.
+            let id = v.client_id(port);
             (
                 json!(code),
                 client.get("name").cloned().unwrap_or(Value::Null),
