@@ -1,6 +1,6 @@
 //! The live side end to end: `syncProgress` over both WebSocket protocols (joining snapshot,
 //! order, completion), many subscribers, a lagging subscriber, revoked keys, keep-alive, two
-//! gateway processes on one PostgreSQL, and `/metrics`.
+//! gateway processes on one PostgreSQL, and `/metrics`; the runs followed are of both platforms.
 
 mod common;
 
@@ -68,7 +68,7 @@ async fn until_end(sub: &mut Subscription, run_id: &str) -> Vec<Value> {
     }
 }
 
-on_both_engines! {
+on_every_platform! {
     async fn both_protocols_follow_a_run_from_a_joining_snapshot(app: TestApp) {
         let (sim, id, _) = common::linked_simulator(&app, 120, 31).await;
         // Slow listings, so that the run is well under way when the subscribers join.
