@@ -174,6 +174,16 @@ impl OzmapClient {
         route: Route,
         body: Value,
     ) -> futures::stream::BoxStream<'static, Result<RawPage>> {
+        self.pages_of(route, body, self.page_size())
+    }
+
+    /// [`Self::pages`] of `limit` records each.
+    pub(super) fn pages_of(
+        &self,
+        route: Route,
+        body: Value,
+        limit: u32,
+    ) -> futures::stream::BoxStream<'static, Result<RawPage>> {
         struct State {
             client: OzmapClient,
             body: Value,
@@ -184,11 +194,7 @@ impl OzmapClient {
         let state = State {
             client: self.clone(),
             body,
-            next: Some(listing::page_path(
-                route,
-                1,
-                self.inner.transport.options().page_size,
-            )),
+            next: Some(listing::page_path(route, 1, limit)),
             page: 1,
             total: None,
         };
@@ -216,7 +222,7 @@ impl OzmapClient {
                 s.next = Some(listing::next_path(
                     route,
                     s.page,
-                    s.client.inner.transport.options().page_size,
+                    limit,
                     envelope.next_url.as_deref(),
                 ));
                 s.page += 1;

@@ -27,9 +27,22 @@ pub enum Tag {
     BoxType = 0x7479_7065,
 }
 
-/// The object id of a store fid.
+/// The object id of a store fid: the tag in 8 hex digits, the fid in 16. Written digit by
+/// digit: listings render hundreds of thousands of them, and `format!` was a tenth of the
+/// simulator's time.
 pub fn oid(tag: Tag, fid: i64) -> String {
-    format!("{:08x}{:016x}", tag as u32, fid)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let (tag, fid) = (tag as u32 as u64, fid as u64);
+    let mut out = [0u8; 24];
+    for (i, digit) in out.iter_mut().enumerate() {
+        let nibble = if i < 8 {
+            tag >> (4 * (7 - i))
+        } else {
+            fid >> (4 * (23 - i))
+        };
+        *digit = HEX[(nibble & 0xf) as usize];
+    }
+    out.iter().map(|b| *b as char).collect()
 }
 
 /// The fid of an object id of this tag.
@@ -404,6 +417,15 @@ impl View<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_ids_are_the_tag_and_the_fid_in_hex() {
+        for fid in [0, 1, 42, 0xdead_beef, (1 << 40) + 7, i64::MAX] {
+            let id = oid(Tag::Client, fid);
+            assert_eq!(id, format!("{:08x}{:016x}", Tag::Client as u32, fid));
+            assert_eq!(fid_of(Tag::Client, &id), Some(fid));
+        }
+    }
 
     #[test]
     fn object_ids_carry_their_kind() {
