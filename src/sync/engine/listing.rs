@@ -155,12 +155,7 @@ impl<'a> Engine<'a> {
             Scope::Item(project, item) => RowScope::Item(project, item.as_str()),
             Scope::Narrow => return Ok(Vec::new()),
         };
-        let rows = plant::fids_in_range(db, table.name(), scope, range).await?;
-        Ok(rows
-            .into_iter()
-            .filter(|(_, fid)| !keep(fid))
-            .map(|(id, _)| id)
-            .collect())
+        plant::gone_in_range(db, table.name(), scope, range, keep).await
     }
 
     /// Lists one feature page by page and writes each page in its own transaction. With `full`
