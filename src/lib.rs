@@ -22,6 +22,7 @@ pub mod graphql;
 pub mod history;
 pub mod http;
 pub mod integrations;
+pub mod memory;
 pub mod metrics;
 pub mod outbound;
 pub mod ozmap;

@@ -154,6 +154,7 @@ fn parse_role(text: &str) -> Result<Role, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log.log_format);
+    mapping_gateway::memory::no_huge_pages();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use backon::BackoffBuilder;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{Error, Result};
@@ -59,11 +60,12 @@ impl Default for ClientOptions {
     }
 }
 
-/// A successful answer: its JSON body and the platform's clock.
+/// A successful answer: its JSON body (a [`Value`] unless the caller asked for a type, such as
+/// the raw text of a listing whose records are read one at a time) and the platform's clock.
 #[derive(Debug)]
-pub struct Reply {
+pub struct Reply<T = Value> {
     /// The JSON body.
-    pub body: Value,
+    pub body: T,
     /// The `Date` header.
     pub clock: Option<DateTime<Utc>>,
 }
@@ -170,7 +172,7 @@ impl Transport {
     }
 
     /// One attempt of a request.
-    async fn attempt(
+    async fn attempt<T: DeserializeOwned>(
         &self,
         method: &Method,
         path: &str,
@@ -178,7 +180,7 @@ impl Transport {
         body: Option<&Value>,
         authorization: Option<&str>,
         retry: bool,
-    ) -> std::result::Result<Reply, Failure> {
+    ) -> std::result::Result<Reply<T>, Failure> {
         let started = Instant::now();
         let endpoint = endpoint_label(path);
         let record = |status: Option<u16>| {
@@ -252,20 +254,19 @@ impl Transport {
         };
         let path = endpoint.as_str();
         match status {
-            StatusCode::NO_CONTENT => Ok(Reply {
-                body: Value::Null,
-                clock,
-            }),
-            s if s.is_success() => match serde_json::from_str::<Value>(&text) {
-                Ok(body) => Ok(Reply { body, clock }),
-                Err(_) if text.trim().is_empty() => Ok(Reply {
-                    body: Value::Null,
-                    clock,
-                }),
-                Err(_) => Err(Failure::Final(Error::PlatformUnavailable(format!(
-                    "{path} answered with something that is not JSON"
-                )))),
-            },
+            s if s.is_success() => {
+                // No content reads as `null`, which a caller's type may refuse.
+                let parsed = if s == StatusCode::NO_CONTENT || text.trim().is_empty() {
+                    serde_json::from_str::<T>("null")
+                } else {
+                    serde_json::from_str::<T>(&text)
+                };
+                parsed.map(|body| Reply { body, clock }).map_err(|_| {
+                    Failure::Final(Error::PlatformUnavailable(format!(
+                        "{path} answered with something that is not JSON"
+                    )))
+                })
+            }
             StatusCode::UNAUTHORIZED => Err(Failure::Unauthorized),
             StatusCode::FORBIDDEN => Err(Failure::Final(Error::PlatformAuth(format!(
                 "the user may not use {path}"
@@ -304,6 +305,18 @@ impl Transport {
         body: Option<&Value>,
         auth: Auth<'_>,
     ) -> Result<Reply> {
+        self.request_as(method, path, query, body, auth).await
+    }
+
+    /// [`Self::request`], its answer read as `T`.
+    pub async fn request_as<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        auth: Auth<'_>,
+    ) -> Result<Reply<T>> {
         let o = &self.options;
         let started = Instant::now();
         let mut delays = backon::ExponentialBuilder::default()

@@ -135,7 +135,8 @@ async fn sync_runs_from_the_command_line(engine: Engine) {
 
 each_engine!(sync_runs_from_the_command_line);
 
-/// `serve` logging to a pipe as JSON: no colour codes, and an operation's lines carry its name.
+/// `serve` logging to a pipe as JSON: no colour codes, and an operation's lines carry its name;
+/// and serving without transparent huge pages.
 async fn json_logs_name_the_operation(engine: Engine) {
     let Some(db) = fresh_database(engine).await else {
         return;
@@ -163,6 +164,12 @@ async fn json_logs_name_the_operation(engine: Engine) {
         .await
         .unwrap();
     assert!(answer.get("errors").is_none(), "{answer}");
+    // The serving process keeps its memory in 4 KiB pages (mapping_gateway::memory).
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", gateway.child.id())) {
+        if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+            assert!(line.ends_with('0'), "transparent huge pages are off: {line}");
+        }
+    }
     gateway.terminate();
     let (_, err) = gateway.exited(std::time::Duration::from_secs(30)).await;
     assert!(

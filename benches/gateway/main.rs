@@ -185,6 +185,8 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // As the gateway's own binary does.
+    mapping_gateway::memory::no_huge_pages();
     // `cargo bench` adds `--bench` to a harness-less benchmark's arguments.
     match Cli::parse_from(std::env::args().filter(|a| a != "--bench")).command {
         Cmd::Simulate { port, boxes } => {

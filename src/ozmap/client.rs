@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -77,11 +78,21 @@ impl crate::platform::Connector for OzmapConnector {
     }
 }
 
-/// One page of a listing, its records not read yet.
+/// One page of a listing, its records not read yet (JSON text, read one at a time).
 pub(super) struct RawPage {
-    pub(super) rows: Vec<Value>,
+    pub(super) rows: Vec<Box<RawValue>>,
     pub(super) total: u64,
     pub(super) clock: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl RawPage {
+    /// The page's rows, each read when the iterator reaches it (a row the server sent is valid
+    /// JSON; one nested past the parser's depth reads as `null`, which no record reader takes).
+    pub(super) fn values(&self) -> impl Iterator<Item = Value> + '_ {
+        self.rows
+            .iter()
+            .map(|row| serde_json::from_str(row.get()).unwrap_or(Value::Null))
+    }
 }
 
 /// What a box listing needs to tell CTOs from CEOs.
@@ -139,9 +150,19 @@ impl OzmapClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply> {
+        self.call_as(method, path, body).await
+    }
+
+    /// [`Self::call`], its answer read as `T`.
+    async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply<T>> {
         self.inner
             .transport
-            .request(method, path, &[], body, self.auth())
+            .request_as(method, path, &[], body, self.auth())
             .await
     }
 
@@ -202,8 +223,9 @@ impl OzmapClient {
             let Some(path) = s.next.take() else {
                 return Ok(None);
             };
-            let reply = s.client.call(Method::GET, &path, Some(&s.body)).await?;
-            let envelope = Envelope::read(reply.body).ok_or_else(|| {
+            let reply: Reply<Box<RawValue>> =
+                s.client.call_as(Method::GET, &path, Some(&s.body)).await?;
+            let envelope = Envelope::read(reply.body.get()).ok_or_else(|| {
                 Error::PlatformUnavailable(format!(
                     "{} answered something that is not a list (no rows)",
                     route.segment()
@@ -249,8 +271,8 @@ impl OzmapClient {
             .map_ok(move |page| {
                 let mut records = Vec::with_capacity(page.rows.len());
                 let mut unreadable = Vec::new();
-                for row in &page.rows {
-                    match read(row) {
+                for row in page.values() {
+                    match read(&row) {
                         Some(Ok(r)) => records.push(r),
                         Some(Err(u)) => unreadable.push(u),
                         None => {}
@@ -268,8 +290,12 @@ impl OzmapClient {
 
     /// Every row of a listing.
     pub(super) async fn all(&self, route: Route, body: Value) -> Result<Vec<Value>> {
-        let pages: Vec<RawPage> = self.pages(route, body).try_collect().await?;
-        Ok(pages.into_iter().flat_map(|p| p.rows).collect())
+        let mut rows = Vec::new();
+        let mut pages = self.pages(route, body);
+        while let Some(page) = pages.try_next().await? {
+            rows.extend(page.values());
+        }
+        Ok(rows)
     }
 
     /// A record by id; `None` when the platform has none.

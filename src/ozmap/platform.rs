@@ -113,12 +113,14 @@ impl OzmapClient {
                 project_id: Some(project),
                 ..Default::default()
             };
-            let mut ids: BTreeSet<String> = this
-                .all(Route::Boxes, listing::body(Route::Boxes, &in_project))
-                .await?
-                .iter()
-                .filter_map(|row| Place::read("boxes", row).ok()?.pole)
-                .collect();
+            let mut ids: BTreeSet<String> = BTreeSet::new();
+            let mut boxes = this.pages(Route::Boxes, listing::body(Route::Boxes, &in_project));
+            while let Some(page) = boxes.try_next().await? {
+                ids.extend(
+                    page.values()
+                        .filter_map(|row| Place::read("boxes", &row).ok()?.pole),
+                );
+            }
             if let Some(fid) = &query.fid {
                 ids.retain(|id| id == fid);
             }
@@ -136,20 +138,30 @@ impl OzmapClient {
         .boxed()
     }
 
-    /// The properties connected to these splitters, clients populated.
-    async fn properties_on(&self, splitters: &[String]) -> Result<Vec<Value>> {
-        let mut rows = Vec::new();
+    /// The properties connected to these splitters (clients populated), each read as its page
+    /// comes: those read, and the field of one that could not be.
+    async fn properties_on(
+        &self,
+        splitters: &[String],
+    ) -> Result<(Vec<Property>, Option<&'static str>)> {
+        let mut properties = Vec::new();
+        let mut unreadable = None;
         for chunk in splitters.chunks(SPLITTERS_PER_QUERY) {
             let query = ListQuery {
                 splitter_fids: Some(chunk.to_vec()),
                 ..Default::default()
             };
-            rows.extend(
-                self.all(Route::Properties, listing::body(Route::Properties, &query))
-                    .await?,
-            );
+            let mut pages = self.pages(Route::Properties, listing::body(Route::Properties, &query));
+            while let Some(page) = pages.try_next().await? {
+                for row in page.values() {
+                    match Property::read(&row) {
+                        Ok(p) => properties.push(p),
+                        Err(u) => unreadable = Some(u.field),
+                    }
+                }
+            }
         }
-        Ok(rows)
+        Ok((properties, unreadable))
     }
 
     /// The ports of a page of splitters. A splitter that cannot be read hides ports that cannot
@@ -162,8 +174,8 @@ impl OzmapClient {
     ) -> Result<ListPage<RemotePort>> {
         let mut splitters = Vec::new();
         let mut unreadable = Vec::new();
-        for row in &page.rows {
-            match Splitter::read(row) {
+        for row in page.values() {
+            match Splitter::read(&row) {
                 Ok(s) => splitters.push(s),
                 Err(u) => unreadable.push(Unreadable {
                     feature: "splitters",
@@ -173,14 +185,8 @@ impl OzmapClient {
             }
         }
         let ids: Vec<String> = splitters.iter().map(|s| s.id.clone()).collect();
-        let mut properties = Vec::new();
-        let mut property_unreadable = None;
-        for row in self.properties_on(&ids).await? {
-            match Property::read(&row) {
-                Ok(p) => properties.push(p),
-                Err(u) => property_unreadable = Some(u.field),
-            }
-        }
+        drop(page.rows);
+        let (properties, property_unreadable) = self.properties_on(&ids).await?;
         let mut records = Vec::new();
         for s in &splitters {
             for port in convert::ports(s, &properties) {
