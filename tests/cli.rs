@@ -167,7 +167,10 @@ async fn json_logs_name_the_operation(engine: Engine) {
     // The serving process keeps its memory in 4 KiB pages (mapping_gateway::memory).
     if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", gateway.child.id())) {
         if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
-            assert!(line.ends_with('0'), "transparent huge pages are off: {line}");
+            assert!(
+                line.ends_with('0'),
+                "transparent huge pages are off: {line}"
+            );
         }
     }
     gateway.terminate();

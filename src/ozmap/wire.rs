@@ -314,11 +314,9 @@ mod tests {
         let older = read(json!({ "rows": [{}], "total": 1 })).unwrap();
         assert!(!older.last());
         assert!(read(json!({ "rows": [] })).unwrap().last());
-        assert!(
-            read(json!({ "rows": [{}], "hasNextPage": false }))
-                .unwrap()
-                .last()
-        );
+        assert!(read(json!({ "rows": [{}], "hasNextPage": false }))
+            .unwrap()
+            .last());
         assert!(read(json!({ "data": [] })).is_none());
         assert!(read(json!({ "rows": null })).is_none());
         assert!(read(json!([1, 2])).is_none());
