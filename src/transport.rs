@@ -70,13 +70,17 @@ pub struct Reply<T = Value> {
     pub clock: Option<DateTime<Utc>>,
 }
 
+/// 401s one call may answer by renewing the session, its own renewal and other tasks' included.
+const MAX_RENEWALS: usize = 3;
+
 /// A platform session: the `Authorization` value of the next call, renewed on a 401.
 #[async_trait]
 pub trait Session: Send + Sync {
     /// The header value to send now (logging in first when there is none yet).
     async fn authorization(&self) -> Result<String>;
-    /// After a 401 answered to `used`: renew, unless another task already did.
-    async fn renew(&self, used: &str) -> Result<()>;
+    /// After a 401 answered to `used`: renew, unless another task already did. True when this
+    /// call renewed (logged in or refreshed), false when the session had moved on already.
+    async fn renew(&self, used: &str) -> Result<bool>;
 }
 
 /// How a request authenticates.
@@ -85,7 +89,8 @@ pub enum Auth<'a> {
     None,
     /// This exact header value; a 401 is final.
     Fixed(String),
-    /// The session's value, renewed once on a 401.
+    /// The session's value, renewed once by the call on a 401 (a renewal by another task
+    /// meanwhile does not count).
     Session(&'a dyn Session),
 }
 
@@ -326,6 +331,7 @@ impl Transport {
             .with_jitter()
             .build();
         let mut renewed = false;
+        let mut renewals = 0;
         let mut attempts = 0;
         let label = endpoint_label(path);
         loop {
@@ -348,11 +354,14 @@ impl Transport {
             {
                 Ok(reply) => return Ok(reply),
                 Err(Failure::Final(e)) => return Err(e),
+                // A token another task renewed meanwhile is tried without using up this call's
+                // own renewal (tokens that expire after a few calls can run out under shared
+                // listings); one refused right after this call's own renewal is final.
                 Err(Failure::Unauthorized) => match (&auth, renewed) {
-                    (Auth::Session(session), false) => {
-                        renewed = true;
+                    (Auth::Session(session), false) if renewals < MAX_RENEWALS => {
+                        renewals += 1;
                         attempts -= 1;
-                        session
+                        renewed = session
                             .renew(authorization.as_deref().unwrap_or_default())
                             .await?;
                     }
@@ -414,6 +423,75 @@ fn endpoint_label(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A session that renews by script: each renewal gives the next token, and says whether
+    /// this call logged in (`false`: another task had renewed meanwhile).
+    struct Scripted {
+        token: std::sync::Mutex<&'static str>,
+        script: std::sync::Mutex<Vec<(&'static str, bool)>>,
+    }
+
+    impl Scripted {
+        fn new(first: &'static str, mut script: Vec<(&'static str, bool)>) -> Scripted {
+            script.reverse();
+            Scripted {
+                token: std::sync::Mutex::new(first),
+                script: std::sync::Mutex::new(script),
+            }
+        }
+        fn renewals_left(&self) -> usize {
+            self.script.lock().unwrap().len()
+        }
+    }
+
+    #[async_trait]
+    impl Session for Scripted {
+        async fn authorization(&self) -> Result<String> {
+            Ok((*self.token.lock().unwrap()).to_owned())
+        }
+        async fn renew(&self, _used: &str) -> Result<bool> {
+            let (next, logged_in) = self.script.lock().unwrap().pop().expect("a renewal");
+            *self.token.lock().unwrap() = next;
+            Ok(logged_in)
+        }
+    }
+
+    /// Listings sharing one session against a platform whose tokens expire after a few calls:
+    /// the token another task renewed can expire before this call uses it.
+    #[tokio::test]
+    async fn a_renewal_by_another_task_leaves_the_call_its_own() {
+        use wiremock::matchers::{any, header};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(header("Authorization", "fresh"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": 1})))
+            .mount(&server)
+            .await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(401))
+            .mount(&server)
+            .await;
+        let options = ClientOptions {
+            network: Arc::new(
+                crate::outbound::NetworkPolicy::with_networks(&["127.0.0.0/8"]).unwrap(),
+            ),
+            ..Default::default()
+        };
+        let transport = Transport::new("test", &server.uri(), options).unwrap();
+        let call = |session| transport.request(Method::GET, "x", &[], None, Auth::Session(session));
+
+        let shared = Scripted::new("old", vec![("expired-too", false), ("fresh", true)]);
+        let reply = call(&shared).await.expect("renewed by the call itself");
+        assert_eq!(reply.body["ok"], 1);
+        assert_eq!(shared.renewals_left(), 0);
+
+        // A token refused right after the call's own login is final: no second login.
+        let own = Scripted::new("old", vec![("refused", true), ("fresh", true)]);
+        assert!(matches!(call(&own).await, Err(Error::PlatformAuth(_))));
+        assert_eq!(own.renewals_left(), 1);
+    }
+
     #[test]
     fn labels_hide_ids_and_queries() {
         assert_eq!(super::endpoint_label("cto/list"), "cto/list");

@@ -102,13 +102,13 @@ impl Authorizing for GeositeClient {
         Ok(token)
     }
     /// After a 401 with `used`: renew, unless another task already did.
-    async fn renew(&self, used: &str) -> Result<()> {
+    async fn renew(&self, used: &str) -> Result<bool> {
         let mut session = self.inner.session.lock().await;
         if session.as_ref().is_some_and(|s| header(&s.token) != used) {
-            return Ok(());
+            return Ok(false);
         }
         let fresh = self.renewed(session.as_ref()).await?;
         *session = Some(fresh);
-        Ok(())
+        Ok(true)
     }
 }

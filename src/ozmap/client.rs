@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use std::sync::Mutex;
 
 use super::assumed;
 use super::listing::{self, Route};
@@ -346,25 +346,40 @@ impl OzmapClient {
     }
 }
 
+/// No lock is held while logging in: a listing's page future can sit unpolled while its stream
+/// waits for room downstream, and a login awaited under a lock there stalled every other
+/// listing of the sync. Tasks that find the token refused at once may each log in; the last
+/// token stored is the one later calls use.
 #[async_trait]
 impl Session for OzmapClient {
     async fn authorization(&self) -> Result<String> {
-        let mut token = self.inner.token.lock().await;
-        if let Some(t) = token.as_ref() {
+        if let Some(t) = self.inner.token.lock().unwrap().as_ref() {
             return Ok(t.clone());
         }
         let fresh = Box::pin(self.login()).await?;
-        *token = Some(fresh.clone());
-        Ok(fresh)
+        Ok(self
+            .inner
+            .token
+            .lock()
+            .unwrap()
+            .get_or_insert(fresh)
+            .clone())
     }
 
-    async fn renew(&self, used: &str) -> Result<()> {
-        let mut token = self.inner.token.lock().await;
-        if token.as_deref().is_some_and(|t| t != used) {
-            return Ok(());
+    async fn renew(&self, used: &str) -> Result<bool> {
+        if self
+            .inner
+            .token
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|t| t != used)
+        {
+            return Ok(false);
         }
-        *token = Some(Box::pin(self.login()).await?);
-        Ok(())
+        let fresh = Box::pin(self.login()).await?;
+        *self.inner.token.lock().unwrap() = Some(fresh);
+        Ok(true)
     }
 }
 
