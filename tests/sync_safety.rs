@@ -274,6 +274,67 @@ on_every_platform! {
         assert_eq!(incremental["counts"]["purged"].as_u64(), Some(ceos), "{incremental}");
     }
 
+    /// A bound splitter that went back to service while its kind was deselected: the purge of
+    /// the deselected kind asks the platform about it first, so it is updated in place and
+    /// keeps its ports and bindings, in every mode. One still of the deselected kind is purged,
+    /// its binding orphaned.
+    async fn a_bound_splitter_back_in_the_selection_is_not_purged(app: TestApp) {
+        let w = world(&app, 30).await;
+        succeeded(&app, &w.id, "FULL").await;
+        let set = "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { id } }";
+        let ctos = fids(&w.sim, "cto", w.project, |_| true);
+        let splitter = *service(&w.sim, w.project)
+            .iter()
+            .find(|s| {
+                field(&w.sim, "splitter", **s, "fidCaixa").as_i64().is_some_and(|b| ctos.contains(&b))
+                    && !fids(&w.sim, "portaSplitter", w.project, |r| r[1] == json!(**s)).is_empty()
+            })
+            .unwrap();
+        let the_box = w.fid("cto", field(&w.sim, "splitter", splitter, "fidCaixa").as_i64().unwrap());
+        let remote = w.fid("splitter", splitter);
+        let local_splitter = || {
+            entity::splitter::Entity::find().filter(entity::splitter::Column::Fid.eq(remote.clone())).one(&app.state.db)
+        };
+        let local_ports = |id: i64| entity::port::Entity::find().filter(entity::port::Column::SplitterId.eq(id)).count(&app.state.db);
+        let before = local_splitter().await.unwrap().unwrap();
+        let ports = local_ports(before.id).await.unwrap();
+        let port = entity::port::Entity::find().filter(entity::port::Column::SplitterId.eq(before.id)).one(&app.state.db).await.unwrap().unwrap();
+        let binding = bind(&app, db_id(&w.id), Some(port.id), "9983103", "CONFIRMED").await;
+        let distribution_while_selected = || async {
+            app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "DISTRIBUTION", "CTO"] })).await;
+            w.save("splitter", splitter, &[("tipo", json!("Distribuição"))]);
+            succeeded(&app, &w.id, "INCREMENTAL").await;
+            let kept = local_splitter().await.unwrap().unwrap();
+            assert_eq!((kept.id, kept.kind), (before.id, entity::splitter::SplitterKind::Distribution));
+            assert_eq!(binding_row(&app, binding).await.status, BindingStatus::Confirmed);
+        };
+        for mode in ["INCREMENTAL", "FULL", "ELEMENT"] {
+            distribution_while_selected().await;
+            w.save("splitter", splitter, &[("tipo", json!("Atendimento"))]);
+            app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "CTO"] })).await;
+            let run = if mode == "ELEMENT" {
+                let q = "mutation($i: ID!, $f: String!) { syncElement(integrationId: $i, fid: $f) { id } }";
+                let started = app.ok(q, json!({ "i": w.id, "f": the_box })).await;
+                app.wait_run(started["syncElement"]["id"].as_str().unwrap(), RUN).await
+            } else {
+                run_sync(&app, &w.id, mode, false).await
+            };
+            assert_eq!(run["status"], "SUCCEEDED", "{mode}: {run}");
+            assert_eq!(run["counts"]["orphaned"], 0, "{mode}: {run}");
+            let after = local_splitter().await.unwrap().unwrap();
+            assert_eq!((after.id, after.kind), (before.id, entity::splitter::SplitterKind::Service), "{mode}");
+            assert_eq!(local_ports(after.id).await.unwrap(), ports, "{mode}");
+            assert_eq!(binding_row(&app, binding).await.status, BindingStatus::Confirmed, "{mode}");
+        }
+        distribution_while_selected().await;
+        app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "CTO"] })).await;
+        let run = run_sync(&app, &w.id, "INCREMENTAL", false).await;
+        assert_eq!(run["status"], "SUCCEEDED", "{run}");
+        assert_eq!(run["counts"]["orphaned"], 1, "{run}");
+        assert!(local_splitter().await.unwrap().is_none(), "purged");
+        assert_eq!(binding_row(&app, binding).await.status, BindingStatus::Orphaned);
+    }
+
     /// Searches fold accents and case alike on both engines.
     async fn search_folds_accents_and_case_alike(app: TestApp) {
         let w = world(&app, 10).await;

@@ -102,6 +102,34 @@ pub async fn orphan_bindings<C: ConnectionTrait>(db: &C, scope: &PortScope) -> R
     Ok(orphaned)
 }
 
+/// The splitters among `ids` with an active binding on one of their ports, as (id, fid): those a
+/// purge asks the platform about before deleting, since their kind may have changed back.
+pub async fn bound_splitters<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>> {
+    let active = super::lookup::active_statuses_sql();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT s.id, s.fid FROM splitters s WHERE s.id IN ({}) AND EXISTS (\
+               SELECT 1 FROM ports p JOIN bindings b ON b.port_id = p.id \
+               WHERE p.splitter_id = s.id AND b.status IN ({active}))",
+            id_list(chunk)
+        );
+        let rows = db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await?;
+        for row in rows {
+            out.push((
+                row.try_get::<i64>("", "id")?,
+                row.try_get::<String>("", "fid")?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// How far apart the clocks of two instances may be: a delivery stamped up to this long before
 /// a run began may have landed after the run read its port.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);

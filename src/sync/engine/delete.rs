@@ -62,7 +62,7 @@ impl<'a> Engine<'a> {
         .into_iter()
         .filter(|k| self.selected(super::write::kind_item(*k)))
         .collect();
-        let splitters: Vec<i64> = splitter::Entity::find()
+        let mut splitters: Vec<i64> = splitter::Entity::find()
             .select_only()
             .column(splitter::Column::Id)
             .filter(splitter::Column::IntegrationId.eq(integration))
@@ -78,6 +78,7 @@ impl<'a> Engine<'a> {
             .into_tuple()
             .all(self.db)
             .await?;
+        self.spare_bound_splitters(&mut splitters).await?;
         if splitters.is_empty() && elements.is_empty() {
             return Ok(());
         }
@@ -90,6 +91,33 @@ impl<'a> Engine<'a> {
         let deleted = self.delete(&doomed).await?;
         self.counts.purged += deleted as i64;
         tracing::info!(deleted, "purged records of deselected items");
+        Ok(())
+    }
+    /// Takes out of a purge the bound splitters whose kind the platform now says is selected:
+    /// the local kind may be stale (the splitter changed back while its kind was deselected).
+    /// They are asked for by fid and updated in place, keeping their ports and bindings; the
+    /// rest stay purged, and are not doomed a second time behind the guard.
+    async fn spare_bound_splitters(&mut self, splitters: &mut Vec<i64>) -> Step {
+        let bound = crate::store::bindings::bound_splitters(self.db, splitters).await?;
+        if bound.is_empty() {
+            return Ok(());
+        }
+        let fids: Vec<String> = bound.iter().map(|(_, fid)| fid.clone()).collect();
+        let doomed_before = self.doomed.splitters.len();
+        let back = self.relist(Table::Splitters, &fids).await?;
+        self.doomed.splitters.truncate(doomed_before);
+        let spared: HashSet<i64> = bound
+            .into_iter()
+            .filter(|(_, fid)| back.contains(fid))
+            .map(|(id, _)| id)
+            .collect();
+        if !spared.is_empty() {
+            tracing::info!(
+                spared = spared.len(),
+                "bound splitters back in the selection kept"
+            );
+        }
+        splitters.retain(|id| !spared.contains(id));
         Ok(())
     }
     /// Deletes what the listings found gone, behind the mass-deletion guard (every mode: a

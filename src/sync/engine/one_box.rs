@@ -132,7 +132,7 @@ impl<'a> Engine<'a> {
         Ok(())
     }
     /// Lists records of `table` by fid and writes them; returns the fids kept.
-    async fn relist(&mut self, table: Table, fids: &[String]) -> Step<HashSet<String>> {
+    pub(super) async fn relist(&mut self, table: Table, fids: &[String]) -> Step<HashSet<String>> {
         let mut still = HashSet::new();
         for chunk in fids.chunks(FIDS_PER_QUERY) {
             let query = ListQuery {
