@@ -287,3 +287,44 @@ on_both_engines! {
         assert_eq!(test["testIntegration"], json!({ "ok": false, "code": "PLATFORM_AUTH" }));
     }
 }
+
+on_both_engines! {
+    /// A full listing of object ids reads the local rows it may doom 5,000 at a time by id:
+    /// ports gone on each side of a chunk's edge (the 5,000th and 5,001st by id) while their
+    /// splitters stay (each splitter cut short at that port) are deleted, exactly those, and no
+    /// other row of the copy moves.
+    async fn deletions_on_both_sides_of_a_read_chunk_are_exact(app: TestApp) {
+        use common::world::*;
+        use sea_orm::{EntityTrait, QueryOrder};
+        let app = app.on(mapping_gateway::simulator::SimPlatform::Ozmap);
+        let w = world(&app, 800).await;
+        succeeded(&app, &w.id, "FULL").await;
+        let ports_by_id = || async {
+            entity::port::Entity::find().order_by_asc(entity::port::Column::Id).all(&app.state.db).await.unwrap()
+        };
+        let before = ports_by_id().await;
+        assert!(before.len() > 5_100, "{} ports: the listing must cross a chunk", before.len());
+        let mut cut_splitters = Vec::new();
+        let mut doomed: Vec<i64> = Vec::new();
+        for edge in [before[4_999].clone(), before[5_000].clone()] {
+            if cut_splitters.contains(&edge.splitter_id) {
+                continue;
+            }
+            cut_splitters.push(edge.splitter_id);
+            let splitter = field(&w.sim, "portaSplitter", w.store_fid("portaSplitter", &edge.fid), "fidSplitter").as_i64().unwrap();
+            let number = edge.number as i64;
+            for p in fids(&w.sim, "portaSplitter", w.project, |r| r[1] == json!(splitter) && r[3].as_i64().is_some_and(|n| n >= number)) {
+                w.delete("portaSplitter", p);
+            }
+            w.save("splitter", splitter, &[("relacao", json!(format!("1:{}", number - 1)))]);
+            doomed.extend(before.iter().filter(|p| p.splitter_id == edge.splitter_id && p.number as i64 >= number).map(|p| p.id));
+        }
+        assert!(doomed.contains(&before[4_999].id) && doomed.contains(&before[5_000].id));
+        let run = sync(&app, &w.id, "FULL").await;
+        assert_eq!(run["status"], "SUCCEEDED", "{run}");
+        assert_eq!(run["counts"]["deleted"].as_u64(), Some(doomed.len() as u64), "{run}");
+        let kept: Vec<(i64, String)> = before.iter().filter(|p| !doomed.contains(&p.id)).map(|p| (p.id, p.fid.clone())).collect();
+        let after: Vec<(i64, String)> = ports_by_id().await.into_iter().map(|p| (p.id, p.fid)).collect();
+        assert_eq!(after, kept, "exactly the cut ports are deleted, every other kept");
+    }
+}
