@@ -19,7 +19,7 @@ use mapping_gateway::simulator::RunningSimulator;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sea_orm::{EntityTrait, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
 
 /// Steps (an edit, then maybe a sync) of one sequence.
@@ -353,14 +353,12 @@ impl Sequence<'_> {
         let platform = self.platform();
         let ports: BTreeSet<&str> = platform.ports.iter().map(|p| p.0.as_str()).collect();
         for b in entity::binding::Entity::find()
+            .filter(entity::binding::Column::IntegrationId.eq(db_id(&self.id)))
             .all(&self.app.state.db)
             .await
             .unwrap()
         {
-            if b.integration_id == db_id(&self.id)
-                && b.status == entity::binding::BindingStatus::Orphaned
-                && self.orphaned.insert(b.id)
-            {
+            if b.status == entity::binding::BindingStatus::Orphaned && self.orphaned.insert(b.id) {
                 let fid = b.snapshot_port_fid.clone().unwrap_or_default();
                 assert!(
                     !ports.contains(fid.as_str()),
@@ -419,13 +417,11 @@ async fn one_sequence(app: &TestApp, n: usize, sim_seed: u64, seq_seed: u64) {
     // A few confirmed bindings on service ports.
     // In id order, so that a seed replays the same bindings.
     let local_ports: Vec<entity::port::Model> = entity::port::Entity::find()
+        .filter(entity::port::Column::IntegrationId.eq(db_id(&s.id)))
         .order_by_asc(entity::port::Column::Id)
         .all(&app.state.db)
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|p| p.integration_id == db_id(&s.id))
-        .collect();
+        .unwrap();
     for (i, p) in local_ports.choose_multiple(&mut s.rng, 3).enumerate() {
         bind(
             app,

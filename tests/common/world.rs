@@ -381,28 +381,28 @@ pub struct Plant {
 pub async fn local_plant(app: &TestApp, integration: i64) -> Plant {
     let db = &app.state.db;
     let boxes = entity::element::Entity::find()
+        .filter(entity::element::Column::IntegrationId.eq(integration))
         .all(db)
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.integration_id == integration)
         .map(|e| (e.item.to_string(), e.fid, e.name))
         .collect();
     let splitters: Vec<entity::splitter::Model> = entity::splitter::Entity::find()
+        .filter(entity::splitter::Column::IntegrationId.eq(integration))
         .all(db)
         .await
         .unwrap()
         .into_iter()
-        .filter(|s| s.integration_id == integration)
         .collect();
     let fid_of: std::collections::HashMap<i64, String> =
         splitters.iter().map(|s| (s.id, s.fid.clone())).collect();
     let ports = entity::port::Entity::find()
+        .filter(entity::port::Column::IntegrationId.eq(integration))
         .all(db)
         .await
         .unwrap()
         .into_iter()
-        .filter(|p| p.integration_id == integration)
         .map(|p| {
             (
                 p.fid,
