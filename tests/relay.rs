@@ -109,22 +109,28 @@ async fn nodes_are_batched(engine: Engine) {
                 .take(n),
         );
         asked.truncate(100);
-        counter.store(0, Ordering::SeqCst);
-        let data = app
-            .ok(
-                "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
-                json!({ "ids": asked }),
-            )
-            .await;
-        assert!(
-            data["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|n| n["id"].is_string()),
-            "{data}"
-        );
-        counts.push(counter.load(Ordering::SeqCst));
+        // The counter sees the whole pool, the background workers' polls too: the fewest of
+        // three runs is the request's own count.
+        let mut fewest = usize::MAX;
+        for _ in 0..3 {
+            counter.store(0, Ordering::SeqCst);
+            let data = app
+                .ok(
+                    "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
+                    json!({ "ids": asked }),
+                )
+                .await;
+            assert!(
+                data["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|n| n["id"].is_string()),
+                "{data}"
+            );
+            fewest = fewest.min(counter.load(Ordering::SeqCst));
+        }
+        counts.push(fewest);
     }
     assert_eq!(
         counts[0], counts[1],
