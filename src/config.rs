@@ -232,6 +232,17 @@ pub struct ServeConfig {
     #[arg(long, env = "DELIVERY_GIVE_UP_HOURS", default_value_t = 24.0)]
     pub delivery_give_up_hours: f64,
 
+    /// Seconds this instance's clock is set ahead of the system's (behind when negative), for
+    /// tests of instances whose clocks disagree; leases and due times never depend on it.
+    #[arg(
+        long,
+        env = "CLOCK_OFFSET_SECS",
+        default_value_t = 0,
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_secs: i64,
+
     /// Networks (CIDRs, comma-separated) a platform URL may point at although they are
     /// loopback, private, link-local or otherwise internal, e.g. `10.20.0.0/16` for an
     /// on-premises Geosite.

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod bindings;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;

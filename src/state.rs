@@ -42,6 +42,8 @@ pub struct Settings {
     pub network: Arc<NetworkPolicy>,
     /// Lease and give-up horizon of the push outbox.
     pub delivery: crate::bindings::wake::Delivery,
+    /// This instance's clock; what instances compare runs on the database's.
+    pub clock: crate::clock::LocalClock,
 }
 
 impl AppState {

@@ -289,7 +289,40 @@ async fn a_killed_instance_s_delivery_resumes_within_20_s(platform: SimPlatform)
     common::drop_database(&db.database_url);
 }
 
+/// Two instances whose clocks are 20 s apart, and a slow platform: each delivery is written once and counts one attempt, as leases and due
+/// times are compared on the database's clock, not on either instance's.
+async fn instances_whose_clocks_differ_write_each_push_once(platform: SimPlatform) {
+    let Some((db, sim, admin)) = common::shared_postgres_on(platform, 40, 55).await else {
+        return;
+    };
+    let (_a, base_a) = common::serve_on(&db, &admin, &[("CLOCK_OFFSET_SECS", "20".into())]);
+    let (_b, base_b) = common::serve_on(&db, &admin, &[]);
+    let id = linked_and_synced(&base_a, &admin, &sim).await;
+    let ports = free_service_ports(&base_a, &admin, &id).await;
+    // Each write takes a few seconds, so that both instances look while one holds a claim.
+    sim.state.set_faults(Faults {
+        latency_ms: match platform {
+            SimPlatform::Geosite => 3_000,
+            SimPlatform::Ozmap => 800,
+        },
+        ..Default::default()
+    });
+    for (i, (port, _)) in ports.iter().take(4).enumerate() {
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        bind_and_confirm(base, &admin, port, &format!("69{i:04}")).await;
+    }
+    let done = all_delivered(&base_a, &admin).await;
+    for b in &done {
+        assert_eq!(b["attempts"], 1, "one attempt each: {done:?}");
+    }
+    for (_, fid) in ports.iter().take(4) {
+        assert_eq!(pushes_to(&sim, fid), 1, "port {fid} written once");
+    }
+    common::drop_database(&db.database_url);
+}
+
 each_platform!(
+    instances_whose_clocks_differ_write_each_push_once,
     two_instances_deliver_each_push_once,
     a_lease_renewed_in_flight_keeps_a_slow_delivery_its_claimer_s,
     a_killed_instance_s_delivery_resumes_within_20_s,

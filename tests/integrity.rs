@@ -7,7 +7,7 @@
 mod common;
 
 use common::bindings::*;
-use common::world::{self, World};
+use common::world;
 use common::{Engine, TestApp};
 use mapping_gateway::graphql::ids;
 use mapping_gateway::simulator::Faults;
@@ -85,52 +85,6 @@ async fn tried_twice(
     })
     .await
     .expect("the delivery was tried twice within 20 s")
-}
-
-/// A column of a port as the platform has it now (numbers as text).
-fn platform_field(w: &World, fid: &str, column: &str) -> Option<String> {
-    let store = w.sim.state.store.read().unwrap();
-    let t = &store.tables["portaSplitter"];
-    let c = t.col(column).unwrap();
-    let row = t.rows.get(&w.store_fid("portaSplitter", fid))?;
-    row[c]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| row[c].as_i64().map(|n| n.to_string()))
-}
-
-/// The customer contract the platform has on a port now.
-fn platform_contract(w: &World, fid: &str) -> Option<String> {
-    platform_field(w, fid, "contrato")
-}
-
-fn platform_document(w: &World, fid: &str) -> Option<String> {
-    platform_field(w, fid, "documento")
-}
-
-/// Someone else puts a customer on a port, on the platform itself.
-async fn someone_else_on(w: &World, fid: &str, contract: &str) {
-    w.save(
-        "portaSplitter",
-        w.store_fid("portaSplitter", fid),
-        &[
-            ("status", json!("OCUPADA")),
-            ("contrato", json!(contract)),
-            ("documento", json!("11222333000181")),
-            ("nomeCliente", json!("Outro Provedor")),
-            ("origem", json!("someone-else")),
-        ],
-    );
-}
-
-/// Writes by the gateway to a port since `from` (a count of `port_writes`); edits by someone
-/// else are made on the platform's records, not written through its API.
-fn our_writes_since(w: &World, fid: &str, from: usize) -> Vec<Value> {
-    common::port_writes(&w.sim)
-        .into_iter()
-        .skip(from)
-        .filter(|r| r["fid"] == fid)
-        .collect()
 }
 
 on_every_platform! {

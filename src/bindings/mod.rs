@@ -295,7 +295,7 @@ async fn port_of<C: ConnectionTrait>(db: &C, b: &binding::Model) -> Result<Optio
 pub(crate) fn conflict_reason(b: &binding::Model, port: Option<&port::Model>) -> Option<String> {
     if b.conflict_seen_at.is_some() {
         return Some(format!(
-            "its port carries {} on the platform (a conflict recorded by a sync)",
+            "its port carries {} on the platform (a conflict recorded when the platform was last read)",
             crate::platform::describe_customer(
                 b.conflict_contract.as_deref(),
                 b.conflict_document.as_deref(),

@@ -27,6 +27,8 @@ pub struct Options {
     pub sync: crate::sync::SyncSettings,
     /// Lease and give-up horizon of deliveries to the platform.
     pub delivery: crate::bindings::outbox::Delivery,
+    /// This instance's clock (offset only in tests of instances whose clocks disagree).
+    pub clock: crate::clock::LocalClock,
 }
 
 impl Options {
@@ -136,6 +138,7 @@ async fn open_state(
             sync: options.sync,
             network: options.platform.network,
             delivery: options.delivery,
+            clock: options.clock,
         }),
         runner: Arc::new(crate::sync::Runner::default()),
     };
@@ -186,6 +189,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             lease: Duration::from_secs(config.delivery_lease_secs.max(3)),
             give_up_after: Duration::from_secs_f64(config.delivery_give_up_hours.max(0.0) * 3600.0),
         },
+        clock: crate::clock::LocalClock::offset_by(chrono::Duration::seconds(
+            config.clock_offset_secs,
+        )),
     };
     let state = open_with(&config.db, options).await?;
     if let Some(secret) = &config.admin_api_key {

@@ -13,6 +13,7 @@
 mod auth;
 mod faults;
 mod features;
+pub mod gate;
 pub mod network;
 pub mod ozmap;
 pub mod store;
@@ -154,6 +155,8 @@ pub struct SimState {
     matching: Mutex<HashMap<String, Matching>>,
     /// What the OZmap front keeps besides the store.
     ozmap: Mutex<ozmap::OzState>,
+    /// Requests held by a test ([`SimState::hold`]).
+    gates: gate::Gates,
 }
 
 /// The store version a set of matching fids was computed at, and the fids.
@@ -180,6 +183,7 @@ impl SimState {
             version: AtomicU64::new(0),
             matching: Default::default(),
             ozmap: Default::default(),
+            gates: Default::default(),
         })
     }
 
@@ -321,6 +325,10 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/_sim/stats", get(faults::stats))
         .route("/_sim/touch", post(faults::touch))
         .layer(axum::middleware::map_response(date_header))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::held,
+        ))
         .with_state(state)
 }
 

@@ -153,3 +153,73 @@ pub fn writes_to(w: &World, fid: &str) -> Vec<Value> {
         .filter(|body| body["fid"] == fid)
         .collect()
 }
+
+/// A column of a port as the platform has it now (numbers as text).
+pub fn platform_field(w: &World, fid: &str, column: &str) -> Option<String> {
+    let store = w.sim.state.store.read().unwrap();
+    let t = &store.tables["portaSplitter"];
+    let c = t.col(column).unwrap();
+    let row = t.rows.get(&w.store_fid("portaSplitter", fid))?;
+    row[c]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| row[c].as_i64().map(|n| n.to_string()))
+}
+
+/// The customer contract the platform has on a port now.
+pub fn platform_contract(w: &World, fid: &str) -> Option<String> {
+    platform_field(w, fid, "contrato")
+}
+
+pub fn platform_document(w: &World, fid: &str) -> Option<String> {
+    platform_field(w, fid, "documento")
+}
+
+/// Someone else puts a customer on a port, on the platform itself.
+pub async fn someone_else_on(w: &World, fid: &str, contract: &str) {
+    w.save(
+        "portaSplitter",
+        w.store_fid("portaSplitter", fid),
+        &[
+            ("status", json!("OCUPADA")),
+            ("contrato", json!(contract)),
+            ("documento", json!("11222333000181")),
+            ("nomeCliente", json!("Outro Provedor")),
+            ("origem", json!("someone-else")),
+        ],
+    );
+}
+
+/// Writes by the gateway to a port since `from` (a count of `port_writes`); edits by someone
+/// else are made on the platform's records, not written through its API.
+pub fn our_writes_since(w: &World, fid: &str, from: usize) -> Vec<Value> {
+    super::port_writes(&w.sim)
+        .into_iter()
+        .skip(from)
+        .filter(|r| r["fid"] == fid)
+        .collect()
+}
+
+/// The person's customer leaves a port, on the platform itself.
+pub fn someone_else_off(w: &World, fid: &str) {
+    w.save(
+        "portaSplitter",
+        w.store_fid("portaSplitter", fid),
+        &[
+            ("status", json!("LIVRE")),
+            ("contrato", json!(null)),
+            ("documento", json!(null)),
+            ("nomeCliente", json!(null)),
+            ("origem", json!(null)),
+        ],
+    );
+}
+
+/// The path prefix of the request a delivery round reads its ports with, on the platform the
+/// world runs on: Geosite lists ports, OZmap lists their splitters.
+pub fn port_read_path(w: &World) -> &'static str {
+    match w.sim.platform {
+        mapping_gateway::simulator::SimPlatform::Geosite => "/portaSplitter/list",
+        mapping_gateway::simulator::SimPlatform::Ozmap => "/api/v2/splitters",
+    }
+}

@@ -62,6 +62,7 @@ pub fn test_settings() -> server::Options {
             ..Default::default()
         },
         delivery: Default::default(),
+        clock: Default::default(),
     }
 }
 

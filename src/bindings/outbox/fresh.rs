@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -14,7 +13,7 @@ use entity::push_outbox::{self, PushAction};
 
 use super::settle::Outcome;
 use super::worker::{verdict, Clients, Round};
-use crate::platform::{Holder, ListQuery, RemotePort};
+use crate::platform::{Holder, ListQuery, RemoteCustomer, RemotePort};
 use crate::state::AppState;
 use crate::{Error, Result};
 
@@ -43,28 +42,62 @@ impl Round<'_> {
         if port.holder(&b.contract, &b.document) != Holder::Other {
             return None;
         }
-        let customer = port.customer.clone().unwrap_or_default();
-        let recorded = binding::Entity::update_many()
-            .col_expr(
-                binding::Column::ConflictContract,
-                Expr::value(customer.contract),
+        Some(
+            self.hold(
+                row,
+                b,
+                port.customer.clone().unwrap_or_default(),
+                port.describe(),
             )
-            .col_expr(
-                binding::Column::ConflictDocument,
-                Expr::value(customer.document),
-            )
-            .col_expr(binding::Column::ConflictSeenAt, Expr::value(Utc::now()))
-            .filter(binding::Column::Id.eq(b.id))
-            .filter(binding::Column::Status.eq(BindingStatus::Confirmed))
-            .exec(&self.app.db)
-            .await;
-        if let Err(e) = recorded {
-            tracing::warn!(binding = b.id, error = %e, "could not record a conflict");
+            .await,
+        )
+    }
+
+    /// Holds a push whose port carries another customer on the platform (read by the round, or
+    /// met by the write itself): the conflict is recorded on the binding, only while the binding
+    /// is still CONFIRMED on the port this delivery writes (a binding moved meanwhile is not
+    /// marked with its old port's customer), and the push waits, PENDING with the reason, until
+    /// a sync finds the port free again (or its horizon fails it).
+    pub(super) async fn hold(
+        &self,
+        row: &push_outbox::Model,
+        b: &binding::Model,
+        customer: RemoteCustomer,
+        described: String,
+    ) -> Outcome {
+        let fid = row.port_fid.as_deref().unwrap_or_default();
+        let port_id = self
+            .ports
+            .get(&(row.integration_id, fid.to_owned()))
+            .map(|p| p.id);
+        if let Some(port_id) = port_id {
+            let recorded = binding::Entity::update_many()
+                .col_expr(
+                    binding::Column::ConflictContract,
+                    Expr::value(customer.contract),
+                )
+                .col_expr(
+                    binding::Column::ConflictDocument,
+                    Expr::value(customer.document),
+                )
+                .col_expr(
+                    binding::Column::ConflictSeenAt,
+                    Expr::value(self.clock.now()),
+                )
+                .filter(binding::Column::Id.eq(b.id))
+                .filter(binding::Column::PortId.eq(port_id))
+                .filter(binding::Column::Status.eq(BindingStatus::Confirmed))
+                .exec(&self.app.db)
+                .await;
+            match recorded {
+                Ok(done) if done.rows_affected == 1 => {
+                    super::super::announce_all(self.app, &[b.id]).await
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(binding = b.id, error = %e, "could not record a conflict"),
+            }
         }
-        Some(Outcome::Held(format!(
-            "held: the platform port {fid} carries {}",
-            port.describe()
-        )))
+        Outcome::Held(format!("held: the platform port {fid} carries {described}"))
     }
 }
 

@@ -27,7 +27,6 @@ pub use worker::{run_once, spawn, Clients};
 
 use std::time::Duration;
 
-use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
@@ -49,13 +48,14 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// the same binding and port that is not in flight (unclaimed, or its lease over) is superseded
 /// by it: the port's queue keeps only the binding's latest wish. One in flight is left to
 /// settle; this one waits behind it (a round takes the oldest pending delivery of a port).
+/// Stamped on the database's clock, which leases are compared on.
 pub async fn enqueue<C: ConnectionTrait>(
     txn: &C,
     b: &binding::Model,
     action: PushAction,
     port_fid: &str,
 ) -> Result<()> {
-    let now = Utc::now();
+    let now = crate::db::clock(txn).await?;
     push_outbox::Entity::update_many()
         .col_expr(
             push_outbox::Column::Status,

@@ -39,9 +39,9 @@ pub(super) async fn settle(
     row: &push_outbox::Model,
     token: &str,
     outcome: &Outcome,
+    now: DateTime<Utc>,
 ) -> Result<bool> {
     use push_outbox::Column as C;
-    let now = Utc::now();
     let none = Option::<String>::None;
     let attempted = matches!(
         outcome,
@@ -52,6 +52,8 @@ pub(super) async fn settle(
                 ..
             }
     );
+    let horizon = chrono::Duration::from_std(app.settings.delivery.give_up_after)
+        .unwrap_or(chrono::Duration::MAX);
     let mut update = push_outbox::Entity::update_many()
         .filter(C::Id.eq(row.id))
         .filter(C::ClaimToken.eq(token))
@@ -73,14 +75,23 @@ pub(super) async fn settle(
         Outcome::Superseded(reason) => update
             .col_expr(C::Status, Expr::value(PushStatus::Superseded))
             .col_expr(C::LastError, Expr::value(reason.clone())),
+        // A push held past the give-up horizon (counted from when it was queued) fails with
+        // its reason: it stays visible, and `retryPush` takes it once the port is free.
+        Outcome::Held(reason) if now - row.created_at >= horizon => update
+            .col_expr(C::Status, Expr::value(PushStatus::Failed))
+            .col_expr(
+                C::LastError,
+                Expr::value(format!(
+                    "gave up after {} s {reason}",
+                    (now - row.created_at).num_seconds()
+                )),
+            ),
         Outcome::Held(reason) => update
             .col_expr(C::NextAttemptAt, Expr::value(now + HOLD_RECHECK))
             .col_expr(C::LastError, Expr::value(reason.clone())),
         Outcome::Failed(error) => {
             let attempts = row.attempts + 1;
             let first = row.first_attempt_at.unwrap_or(now);
-            let horizon = chrono::Duration::from_std(app.settings.delivery.give_up_after)
-                .unwrap_or(chrono::Duration::MAX);
             let refused = matches!(
                 error,
                 Error::Validation { .. } | Error::NotFound(_) | Error::PlatformAuth(_)
@@ -130,12 +141,12 @@ pub(super) async fn settle_delivered(
     app: &AppState,
     rows: &[(push_outbox::Model, Outcome)],
     token: &str,
+    now: DateTime<Utc>,
 ) -> Result<Vec<i64>> {
     use push_outbox::Column as C;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let now = Utc::now();
     let settled = push_outbox::Entity::update_many()
         .filter(C::Id.is_in(rows.iter().map(|(row, _)| row.id)))
         .filter(C::ClaimToken.eq(token))

@@ -17,6 +17,7 @@ use entity::push_outbox::{self, PushAction, PushStatus};
 use super::fresh::{fresh_ports, Fresh};
 use super::settle::{settle, settle_delivered, Outcome};
 use super::{Delivery, POLL};
+use crate::clock::DbTime;
 use crate::platform::{CustomerRecord, PortChange, PortWrite};
 use crate::state::AppState;
 use crate::{Error, Result};
@@ -138,12 +139,13 @@ fn lease(settings: &Delivery) -> chrono::Duration {
     chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(15))
 }
 
-/// Moves the lease of every delivery this round still holds a lease ahead; returns their ids.
-async fn renew(app: &AppState, token: &str) -> Result<HashSet<i64>> {
+/// Moves the lease of every delivery this round still holds a lease ahead (on the database's
+/// clock); returns their ids.
+async fn renew(app: &AppState, token: &str, clock: DbTime) -> Result<HashSet<i64>> {
     let held = push_outbox::Entity::update_many()
         .col_expr(
             push_outbox::Column::NextAttemptAt,
-            Expr::value(Utc::now() + lease(&app.settings.delivery)),
+            Expr::value(clock.now() + lease(&app.settings.delivery)),
         )
         .filter(push_outbox::Column::ClaimToken.eq(token))
         .filter(push_outbox::Column::Status.eq(PushStatus::Pending))
@@ -209,20 +211,17 @@ pub(super) fn verdict(
     }
 }
 
-/// Writes one delivery on the platform.
+/// Writes one delivery on the platform; what the platform did, or why the call failed.
 async fn deliver(
     app: &AppState,
     clients: &Clients,
     integration: &entity::integration::Model,
     row: &push_outbox::Model,
     b: &binding::Model,
-) -> Outcome {
-    let platform = match clients.get(app, integration) {
-        Ok(platform) => platform,
-        Err(e) => return Outcome::Failed(e),
-    };
+) -> Result<PortWrite> {
+    let platform = clients.get(app, integration)?;
     let Some(fid) = row.port_fid.as_deref() else {
-        return Outcome::Failed(Error::Validation {
+        return Err(Error::Validation {
             message: format!("delivery {} has no port", row.id),
             field: None,
         });
@@ -250,36 +249,22 @@ async fn deliver(
         PushAction::Push => PortChange::Occupy(&record),
         PushAction::Remove => PortChange::Free(&record),
     };
-    match platform
+    platform
         .set_port_customer(fid, change, &integration.key)
         .await
-    {
-        Ok(PortWrite::Written) => Outcome::Delivered,
-        Ok(PortWrite::NothingThere) => Outcome::Skipped {
-            reason: "nothing to clear: the platform port is gone or carries no customer".into(),
-            attempted: true,
-        },
-        Ok(PortWrite::Other(customer)) => Outcome::Skipped {
-            reason: format!(
-                "not {}: the platform port carries {}, not ours",
-                match row.action {
-                    PushAction::Push => "written",
-                    PushAction::Remove => "cleared",
-                },
-                customer.describe()
-            ),
-            attempted: true,
-        },
-        Err(e) => Outcome::Failed(e),
-    }
 }
 
 /// One round: claims what is due (one statement), checks it against the bindings and ports
 /// (two), delivers it [`IN_FLIGHT`] at a time while a task renews the lease, and settles each
 /// delivery as soon as it is done; returns how many were claimed. A delivery whose claim is lost
 /// while in flight (the lease renewal no longer finds it) is abandoned, unsettled.
+///
+/// Due times and leases are compared on the database's clock, read once at the start of the
+/// round and carried forward by a monotonic timer: instances whose clocks disagree still agree
+/// on whose claim a delivery is.
 pub async fn run_once(app: &AppState, clients: &Clients) -> Result<usize> {
-    let now = Utc::now();
+    let clock = DbTime::read(&app.db).await?;
+    let now = clock.now();
     let token = crate::crypto::random_hex(16);
     let claimed = claim(app, &due(app, now).await?, now, &token).await?;
     if claimed.is_empty() {
@@ -295,7 +280,7 @@ pub async fn run_once(app: &AppState, clients: &Clients) -> Result<usize> {
             let mut renewed = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(lease / 3).await;
-                match renew(&app, &token).await {
+                match renew(&app, &token, clock).await {
                     Ok(ids) => {
                         renewed = tokio::time::Instant::now();
                         held.send_replace(ids);
@@ -311,7 +296,7 @@ pub async fn run_once(app: &AppState, clients: &Clients) -> Result<usize> {
             }
         })
     };
-    let outcome = deliver_claimed(app, clients, &claimed, &token, &held_tx).await;
+    let outcome = deliver_claimed(app, clients, &claimed, &token, &held_tx, clock).await;
     renewal.abort();
     outcome.map(|()| claimed.len())
 }
@@ -322,6 +307,7 @@ async fn deliver_claimed(
     claimed: &[push_outbox::Model],
     token: &str,
     held: &tokio::sync::watch::Sender<HashSet<i64>>,
+    clock: DbTime,
 ) -> Result<()> {
     let (bindings, ports) = context(app, claimed).await?;
     // Each integration of the round is read once.
@@ -342,6 +328,7 @@ async fn deliver_claimed(
         integrations: &integrations,
         fresh: &fresh,
         held,
+        clock,
     };
     let round = &round;
     // Deliveries keep going while the ones done are settled: the settler takes whatever has
@@ -370,10 +357,10 @@ async fn deliver_claimed(
             let (written, others): (Vec<_>, Vec<_>) = batch
                 .into_iter()
                 .partition(|(_, outcome)| matches!(outcome, Outcome::Delivered));
-            let mut announce = settle_delivered(app, &written, token).await?;
+            let mut announce = settle_delivered(app, &written, token, clock.now()).await?;
             delivered += announce.len();
             for (row, outcome) in others {
-                if settle(app, &row, token, &outcome).await? {
+                if settle(app, &row, token, &outcome, clock.now()).await? {
                     announce.push(row.binding_id);
                 }
             }
@@ -398,6 +385,8 @@ pub(super) struct Round<'a> {
     pub(super) integrations: &'a HashMap<i64, Result<entity::integration::Model>>,
     pub(super) fresh: &'a HashMap<i64, Result<Fresh>>,
     pub(super) held: &'a tokio::sync::watch::Sender<HashSet<i64>>,
+    /// The database's clock, as read at the start of the round.
+    pub(super) clock: DbTime,
 }
 
 impl<'a> Round<'a> {
@@ -420,14 +409,15 @@ impl<'a> Round<'a> {
         }
         let mut held = self.held.subscribe();
         let call = async {
-            match &self.integrations[&row.integration_id] {
+            let written = match &self.integrations[&row.integration_id] {
                 Ok(integration) => deliver(self.app, self.clients, integration, &row, b).await,
-                Err(e) => Outcome::Failed(Error::internal(anyhow::anyhow!(
+                Err(e) => Err(Error::internal(anyhow::anyhow!(
                     "integration {} unreadable: {}",
                     row.integration_id,
                     e.message()
                 ))),
-            }
+            };
+            self.outcome(&row, b, written).await
         };
         let id = row.id;
         tokio::select! {
@@ -435,6 +425,39 @@ impl<'a> Round<'a> {
             _ = held.wait_for(|ids| !ids.contains(&id)) => None,
         }
         .map(|outcome| (row, outcome))
+    }
+
+    /// How a platform write ended, as the outbox records it. A push that meets another
+    /// customer at write time (someone took the port between the round's read and the write)
+    /// is held with the conflict recorded, never settled as if it were no longer wanted; a
+    /// removal that finds another customer, or nothing, has nothing left to do.
+    async fn outcome(
+        &self,
+        row: &push_outbox::Model,
+        b: &binding::Model,
+        written: Result<PortWrite>,
+    ) -> Outcome {
+        match written {
+            Ok(PortWrite::Written) => Outcome::Delivered,
+            Ok(PortWrite::NothingThere) => Outcome::Skipped {
+                reason: "nothing to clear: the platform port is gone or carries no customer".into(),
+                attempted: true,
+            },
+            Ok(PortWrite::Other(customer)) => match row.action {
+                PushAction::Push => {
+                    let described = customer.describe();
+                    self.hold(row, b, customer, described).await
+                }
+                PushAction::Remove => Outcome::Skipped {
+                    reason: format!(
+                        "not cleared: the platform port carries {}, not ours",
+                        customer.describe()
+                    ),
+                    attempted: true,
+                },
+            },
+            Err(e) => Outcome::Failed(e),
+        }
     }
 }
 
