@@ -1,5 +1,5 @@
-//! The OZmap client against a scripted server: the list envelope's endings (`nextUrl` followed
-//! as given with the same body, `hasNextPage: false`, an empty page on servers older than
+//! The OZmap client against a scripted server: the list envelope's endings (`nextUrl`'s paging
+//! with the client's own limit and the same body, `hasNextPage: false`, an empty page on servers older than
 //! mid-2025), the API key sent raw, box items from a box type or the project's level names,
 //! and records or answers the client cannot read.
 
@@ -87,11 +87,12 @@ async fn list_envelopes_end_on_has_next_page_false_or_an_empty_page_and_follow_n
             json!({ "id": "p1", "name": "P", "hierarchyLevels": { "box": { "CE": 2, "CTO": 3 } } }),
         ),
     ];
-    // A current server: the answer's nextUrl is followed as given (opaque), with the same
-    // body; hasNextPage false ends the listing without another request.
+    // A current server: the answer's nextUrl gives the paging (its cursor, opaque), the client
+    // its own limit (and populate), as the official SDK does, with the same body; hasNextPage
+    // false ends the listing without another request.
     let mut pages = common_pages.to_vec();
     pages.push(("/api/v2/boxes?page=1&limit=40", json!({ "total": 3, "count": 2, "start": 0, "limit": 2, "rows": boxes(&["a1", "a2"], json!("t1"), 3), "hasNextPage": true, "nextUrl": "/api/v2/boxes?cursor=opaque-7" })));
-    pages.push(("/api/v2/boxes?cursor=opaque-7", json!({ "total": 3, "count": 1, "rows": boxes(&["a3"], Value::Null, 3), "hasNextPage": false, "nextUrl": null })));
+    pages.push(("/api/v2/boxes?cursor=opaque-7&limit=40", json!({ "total": 3, "count": 1, "rows": boxes(&["a3"], Value::Null, 3), "hasNextPage": false, "nextUrl": null })));
     let (url, log) = scripted(pages).await;
     let oz = client(&url, "apikey", "k-1");
     let q = ListQuery {
@@ -112,7 +113,7 @@ async fn list_envelopes_end_on_has_next_page_false_or_an_empty_page_and_follow_n
         .filter(|(p, ..)| p.starts_with("/api/v2/boxes"))
         .collect();
     assert_eq!(boxes_asked.len(), 2, "{log:?}");
-    assert_eq!(boxes_asked[1].0, "/api/v2/boxes?cursor=opaque-7");
+    assert_eq!(boxes_asked[1].0, "/api/v2/boxes?cursor=opaque-7&limit=40");
     assert!(
         log.iter().all(|(_, auth, _)| auth == "k-1"),
         "the key as is, no prefix"

@@ -1,5 +1,5 @@
-//! A binding's life after `bind`: confirm, release and cancel ([`change`]), moving to another
-//! port ([`rebind`]) and retrying a failed delivery ([`retry_push`]). Each is one transaction
+//! A binding's life after `bind`: confirm, release and cancel ([`change`]) and moving to another
+//! port ([`rebind`]); retrying failed deliveries is in [`super::retry`]. Each is one transaction
 //! with its history entry and, when the platform must be written, its outbox row; the change
 //! itself is one conditional write ([`super::transition`]) whose affected-row count decides a
 //! race. A platform customer who is not ours is never written over: a confirmation of a port in
@@ -9,7 +9,7 @@ use chrono::Utc;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use entity::binding::{self, BindingStatus};
-use entity::push_outbox::{PushAction, PushStatus};
+use entity::push_outbox::PushAction;
 
 use super::{
     bindable_port, conflict_reason, find, outbox, port_of, removal_target, snapshot, status_error,
@@ -212,84 +212,4 @@ pub async fn rebind(
     outbox::enqueue(&txn, &after, PushAction::Push, &port.fid).await?;
     super::commit_and_announce(app, txn, after.id).await?;
     Ok(after)
-}
-
-/// Queues a binding's delivery again after its latest one FAILED (OPERATOR). The new delivery
-/// carries the binding's *current* wish, never the failed row as it was: a CONFIRMED binding is
-/// pushed to the port it is on now (refused while that port is in conflict), a RELEASED one is
-/// removed from the port of the failed delivery; any other status is refused. The failed row
-/// becomes SUPERSEDED by one conditional write, so two retries at once queue one delivery.
-pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<binding::Model> {
-    actor.require(Role::Operator)?;
-    let txn = crate::db::write_txn(&app.db).await?;
-    let b = find(&txn, id).await?;
-    let failed = outbox::latest(&txn, b.id)
-        .await?
-        .filter(|d| d.status == PushStatus::Failed)
-        .ok_or_else(|| {
-            Error::validation(
-                "bindingId",
-                format!("binding {} has no FAILED delivery to retry", b.id),
-            )
-        })?;
-    let (action, fid) = match b.status {
-        BindingStatus::Confirmed => {
-            let port = port_of(&txn, &b).await?;
-            if let Some(reason) = conflict_reason(&b, port.as_ref()) {
-                return Err(Error::Conflict(format!(
-                    "binding {} is not pushed again: {reason}",
-                    b.id
-                )));
-            }
-            let port = port.ok_or_else(|| status_error(&b, "its port is gone"))?;
-            (PushAction::Push, port.fid)
-        }
-        BindingStatus::Released => {
-            let fid = failed
-                .port_fid
-                .clone()
-                .ok_or_else(|| status_error(&b, "its failed delivery names no port"))?;
-            (PushAction::Remove, fid)
-        }
-        _ => {
-            return Err(status_error(
-                &b,
-                "only a CONFIRMED or RELEASED binding's delivery is retried",
-            ))
-        }
-    };
-    if !outbox::retire_failed(&txn, failed.id).await? {
-        return Err(Error::Conflict(format!(
-            "the failed delivery of binding {} was retried meanwhile",
-            b.id
-        )));
-    }
-    outbox::enqueue(&txn, &b, action, &fid).await?;
-    // The binding with its delivery, before (FAILED, with the platform's reason) and after.
-    let delivery = |status: &str, last_error: Option<&str>| {
-        let mut s = snapshot(&b);
-        s["pushStatus"] = serde_json::json!(status);
-        s["attempts"] = serde_json::json!(failed.attempts);
-        s["lastError"] = serde_json::json!(last_error);
-        s
-    };
-    history::record(
-        &txn,
-        Some(b.integration_id),
-        actor,
-        crate::history::Action::BindingRetried,
-        format!(
-            "queued the {} of binding {} on port {fid} again",
-            match action {
-                PushAction::Push => "push",
-                PushAction::Remove => "removal",
-            },
-            b.id
-        ),
-        Some(delivery("FAILED", failed.last_error.as_deref())),
-        Some(delivery("PENDING", None)),
-    )
-    .await?;
-    super::commit_and_announce(app, txn, b.id).await?;
-    Ok(b)
 }

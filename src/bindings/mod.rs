@@ -10,9 +10,11 @@
 pub mod document;
 mod lifecycle;
 pub mod outbox;
+mod retry;
 pub mod wake;
 
-pub use lifecycle::{change, rebind, retry_push, Change};
+pub use lifecycle::{change, rebind, Change};
+pub use retry::retry_push;
 
 use chrono::Utc;
 use sea_orm::{

@@ -90,6 +90,38 @@ pub fn observation_of(document: &str) -> String {
     format!("CPF/CNPJ {document}")
 }
 
+/// A client's `observation` with its CPF/CNPJ set to `document`, the rest of the text as it
+/// was: the run of digits and separators ([`customer_document`]'s) that holds a valid document
+/// is replaced; without one, `CPF/CNPJ <document>` goes in front of the text. A person's notes
+/// (telephone, directions, due day) are never lost.
+pub fn with_document(observation: &str, document: &str) -> String {
+    let separator = |c: char| c.is_ascii_digit() || matches!(c, '.' | '-' | '/' | ' ');
+    let mut rest = observation;
+    let mut offset = 0;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let run = &rest[start..];
+        let len = run.find(|c: char| !separator(c)).unwrap_or(run.len());
+        let span = run[..len].trim_end_matches(|c: char| !c.is_ascii_digit());
+        let digits: String = span.chars().filter(char::is_ascii_digit).collect();
+        if (digits.len() == 11 || digits.len() == 14)
+            && crate::bindings::document::digits(&digits).is_ok()
+        {
+            let at = offset + start;
+            return format!(
+                "{}{document}{}",
+                &observation[..at],
+                &observation[at + span.len()..]
+            );
+        }
+        offset += start + len.max(1);
+        rest = &observation[offset..];
+    }
+    match observation.trim() {
+        "" => observation_of(document),
+        text => format!("{} | {text}", observation_of(document)),
+    }
+}
+
 /// The `external_id` of a property the gateway creates: release deletes only a property whose
 /// `external_id` starts with the integration's key and `:`.
 pub fn external_id(integration_key: &str, contract: &str) -> String {
@@ -163,6 +195,31 @@ mod tests {
         );
         assert_eq!(customer_document("111.111.111-11"), None, "repeated digits");
         assert_eq!(customer_document("cliente antigo"), None);
+    }
+
+    #[test]
+    fn a_document_is_changed_in_place_and_the_notes_kept() {
+        let notes =
+            "CPF/CNPJ 529.982.247-25 | tel (85) 98877-6655 | portao azul | vencimento dia 10";
+        assert_eq!(
+            with_document(notes, "11222333000181"),
+            "CPF/CNPJ 11222333000181 | tel (85) 98877-6655 | portao azul | vencimento dia 10"
+        );
+        assert_eq!(
+            customer_document(&with_document(notes, "11222333000181")).as_deref(),
+            Some("11222333000181")
+        );
+        // A number that is no document stays; the document goes in front.
+        assert_eq!(
+            with_document("tel 85 98877-6655, casa 2", "52998224725"),
+            "CPF/CNPJ 52998224725 | tel 85 98877-6655, casa 2"
+        );
+        assert_eq!(with_document("  ", "52998224725"), "CPF/CNPJ 52998224725");
+        // Multi-byte text before the document.
+        assert_eq!(
+            with_document("João: cnpj 11.222.333/0001-81.", "52998224725"),
+            "João: cnpj 52998224725."
+        );
         assert_eq!(customer_document(""), None);
     }
 

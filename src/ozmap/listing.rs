@@ -93,26 +93,55 @@ pub fn body(route: Route, query: &ListQuery) -> Value {
 
 /// The path and query of page `page` (1-based) of a route; properties come with their client.
 pub fn page_path(route: Route, page: u32, limit: u32) -> String {
+    with_own_parameters(route, &format!("page={page}"), limit)
+}
+
+/// The route's path with `paging` (query parameters) and the client's own `limit` and
+/// `populate`.
+fn with_own_parameters(route: Route, paging: &str, limit: u32) -> String {
     let limit = limit.clamp(1, MAX_PAGE_SIZE);
     let populate = if route == Route::Properties {
         "&populate=client"
     } else {
         ""
     };
+    let paging = if paging.is_empty() {
+        String::new()
+    } else {
+        format!("{paging}&")
+    };
     format!(
-        "/api/v2/{}?page={page}&limit={limit}{populate}",
+        "/api/v2/{}?{paging}limit={limit}{populate}",
         route.segment()
     )
 }
 
-/// The next page's path: the answer's `nextUrl` as it is when it gave one under `/api/`
-/// (opaque otherwise), else the following page number.
+/// Query parameters of a `nextUrl` that are the client's own, never taken from the server.
+const OWN_PARAMETERS: [&str; 3] = ["limit", "populate", "select"];
+
+/// The next page's path, as the official SDK builds it: the paging parameters of the answer's
+/// `nextUrl` (`page`, `skip`, a cursor, whatever the server uses) on the route's own path, with
+/// the client's own `limit` and `populate` (a server whose `nextUrl` drops `populate` would
+/// otherwise send clients as bare ids). Without a `nextUrl` under `/api/`, the following page
+/// number.
 pub fn next_path(route: Route, page: u32, limit: u32, next_url: Option<&str>) -> String {
-    match next_url {
-        // A path of this API only: never another host (`//host/...` is one).
-        Some(url) if url.starts_with("/api/") => url.to_owned(),
-        _ => page_path(route, page + 1, limit),
+    // A path of this API only: never another host (`//host/...` is one).
+    let Some(url) = next_url.filter(|u| u.starts_with("/api/")) else {
+        return page_path(route, page + 1, limit);
+    };
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let paging: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| !OWN_PARAMETERS.contains(&k.as_ref()))
+        .map(|(k, v)| {
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(&k, &v)
+                .finish()
+        })
+        .collect();
+    if paging.is_empty() {
+        return page_path(route, page + 1, limit);
     }
+    with_own_parameters(route, &paging.join("&"), limit)
 }
 
 #[cfg(test)]
@@ -179,6 +208,25 @@ mod tests {
                 Some("/api/v2/boxes?after=xyz&limit=200")
             ),
             "/api/v2/boxes?after=xyz&limit=200"
+        );
+        // The client's own limit and populate, whatever the server's nextUrl says.
+        assert_eq!(
+            next_path(
+                Route::Properties,
+                1,
+                200,
+                Some("/api/v2/properties?skip=200&limit=50&select=id")
+            ),
+            "/api/v2/properties?skip=200&limit=200&populate=client"
+        );
+        assert_eq!(
+            next_path(
+                Route::Properties,
+                1,
+                200,
+                Some("/api/v2/properties?limit=200")
+            ),
+            "/api/v2/properties?page=2&limit=200&populate=client"
         );
         assert_eq!(
             next_path(Route::Pops, 3, 200, None),

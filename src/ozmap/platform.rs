@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::client::{project, OzmapClient, RawPage};
 use super::listing::{self, condition, Route};
-use super::wire::{Place, Property, Splitter};
+use super::wire::{Client, Place, Property, Splitter};
 use super::{assumed, convert};
 use crate::catalog::ElementItem;
 use crate::platform::{
@@ -151,13 +151,56 @@ impl OzmapClient {
                 splitter_fids: Some(chunk.to_vec()),
                 ..Default::default()
             };
-            let mut pages = self.pages(Route::Properties, listing::body(Route::Properties, &query));
-            while let Some(page) = pages.try_next().await? {
-                for row in page.values() {
-                    match Property::read(&row) {
-                        Ok(p) => properties.push(p),
-                        Err(u) => unreadable = Some(u.field),
-                    }
+            let (read, field) = self
+                .properties(listing::body(Route::Properties, &query))
+                .await?;
+            properties.extend(read);
+            unreadable = unreadable.or(field);
+        }
+        Ok((properties, unreadable))
+    }
+
+    /// Every property a listing's filter names, its client populated: a client the server
+    /// named by id only (it ignored `populate`) is read by id, never taken for no customer.
+    /// Returns those read, and the field of one that could not be (its client missing too).
+    pub(super) async fn properties(
+        &self,
+        body: Value,
+    ) -> Result<(Vec<Property>, Option<&'static str>)> {
+        let mut properties = Vec::new();
+        let mut unreadable = None;
+        let mut pages = self.pages(Route::Properties, body);
+        while let Some(page) = pages.try_next().await? {
+            for row in page.values() {
+                match Property::read(&row) {
+                    Ok(p) => properties.push(p),
+                    Err(u) => unreadable = Some(u.field),
+                }
+            }
+        }
+        let bare: BTreeSet<String> = properties
+            .iter()
+            .filter(|p| p.client.is_none())
+            .filter_map(|p| p.client_ref.clone())
+            .collect();
+        if bare.is_empty() {
+            return Ok((properties, unreadable));
+        }
+        let bare: Vec<String> = bare.into_iter().collect();
+        let mut clients = std::collections::HashMap::new();
+        for chunk in bare.chunks(IDS_PER_QUERY) {
+            let body = json!({ "filter": [condition("id", "in", json!(chunk))] });
+            for row in self.all(Route::Clients, body).await? {
+                if let Some(c) = Client::read(&row) {
+                    clients.insert(c.id.clone(), c);
+                }
+            }
+        }
+        for p in properties.iter_mut().filter(|p| p.client.is_none()) {
+            if let Some(id) = &p.client_ref {
+                match clients.get(id) {
+                    Some(c) => p.client = Some(c.clone()),
+                    None => unreadable = Some("client"),
                 }
             }
         }

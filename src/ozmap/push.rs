@@ -2,9 +2,12 @@
 //! starts by reading the port (its splitter and the property connected to it), so both are
 //! idempotent and a port carrying another customer is never written.
 //!
-//! - Push: a property of the box, connected to S/N, with the client found by `code` (its name
-//!   and observation brought up to date) or created with it, and `external_id` naming the
-//!   integration.
+//! - Push: a property of the box, connected to S/N, with the client found by `code` or created
+//!   with it, and `external_id` naming the integration. An existing client is edited after the
+//!   property is made, and only where it disagrees: the CPF/CNPJ part of its `observation`, its
+//!   name when it has none. A client already on a property of ours elsewhere (a move whose
+//!   removal did not land) leaves it first; on someone else's property it is not moved, and the
+//!   push is held as in conflict.
 //! - Release: the property is deleted when the gateway created it (its `external_id`), else only
 //!   its client is detached: the drop someone else installed stays.
 
@@ -13,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::client::OzmapClient;
 use super::listing::{condition, Route};
-use super::wire::{Property, Splitter};
+use super::wire::{Client, Property, Splitter};
 use super::{assumed, convert};
 use crate::platform::{CustomerRecord, Holder, PortChange, PortWrite, RemoteCustomer, RemotePort};
 use crate::{Error, Result};
@@ -42,15 +45,11 @@ impl OzmapClient {
         let body = json!({
             "filter": [condition("connections.id", "=", json!(splitter_id))],
         });
-        let mut properties = Vec::new();
-        for row in self.all(Route::Properties, body).await? {
-            let property = Property::read(&row).map_err(|u| {
-                Error::PlatformUnavailable(format!(
-                    "a property on splitter {splitter_id}: unreadable {}",
-                    u.field
-                ))
-            })?;
-            properties.push(property);
+        let (properties, unreadable) = self.properties(body).await?;
+        if let Some(field) = unreadable {
+            return Err(Error::PlatformUnavailable(format!(
+                "a property on splitter {splitter_id}: unreadable {field}"
+            )));
         }
         let Some(port) = convert::ports(&splitter, &properties)
             .into_iter()
@@ -88,12 +87,20 @@ impl OzmapClient {
         match change {
             PortChange::Occupy(customer) => {
                 match now.port.holder(&customer.contract, &customer.document) {
-                    Holder::Ours => return Ok(PortWrite::Written),
+                    Holder::Ours => {
+                        // Written before, its client's edit perhaps not: finish it.
+                        if let Some(client) = now.property.as_ref().and_then(|p| p.client.as_ref())
+                        {
+                            self.amend_client(client, customer).await?;
+                        }
+                        return Ok(PortWrite::Written);
+                    }
                     Holder::Other => return Ok(PortWrite::Other(other(&now.port))),
                     Holder::Nobody => {}
                 }
                 match self.create_property(fid, &now, customer, origin).await {
-                    Ok(()) => Ok(PortWrite::Written),
+                    Ok(None) => Ok(PortWrite::Written),
+                    Ok(Some(elsewhere)) => Ok(PortWrite::Other(elsewhere)),
                     // A refusal (a port taken meanwhile, a code in use): what is there now
                     // decides, and another customer is reported, never overwritten.
                     Err(e) => match self.port_now(fid).await? {
@@ -137,49 +144,115 @@ impl OzmapClient {
     }
 
     /// `POST /properties` connected to the port, with the client found by code or a new one.
+    /// An existing client is edited after the property is made, so a push that fails leaves it
+    /// as it was. A refusal of an existing client already on another property: that property
+    /// is removed first when it is ours (a move whose removal did not land), else the client
+    /// is someone else's there and is returned (never moved).
     async fn create_property(
         &self,
         fid: &str,
         now: &PortNow,
         customer: &CustomerRecord,
         origin: &str,
-    ) -> Result<()> {
+    ) -> Result<Option<RemoteCustomer>> {
         let (splitter, number) = assumed::parse_port_fid(fid).unwrap_or((fid, 0));
-        let observation = assumed::observation_of(&customer.document);
         let body = json!({ "filter": [condition("code", "=", json!(customer.contract))] });
         let existing = self.all(Route::Clients, body).await?;
         let found = existing
             .iter()
             .find(|c| c.get("code").and_then(Value::as_str) == Some(customer.contract.as_str()));
-        let client = match found.and_then(|c| c.get("id").and_then(Value::as_str)) {
-            Some(id) => {
-                let text = |f: &str| found.and_then(|c| c.get(f)).and_then(Value::as_str);
-                if text("name") != Some(customer.name.as_str())
-                    || text("observation") != Some(observation.as_str())
-                {
-                    self.call(
-                        Method::PATCH,
-                        &format!("/api/v2/ftth-clients/{id}"),
-                        Some(&json!({ "name": customer.name, "observation": observation })),
-                    )
-                    .await?;
-                }
-                json!(id)
-            }
+        let found_id = found.and_then(|c| c.get("id").and_then(Value::as_str));
+        let client = match found_id {
+            Some(id) => json!(id),
             None => json!({
                 "code": customer.contract, "name": customer.name,
-                "observation": observation, "implanted": true,
+                "observation": assumed::observation_of(&customer.document), "implanted": true,
             }),
         };
-        let body = json!({
+        let property = json!({
             "project": now.port.project_id, "box": now.box_id,
             "connector": splitter, "port": number,
             "auto_connect": false, "force": false,
             "external_id": assumed::external_id(origin, &customer.contract),
             "client": client,
         });
-        self.call(Method::POST, "/api/v2/properties", Some(&body))
-            .await?;
+        if let Err(refused) = self
+            .call(Method::POST, "/api/v2/properties", Some(&property))
+            .await
+        {
+            let Some(id) = found_id else {
+                return Err(refused);
+            };
+            match self.property_of_client(id).await? {
+                Some(p) if assumed::created_by(origin, p.external_id.as_deref()) => {
+                    self.call(
+                        Method::DELETE,
+                        &format!("/api/v2/properties/{}", p.id),
+                        None,
+                    )
+                    .await?;
+                    self.call(Method::POST, "/api/v2/properties", Some(&property))
+                        .await?;
+                }
+                Some(p) => {
+                    return Ok(Some(RemoteCustomer {
+                        contract: None,
+                        document: None,
+                        name: Some(format!(
+                            "client {} on another property ({})",
+                            customer.contract, p.id
+                        )),
+                    }))
+                }
+                None => return Err(refused),
+            }
+        }
+        if let Some(found) = found.and_then(Client::read) {
+            self.amend_client(&found, customer).await?;
+        }
+        Ok(None)
+    }
+
+    /// The property a client is on, if any.
+    async fn property_of_client(&self, client: &str) -> Result<Option<Property>> {
+        let body = json!({ "filter": [condition("client", "in", json!([client]))] });
+        Ok(self
+            .all(Route::Properties, body)
+            .await?
+            .iter()
+            .filter_map(|row| Property::read(row).ok())
+            .next())
+    }
+
+    /// Edits an existing client only where it disagrees with the customer: the CPF/CNPJ part of
+    /// its `observation` when the document differs (the rest of the text kept), its name only
+    /// when it has none. What a person wrote there is never replaced.
+    async fn amend_client(&self, client: &Client, customer: &CustomerRecord) -> Result<()> {
+        let observation = client.observation.as_deref().unwrap_or_default();
+        let ours: String = customer
+            .document
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let mut patch = serde_json::Map::new();
+        if assumed::customer_document(observation).as_deref() != Some(ours.as_str()) {
+            patch.insert(
+                "observation".into(),
+                json!(assumed::with_document(observation, &ours)),
+            );
+        }
+        if client.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            patch.insert("name".into(), json!(customer.name));
+        }
+        if patch.is_empty() {
+            return Ok(());
+        }
+        self.call(
+            Method::PATCH,
+            &format!("/api/v2/ftth-clients/{}", client.id),
+            Some(&Value::Object(patch)),
+        )
+        .await?;
         Ok(())
     }
 }

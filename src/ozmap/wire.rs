@@ -235,7 +235,7 @@ impl BoxType {
 }
 
 /// An FTTH client, populated in a property.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Client {
     pub id: String,
     /// The ISP's contract.
@@ -245,12 +245,28 @@ pub struct Client {
     pub observation: Option<String>,
 }
 
+impl Client {
+    /// A client record (an object with an `id`).
+    pub fn read(record: &Value) -> Option<Client> {
+        let c = record.as_object()?;
+        let text = |f: &str| c.get(f).and_then(Value::as_str).map(str::to_owned);
+        Some(Client {
+            id: text("id")?,
+            code: text("code"),
+            name: text("name"),
+            observation: text("observation"),
+        })
+    }
+}
+
 /// A property (a customer's premises) and the ports it is connected to.
 #[derive(Debug, PartialEq)]
 pub struct Property {
     pub id: String,
     /// The client, when populated (`populate=client`) and present.
     pub client: Option<Client>,
+    /// The id of a client the answer named without populating it: to be read by id.
+    pub client_ref: Option<String>,
     /// `(splitter id, port N)` of each connection.
     pub connections: Vec<(String, i32)>,
     pub external_id: Option<String>,
@@ -261,16 +277,13 @@ impl Property {
     /// Reads a property; a connection without a splitter id or a positive port is skipped.
     pub fn read(record: &Value) -> Result<Property, Unreadable> {
         let id = id_of("properties", record)?;
-        let client = record.get("client").and_then(|c| {
-            let c = c.as_object()?;
-            let text = |f: &str| c.get(f).and_then(Value::as_str).map(str::to_owned);
-            Some(Client {
-                id: text("id")?,
-                code: text("code"),
-                name: text("name"),
-                observation: text("observation"),
-            })
-        });
+        let client = record.get("client").and_then(Client::read);
+        // A client the server did not populate (its id only): never read as no customer.
+        let client_ref = record
+            .get("client")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
         let connections = record
             .get("connections")
             .and_then(Value::as_array)
@@ -287,6 +300,7 @@ impl Property {
         Ok(Property {
             id: id.to_owned(),
             client,
+            client_ref,
             connections,
             external_id: text(record, "external_id"),
             updated_at: time(record.get("updatedAt")),

@@ -36,6 +36,14 @@ pub struct Faults {
     /// OZmap: list answers without `hasNextPage` and `nextUrl`, as servers older than mid-2025
     /// (clients end on an empty page).
     pub legacy_envelope: bool,
+    /// OZmap: a `nextUrl` that does not repeat `populate` (a client that follows it verbatim
+    /// gets clients as bare ids from the second page on).
+    pub next_url_without_populate: bool,
+    /// OZmap: `populate` is ignored, clients always come as bare ids.
+    pub populate_ignored: bool,
+    /// OZmap: listings ignore filters on `connections.id` (a field of the SDK's read schema,
+    /// not of its stored data), answering as if the condition were not there.
+    pub ignore_connections_filter: bool,
 }
 
 /// See [`Faults::fail_list_page`].

@@ -103,15 +103,15 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(())
 }
 
-/// A binding's latest delivery, if any.
-pub async fn latest<C: ConnectionTrait>(
+/// A binding's deliveries, oldest first.
+pub async fn of_binding<C: ConnectionTrait>(
     db: &C,
     binding_id: i64,
-) -> Result<Option<push_outbox::Model>> {
+) -> Result<Vec<push_outbox::Model>> {
     Ok(push_outbox::Entity::find()
         .filter(push_outbox::Column::BindingId.eq(binding_id))
-        .order_by_desc(push_outbox::Column::Id)
-        .one(db)
+        .order_by_asc(push_outbox::Column::Id)
+        .all(db)
         .await?)
 }
 

@@ -240,10 +240,15 @@ async fn list(
             .map(|t| serde_json::from_str(t).map_err(|_| bad("filter/sort is not JSON".into())))
             .transpose()
     };
-    let filter = match from_query(&params.filter)? {
+    let mut filter = match from_query(&params.filter)? {
         Some(f) => f,
         None => body.get("filter").cloned().unwrap_or(json!([])),
     };
+    if state.faults.lock().unwrap().ignore_connections_filter {
+        if let Some(items) = filter.as_array_mut() {
+            items.retain(|c| c.get("property") != Some(&json!("connections.id")));
+        }
+    }
     let sort = match from_query(&params.sort)? {
         Some(s) => s,
         None => body.get("sort").cloned().unwrap_or(json!([])),
@@ -257,7 +262,8 @@ async fn list(
     let populate = params
         .populate
         .as_deref()
-        .is_some_and(|p| p.split(',').any(|f| f == "client"));
+        .is_some_and(|p| p.split(',').any(|f| f == "client"))
+        && !state.faults.lock().unwrap().populate_ignored;
     let rows = state
         .matching(&route, populate, &filter, &sort)
         .map_err(bad)?;
@@ -266,10 +272,15 @@ async fn list(
     let mut answer = json!({
         "total": rows.len(), "count": page.len(), "start": start, "limit": limit,
     });
-    if !state.faults.lock().unwrap().legacy_envelope {
+    let faults = state.faults.lock().unwrap().clone();
+    if !faults.legacy_envelope {
         answer["hasNextPage"] = json!(more);
         if more {
-            let populate = if populate { "&populate=client" } else { "" };
+            let populate = if populate && !faults.next_url_without_populate {
+                "&populate=client"
+            } else {
+                ""
+            };
             answer["nextUrl"] = json!(format!(
                 "/api/v2/{route}?skip={}&limit={limit}{populate}",
                 start + limit
