@@ -17,14 +17,6 @@ use serde_json::{json, Value};
 const REBIND: &str =
     "mutation($i: ID!, $p: ID!) { rebindBinding(id: $i, portId: $p) { id status } }";
 
-fn db_id(id: &Value) -> i64 {
-    ids::decode(
-        ids::BINDING,
-        &async_graphql::ID(id.as_str().unwrap().into()),
-    )
-    .unwrap()
-}
-
 /// Sends a mutation on a binding; returns `Ok(data)` or `Err(code)`.
 async fn try_change(app: &TestApp, mutation: &str, vars: Value) -> Result<Value, String> {
     let (_, body) = app.post(Some(&app.admin_key), mutation, vars).await;
@@ -36,15 +28,6 @@ async fn try_change(app: &TestApp, mutation: &str, vars: Value) -> Result<Value,
 
 fn op(name: &str) -> String {
     format!("mutation($i: ID!) {{ {name}(id: $i) {{ id status }} }}")
-}
-
-/// The outbox rows of a binding, oldest first.
-async fn rows_of(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
-    entity::push_outbox::Entity::find()
-        .filter(entity::push_outbox::Column::BindingId.eq(db_id(id)))
-        .all(&app.state.db)
-        .await
-        .unwrap()
 }
 
 /// Waits (20 s at most) until no delivery of the binding is PENDING.

@@ -225,3 +225,101 @@ async fn a_released_customer_s_client_is_never_confused_with_the_next_one_on_the
     );
     assert_eq!(ports[0].records[1].status, PortStatus::Occupied);
 }
+
+/// A person's client (code WP-T4, notes around its CPF in `observation`) is taken by a push
+/// of the same contract: the property is written first and the client edited only where it
+/// disagrees. The same document changes nothing; another document changes only the document
+/// in the text, the notes kept; a push that fails leaves the client as it was.
+#[tokio::test]
+async fn an_existing_client_is_edited_in_place_never_replaced() {
+    let sim = ozmap_sim(SimConfig {
+        boxes: 20,
+        seed: 9,
+        ..Default::default()
+    })
+    .await;
+    let oz = ozmap_client(&sim.url, "integracao", "geosite");
+    let store_ports = rows(&sim, "portaSplitter");
+    let (taken, row) = store_ports
+        .iter()
+        .find(|(_, r)| r["status"] == "OCUPADA" && r["contrato"].is_string())
+        .unwrap();
+    let notes = "CPF/CNPJ 529.982.247-25 | tel (85) 98877-6655 | portao azul | vencimento dia 10";
+    sim.state.set_client_observation(*taken, notes);
+    let contract = row["contrato"].as_str().unwrap().to_owned();
+    let name = row["nomeCliente"].as_str().unwrap_or("Cliente").to_owned();
+    let taken = sim.remote_fid("portaSplitter", *taken);
+    let theirs = person(&contract, "52998224725", &name);
+    // The person's property keeps its drop; the client, on no property now, keeps its notes.
+    assert_eq!(
+        write(&oz, &taken, PortChange::Free(&theirs)).await,
+        PortWrite::Written
+    );
+    let mut free = store_ports
+        .iter()
+        .filter(|(_, r)| r["status"] == "LIVRE")
+        .map(|(fid, _)| sim.remote_fid("portaSplitter", *fid));
+    let (first, second) = (free.next().unwrap(), free.next().unwrap());
+    let count = sim.state.writes().len();
+
+    // The same document: the property is made with the client as it is; nothing is edited.
+    assert_eq!(
+        write(&oz, &first, PortChange::Occupy(&theirs)).await,
+        PortWrite::Written
+    );
+    let since: Vec<_> = sim.state.writes()[count..].to_vec();
+    assert_eq!(
+        since
+            .iter()
+            .map(|w| (w.feature.as_str(), w.action.as_str()))
+            .collect::<Vec<_>>(),
+        [("properties", "create")],
+        "no client edit: {since:?}"
+    );
+    assert_eq!(since[0].body["clientGot"]["observation"], notes);
+
+    // Another document: only its part of the text changes, after the property is made.
+    write(&oz, &first, PortChange::Free(&theirs)).await;
+    let count = sim.state.writes().len();
+    let moved = person(&contract, "11222333000181", &name);
+    assert_eq!(
+        write(&oz, &second, PortChange::Occupy(&moved)).await,
+        PortWrite::Written
+    );
+    let since: Vec<_> = sim.state.writes()[count..].to_vec();
+    assert_eq!(
+        since
+            .iter()
+            .map(|w| (w.feature.as_str(), w.action.as_str()))
+            .collect::<Vec<_>>(),
+        [("properties", "create"), ("ftth-clients", "update")],
+        "the property first: {since:?}"
+    );
+    assert_eq!(
+        since[1].body["observation"],
+        "CPF/CNPJ 11222333000181 | tel (85) 98877-6655 | portao azul | vencimento dia 10"
+    );
+    assert!(
+        since[1].body.get("name").is_none(),
+        "the name is the person's"
+    );
+
+    // A push that fails (its port refused) leaves the client untouched.
+    write(&oz, &second, PortChange::Free(&moved)).await;
+    let refusal = sim
+        .state
+        .refuse(axum::http::Method::POST, "/api/v2/properties", None);
+    let count = sim.state.writes().len();
+    let other = person(&contract, "52998224725", &name);
+    assert!(oz
+        .set_port_customer(&first, PortChange::Occupy(&other), "chave1")
+        .await
+        .is_err());
+    refusal.release();
+    assert!(
+        sim.state.writes()[count..]
+            .iter()
+            .all(|w| w.feature != "ftth-clients"),
+        "no client edit before the property"
+    );
+}

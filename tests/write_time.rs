@@ -10,6 +10,7 @@ use axum::http::Method;
 use common::bindings::*;
 use common::world;
 use common::{Engine, TestApp};
+use entity::push_outbox::{PushAction, PushStatus};
 use mapping_gateway::simulator::SimPlatform;
 use serde_json::{json, Value};
 
@@ -38,7 +39,7 @@ async fn until(app: &TestApp, id: &Value, what: &str, done: impl Fn(&Value) -> b
 }
 
 /// A mutation's error code, or `None` when it succeeded.
-async fn refusal(app: &TestApp, query: &str, vars: Value) -> Option<String> {
+async fn refusal_code(app: &TestApp, query: &str, vars: Value) -> Option<String> {
     let (_, body) = app.post(Some(&app.admin_key), query, vars).await;
     body["errors"][0]["extensions"]["code"]
         .as_str()
@@ -110,6 +111,68 @@ on_every_platform! {
     }
 }
 
+/// Waits (20 s at most) until no delivery of the binding is PENDING; returns its rows.
+async fn settled(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let rows = rows_of(app, id).await;
+            if rows.iter().all(|r| r.status != PushStatus::Pending) {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("settled within 20 s"))
+}
+
+/// The latest delivery of a binding to a port.
+fn latest_to<'a>(
+    rows: &'a [entity::push_outbox::Model],
+    fid: &str,
+) -> &'a entity::push_outbox::Model {
+    rows.iter()
+        .rev()
+        .find(|r| r.port_fid.as_deref() == Some(fid))
+        .expect("a delivery to the port")
+}
+
+on_every_platform! {
+    /// The platform refuses removals while a delivered binding moves: the old port's removal
+    /// FAILS (on OZmap the push to the new port, which must take the client off our old
+    /// property first, too). Once the refusal is lifted, one retryPush reaches them all, the
+    /// removal first: the customer leaves the old port and is on the new one.
+    async fn a_failed_removal_after_a_move_is_retried_before_the_push(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_ports_apart(&app, 2).await;
+        let b = bind_port(&app, &ports[0].0, customer("530004", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        let refusal = match w.sim.platform {
+            SimPlatform::Geosite => w.sim.state.refuse(Method::POST, "/portaSplitter/save", Some("LIVRE")),
+            SimPlatform::Ozmap => w.sim.state.refuse(Method::DELETE, "/api/v2/properties/", None),
+        };
+        app.ok(REBIND, json!({ "i": b["id"], "p": ports[1].0 })).await;
+        let rows = settled(&app, &b["id"]).await;
+        let removal = latest_to(&rows, &ports[0].1);
+        assert_eq!((removal.action, removal.status), (PushAction::Remove, PushStatus::Failed), "{rows:?}");
+        assert!(refusal.arrived() >= 1);
+        refusal.release();
+        change(&app, "retryPush", &b["id"]).await;
+        let rows = settled(&app, &b["id"]).await;
+        assert_eq!(latest_to(&rows, &ports[0].1).status, PushStatus::Delivered, "{rows:?}");
+        assert_eq!(latest_to(&rows, &ports[1].1).status, PushStatus::Delivered, "{rows:?}");
+        assert_eq!(platform_contract(&w, &ports[0].1), None, "the customer left the old port");
+        assert_eq!(platform_contract(&w, &ports[1].1).as_deref(), Some("530004"));
+        let retry = "mutation($i: ID!) { retryPush(bindingId: $i) { id } }";
+        assert_eq!(
+            refusal_code(&app, retry, json!({ "i": b["id"] })).await.as_deref(),
+            Some("VALIDATION"),
+            "nothing failed is left"
+        );
+    }
+}
+
 /// A push held by another customer fails once its horizon has passed, with its reason; it
 /// stays FAILED (retryPush is refused) while the conflict lasts, and is retried once a sync
 /// finds the port free.
@@ -138,7 +201,7 @@ async fn a_push_held_past_its_horizon_fails_with_its_reason(engine: Engine, plat
     );
     let retry = "mutation($i: ID!) { retryPush(bindingId: $i) { id } }";
     assert_eq!(
-        refusal(&app, retry, json!({ "i": b["id"] }))
+        refusal_code(&app, retry, json!({ "i": b["id"] }))
             .await
             .as_deref(),
         Some("CONFLICT"),
@@ -146,7 +209,10 @@ async fn a_push_held_past_its_horizon_fails_with_its_reason(engine: Engine, plat
     );
     someone_else_off(&w, &fid);
     world::succeeded(&app, &w.id, "FULL").await;
-    assert_eq!(refusal(&app, retry, json!({ "i": b["id"] })).await, None);
+    assert_eq!(
+        refusal_code(&app, retry, json!({ "i": b["id"] })).await,
+        None
+    );
     delivery(&app, &b["id"], "DELIVERED").await;
     assert_eq!(platform_contract(&w, &fid).as_deref(), Some("530003"));
 }

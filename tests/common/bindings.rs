@@ -223,3 +223,21 @@ pub fn port_read_path(w: &World) -> &'static str {
         mapping_gateway::simulator::SimPlatform::Ozmap => "/api/v2/splitters",
     }
 }
+
+/// A binding's database id from its API id.
+pub fn db_id(id: &Value) -> i64 {
+    ids::decode(
+        ids::BINDING,
+        &async_graphql::ID(id.as_str().unwrap().into()),
+    )
+    .unwrap()
+}
+
+/// The outbox rows of a binding, oldest first.
+pub async fn rows_of(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
+    entity::push_outbox::Entity::find()
+        .filter(entity::push_outbox::Column::BindingId.eq(db_id(id)))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+}

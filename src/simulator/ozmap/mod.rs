@@ -49,6 +49,9 @@ pub struct OzState {
     pub(super) loose_clients: std::collections::BTreeMap<String, Value>,
     /// Numbers handed to clients whose port's own id is taken by a loose client.
     pub(super) next_client: i64,
+    /// The `observation` text of a port's client as it was written (a person's notes around
+    /// the document), by port; shown while the port's document is still the one it names.
+    pub(super) notes: HashMap<i64, String>,
     /// Ports by splitter, at a store version.
     index: Option<(u64, PortIndex)>,
     /// Matching records of recent listings, at a store version.
@@ -114,6 +117,23 @@ struct ListParams {
 }
 
 impl SimState {
+    /// Writes the `observation` of the client on port `fid` (a store fid) as a person would in
+    /// OZmap's own screens: free text around the CPF/CNPJ, which becomes the port's document.
+    pub fn set_client_observation(&self, fid: i64, text: &str) {
+        let document = records::document_in(text);
+        self.edit(|store| {
+            let t = store.tables.get_mut("portaSplitter").expect("ports table");
+            if let (Some(c), Some(row)) = (t.col("documento"), t.rows.get_mut(&fid)) {
+                row[c] = document.map_or(Value::Null, Value::from);
+            }
+        });
+        self.ozmap
+            .lock()
+            .unwrap()
+            .notes
+            .insert(fid, text.to_owned());
+    }
+
     /// Runs `f` over the OZmap view of the store.
     pub(super) fn ozmap_view<R>(&self, f: impl FnOnce(&View) -> R) -> R {
         let store = self.store.read().unwrap();
@@ -133,6 +153,7 @@ impl SimState {
             detached: &oz.detached,
             port_client: &oz.port_client,
             loose_clients: &oz.loose_clients,
+            notes: &oz.notes,
         };
         f(&view)
     }

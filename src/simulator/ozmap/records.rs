@@ -90,6 +90,21 @@ pub struct View<'a> {
     pub port_client: &'a HashMap<i64, String>,
     /// Clients on no property, by id.
     pub loose_clients: &'a std::collections::BTreeMap<String, Value>,
+    /// Observation texts as written, by port.
+    pub notes: &'a HashMap<i64, String>,
+}
+
+/// The CPF or CNPJ digits of an observation text: the first run of 11 or 14 digits once dots,
+/// dashes, slashes and spaces are taken out (check digits are the gateway's business).
+pub fn document_in(text: &str) -> Option<String> {
+    let compact: String = text
+        .chars()
+        .filter(|c| !matches!(c, '.' | '-' | '/' | ' '))
+        .collect();
+    compact
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 11 || run.len() == 14)
+        .map(str::to_owned)
 }
 
 fn table<'a>(store: &'a Store, feature: &str) -> &'a Table {
@@ -402,9 +417,17 @@ impl View<'_> {
             return None;
         }
         let code = get(t, port, "contrato");
-        let observation = wire::text(get(t, port, "documento"))
-            .map(|d| format!("CPF/CNPJ {d}"))
-            .unwrap_or_default();
+        let document = wire::text(get(t, port, "documento"));
+        let digits = document
+            .as_deref()
+            .map(|d| d.chars().filter(char::is_ascii_digit).collect::<String>());
+        // A note written for this port's client, while it still names the port's document.
+        let observation = match self.notes.get(&fid) {
+            Some(note) if document_in(note) == digits => note.clone(),
+            _ => document
+                .map(|d| format!("CPF/CNPJ {d}"))
+                .unwrap_or_default(),
+        };
         Some(json!({
             "id": self.client_id(fid), "kind": "FTTHClient",
             "code": wire::text(code), "name": get(t, port, "nomeCliente"),

@@ -67,13 +67,12 @@ fn column<'a>(store: &'a Store, fid: i64, name: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-/// The document kept in a client's observation (`CPF/CNPJ <digits>`).
+/// The document an observation names (the first run of 11 or 14 digits).
 fn document_of(observation: Option<&Value>) -> Value {
     observation
         .and_then(Value::as_str)
-        .map(|o| o.trim_start_matches("CPF/CNPJ").trim())
-        .filter(|d| !d.is_empty())
-        .map_or(Value::Null, |d| json!(d))
+        .and_then(super::records::document_in)
+        .map_or(Value::Null, Value::from)
 }
 
 pub(super) async fn create(
@@ -128,6 +127,7 @@ fn view<'a>(store: &'a Store, oz: &'a OzState, none: &'a HashMap<i64, Vec<i64>>)
         detached: &oz.detached,
         port_client: &oz.port_client,
         loose_clients: &oz.loose_clients,
+        notes: &oz.notes,
     }
 }
 
@@ -139,6 +139,7 @@ fn loosen_client(store: &Store, oz: &mut OzState, fid: i64) {
     if let Some(client) = client {
         let id = client["id"].as_str().unwrap_or_default().to_owned();
         oz.loose_clients.insert(id, client);
+        oz.notes.remove(&fid);
         oz.next_client += 1;
         let next = oid(Tag::Client, (1 << 40) + oz.next_client);
         oz.port_client.insert(fid, next);
@@ -171,13 +172,13 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
         return Err(fail(StatusCode::CONFLICT, "the port is taken"));
     }
     let none = HashMap::new();
-    let (code, name, document, id) = match record.get("client") {
+    let (code, name, observation, id) = match record.get("client") {
         Some(Value::String(id)) => {
             if let Some(client) = oz.loose_clients.remove(id) {
                 (
                     client["code"].clone(),
                     client["name"].clone(),
-                    document_of(client.get("observation")),
+                    client.get("observation").cloned(),
                     id.clone(),
                 )
             } else if view(&store, &oz, &none)
@@ -216,7 +217,7 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
             (
                 json!(code),
                 client.get("name").cloned().unwrap_or(Value::Null),
-                document_of(client.get("observation")),
+                client.get("observation").cloned(),
                 id,
             )
         }
@@ -229,7 +230,7 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
             ("status", json!("OCUPADA")),
             ("contrato", code),
             ("nomeCliente", name),
-            ("documento", document),
+            ("documento", document_of(observation.as_ref())),
             (
                 "origem",
                 record.get("external_id").cloned().unwrap_or(Value::Null),
@@ -238,6 +239,10 @@ fn create_property(state: &SimState, record: &Map<String, Value>) -> Result<Stri
         ],
     );
     oz.detached.remove(&port);
+    match observation.as_ref().and_then(Value::as_str) {
+        Some(text) => oz.notes.insert(port, text.to_owned()),
+        None => oz.notes.remove(&port),
+    };
     if id == oid(Tag::Client, port) {
         oz.port_client.remove(&port);
     } else {
@@ -304,6 +309,10 @@ pub(super) async fn update(
                 }
                 if record.contains_key("observation") {
                     fields.push(("documento", document_of(record.get("observation"))));
+                    match record.get("observation").and_then(Value::as_str) {
+                        Some(text) => oz.notes.insert(port, text.to_owned()),
+                        None => oz.notes.remove(&port),
+                    };
                 }
                 set_port(&mut store, port, &fields);
             }
