@@ -245,3 +245,55 @@ pub async fn write_txn<C: sea_orm::TransactionTrait>(
     })
     .await
 }
+
+/// Claims a SQLite file for this process: the gateway's instances coordinate on PostgreSQL
+/// (notifications, leases read across processes), not on SQLite, so one process that runs syncs
+/// or deliveries (`serve`, `sync`) may use a file at a time. The claim is an exclusive `flock`
+/// on `<file>.lock`, which the kernel releases when the process ends, however it ends (a
+/// `kill -9` leaves no stale claim). A second claim by the same process is granted (tests run
+/// several instances in one process); PostgreSQL and in-memory URLs need none. The short
+/// administrative commands (`keys`, `integrations list`, `migrate`) take no claim: SQLite
+/// serializes their writes with the server's.
+pub fn claim_sqlite_file(url: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::io::AsRawFd;
+    static CLAIMS: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> =
+        std::sync::Mutex::new(Vec::new());
+    let Some(path) = sqlite_file(url) else {
+        return Ok(());
+    };
+    let mut lock_path = path.clone().into_os_string();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let mut claims = CLAIMS.lock().expect("claims lock");
+    if claims.iter().any(|(p, _)| *p == lock_path) {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", lock_path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; it only takes or refuses the lock.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        anyhow::bail!(
+            "the SQLite database {} is in use by another mapping-gateway process{}: one process per SQLite file (run several instances on PostgreSQL)",
+            path.display(),
+            if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            }
+        );
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    claims.push((lock_path, file));
+    Ok(())
+}

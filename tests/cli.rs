@@ -197,3 +197,38 @@ async fn json_logs_name_the_operation(engine: Engine) {
 }
 
 each_engine!(json_logs_name_the_operation);
+
+/// One SQLite file, one gateway process that syncs or delivers: a second `serve`, or a `sync`,
+/// on the file a served gateway uses is refused at start with one line naming the file and a
+/// non-zero exit; once the first is killed (-9), its claim is gone with it and the file serves
+/// again.
+#[tokio::test]
+async fn a_sqlite_file_is_served_by_one_process() {
+    let db = fresh_database(Engine::Sqlite).await.expect("sqlite");
+    let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
+    let (mut first, _) = serve_on(&db, &admin, &[]);
+    let file = mapping_gateway::db::sqlite_file(&db.database_url).unwrap();
+    for args in [&["serve"][..], &["sync", "--integration", "1"][..]] {
+        let out = run_gateway(args, &db);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} refused: {err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains("in use by another mapping-gateway process"))
+            .unwrap_or_else(|| panic!("{args:?}: {err}"));
+        assert!(line.contains(&file.display().to_string()), "{line}");
+        assert!(line.contains("PostgreSQL"), "{line}");
+    }
+    // Administrative commands run beside it.
+    let out = run_gateway(&["keys", "list"], &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let (_again, base) = serve_on(&db, &admin, &[]);
+    assert!(base.starts_with("http://"));
+    drop_database(&db.database_url);
+}

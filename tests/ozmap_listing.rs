@@ -105,3 +105,31 @@ on_both_engines! {
         assert_eq!(platform_contract(&w, &fid).as_deref(), Some("540001"));
     }
 }
+
+on_both_engines! {
+    /// A run's listings go out in parallel; they share one login (single flight), as an
+    /// installation that allows one session per user requires. An expired token is renewed
+    /// once for all of them too.
+    async fn a_run_logs_in_once(app: TestApp) {
+        let app = app.on(SimPlatform::Ozmap);
+        let w = world::world(&app, 30).await;
+        let before = w.sim.state.logins();
+        world::succeeded(&app, &w.id, "FULL").await;
+        assert_eq!(w.sim.state.logins() - before, 1, "one login for the run");
+        // Tokens that stop working after a few calls: each expiry costs one login, not one per
+        // listing that met it.
+        w.sim.state.set_faults(Faults {
+            expire_tokens_after_calls: Some(25),
+            ..Default::default()
+        });
+        let before = (w.sim.state.logins(), w.sim.state.calls());
+        world::succeeded(&app, &w.id, "FULL").await;
+        let logins = w.sim.state.logins() - before.0;
+        let calls = w.sim.state.calls() - before.1;
+        assert!(logins >= 1, "expired tokens renewed");
+        assert!(
+            logins <= calls / 25 + 1,
+            "{logins} logins for {calls} calls with tokens of 25 calls"
+        );
+    }
+}

@@ -5,7 +5,6 @@
 //! race. A platform customer who is not ours is never written over: a confirmation of a port in
 //! conflict is refused, and a release or move queues no removal of a port carrying someone else.
 
-use chrono::Utc;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use entity::binding::{self, BindingStatus};
@@ -96,7 +95,7 @@ pub async fn change(
         }
         Change::Cancel => Err(String::new()),
     };
-    let now = Utc::now();
+    let now = app.settings.clock.now();
     let mut set = binding::ActiveModel {
         status: Set(change.to()),
         updated_at: Set(now),
@@ -175,7 +174,7 @@ pub async fn rebind(
         ));
     }
     let removal = removal_target(&before, port_of(&txn, &before).await?.as_ref());
-    let now = Utc::now();
+    let now = app.settings.clock.now();
     let set = binding::ActiveModel {
         port_id: Set(Some(port.id)),
         status: Set(BindingStatus::Confirmed),

@@ -16,7 +16,6 @@ pub mod wake;
 pub use lifecycle::{change, rebind, Change};
 pub use retry::retry_push;
 
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QuerySelect,
@@ -370,7 +369,7 @@ pub async fn bind(
     if let Some(other) = holding_contract(&txn, port.integration_id, &customer.contract).await? {
         return Err(conflict("the contract is already bound", &other));
     }
-    let now = Utc::now();
+    let now = app.settings.clock.now();
     let row = binding::ActiveModel {
         integration_id: Set(port.integration_id),
         port_id: Set(Some(port.id)),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -37,6 +37,27 @@ struct Inner {
     transport: Transport,
     credentials: Credentials,
     token: Mutex<Option<String>>,
+    /// The login in flight, shared by every task that needs a token meanwhile.
+    login: Mutex<Option<Login>>,
+}
+
+/// A login any number of tasks await; whichever polls it drives it, so none waits on a task
+/// that is not being polled. Its error is shared, and copied out to each waiter.
+type Login = futures::future::Shared<
+    futures::future::BoxFuture<'static, std::result::Result<String, Arc<Error>>>,
+>;
+
+/// The same failure again, for another task that shared the login.
+fn copy(e: &Error) -> Error {
+    match e {
+        Error::NotFound(what) => Error::NotFound(what.clone()),
+        Error::Validation { message, field } => Error::Validation {
+            message: message.clone(),
+            field: field.clone(),
+        },
+        Error::PlatformAuth(m) => Error::PlatformAuth(m.clone()),
+        other => Error::PlatformUnavailable(other.message()),
+    }
 }
 
 /// A client of one OZmap installation. Cheap to clone.
@@ -123,6 +144,7 @@ impl OzmapClient {
                 transport: Transport::new("ozmap", api_url, options)?,
                 credentials,
                 token: Mutex::new(None),
+                login: Mutex::new(None),
             }),
         })
     }
@@ -346,24 +368,51 @@ impl OzmapClient {
     }
 }
 
-/// No lock is held while logging in: a listing's page future can sit unpolled while its stream
-/// waits for room downstream, and a login awaited under a lock there stalled every other
-/// listing of the sync. Tasks that find the token refused at once may each log in; the last
-/// token stored is the one later calls use.
+/// One login at a time per client (single flight): every task that finds no token, or its
+/// token refused, joins the login in flight instead of starting its own, so a run's parallel
+/// listings log in once (an installation allowing one session per user would otherwise end all
+/// but the last). No lock is held while logging in: the login is a shared future that whichever
+/// waiter polls drives, so a listing whose page future sits unpolled holds nobody up.
+impl OzmapClient {
+    async fn single_flight_login(&self) -> Result<String> {
+        let flight = {
+            let mut slot = self.inner.login.lock().unwrap();
+            match slot.as_ref() {
+                Some(flight) if flight.peek().is_none() => flight.clone(),
+                _ => {
+                    let inner = Arc::downgrade(&self.inner);
+                    let flight = async move {
+                        let inner = inner.upgrade().ok_or_else(|| {
+                            Arc::new(Error::PlatformUnavailable("the client is gone".into()))
+                        })?;
+                        Box::pin(OzmapClient { inner }.login())
+                            .await
+                            .map_err(Arc::new)
+                    }
+                    .boxed()
+                    .shared();
+                    *slot = Some(flight.clone());
+                    flight
+                }
+            }
+        };
+        match flight.await {
+            Ok(token) => {
+                *self.inner.token.lock().unwrap() = Some(token.clone());
+                Ok(token)
+            }
+            Err(e) => Err(copy(&e)),
+        }
+    }
+}
+
 #[async_trait]
 impl Session for OzmapClient {
     async fn authorization(&self) -> Result<String> {
         if let Some(t) = self.inner.token.lock().unwrap().as_ref() {
             return Ok(t.clone());
         }
-        let fresh = Box::pin(self.login()).await?;
-        Ok(self
-            .inner
-            .token
-            .lock()
-            .unwrap()
-            .get_or_insert(fresh)
-            .clone())
+        self.single_flight_login().await
     }
 
     async fn renew(&self, used: &str) -> Result<bool> {
@@ -377,8 +426,7 @@ impl Session for OzmapClient {
         {
             return Ok(false);
         }
-        let fresh = Box::pin(self.login()).await?;
-        *self.inner.token.lock().unwrap() = Some(fresh);
+        self.single_flight_login().await?;
         Ok(true)
     }
 }

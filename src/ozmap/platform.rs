@@ -138,23 +138,57 @@ impl OzmapClient {
         .boxed()
     }
 
-    /// The properties connected to these splitters (clients populated), each read as its page
-    /// comes: those read, and the field of one that could not be.
+    /// The properties connected to these splitters (clients populated): those read, and the
+    /// field of one that could not be.
     async fn properties_on(
         &self,
-        splitters: &[String],
+        splitters: &[Splitter],
     ) -> Result<(Vec<Property>, Option<&'static str>)> {
         let mut properties = Vec::new();
         let mut unreadable = None;
         for chunk in splitters.chunks(SPLITTERS_PER_QUERY) {
-            let query = ListQuery {
-                splitter_fids: Some(chunk.to_vec()),
-                ..Default::default()
-            };
-            let (read, field) = self
-                .properties(listing::body(Route::Properties, &query))
-                .await?;
+            let (read, field) = self.properties_connected(chunk).await?;
             properties.extend(read);
+            unreadable = unreadable.or(field);
+        }
+        Ok((properties, unreadable))
+    }
+
+    /// The properties connected to these splitters, asked for by `connections.id`. That field
+    /// is in the SDK's read schema but not in its stored data, so a server may ignore the
+    /// filter (a property of another splitter comes back) or refuse it: the listing then asks
+    /// by the boxes that house the splitters (a stored field) and keeps the properties
+    /// connected to them. A property not connected to the splitters is never taken for theirs.
+    pub(super) async fn properties_connected(
+        &self,
+        splitters: &[Splitter],
+    ) -> Result<(Vec<Property>, Option<&'static str>)> {
+        let ids: HashSet<&str> = splitters.iter().map(|s| s.id.as_str()).collect();
+        let query = ListQuery {
+            splitter_fids: Some(ids.iter().map(|id| id.to_string()).collect()),
+            ..Default::default()
+        };
+        match self
+            .properties(listing::body(Route::Properties, &query), Some(&ids))
+            .await
+        {
+            Ok(Some(read)) => return Ok(read),
+            // Ignored (a property of another splitter) or refused: by box.
+            Ok(None) | Err(Error::Validation { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let boxes: BTreeSet<&str> = splitters
+            .iter()
+            .filter_map(|s| s.parent.as_deref())
+            .collect();
+        let boxes: Vec<&str> = boxes.into_iter().collect();
+        let connected = |p: &Property| p.connections.iter().any(|(s, _)| ids.contains(s.as_str()));
+        let mut properties = Vec::new();
+        let mut unreadable = None;
+        for chunk in boxes.chunks(IDS_PER_QUERY) {
+            let body = json!({ "filter": [condition("box", "in", json!(chunk))] });
+            let (read, field) = self.properties(body, None).await?.unwrap_or_default();
+            properties.extend(read.into_iter().filter(connected));
             unreadable = unreadable.or(field);
         }
         Ok((properties, unreadable))
@@ -162,11 +196,14 @@ impl OzmapClient {
 
     /// Every property a listing's filter names, its client populated: a client the server
     /// named by id only (it ignored `populate`) is read by id, never taken for no customer.
-    /// Returns those read, and the field of one that could not be (its client missing too).
+    /// Returns those read, and the field of one that could not be (its client missing too);
+    /// `None`, at the first page that shows it, when `connected_to` is given and a property
+    /// connected to none of those splitters comes back (the server ignored the filter).
     pub(super) async fn properties(
         &self,
         body: Value,
-    ) -> Result<(Vec<Property>, Option<&'static str>)> {
+        connected_to: Option<&HashSet<&str>>,
+    ) -> Result<Option<(Vec<Property>, Option<&'static str>)>> {
         let mut properties = Vec::new();
         let mut unreadable = None;
         let mut pages = self.pages(Route::Properties, body);
@@ -177,6 +214,13 @@ impl OzmapClient {
                     Err(u) => unreadable = Some(u.field),
                 }
             }
+            if let Some(ids) = connected_to {
+                let stray =
+                    |p: &Property| !p.connections.iter().any(|(s, _)| ids.contains(s.as_str()));
+                if properties.iter().any(stray) {
+                    return Ok(None);
+                }
+            }
         }
         let bare: BTreeSet<String> = properties
             .iter()
@@ -184,7 +228,7 @@ impl OzmapClient {
             .filter_map(|p| p.client_ref.clone())
             .collect();
         if bare.is_empty() {
-            return Ok((properties, unreadable));
+            return Ok(Some((properties, unreadable)));
         }
         let bare: Vec<String> = bare.into_iter().collect();
         let mut clients = std::collections::HashMap::new();
@@ -204,7 +248,7 @@ impl OzmapClient {
                 }
             }
         }
-        Ok((properties, unreadable))
+        Ok(Some((properties, unreadable)))
     }
 
     /// The ports of a page of splitters. A splitter that cannot be read hides ports that cannot
@@ -227,9 +271,8 @@ impl OzmapClient {
                 }),
             }
         }
-        let ids: Vec<String> = splitters.iter().map(|s| s.id.clone()).collect();
         drop(page.rows);
-        let (properties, property_unreadable) = self.properties_on(&ids).await?;
+        let (properties, property_unreadable) = self.properties_on(&splitters).await?;
         let mut records = Vec::new();
         for s in &splitters {
             for port in convert::ports(s, &properties) {

@@ -42,10 +42,9 @@ impl OzmapClient {
         let splitter = Splitter::read(&record).map_err(|u| {
             Error::PlatformUnavailable(format!("splitter {splitter_id}: unreadable {}", u.field))
         })?;
-        let body = json!({
-            "filter": [condition("connections.id", "=", json!(splitter_id))],
-        });
-        let (properties, unreadable) = self.properties(body).await?;
+        let (properties, unreadable) = self
+            .properties_connected(std::slice::from_ref(&splitter))
+            .await?;
         if let Some(field) = unreadable {
             return Err(Error::PlatformUnavailable(format!(
                 "a property on splitter {splitter_id}: unreadable {field}"
@@ -221,7 +220,13 @@ impl OzmapClient {
             .await?
             .iter()
             .filter_map(|row| Property::read(row).ok())
-            .next())
+            .find(|p| {
+                p.client
+                    .as_ref()
+                    .map(|c| c.id.as_str())
+                    .or(p.client_ref.as_deref())
+                    == Some(client)
+            }))
     }
 
     /// Edits an existing client only where it disagrees with the customer: the CPF/CNPJ part of

@@ -78,6 +78,7 @@ async fn open_for_sync(db: &DbConfig, networks: &[String]) -> anyhow::Result<App
 /// Runs a sync and follows it to its end, drawing a progress bar on a terminal (and one line
 /// per listing otherwise); Ctrl-C cancels the run, which is then recorded as CANCELLED.
 pub async fn sync(db: &DbConfig, command: SyncCommand) -> anyhow::Result<SyncOutcome> {
+    crate::db::claim_sqlite_file(&db.database_url)?;
     let app = open_for_sync(db, &command.allowed_platform_networks).await?;
     let integration = find_integration(&app, &command.integration).await?;
     let mode = if command.element.is_some() {

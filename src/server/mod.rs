@@ -160,6 +160,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         (0.0..=1.0).contains(&config.sync.mass_deletion_share),
         "MASS_DELETION_SHARE must be between 0 and 1"
     );
+    db::claim_sqlite_file(&config.db.database_url)?;
     let mut network =
         crate::outbound::NetworkPolicy::with_networks(&config.allowed_platform_networks)?;
     // The demo's simulator listens on loopback, which the policy refuses: admit exactly it.

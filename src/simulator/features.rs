@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::auth::authorize;
 use super::faults::chaos;
-use super::{fail, store, wire, Answer, SimError, SimState, WriteRecord};
+use super::{fail, store, values, Answer, SimError, SimState, WriteRecord};
 
 pub(super) async fn desc(
     State(state): State<Arc<SimState>>,
@@ -253,7 +253,7 @@ pub(super) async fn save(
     let now = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
     let fid = match record.get("fid") {
         Some(fid) => {
-            let Some(fid) = wire::int(fid) else {
+            let Some(fid) = values::int(fid) else {
                 return Err(fail(StatusCode::BAD_REQUEST, "fid must be a number"));
             };
             let table = store.tables.get_mut(feature_name).expect("feature table");
@@ -306,7 +306,7 @@ pub(super) async fn delete(
     chaos(&state).await?;
     authorize(&state, &headers)?;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let Some(fid) = body.get("fid").and_then(wire::int) else {
+    let Some(fid) = body.get("fid").and_then(values::int) else {
         return Err(fail(StatusCode::BAD_REQUEST, "fid is required"));
     };
     let removed = {

@@ -17,6 +17,7 @@ pub mod gate;
 pub mod network;
 pub mod ozmap;
 pub mod store;
+pub mod values;
 mod viability;
 
 pub use faults::{FailListPage, Faults};
@@ -35,7 +36,6 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::geosite::wire;
 use store::Store;
 
 /// Which platform's contract a simulator serves.
@@ -213,7 +213,7 @@ impl SimState {
                 let t = &store.tables["portaSplitter"];
                 let cell = |c: &str| {
                     t.col(c)
-                        .and_then(|i| t.rows.get(&fid).and_then(|r| wire::int(&r[i])))
+                        .and_then(|i| t.rows.get(&fid).and_then(|r| values::int(&r[i])))
                 };
                 format!(
                     "{}:{}",
@@ -344,7 +344,7 @@ fn geosite_routes() -> Router<Arc<SimState>> {
 }
 
 async fn date_header(mut response: Response) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&wire::format_http_date(Utc::now())) {
+    if let Ok(v) = HeaderValue::from_str(&values::http_date(Utc::now())) {
         response.headers_mut().insert(header::DATE, v);
     }
     response

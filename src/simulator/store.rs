@@ -5,9 +5,9 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use super::values;
 use serde_json::{Map, Value};
 
-use crate::geosite::wire;
 
 /// Columns of each feature, as `desc` reports them.
 pub fn columns_of(feature: &str) -> Option<&'static [&'static str]> {
@@ -128,7 +128,7 @@ pub fn parse_filter(table: &Table, filter: &Value) -> Result<Vec<Condition>, Str
 }
 
 fn as_time(v: &Value) -> Option<DateTime<Utc>> {
-    wire::time(v)
+    values::time(v)
 }
 
 /// Compares a stored value with a filter value: as numbers, else as times, else as text.
@@ -136,14 +136,14 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     if a.is_null() || b.is_null() {
         return None;
     }
-    if let (Some(x), Some(y)) = (wire::float(a), wire::float(b)) {
+    if let (Some(x), Some(y)) = (values::float(a), values::float(b)) {
         return x.partial_cmp(&y);
     }
     if let (Some(x), Some(y)) = (as_time(a), as_time(b)) {
         return Some(x.cmp(&y));
     }
-    let x = wire::text(a)?;
-    let y = wire::text(b)?;
+    let x = values::text(a)?;
+    let y = values::text(b)?;
     Some(x.cmp(&y))
 }
 
@@ -186,7 +186,7 @@ pub fn fid_lower_bound(conditions: &[Condition]) -> i64 {
         .iter()
         .filter(|c| c.column == 0)
         .filter_map(|c| {
-            let v = wire::int(&c.value)?;
+            let v = values::int(&c.value)?;
             match c.operator.as_str() {
                 ">" => Some(v.saturating_add(1)),
                 ">=" | "=" => Some(v),
@@ -218,11 +218,11 @@ pub fn matches(row: &[Value], conditions: &[Condition]) -> bool {
                 .as_array()
                 .is_some_and(|vs| vs.iter().any(|x| compare(v, x) == Some(Ordering::Equal))),
             "like" => {
-                let needle = wire::text(&c.value)
+                let needle = values::text(&c.value)
                     .unwrap_or_default()
                     .trim_matches('%')
                     .to_lowercase();
-                wire::text(v).is_some_and(|t| t.to_lowercase().contains(&needle))
+                values::text(v).is_some_and(|t| t.to_lowercase().contains(&needle))
             }
             _ => false,
         }

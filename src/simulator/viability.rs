@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::auth::authorize;
 use super::faults::chaos;
-use super::{store, wire, Answer, SimState};
+use super::{store, values, Answer, SimState};
 
 #[derive(Deserialize)]
 pub(super) struct ViabilityParams {
@@ -40,7 +40,7 @@ pub(super) async fn viability(
         let table = &store.tables[feature];
         for row in table.rows.values() {
             let Some((lat, lng)) =
-                wire::location(table.to_json(row, &[]).as_object().expect("object"))
+                values::location(table.to_json(row, &[]).as_object().expect("object"))
             else {
                 continue;
             };

@@ -169,7 +169,15 @@ impl TestApp {
     /// A second instance (its own pool, worker and event relay) on this one's database, as a
     /// second gateway process would be; it answers with the same keys.
     pub async fn beside(&self) -> TestApp {
-        let state = server::open_with(&self.db_config, test_settings())
+        self.beside_at(chrono::Duration::zero()).await
+    }
+
+    /// A second instance as [`Self::beside`], whose clock is `offset` ahead of this one's
+    /// (behind when negative), as two machines' clocks may be.
+    pub async fn beside_at(&self, offset: chrono::Duration) -> TestApp {
+        let mut settings = test_settings();
+        settings.clock = mapping_gateway::clock::LocalClock::offset_by(offset);
+        let state = server::open_with(&self.db_config, settings)
             .await
             .expect("open the database again");
         let platform = self.platform;

@@ -7,9 +7,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use crate::simulator::values;
 use serde_json::{json, Value};
 
-use crate::geosite::wire;
 use crate::simulator::store::{Store, Table};
 
 /// The id tag of each kind of record: object ids are `{tag:08x}{fid:016x}`.
@@ -73,7 +73,7 @@ pub const ROUTES: [&str; 8] = [
 
 /// A time as OZmap writes it (milliseconds, `Z`).
 pub fn time(value: &Value) -> Value {
-    wire::text(value)
+    values::text(value)
         .and_then(|t| t.parse::<DateTime<Utc>>().ok())
         .map_or(Value::Null, |t| {
             json!(t.to_rfc3339_opts(SecondsFormat::Millis, true))
@@ -120,8 +120,8 @@ pub fn index_ports(store: &Store) -> HashMap<i64, Vec<i64>> {
     let t = table(store, "portaSplitter");
     let mut by: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
     for (fid, row) in &t.rows {
-        if let Some(s) = wire::int(get(t, row, "fidSplitter")) {
-            let n = wire::int(get(t, row, "numero")).unwrap_or(0);
+        if let Some(s) = values::int(get(t, row, "fidSplitter")) {
+            let n = values::int(get(t, row, "numero")).unwrap_or(0);
             by.entry(s).or_default().push((n, *fid));
         }
     }
@@ -164,7 +164,7 @@ pub fn has_client(t: &Table, port: &[Value]) -> bool {
 }
 
 fn project_ref(t: &Table, row: &[Value]) -> Value {
-    wire::int(get(t, row, "fidProjeto")).map_or(Value::Null, |p| json!(oid(Tag::Plain, p)))
+    values::int(get(t, row, "fidProjeto")).map_or(Value::Null, |p| json!(oid(Tag::Plain, p)))
 }
 
 impl View<'_> {
@@ -297,7 +297,7 @@ impl View<'_> {
             .get(&fid)
             .map(|fids| fids.iter().filter_map(|f| ports_t.rows.get(f)).collect())
             .unwrap_or_default();
-        let declared = wire::text(get(t, row, "relacao"))
+        let declared = values::text(get(t, row, "relacao"))
             .and_then(|r| {
                 r.split_once(':')
                     .and_then(|(_, o)| o.trim().parse::<usize>().ok())
@@ -305,7 +305,7 @@ impl View<'_> {
             .unwrap_or(0);
         let highest = ports
             .iter()
-            .filter_map(|p| wire::int(get(ports_t, p, "numero")))
+            .filter_map(|p| values::int(get(ports_t, p, "numero")))
             .max()
             .unwrap_or(0)
             .max(0) as usize;
@@ -321,11 +321,11 @@ impl View<'_> {
             .cloned()
             .unwrap_or_default();
         for (port_fid, port) in ports_fids.iter().zip(&ports) {
-            let Some(n) = wire::int(get(ports_t, port, "numero")).filter(|n| *n >= 1) else {
+            let Some(n) = values::int(get(ports_t, port, "numero")).filter(|n| *n >= 1) else {
                 continue;
             };
             let i = (n - 1) as usize;
-            let status = wire::text(get(ports_t, port, "status")).unwrap_or_default();
+            let status = values::text(get(ports_t, port, "status")).unwrap_or_default();
             if status == "OCUPADA" || status == "DANIFICADA" {
                 output[i] = json!(oid(Tag::Fiber, *port_fid));
             }
@@ -335,11 +335,11 @@ impl View<'_> {
                 updated = changed;
             }
         }
-        let service = wire::text(get(t, row, "tipo")).as_deref() == Some("Atendimento");
+        let service = values::text(get(t, row, "tipo")).as_deref() == Some("Atendimento");
         json!({
             "id": oid(Tag::Plain, fid), "kind": "Splitter",
             "name": get(t, row, "nome"),
-            "parent": wire::int(get(t, row, "fidCaixa")).map(|b| oid(Tag::Plain, b)),
+            "parent": values::int(get(t, row, "fidCaixa")).map(|b| oid(Tag::Plain, b)),
             "project": project_ref(t, row),
             "isDrop": service, "implanted": true,
             "ratio": { "input": 1, "output": count },
@@ -353,7 +353,7 @@ impl View<'_> {
     /// Whether a port carries a property, and whether it has a client.
     fn has_property(&self, port: &[Value]) -> (bool, bool) {
         let t = table(self.store, "portaSplitter");
-        let occupied = wire::text(get(t, port, "status")).as_deref() == Some("OCUPADA");
+        let occupied = values::text(get(t, port, "status")).as_deref() == Some("OCUPADA");
         let client = has_client(t, port);
         (occupied && client, client)
     }
@@ -363,16 +363,16 @@ impl View<'_> {
         let t = table(self.store, "portaSplitter");
         let port = t.rows.get(&fid)?;
         let (with_client, client) = self.has_property(port);
-        let occupied = wire::text(get(t, port, "status")).as_deref() == Some("OCUPADA");
+        let occupied = values::text(get(t, port, "status")).as_deref() == Some("OCUPADA");
         let without_client = occupied && self.detached.contains(&fid);
         if !(with_client || without_client) {
             return None;
         }
-        let splitter = wire::int(get(t, port, "fidSplitter"))?;
+        let splitter = values::int(get(t, port, "fidSplitter"))?;
         let box_fid = table(self.store, "splitter")
             .rows
             .get(&splitter)
-            .and_then(|s| wire::int(get(table(self.store, "splitter"), s, "fidCaixa")));
+            .and_then(|s| values::int(get(table(self.store, "splitter"), s, "fidCaixa")));
         let client = match (client, populate) {
             (false, _) => Value::Null,
             (true, true) => self.client(fid)?,
@@ -417,7 +417,7 @@ impl View<'_> {
             return None;
         }
         let code = get(t, port, "contrato");
-        let document = wire::text(get(t, port, "documento"));
+        let document = values::text(get(t, port, "documento"));
         let digits = document
             .as_deref()
             .map(|d| d.chars().filter(char::is_ascii_digit).collect::<String>());
@@ -430,7 +430,7 @@ impl View<'_> {
         };
         Some(json!({
             "id": self.client_id(fid), "kind": "FTTHClient",
-            "code": wire::text(code), "name": get(t, port, "nomeCliente"),
+            "code": values::text(code), "name": get(t, port, "nomeCliente"),
             "observation": observation, "status": 0, "implanted": true,
             "updatedAt": time(get(t, port, "dataAlteracao")),
         }))

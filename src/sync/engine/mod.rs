@@ -195,7 +195,7 @@ impl<'a> Engine<'a> {
             .ok_or_else(|| Error::Conflict("the integration has no project".into()))?;
         let platform = app.platform(&integration)?;
         let selection = crate::selection::get(db, run.integration_id).await?;
-        let skew = crate::db::clock(db).await? - Utc::now();
+        let skew = crate::db::clock(db).await? - app.settings.clock.now();
         let mut mode = run.mode;
         // The first run of a project is always full.
         if mode == Mode::Incremental && selection.iter().all(|s| s.cursor.is_none()) {
@@ -407,7 +407,7 @@ impl<'a> Engine<'a> {
             unchanged: Set(c.unchanged),
             orphaned: Set(c.orphaned),
             conflicts: Set(c.conflicts),
-            heartbeat_at: Set(Some(Utc::now() + self.skew)),
+            heartbeat_at: Set(Some(self.app.settings.clock.now() + self.skew)),
             seq: Set(self.live.seq),
             page: Set(self.live.page),
             pages: Set(self.live.pages),
