@@ -5,9 +5,9 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use super::values;
 use serde_json::{Map, Value};
 
+use super::values;
 
 /// Columns of each feature, as `desc` reports them.
 pub fn columns_of(feature: &str) -> Option<&'static [&'static str]> {

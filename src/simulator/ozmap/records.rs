@@ -7,10 +7,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use crate::simulator::values;
 use serde_json::{json, Value};
 
 use crate::simulator::store::{Store, Table};
+use crate::simulator::values;
 
 /// The id tag of each kind of record: object ids are `{tag:08x}{fid:016x}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
