@@ -163,11 +163,23 @@ pub fn has_client(t: &Table, port: &[Value]) -> bool {
         .any(|c| !get(t, port, c).is_null())
 }
 
+/// When the records the simulator does not change (box types) were made.
+const GENESIS: &str = "2024-01-01T00:00:00.000Z";
+
 fn project_ref(t: &Table, row: &[Value]) -> Value {
     values::int(get(t, row, "fidProjeto")).map_or(Value::Null, |p| json!(oid(Tag::Plain, p)))
 }
 
 impl View<'_> {
+    /// `[lng, lat]` of a box (CTO or CEO), as a property at it has them.
+    fn box_coords(&self, fid: i64) -> Option<Value> {
+        ["cto", "caixaEmenda"].into_iter().find_map(|f| {
+            let t = table(self.store, f);
+            let (lng, lat) = coords(get(t, t.rows.get(&fid)?, "geometry"))?;
+            Some(json!([lng, lat]))
+        })
+    }
+
     /// Every record of a route, in id order.
     pub fn all(&self, route: &str) -> Vec<Value> {
         match route {
@@ -175,7 +187,9 @@ impl View<'_> {
                 .iter()
                 .map(|(fid, code, level)| {
                     json!({ "id": oid(Tag::BoxType, *fid), "code": code, "prefix": code,
-                            "brand": "Simulada", "default_level": level })
+                            "brand": "Simulada", "default_level": level,
+                            "config": { "base": { "color": "#1f77b4" }, "regular": { "fill": true } },
+                            "createdAt": GENESIS, "updatedAt": GENESIS })
                 })
                 .collect(),
             "projects" | "boxes" | "pops" | "poles" | "splitters" => {
@@ -258,6 +272,15 @@ impl View<'_> {
                     "hierarchyLevels".into(),
                     json!({ "box": { "POP": 1, "CE": 2, "CTO": 3 } }),
                 );
+                p.insert("defaultPonPotency".into(), json!(5));
+                p.insert(
+                    "drop".into(),
+                    json!({ "maxDistance": 250, "defaultSize": 40 }),
+                );
+                p.insert(
+                    "area".into(),
+                    json!({ "type": "Polygon", "coordinates": [[[-38.6, -3.8], [-38.4, -3.8], [-38.4, -3.6], [-38.6, -3.6], [-38.6, -3.8]]] }),
+                );
                 p.insert("updatedAt".into(), time(get(t, row, "dataAlteracao")));
                 p
             }
@@ -267,6 +290,7 @@ impl View<'_> {
                 b.insert("project".into(), project_ref(t, row));
                 b.insert("boxType".into(), json!(oid(Tag::BoxType, type_fid)));
                 b.insert("hierarchyLevel".into(), json!(level));
+                b.insert("implanted".into(), json!(true));
                 // Each pole was generated right after the box that hangs on it.
                 let pole = table(self.store, "poste")
                     .rows
@@ -279,9 +303,17 @@ impl View<'_> {
                 let mut p = place(t, fid, row, "Pop");
                 p.insert("project".into(), project_ref(t, row));
                 p.insert("hierarchyLevel".into(), json!(1));
+                p.insert("implanted".into(), json!(true));
+                p.insert("pole".into(), Value::Null);
+                p.insert("popType".into(), json!(oid(Tag::BoxType, 90)));
+                p.insert("structureOrder".into(), json!([]));
                 p
             }
-            "poste" => place(t, fid, row, "POLE"),
+            "poste" => {
+                let mut p = place(t, fid, row, "POLE");
+                p.insert("poleType".into(), json!(oid(Tag::BoxType, 91)));
+                p
+            }
             "splitter" => return Some(self.splitter(fid, row)),
             _ => return None,
         };
@@ -343,6 +375,9 @@ impl View<'_> {
             "project": project_ref(t, row),
             "isDrop": service, "implanted": true,
             "ratio": { "input": 1, "output": count },
+            // Loss per output, in dB, as a 1:N splitter has it (about 3.5 dB per halving).
+            "attenuation": vec![(count.max(1) as f64).log2() * 3.5; count.max(1)],
+            "splitterType": oid(Tag::BoxType, 100 + count as i64),
             "connectables": { "input": [null], "output": output },
             "ports": port_list,
             "createdAt": time(get(t, row, "dataAlteracao")),
@@ -382,13 +417,16 @@ impl View<'_> {
             "id": oid(Tag::Property, fid), "kind": "Property",
             "project": project_ref(t, port),
             "box": box_fid.map(|b| oid(Tag::Plain, b)),
+            "coords": box_fid.and_then(|b| self.box_coords(b)),
             "client": client,
             "connections": [{
                 "id": oid(Tag::Plain, splitter), "kind": "Splitter",
+                "name": format!("Porta {}", values::int(get(t, port, "numero")).unwrap_or(0)),
                 "port": get(t, port, "numero"), "implanted": true,
                 "fiber": oid(Tag::Fiber, fid),
             }],
             "external_id": get(t, port, "origem"),
+            "createdAt": time(get(t, port, "dataAlteracao")),
             "updatedAt": time(get(t, port, "dataAlteracao")),
         }))
     }
@@ -431,7 +469,8 @@ impl View<'_> {
         Some(json!({
             "id": self.client_id(fid), "kind": "FTTHClient",
             "code": values::text(code), "name": get(t, port, "nomeCliente"),
-            "observation": observation, "status": 0, "implanted": true,
+            "observation": observation, "status": 0, "implanted": true, "tags": [],
+            "createdAt": time(get(t, port, "dataAlteracao")),
             "updatedAt": time(get(t, port, "dataAlteracao")),
         }))
     }
