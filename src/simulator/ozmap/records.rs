@@ -163,7 +163,7 @@ pub fn has_client(t: &Table, port: &[Value]) -> bool {
         .any(|c| !get(t, port, c).is_null())
 }
 
-/// When the records the simulator does not change (box types) were made.
+/// When the records the simulator never changes (box types) were made.
 const GENESIS: &str = "2024-01-01T00:00:00.000Z";
 
 fn project_ref(t: &Table, row: &[Value]) -> Value {
@@ -375,7 +375,6 @@ impl View<'_> {
             "project": project_ref(t, row),
             "isDrop": service, "implanted": true,
             "ratio": { "input": 1, "output": count },
-            // Loss per output, in dB, as a 1:N splitter has it (about 3.5 dB per halving).
             "attenuation": vec![(count.max(1) as f64).log2() * 3.5; count.max(1)],
             "splitterType": oid(Tag::BoxType, 100 + count as i64),
             "connectables": { "input": [null], "output": output },
