@@ -4,14 +4,11 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
-use entity::binding::{self, BindingStatus};
+use entity::binding;
 use entity::port;
 use entity::push_outbox::{self, PushAction};
 
-use super::settle::Outcome;
+use super::settle::{Conflict, Outcome};
 use super::worker::{verdict, Clients, Round};
 use crate::platform::{Holder, ListQuery, RemoteCustomer, RemotePort};
 use crate::state::AppState;
@@ -42,23 +39,19 @@ impl Round<'_> {
         if port.holder(&b.contract, &b.document) != Holder::Other {
             return None;
         }
-        Some(
-            self.hold(
-                row,
-                b,
-                port.customer.clone().unwrap_or_default(),
-                port.describe(),
-            )
-            .await,
-        )
+        Some(self.hold(
+            row,
+            b,
+            port.customer.clone().unwrap_or_default(),
+            port.describe(),
+        ))
     }
 
     /// Holds a push whose port carries another customer on the platform (read by the round, or
-    /// met by the write itself): the conflict is recorded on the binding, only while the binding
-    /// is still CONFIRMED on the port this delivery writes (a binding moved meanwhile is not
-    /// marked with its old port's customer), and the push waits, PENDING with the reason, until
-    /// a sync finds the port free again (or its horizon fails it).
-    pub(super) async fn hold(
+    /// met by the write itself): the push waits, PENDING with the reason, until a sync finds
+    /// the port free again (or its horizon fails it), and the conflict is recorded on the
+    /// binding in the same transaction as the held delivery (see [`Conflict`]).
+    pub(super) fn hold(
         &self,
         row: &push_outbox::Model,
         b: &binding::Model,
@@ -66,38 +59,19 @@ impl Round<'_> {
         described: String,
     ) -> Outcome {
         let fid = row.port_fid.as_deref().unwrap_or_default();
-        let port_id = self
+        let conflict = self
             .ports
             .get(&(row.integration_id, fid.to_owned()))
-            .map(|p| p.id);
-        if let Some(port_id) = port_id {
-            let recorded = binding::Entity::update_many()
-                .col_expr(
-                    binding::Column::ConflictContract,
-                    Expr::value(customer.contract),
-                )
-                .col_expr(
-                    binding::Column::ConflictDocument,
-                    Expr::value(customer.document),
-                )
-                .col_expr(
-                    binding::Column::ConflictSeenAt,
-                    Expr::value(self.clock.now()),
-                )
-                .filter(binding::Column::Id.eq(b.id))
-                .filter(binding::Column::PortId.eq(port_id))
-                .filter(binding::Column::Status.eq(BindingStatus::Confirmed))
-                .exec(&self.app.db)
-                .await;
-            match recorded {
-                Ok(done) if done.rows_affected == 1 => {
-                    super::super::announce_all(self.app, &[b.id]).await
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(binding = b.id, error = %e, "could not record a conflict"),
-            }
+            .map(|p| Conflict {
+                binding_id: b.id,
+                port_id: p.id,
+                customer,
+                seen_at: self.clock.now(),
+            });
+        Outcome::Held {
+            reason: format!("held: the platform port {fid} carries {described}"),
+            conflict,
         }
-        Outcome::Held(format!("held: the platform port {fid} carries {described}"))
     }
 }
 

@@ -4,11 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 
+use entity::binding::{self, BindingStatus};
 use entity::push_outbox::{self, PushStatus};
 
 use super::backoff;
+use crate::platform::RemoteCustomer;
 use crate::state::AppState;
 use crate::{Error, Result};
 
@@ -25,10 +27,26 @@ pub(super) enum Outcome {
     Skipped { reason: String, attempted: bool },
     /// Not wanted any more: the binding moved on.
     Superseded(String),
-    /// Waits: the port carries another customer as last synced.
-    Held(String),
+    /// Waits: the port carries another customer (as last synced, or as read by the round or
+    /// the write itself); `conflict` is recorded on the binding with the delivery's own update.
+    Held {
+        reason: String,
+        conflict: Option<Conflict>,
+    },
     /// The platform call failed.
     Failed(Error),
+}
+
+/// Another customer met on a binding's port by a delivery, to record on the binding together
+/// with the held delivery: a reader never sees one without the other.
+#[derive(Debug)]
+pub(super) struct Conflict {
+    pub(super) binding_id: i64,
+    /// The port the delivery read: the conflict is recorded only while the binding is still
+    /// CONFIRMED on it (a binding moved meanwhile is not marked with its old port's customer).
+    pub(super) port_id: i64,
+    pub(super) customer: RemoteCustomer,
+    pub(super) seen_at: DateTime<Utc>,
 }
 
 /// Records how a claimed delivery went, with one `UPDATE` that matches only while the round's
@@ -77,7 +95,7 @@ pub(super) async fn settle(
             .col_expr(C::LastError, Expr::value(reason.clone())),
         // A push held past the give-up horizon (counted from when it was queued) fails with
         // its reason: it stays visible, and `retryPush` takes it once the port is free.
-        Outcome::Held(reason) if now - row.created_at >= horizon => update
+        Outcome::Held { reason, .. } if now - row.created_at >= horizon => update
             .col_expr(C::Status, Expr::value(PushStatus::Failed))
             .col_expr(
                 C::LastError,
@@ -86,7 +104,7 @@ pub(super) async fn settle(
                     (now - row.created_at).num_seconds()
                 )),
             ),
-        Outcome::Held(reason) => update
+        Outcome::Held { reason, .. } => update
             .col_expr(C::NextAttemptAt, Expr::value(now + HOLD_RECHECK))
             .col_expr(C::LastError, Expr::value(reason.clone())),
         Outcome::Failed(error) => {
@@ -116,12 +134,26 @@ pub(super) async fn settle(
             }
         }
     };
-    let matched = update.exec(&app.db).await?.rows_affected == 1;
+    let matched = match outcome {
+        Outcome::Held {
+            conflict: Some(conflict),
+            ..
+        } => {
+            let txn = app.db.begin().await?;
+            let matched = update.exec(&txn).await?.rows_affected == 1;
+            if matched {
+                record_conflict(&txn, conflict).await?;
+            }
+            txn.commit().await?;
+            matched
+        }
+        _ => update.exec(&app.db).await?.rows_affected == 1,
+    };
     match outcome {
         Outcome::Failed(error) => {
             tracing::warn!(delivery = row.id, binding = row.binding_id, attempts = row.attempts + 1, error = %error.message(), "delivery failed")
         }
-        Outcome::Held(reason) | Outcome::Skipped { reason, .. } => {
+        Outcome::Held { reason, .. } | Outcome::Skipped { reason, .. } => {
             tracing::info!(delivery = row.id, binding = row.binding_id, %reason, "delivery not written")
         }
         Outcome::Delivered | Outcome::Superseded(_) => {}
@@ -133,6 +165,28 @@ pub(super) async fn settle(
         );
     }
     Ok(matched)
+}
+
+/// Records the customer a delivery met on the binding, in one `UPDATE` fenced on the port it
+/// read and the binding still CONFIRMED.
+async fn record_conflict(txn: &impl ConnectionTrait, conflict: &Conflict) -> Result<()> {
+    use binding::Column as C;
+    binding::Entity::update_many()
+        .col_expr(
+            C::ConflictContract,
+            Expr::value(conflict.customer.contract.clone()),
+        )
+        .col_expr(
+            C::ConflictDocument,
+            Expr::value(conflict.customer.document.clone()),
+        )
+        .col_expr(C::ConflictSeenAt, Expr::value(conflict.seen_at))
+        .filter(C::Id.eq(conflict.binding_id))
+        .filter(C::PortId.eq(conflict.port_id))
+        .filter(C::Status.eq(BindingStatus::Confirmed))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Records deliveries written together, in one statement fenced like [`settle`]; returns the

@@ -203,8 +203,10 @@ pub(super) fn verdict(
                     b.status
                 )));
             }
-            super::super::conflict_reason(b, port)
-                .map(|reason| Outcome::Held(format!("held: {reason}")))
+            super::super::conflict_reason(b, port).map(|reason| Outcome::Held {
+                reason: format!("held: {reason}"),
+                conflict: None,
+            })
         }
         PushAction::Remove => (on_this_port && BindingStatus::ACTIVE.contains(&b.status))
             .then(|| Outcome::Superseded("the binding is on this port again".into())),
@@ -446,7 +448,7 @@ impl<'a> Round<'a> {
             Ok(PortWrite::Other(customer)) => match row.action {
                 PushAction::Push => {
                     let described = customer.describe();
-                    self.hold(row, b, customer, described).await
+                    self.hold(row, b, customer, described)
                 }
                 PushAction::Remove => Outcome::Skipped {
                     reason: format!(
