@@ -74,6 +74,54 @@ async fn a_cancel_on_any_instance_stops_the_run() {
     );
 }
 
+const START: &str = "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }";
+
+/// Starts a run on `base` as soon as no live run holds the integration (30 s at most);
+/// returns its id.
+async fn start_when_free(base: &str, admin: &str, id: &str) -> serde_json::Value {
+    let taken = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let body = post_at(base, admin, START, json!({ "i": id })).await;
+            if body.get("errors").is_none() {
+                return body;
+            }
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "SYNC_ALREADY_RUNNING",
+                "{body}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("a run starts within 30 s of the kill");
+    let run = taken["data"]["startSync"]["id"].clone();
+    assert!(run.is_string(), "{taken}");
+    run
+}
+
+/// Waits until the simulator has answered more calls than `calls` (a listing in flight).
+async fn a_call_after(sim: &mapping_gateway::simulator::RunningSimulator, calls: u64) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while sim.state.calls() == calls {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a listing in flight");
+}
+
+/// A run's status and error code, as `base` tells them.
+async fn run_end(base: &str, admin: &str, run: &serde_json::Value) -> serde_json::Value {
+    graphql_at(
+        base,
+        admin,
+        "query($r: ID!) { syncRun(id: $r) { status error { code } } }",
+        json!({ "r": run }),
+    )
+    .await["syncRun"]
+        .clone()
+}
+
 /// A gateway killed mid-run: the survivor can start a run of the integration within 30 s,
 /// and the dead run is marked INSTANCE_LOST.
 async fn a_killed_instance_s_run_is_taken_over_within_30_s(platform: SimPlatform) {
@@ -87,46 +135,59 @@ async fn a_killed_instance_s_run_is_taken_over_within_30_s(platform: SimPlatform
         latency_ms: 60_000,
         ..Default::default()
     });
-    let start = "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }";
-    let run = graphql_at(&base, &admin, start, json!({ "i": id })).await["startSync"]["id"].clone();
     let calls = sim.state.calls();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while sim.state.calls() == calls {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("a listing in flight");
+    let run = graphql_at(&base, &admin, START, json!({ "i": id })).await["startSync"]["id"].clone();
+    a_call_after(&sim, calls).await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     sim.state.set_faults(Faults::default());
-    let taken = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let body = post_at(&base_b, &admin, start, json!({ "i": id })).await;
-            if body.get("errors").is_none() {
-                return body;
-            }
-            assert_eq!(
-                body["errors"][0]["extensions"]["code"], "SYNC_ALREADY_RUNNING",
-                "{body}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
+    start_when_free(&base_b, &admin, &id).await;
+    assert_eq!(
+        run_end(&base_b, &admin, &run).await,
+        json!({ "status": "FAILED", "error": { "code": "INSTANCE_LOST" } })
+    );
+    common::drop_database(&db.database_url);
+}
+
+/// The instance that took a dead instance's run over is itself killed mid-run: a third one
+/// takes over again; both dead runs end INSTANCE_LOST (none stays RUNNING) and the third
+/// run completes.
+async fn a_takeover_killed_in_its_turn_is_taken_over_again(platform: SimPlatform) {
+    let Some((db, sim, admin)) = shared_postgres_on(platform, 20, 62).await else {
+        return;
+    };
+    let (mut first, base) = serve_on(&db, &admin, &[]);
+    let (mut second, base_b) = serve_on(&db, &admin, &[]);
+    let (_third, base_c) = serve_on(&db, &admin, &[]);
+    let id = common::link_over_http(&base, &admin, &sim).await;
+    sim.state.set_faults(Faults {
+        latency_ms: 60_000,
+        ..Default::default()
+    });
+    let calls = sim.state.calls();
+    let dead =
+        graphql_at(&base, &admin, START, json!({ "i": id })).await["startSync"]["id"].clone();
+    a_call_after(&sim, calls).await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    // The platform stays slow: the takeover is itself mid-listing when it is killed.
+    let calls = sim.state.calls();
+    let taken = start_when_free(&base_b, &admin, &id).await;
+    a_call_after(&sim, calls).await;
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    sim.state.set_faults(Faults::default());
+    let last = start_when_free(&base_c, &admin, &id).await;
+    let lost = json!({ "status": "FAILED", "error": { "code": "INSTANCE_LOST" } });
+    assert_eq!(run_end(&base_c, &admin, &dead).await, lost);
+    assert_eq!(run_end(&base_c, &admin, &taken).await, lost);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while run_end(&base_c, &admin, &last).await["status"] != "SUCCEEDED" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await
-    .expect("the survivor starts a run within 30 s of the kill");
-    assert!(taken["data"]["startSync"]["id"].is_string());
-    let dead = graphql_at(
-        &base_b,
-        &admin,
-        "query($r: ID!) { syncRun(id: $r) { status error { code } } }",
-        json!({ "r": run }),
-    )
-    .await;
-    assert_eq!(
-        dead["syncRun"],
-        json!({ "status": "FAILED", "error": { "code": "INSTANCE_LOST" } })
-    );
+    .expect("the third instance's run completes");
     common::drop_database(&db.database_url);
 }
 
@@ -182,4 +243,7 @@ async fn a_subscriber_gets_the_end_of_a_run_across_a_lost_listen_connection() {
     .expect("the lost connection is noticed and what changed meanwhile re-read");
 }
 
-each_platform!(a_killed_instance_s_run_is_taken_over_within_30_s);
+each_platform!(
+    a_killed_instance_s_run_is_taken_over_within_30_s,
+    a_takeover_killed_in_its_turn_is_taken_over_again
+);
