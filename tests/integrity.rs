@@ -30,22 +30,6 @@ fn op(name: &str) -> String {
     format!("mutation($i: ID!) {{ {name}(id: $i) {{ id status }} }}")
 }
 
-/// Waits (20 s at most) until no delivery of the binding is PENDING.
-async fn settled(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
-    use entity::push_outbox::PushStatus;
-    tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        loop {
-            let rows = rows_of(app, id).await;
-            if rows.iter().all(|r| r.status != PushStatus::Pending) {
-                return rows;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("every delivery settled within 20 s")
-}
-
 /// Waits (20 s at most) until the binding's pending delivery to `fid` was tried twice (so any
 /// other delivery due with it had its turn); returns the binding's rows.
 async fn tried_twice(

@@ -11,14 +11,6 @@ use mapping_gateway::simulator::SimPlatform;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::{json, Value};
 
-fn db_id(id: &Value) -> i64 {
-    ids::decode(
-        ids::BINDING,
-        &async_graphql::ID(id.as_str().unwrap().into()),
-    )
-    .unwrap()
-}
-
 /// Waits (10 s at most) until some backend of the database waits on a lock.
 async fn a_backend_waits_on_a_lock(db: &sea_orm::DatabaseConnection) {
     tokio::time::timeout(std::time::Duration::from_secs(10), async {

@@ -84,25 +84,33 @@ each_engine!(
     clients_named_by_id_only_are_read_by_id
 );
 
+/// What a server that does not apply the `connections.id` filter (`faults`) answers: those
+/// properties not connected to the splitters asked for are not taken for theirs, every port's
+/// customer is the platform's, and a push reads its port the same way and goes out on it.
+async fn without_the_connections_filter(app: TestApp, faults: Faults) {
+    let app = app.on(SimPlatform::Ozmap);
+    let w = world::world(&app, 30).await;
+    w.sim.state.set_faults(faults);
+    world::succeeded(&app, &w.id, "FULL").await;
+    assert!(customers_agree(&app, &w).await > 40);
+    let (port, fid) = free_service_ports(&app, 1).await.remove(0);
+    let b = bind_port(&app, &port, customer("540001", CPF)).await;
+    change(&app, "confirmBinding", &b["id"]).await;
+    delivery(&app, &b["id"], "DELIVERED").await;
+    assert_eq!(platform_contract(&w, &fid).as_deref(), Some("540001"));
+}
+
 on_both_engines! {
-    /// A server that ignores the `connections.id` filter answers every property: those not
-    /// connected to the splitters asked for are not taken for theirs, and every port's
-    /// customer is the platform's.
+    /// A server that ignores the filter answers every property.
     async fn a_platform_ignoring_the_connections_filter_misplaces_no_customer(app: TestApp) {
-        let app = app.on(SimPlatform::Ozmap);
-        let w = world::world(&app, 30).await;
-        w.sim.state.set_faults(Faults {
-            ignore_connections_filter: true,
-            ..Default::default()
-        });
-        world::succeeded(&app, &w.id, "FULL").await;
-        assert!(customers_agree(&app, &w).await > 40);
-        // A push reads its port the same way: it goes out, on the right port.
-        let (port, fid) = free_service_ports(&app, 1).await.remove(0);
-        let b = bind_port(&app, &port, customer("540001", CPF)).await;
-        change(&app, "confirmBinding", &b["id"]).await;
-        delivery(&app, &b["id"], "DELIVERED").await;
-        assert_eq!(platform_contract(&w, &fid).as_deref(), Some("540001"));
+        let faults = Faults { ignore_connections_filter: true, ..Default::default() };
+        without_the_connections_filter(app, faults).await;
+    }
+
+    /// A server that refuses the filter (400): the client lists properties by box instead.
+    async fn a_platform_refusing_the_connections_filter_is_read_by_box(app: TestApp) {
+        let faults = Faults { refuse_connections_filter: true, ..Default::default() };
+        without_the_connections_filter(app, faults).await;
     }
 }
 

@@ -17,27 +17,6 @@ use serde_json::{json, Value};
 const REBIND: &str =
     "mutation($i: ID!, $p: ID!) { rebindBinding(id: $i, portId: $p) { id status } }";
 
-/// Waits (20 s at most) until the binding satisfies `done`; returns it.
-async fn until(app: &TestApp, id: &Value, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        loop {
-            let b = binding(app, id).await;
-            if done(&b) {
-                return b;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    match waited {
-        Ok(b) => b,
-        Err(_) => panic!(
-            "{what} within 20 s; the binding is {}",
-            binding(app, id).await
-        ),
-    }
-}
-
 /// A mutation's error code, or `None` when it succeeded.
 async fn refusal_code(app: &TestApp, query: &str, vars: Value) -> Option<String> {
     let (_, body) = app.post(Some(&app.admin_key), query, vars).await;
@@ -109,21 +88,6 @@ on_every_platform! {
         assert_eq!(platform_contract(&w, &ports[1].1).as_deref(), Some("530002"));
         assert_eq!(platform_contract(&w, &ports[0].1).as_deref(), Some("PERSON-6"));
     }
-}
-
-/// Waits (20 s at most) until no delivery of the binding is PENDING; returns its rows.
-async fn settled(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
-    tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        loop {
-            let rows = rows_of(app, id).await;
-            if rows.iter().all(|r| r.status != PushStatus::Pending) {
-                return rows;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("settled within 20 s"))
 }
 
 /// The latest delivery of a binding to a port.

@@ -44,6 +44,9 @@ pub struct Faults {
     /// OZmap: listings ignore filters on `connections.id` (a field of the SDK's read schema,
     /// not of its stored data), answering as if the condition were not there.
     pub ignore_connections_filter: bool,
+    /// OZmap: listings refuse a filter on `connections.id` with 400, as a server validating
+    /// filters against its stored fields would.
+    pub refuse_connections_filter: bool,
 }
 
 /// See [`Faults::fail_list_page`].

@@ -124,12 +124,12 @@ pub async fn binding(app: &TestApp, id: &Value) -> Value {
         .expect("listed")
 }
 
-/// Waits (20 s at most) until the binding's latest delivery is `status`; returns the binding.
-pub async fn delivery(app: &TestApp, id: &Value, status: &str) -> Value {
+/// Waits (20 s at most) until the binding satisfies `done`; returns it.
+pub async fn until(app: &TestApp, id: &Value, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
         loop {
             let b = binding(app, id).await;
-            if b["pushStatus"] == status {
+            if done(&b) {
                 return b;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -139,10 +139,34 @@ pub async fn delivery(app: &TestApp, id: &Value, status: &str) -> Value {
     match waited {
         Ok(b) => b,
         Err(_) => panic!(
-            "delivery {status} within 20 s; the binding is {}",
+            "{what} within 20 s; the binding is {}",
             binding(app, id).await
         ),
     }
+}
+
+/// Waits (20 s at most) until the binding's latest delivery is `status`; returns the binding.
+pub async fn delivery(app: &TestApp, id: &Value, status: &str) -> Value {
+    until(app, id, &format!("delivery {status}"), |b| {
+        b["pushStatus"] == status
+    })
+    .await
+}
+
+/// Waits (20 s at most) until no delivery of the binding is PENDING; returns its rows.
+pub async fn settled(app: &TestApp, id: &Value) -> Vec<entity::push_outbox::Model> {
+    use entity::push_outbox::PushStatus;
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let rows = rows_of(app, id).await;
+            if rows.iter().all(|r| r.status != PushStatus::Pending) {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every delivery settled within 20 s")
 }
 
 /// The simulator's writes to one port, oldest first.

@@ -265,6 +265,16 @@ async fn list(
         Some(f) => f,
         None => body.get("filter").cloned().unwrap_or(json!([])),
     };
+    let names_connections = |f: &Value| {
+        f.as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|c| c.get("property") == Some(&json!("connections.id")))
+        })
+    };
+    if state.faults.lock().unwrap().refuse_connections_filter && names_connections(&filter) {
+        return Err(bad("connections.id: not a filterable field".into()));
+    }
     if state.faults.lock().unwrap().ignore_connections_filter {
         if let Some(items) = filter.as_array_mut() {
             items.retain(|c| c.get("property") != Some(&json!("connections.id")));
