@@ -20,6 +20,7 @@ pub struct DbConfig {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://mapping-gateway.db"
     )]
     pub database_url: String,

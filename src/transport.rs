@@ -129,16 +129,33 @@ pub fn http_date(text: &str) -> Option<DateTime<Utc>> {
 pub struct Transport {
     http: reqwest::Client,
     base: String,
+    /// `base` parsed: every request's URL is built from it with the URL library.
+    base_url: url::Url,
     options: ClientOptions,
     /// The platform's name in log lines.
     platform: &'static str,
+    /// The path segments of the platform's own routes: the only words a metrics or log label
+    /// keeps (anything else, ids included, becomes `:id`).
+    routes: &'static [&'static str],
 }
 
 impl Transport {
-    /// A transport to `api_url` (checked: absolute, and allowed by the address policy).
-    pub fn new(platform: &'static str, api_url: &str, options: ClientOptions) -> Result<Self> {
-        let url = url::Url::parse(api_url)
+    /// A transport to `api_url` (checked: absolute, without query or fragment, and allowed by
+    /// the address policy); `routes` are the path segments of the platform's routes.
+    pub fn new(
+        platform: &'static str,
+        api_url: &str,
+        options: ClientOptions,
+        routes: &'static [&'static str],
+    ) -> Result<Self> {
+        let url = url::Url::parse(api_url.trim_end_matches('/'))
             .map_err(|_| Error::validation("apiUrl", "apiUrl is not an absolute URL"))?;
+        if url.cannot_be_a_base() || url.query().is_some() || url.fragment().is_some() {
+            return Err(Error::validation(
+                "apiUrl",
+                "apiUrl must be a base URL, without a query string or fragment",
+            ));
+        }
         // Literal addresses never reach the resolver: they are checked here, names there.
         options
             .network
@@ -157,8 +174,10 @@ impl Transport {
         Ok(Transport {
             http,
             base: api_url.trim_end_matches('/').to_owned(),
+            base_url: url,
             options,
             platform,
+            routes,
         })
     }
 
@@ -172,8 +191,23 @@ impl Transport {
         &self.options
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    /// The URL of `path` (segments, then an optional `?query`) under the base URL, built with
+    /// the URL library: each segment is appended as one (percent-encoded, `.` and `..` dropped),
+    /// so no path can climb out of the base or reach another host.
+    fn url(&self, path: &str) -> url::Url {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let mut url = self.base_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(
+                path.split('/')
+                    .filter(|s| !s.is_empty() && *s != "." && *s != ".."),
+            );
+        }
+        url.set_query(query);
+        url
     }
 
     /// One attempt of a request.
@@ -187,7 +221,7 @@ impl Transport {
         retry: bool,
     ) -> std::result::Result<Reply<T>, Failure> {
         let started = Instant::now();
-        let endpoint = endpoint_label(path);
+        let endpoint = endpoint_label(path, self.routes);
         let record = |status: Option<u16>| {
             crate::metrics::get().record_platform(
                 &endpoint,
@@ -333,7 +367,7 @@ impl Transport {
         let mut renewed = false;
         let mut renewals = 0;
         let mut attempts = 0;
-        let label = endpoint_label(path);
+        let label = endpoint_label(path, self.routes);
         loop {
             attempts += 1;
             let authorization = match &auth {
@@ -402,37 +436,45 @@ impl Transport {
     }
 }
 
-/// A path as a metrics and log label: the query string dropped, ids (numeric segments, 24-hex
-/// object ids, `id:N` port ids) become `:id`, so that label values stay as few as the endpoints.
-fn endpoint_label(path: &str) -> String {
+/// A path as a metrics and log label, from a fixed set: the query string dropped, at most
+/// [`LABEL_SEGMENTS`] segments, each one of the platform's route words (`routes`) or `:id`. No
+/// text a platform sends (a `nextUrl`, an id) can add a label value.
+fn endpoint_label(path: &str, routes: &[&str]) -> String {
     let path = path.split('?').next().unwrap_or_default();
-    path.split('/')
+    let segments: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .take(LABEL_SEGMENTS)
         .map(|segment| {
-            let id = !segment.is_empty()
-                && (segment.bytes().all(|b| b.is_ascii_digit())
-                    || (segment.len() >= 24 && segment.bytes().all(|b| b.is_ascii_hexdigit())));
-            if id {
-                ":id"
-            } else {
+            if routes.contains(&segment) {
                 segment
+            } else {
+                ":id"
             }
         })
-        .collect::<Vec<_>>()
-        .join("/")
+        .collect();
+    format!("/{}", segments.join("/"))
 }
+
+/// The most segments a label keeps.
+const LABEL_SEGMENTS: usize = 5;
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn labels_hide_ids_and_queries() {
-        assert_eq!(super::endpoint_label("cto/list"), "cto/list");
+        let routes = &["api", "v2", "splitters", "cto", "list", "portaSplitter"];
+        let label = |path| super::endpoint_label(path, routes);
+        assert_eq!(label("cto/list"), "/cto/list");
+        assert_eq!(label("portaSplitter/12"), "/portaSplitter/:id");
         assert_eq!(
-            super::endpoint_label("portaSplitter/12"),
-            "portaSplitter/:id"
-        );
-        assert_eq!(
-            super::endpoint_label("/api/v2/splitters/65a1f0c2e4b0a1b2c3d4e5f7?populate=client"),
+            label("/api/v2/splitters/65a1f0c2e4b0a1b2c3d4e5f7?populate=client"),
             "/api/v2/splitters/:id"
         );
+        assert_eq!(
+            label("/api/v2/anything-a-platform-says/x"),
+            "/api/v2/:id/:id"
+        );
+        assert_eq!(label("/a/b/c/d/e/f/g"), "/:id/:id/:id/:id/:id");
     }
 }

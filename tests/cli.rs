@@ -232,3 +232,34 @@ async fn a_sqlite_file_is_served_by_one_process() {
     assert!(base.starts_with("http://"));
     drop_database(&db.database_url);
 }
+
+/// `--help` shows which variables a command reads, never their values: a secret in the
+/// environment (the database password, the master key, the ADMIN key, the metrics token) is not
+/// printed.
+#[test]
+fn help_prints_no_secret_from_the_environment() {
+    let secrets = [
+        ("DATABASE_URL", "postgres://gw:pw-5f3a9c@db/gw"),
+        ("MASTER_KEY", "mk-7d1e02b4"),
+        ("ADMIN_API_KEY", "mgw_ak-93c5e1"),
+        ("METRICS_TOKEN", "mt-26b8f4"),
+    ];
+    for command in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["sync", "--help"],
+        &["keys", "--help"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"))
+            .args(command)
+            .envs(secrets)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{command:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (name, value) in secrets {
+            let secret = value.rsplit(['-', ':']).next().unwrap();
+            assert!(!text.contains(secret), "{command:?} prints {name}: {text}");
+        }
+    }
+}

@@ -154,6 +154,33 @@ async fn moving_the_url_or_user_needs_the_password() {
         )
         .await;
     assert_eq!(moved["updateIntegration"]["apiUrl"], sim.url);
+    // A query string or fragment would move the login's path unseen: refused outright, with
+    // the password or without.
+    for tail in ["?../../tenantB/collect#", "#x", "/api?x=1"] {
+        for input in [
+            json!({ "apiUrl": format!("{}{tail}", sim.url) }),
+            json!({ "apiUrl": format!("{}{tail}", sim.url), "password": "novo" }),
+        ] {
+            let (_, body) = app
+                .post(
+                    Some(&app.admin_key),
+                    update,
+                    json!({ "id": id, "input": input }),
+                )
+                .await;
+            assert_eq!(
+                body["errors"][0]["extensions"]["field"], "apiUrl",
+                "{tail}: {body}"
+            );
+            assert!(
+                body["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("query string or fragment"),
+                "{body}"
+            );
+        }
+    }
     let (_, body) = app
         .post(
             Some(&app.admin_key),

@@ -197,6 +197,14 @@ on_every_platform! {
         assert!(moved("mgw_sync_runs_total", &[("mode", "FULL"), ("status", "SUCCEEDED")]) >= 1.0, "{after}");
         assert!(moved("mgw_sync_records_total", &[("kind", "created")]) > 0.0);
         assert!(moved("mgw_platform_requests_total", &[("status", "200")]) > 0.0, "{after}");
+        // Platform endpoints are labelled from a fixed set: route words and `:id`, no more
+        // than five segments.
+        for line in after.lines().filter(|l| l.starts_with("mgw_platform_requests_total{")) {
+            let endpoint = line.split("endpoint=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+            let segments: Vec<&str> = endpoint.split('/').skip(1).collect();
+            assert!(endpoint.starts_with('/') && segments.len() <= 5, "{line}");
+            assert!(segments.iter().all(|s| *s == ":id" || s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')), "{line}");
+        }
         assert!(moved("mgw_events_published_total", &[]) > 0.0);
         assert!(after.contains("mgw_websocket_connections") && after.contains("mgw_subscriptions"));
         assert!(after.contains("mgw_sync_run_duration_seconds_bucket"));

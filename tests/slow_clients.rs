@@ -83,6 +83,33 @@ async fn a_socket_s_operations_are_bounded_and_their_ids_unique() {
     assert_eq!(close_code(&mut socket).await, Some(4409));
 }
 
+/// An operation id over 128 bytes closes the socket with 4400 (each live id is kept until its
+/// operation ends, so their length is bounded); one of 128 bytes runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_ids_are_at_most_128_bytes() {
+    let app = TestApp::start_with(Engine::Sqlite, quick_limits())
+        .await
+        .unwrap();
+    let admin = app.admin_key.clone();
+    let mut socket = open_socket(&app, &admin).await;
+    let query = json!({ "query": "{ gateways { kind } }" });
+    let longest = "i".repeat(128);
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "id": longest, "payload": query }),
+    )
+    .await;
+    assert_eq!(common::next_json(&mut socket).await["id"], longest);
+    assert_eq!(common::next_json(&mut socket).await["type"], "complete");
+    let long = "i".repeat(129);
+    send(
+        &mut socket,
+        json!({ "type": "subscribe", "id": long, "payload": query }),
+    )
+    .await;
+    assert_eq!(close_code(&mut socket).await, Some(4400));
+}
+
 /// Clients that pipeline requests for a large file (the GraphiQL script, about 1 MB) through a
 /// small receive buffer and never read: each connection whose writes wait WRITE_TIMEOUT_SECS is
 /// closed, so the slots they held come back; `/healthz` answers meanwhile on the slot left.

@@ -60,7 +60,7 @@ async fn a_renewal_by_another_task_leaves_the_call_its_own() {
         ),
         ..Default::default()
     };
-    let transport = Transport::new("test", &server.uri(), options).unwrap();
+    let transport = Transport::new("test", &server.uri(), options, &[]).unwrap();
     let call = |session| transport.request(Method::GET, "x", &[], None, Auth::Session(session));
 
     let shared = Scripted::new("old", vec![("expired-too", false), ("fresh", true)]);

@@ -35,6 +35,27 @@ use crate::Result;
 
 use listing::filter_of;
 
+/// The path segments of Geosite's routes (every feature's path, its actions, the session's and
+/// the viability's): the words a metrics label keeps.
+const ROUTES: &[&str] = &[
+    "projeto",
+    "cto",
+    "caixaEmenda",
+    "estacao",
+    "poste",
+    "splitter",
+    "portaSplitter",
+    "list",
+    "desc",
+    "save",
+    "delete",
+    "auth",
+    "generatetoken",
+    "refresh",
+    "viabilidade",
+    "caixas",
+];
+
 /// A Geosite feature ("feição").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Feature {
@@ -190,7 +211,7 @@ impl GeositeClient {
     ) -> Result<Self> {
         Ok(GeositeClient {
             inner: Arc::new(Inner {
-                transport: Transport::new("geosite", api_url, options)?,
+                transport: Transport::new("geosite", api_url, options, ROUTES)?,
                 username: username.to_owned(),
                 password: password.to_owned(),
                 session: Mutex::new(None),
@@ -312,5 +333,16 @@ impl Platform for GeositeClient {
         };
         self.save(Feature::Port, &record).await?;
         Ok(PortWrite::Written)
+    }
+}
+
+#[cfg(test)]
+mod routes {
+    #[test]
+    fn every_feature_path_is_a_route_word() {
+        use super::Feature::*;
+        for f in [Project, Cto, SpliceBox, Station, Pole, Splitter, Port] {
+            assert!(super::ROUTES.contains(&f.path()), "{}", f.path());
+        }
     }
 }

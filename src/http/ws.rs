@@ -10,7 +10,7 @@
 //! revoked (or given another role) closes its sockets, and their subscriptions, with 4403.
 //! It counts the socket's live operations: a subscribe id already live closes the socket with
 //! 4409 (graphql-transport-ws), and one over `MAX_OPERATIONS_PER_SOCKET` is refused with an
-//! `error` message for its id. A message the client does not take within `WRITE_TIMEOUT_SECS`
+//! `error` message for its id; an operation id over 128 bytes closes it with 4400. A message the client does not take within `WRITE_TIMEOUT_SECS`
 //! closes the socket.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,6 +187,11 @@ pub async fn serve<E: async_graphql::Executor>(
                 break;
             }
             Some(refusal) = refusals.recv() => match refusal {
+                Refusal::LongId => {
+                    let reason = format!("operation id over {} bytes", super::ws_budget::MAX_ID_BYTES);
+                    let _ = send(&mut sink, close_with(close::BAD_MESSAGE, &reason), limits).await;
+                    break;
+                }
                 Refusal::Reused(id) => {
                     let reason = format!("Subscriber for {id} already exists");
                     let _ = send(&mut sink, close_with(close::SUBSCRIBER_EXISTS, &reason), limits).await;

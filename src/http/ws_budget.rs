@@ -20,8 +20,14 @@ const REFILL_PER_SECOND: f64 = 20.0;
 #[derive(Default)]
 pub struct PerKey(Mutex<HashMap<i64, usize>>);
 
+/// The longest operation id a socket takes: a client's ids are counters or UUIDs, and each live
+/// one is kept until its operation ends.
+pub const MAX_ID_BYTES: usize = 128;
+
 /// Why an operation was held back.
 pub enum Refusal {
+    /// A message whose operation id is over [`MAX_ID_BYTES`]: the socket closes with 4400.
+    LongId,
     /// A subscribe id that is live already (graphql-transport-ws closes with 4409).
     Reused(String),
     /// An operation over a budget: refused with an `error` message for its id.
@@ -74,6 +80,9 @@ impl Budget {
             return Ok(());
         };
         let Some(id) = head.id else { return Ok(()) };
+        if id.len() > MAX_ID_BYTES {
+            return Err(Refusal::LongId);
+        }
         match head.kind.as_str() {
             "subscribe" | "start" => self.open(id),
             "complete" | "stop" => {

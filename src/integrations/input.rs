@@ -38,6 +38,12 @@ pub(super) fn clean_url(api_url: &str, network: &NetworkPolicy) -> Result<String
             "apiUrl must use http or https and name a host",
         ));
     }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::validation(
+            "apiUrl",
+            "apiUrl must not carry a query string or fragment: give the platform's base URL",
+        ));
+    }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(Error::validation(
             "apiUrl",

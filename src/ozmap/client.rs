@@ -23,6 +23,23 @@ use crate::{Error, Result};
 const MAX_PAGES: u32 = 100_000;
 
 /// The login path (`?type=API`, as the current SDK sends it).
+/// The path segments of OZmap's routes (the API prefix, every listed route, the login): the
+/// words a metrics label keeps.
+pub(super) const ROUTES: &[&str] = &[
+    "api",
+    "v2",
+    "users",
+    "login",
+    "projects",
+    "boxes",
+    "box-types",
+    "pops",
+    "poles",
+    "splitters",
+    "properties",
+    "ftth-clients",
+];
+
 const LOGIN_PATH: &str = "/api/v2/users/login?type=API";
 
 /// How the client authenticates.
@@ -141,7 +158,7 @@ impl OzmapClient {
         };
         Ok(OzmapClient {
             inner: Arc::new(Inner {
-                transport: Transport::new("ozmap", api_url, options)?,
+                transport: Transport::new("ozmap", api_url, options, ROUTES)?,
                 credentials,
                 token: Mutex::new(None),
                 login: Mutex::new(None),

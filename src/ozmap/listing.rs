@@ -253,3 +253,20 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod routes {
+    #[test]
+    fn every_route_is_a_route_word() {
+        use super::Route::*;
+        for r in [
+            Projects, Boxes, BoxTypes, Pops, Poles, Splitters, Properties, Clients,
+        ] {
+            assert!(
+                super::super::client::ROUTES.contains(&r.segment()),
+                "{}",
+                r.segment()
+            );
+        }
+    }
+}
