@@ -49,7 +49,7 @@ pub async fn set(
         )));
     }
     let platform = app.platform(&row)?;
-    let (remote, created) = match choice {
+    let (mut remote, created) = match choice {
         ProjectChoice::Existing(remote_id) => {
             let remote_id = crate::text::clean_line("remoteId", &remote_id, 64)?;
             let found = platform
@@ -73,6 +73,7 @@ pub async fn set(
             (platform.create_project(&name).await?, true)
         }
     };
+    crate::text::make_plain(&mut remote.name);
     let txn = crate::db::write_txn(db).await?;
     let linked = project::ActiveModel {
         integration_id: Set(integration_id),

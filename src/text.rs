@@ -71,6 +71,32 @@ fn is_deceptive(c: char) -> bool {
     )
 }
 
+/// A platform's text as the gateway keeps, answers and logs it: each control character
+/// (escapes, newlines, NUL) and bidirectional override replaced by U+FFFD, so it can neither
+/// split a log line, colour a terminal, reorder what a reader sees, nor pass for another text
+/// (a contract with a bell after it stays another contract).
+pub fn plain(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() || is_deceptive(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() || is_deceptive(c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// [`plain`] in place.
+pub fn make_plain(text: &mut String) {
+    if let std::borrow::Cow::Owned(clean) = plain(text) {
+        *text = clean;
+    }
+}
+
 /// The trimmed text, or `VALIDATION` on `field` when it is empty, longer than `max_chars` or
 /// carries control characters or bidirectional overrides.
 pub fn clean_line(field: &str, value: &str, max_chars: usize) -> Result<String> {
@@ -99,6 +125,16 @@ pub fn clean_line(field: &str, value: &str, max_chars: usize) -> Result<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_text_is_plain() {
+        assert_eq!(plain("Rua das Flores"), "Rua das Flores");
+        assert_eq!(
+            plain("\u{1b}[31mFAKE\nERROR password=x\u{202E}"),
+            "\u{FFFD}[31mFAKE\u{FFFD}ERROR password=x\u{FFFD}"
+        );
+        assert_ne!(plain("530001\u{7}"), "530001");
+    }
 
     #[test]
     fn identifiers_have_one_spelling() {

@@ -287,7 +287,7 @@ impl Transport {
                 .and_then(|v| {
                     // A platform's own words, bounded: they end up in errors callers read.
                     let m = v.get("message").and_then(Value::as_str)?;
-                    Some(m.chars().take(200).collect::<String>())
+                    Some(crate::text::plain(&m.chars().take(200).collect::<String>()).into_owned())
                 })
                 .unwrap_or_else(|| format!("HTTP {}", status.as_u16()))
         };

@@ -44,7 +44,7 @@ pub async fn test_connection(app: &AppState, actor: &Actor, id: i64) -> Result<C
         Err(e) => ConnectionTest {
             ok: false,
             latency_ms,
-            message: e.message(),
+            message: crate::text::plain(&e.message()).into_owned(),
             code: Some(e.code()),
             project_count: None,
         },
@@ -74,5 +74,9 @@ pub async fn remote_projects(
 ) -> Result<Vec<crate::platform::RemoteProject>> {
     actor.require(Role::Admin)?;
     let row = find(&app.db, id).await?;
-    app.platform(&row)?.projects().await
+    let mut projects = app.platform(&row)?.projects().await?;
+    for p in &mut projects {
+        crate::text::make_plain(&mut p.name);
+    }
+    Ok(projects)
 }

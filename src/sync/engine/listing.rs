@@ -61,6 +61,29 @@ pub(super) enum Batch {
 }
 
 impl Batch {
+    /// The platform's text made plain ([`crate::text::plain`]) before it is compared or kept.
+    fn make_plain(&mut self) {
+        use crate::text::make_plain;
+        match self {
+            Batch::Elements(_, r) => r.iter_mut().for_each(|x| make_plain(&mut x.name)),
+            Batch::Splitters(r) => r.iter_mut().for_each(|x| {
+                make_plain(&mut x.name);
+                make_plain(&mut x.ratio);
+            }),
+            Batch::Ports(r) => {
+                for customer in r.iter_mut().filter_map(|x| x.customer.as_mut()) {
+                    for text in [
+                        &mut customer.contract,
+                        &mut customer.document,
+                        &mut customer.name,
+                    ] {
+                        text.iter_mut().for_each(make_plain);
+                    }
+                }
+            }
+        }
+    }
+
     fn fids(&self) -> Vec<&str> {
         match self {
             Batch::Elements(_, r) => r.iter().map(|x| x.fid.as_str()).collect(),
@@ -202,7 +225,8 @@ impl<'a> Engine<'a> {
                     None => blind = true,
                 }
             }
-            let batch = wrap(page.records);
+            let mut batch = wrap(page.records);
+            batch.make_plain();
             let bounds = range.advance(&batch.fid_nums())?;
             let txn = crate::db::write_txn(self.db).await?;
             let keep = self.write_batch(&txn, &batch).await?;
