@@ -41,6 +41,41 @@ pub fn expanded_nodes(doc: &ExecutableDocument) -> Result<u64, CostError> {
     Ok(total)
 }
 
+/// Nodes of the document as written (each operation and fragment once; every selection, argument
+/// and directive counted): what its parsed form holds, whatever it expands to.
+pub fn written_nodes(doc: &ExecutableDocument) -> u64 {
+    fn set(s: &SelectionSet) -> u64 {
+        s.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => {
+                    let f = &f.node;
+                    1 + f.arguments.len() as u64
+                        + f.directives.len() as u64
+                        + set(&f.selection_set.node)
+                }
+                Selection::InlineFragment(i) => {
+                    1 + i.node.directives.len() as u64 + set(&i.node.selection_set.node)
+                }
+                Selection::FragmentSpread(f) => 1 + f.node.directives.len() as u64,
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+    let operations: u64 = match &doc.operations {
+        DocumentOperations::Single(op) => {
+            set(&op.node.selection_set.node) + op.node.variable_definitions.len() as u64
+        }
+        DocumentOperations::Multiple(ops) => ops
+            .values()
+            .map(|op| set(&op.node.selection_set.node) + op.node.variable_definitions.len() as u64)
+            .fold(0u64, u64::saturating_add),
+    };
+    doc.fragments
+        .values()
+        .map(|f| 1 + set(&f.node.selection_set.node))
+        .fold(operations, u64::saturating_add)
+}
+
 struct Walk<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
     /// `None` while a fragment is being measured: meeting it again is a cycle.

@@ -15,60 +15,125 @@ pub struct QueriesOnly;
 /// The `extensions.code` of an operation that its HTTP method cannot carry (HTTP 405).
 pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 
-/// Parses the document once (async-graphql reuses the parse), refuses it when its expanded size
-/// is over `max_nodes`, and checks that the operation to run is named unambiguously.
-/// Parsed documents by their text, so that a client sending the same operation again (the
+/// Validated documents by their text, so that a client sending the same operation again (the
 /// usual case: front-ends send a few fixed documents with different variables) is not parsed
-/// again. Bounded: past [`PARSED_KEPT`] documents it starts over.
-fn parsed_cache() -> &'static std::sync::Mutex<std::collections::HashMap<String, ExecutableDocument>>
-{
-    static CACHE: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, ExecutableDocument>>,
-    > = std::sync::OnceLock::new();
+/// and measured again. Only documents that passed validation are kept (a refused one costs its
+/// sender a parse each time, and nobody memory), and the cache is bounded by the estimated size
+/// of the parsed form, not by entries: past [`PARSED_MAX_BYTES`] it starts over.
+#[derive(Default)]
+struct ParseCache {
+    documents: std::collections::HashMap<String, ExecutableDocument>,
+    bytes: usize,
+}
+
+fn parsed_cache() -> &'static std::sync::Mutex<ParseCache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<ParseCache>> = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
-/// Documents the parse cache keeps, and the longest it keeps (so it holds at most 16 MiB of
-/// text, whatever `MAX_BODY_BYTES` allows).
-const PARSED_KEPT: usize = 1_000;
+/// Most bytes the parse cache holds, by estimate ([`Parsed::bytes`]).
+pub const PARSED_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// The longest text kept (a longer document is parsed each time).
 const PARSED_MAX_LEN: usize = 16 * 1024;
+/// Heap bytes of one parsed node (a field with its name, position, arguments, directives and
+/// selection set), by measure: a document of 8,187 one-letter fields (16 KiB of text) took
+/// about 1.8 MB parsed, 220 bytes a node.
+const NODE_BYTES: usize = 256;
 
-/// Gives the request its parsed document: from the cache when the same text was parsed
-/// before, else parsed now (and kept when it parsed).
-fn parse_cached(request: &mut Request) -> ServerResult<()> {
+/// A document parsed for this request and not cached yet: kept once it passes validation.
+pub(super) struct Parsed {
+    text: String,
+    document: ExecutableDocument,
+}
+
+impl Parsed {
+    /// The parsed form's size, estimated from its nodes.
+    fn bytes(&self) -> usize {
+        let nodes = super::cost::written_nodes(&self.document) as usize;
+        self.text.len() * 2 + nodes.saturating_mul(NODE_BYTES)
+    }
+
+    /// Keeps the (validated) document for the next request with the same text.
+    pub(super) fn keep(self) {
+        let bytes = self.bytes();
+        if bytes > PARSED_MAX_BYTES / 16 {
+            return;
+        }
+        let mut cache = parsed_cache().lock().expect("parse cache lock");
+        if cache.bytes + bytes > PARSED_MAX_BYTES {
+            *cache = ParseCache::default();
+        }
+        if cache.documents.insert(self.text, self.document).is_none() {
+            cache.bytes += bytes;
+        }
+    }
+}
+
+/// Text length past which parsing and measuring a document is taken off the runtime's worker
+/// (`block_in_place`): a long document takes milliseconds of CPU, during which the tasks
+/// queued on that worker (returning database connections, answering other requests) would
+/// otherwise wait.
+const HEAVY_TEXT: usize = 4 * 1024;
+
+/// Runs `work` where it does not hold up the runtime's other tasks when the document is long
+/// and the runtime has other workers to hand them to.
+pub(super) fn off_the_runtime<T>(text_len: usize, work: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if text_len > HEAVY_TEXT && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
+/// Gives the request its parsed document: from the cache when the same text was validated
+/// before, else parsed now; returns it then, to keep once it passes validation.
+fn parse_cached(request: &mut Request) -> ServerResult<Option<Parsed>> {
     let cached = parsed_cache()
         .lock()
         .expect("parse cache lock")
+        .documents
         .get(&request.query)
         .cloned();
-    match cached {
-        Some(doc) => request.set_parsed_query(doc),
-        None => {
-            let doc = request
-                .parsed_query()
-                .map_err(|e| tag(e, "VALIDATION"))?
-                .clone();
-            if request.query.len() > PARSED_MAX_LEN {
-                return Ok(());
-            }
-            let mut cache = parsed_cache().lock().expect("parse cache lock");
-            if cache.len() >= PARSED_KEPT {
-                cache.clear();
-            }
-            cache.insert(request.query.clone(), doc);
-        }
+    if let Some(doc) = cached {
+        request.set_parsed_query(doc);
+        return Ok(None);
     }
-    Ok(())
+    let document = off_the_runtime(request.query.len(), || {
+        request
+            .parsed_query()
+            .map(Clone::clone)
+            .map_err(|e| tag(e, "VALIDATION"))
+    })?;
+    Ok((request.query.len() <= PARSED_MAX_LEN).then(|| Parsed {
+        text: request.query.clone(),
+        document,
+    }))
 }
 
+/// Parses the document once (async-graphql reuses the parse), refuses it when its expanded size
+/// is over `max_nodes`, and checks that the operation to run is named unambiguously. Returns
+/// the operation's name, and the document parsed now (to keep once validated).
 pub(super) fn check_document(
     request: &mut Request,
     max_nodes: u64,
-) -> ServerResult<Option<String>> {
+) -> ServerResult<(Option<String>, Option<Parsed>)> {
     let operation_name = request.operation_name.clone();
-    parse_cached(request)?;
+    let parsed = parse_cached(request)?;
+    let name = pick_operation(request, operation_name, max_nodes)?;
+    Ok((name, parsed))
+}
+
+fn pick_operation(
+    request: &mut Request,
+    operation_name: Option<String>,
+    max_nodes: u64,
+) -> ServerResult<Option<String>> {
+    let text_len = request.query.len();
     let doc = request.parsed_query().map_err(|e| tag(e, "VALIDATION"))?;
-    match super::cost::expanded_nodes(doc) {
+    let expanded = off_the_runtime(text_len, || super::cost::expanded_nodes(doc));
+    match expanded {
         Ok(n) if n > max_nodes => {
             return Err(refusal(
                 format!(

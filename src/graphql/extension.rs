@@ -25,6 +25,7 @@ impl ExtensionFactory for Safety {
             max_nodes: self.max_nodes,
             max_cost: self.max_cost,
             cost: std::sync::OnceLock::new(),
+            parsed: std::sync::Mutex::new(None),
         })
     }
 }
@@ -41,6 +42,8 @@ pub struct SafetyExtension {
     max_nodes: u64,
     max_cost: usize,
     cost: std::sync::OnceLock<usize>,
+    /// The document parsed for this request, kept in the parse cache once it is validated.
+    parsed: std::sync::Mutex<Option<super::document::Parsed>>,
 }
 
 /// What the HTTP layer learns of an operation: whether it passed every check and began to
@@ -235,7 +238,8 @@ impl Extension for SafetyExtension {
             .and_then(|a| a.downcast_ref::<crate::access::Actor>())
             .and_then(|a| a.key_id);
         super::persisted::resolve(&mut request, key)?;
-        let operation = check_document(&mut request, self.max_nodes)?;
+        let (operation, parsed) = check_document(&mut request, self.max_nodes)?;
+        *self.parsed.lock().expect("parsed document") = parsed;
         check_operation(&mut request, operation.as_deref())?;
         if let Some(name) = &operation {
             tracing::Span::current().record("operation", name.as_str());
@@ -294,6 +298,9 @@ impl Extension for SafetyExtension {
             ext.set("cost", result.complexity as u64);
             ext.set("maxCost", self.max_cost as u64);
             return Err(vec![err]);
+        }
+        if let Some(parsed) = self.parsed.lock().expect("parsed document").take() {
+            parsed.keep();
         }
         Ok(result)
     }
