@@ -103,7 +103,7 @@ fn parse_cached(request: &mut Request) -> ServerResult<Option<Parsed>> {
     let document = off_the_runtime(request.query.len(), || {
         request
             .parsed_query()
-            .map(Clone::clone)
+            .cloned()
             .map_err(|e| tag(e, "VALIDATION"))
     })?;
     Ok((request.query.len() <= PARSED_MAX_LEN).then(|| Parsed {
