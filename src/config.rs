@@ -250,6 +250,10 @@ pub struct ServeConfig {
     #[arg(long, env = "ALLOWED_PLATFORM_NETWORKS", value_delimiter = ',')]
     pub allowed_platform_networks: Vec<String>,
 
+    /// Largest platform answer read, in bytes; a longer one fails the call.
+    #[arg(long, env = "PLATFORM_MAX_BODY_BYTES", default_value_t = crate::transport::DEFAULT_MAX_BODY_BYTES)]
+    pub platform_max_body_bytes: usize,
+
     /// Serve GraphiQL on `GET /graphql`.
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
@@ -329,6 +333,10 @@ pub struct SyncConfig {
     /// Platform requests a sync may have in flight (its listings are fetched concurrently).
     #[arg(long, env = "SYNC_REQUESTS_IN_FLIGHT", default_value_t = crate::sync::settings::DEFAULT_REQUESTS_IN_FLIGHT)]
     pub requests_in_flight: usize,
+
+    /// Longest a sync run may take, in seconds; past it the run ends FAILED.
+    #[arg(long, env = "SYNC_TIME_BUDGET_SECS", default_value_t = crate::sync::settings::DEFAULT_TIME_BUDGET.as_secs())]
+    pub time_budget_secs: u64,
 
     /// Run the scheduler in this instance.
     #[arg(long, env = "SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]

@@ -68,6 +68,9 @@ struct SyncArgs {
     /// internal, as for `serve`.
     #[arg(long, env = "ALLOWED_PLATFORM_NETWORKS", value_delimiter = ',')]
     allowed_platform_networks: Vec<String>,
+    /// Largest platform answer read, in bytes, as for `serve`.
+    #[arg(long, env = "PLATFORM_MAX_BODY_BYTES", default_value_t = mapping_gateway::transport::DEFAULT_MAX_BODY_BYTES)]
+    platform_max_body_bytes: usize,
     #[command(flatten)]
     db: DbConfig,
 }
@@ -199,6 +202,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 element: args.element,
                 allow_mass_deletion: args.allow_mass_deletion,
                 allowed_platform_networks: args.allowed_platform_networks,
+                platform_max_body_bytes: args.platform_max_body_bytes,
             };
             return Ok(match cli::sync(&args.db, command).await? {
                 cli::SyncOutcome::Succeeded => ExitCode::SUCCESS,

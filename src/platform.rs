@@ -130,6 +130,49 @@ pub struct ListPage<T> {
     pub unreadable: Vec<Unreadable>,
 }
 
+/// Most records one listing delivers, whatever its platform announces.
+pub const MAX_LISTED_ROWS: u64 = 20_000_000;
+
+/// What a listing may deliver: the `total` its first page announced, with room for records
+/// created while it runs (a tenth more, at least 1,000), and never more than
+/// [`MAX_LISTED_ROWS`]. A platform whose pages go on past it (an endless `nextUrl` chain) ends
+/// the listing with an error instead of filling memory.
+#[derive(Debug)]
+pub struct RowBudget {
+    announced: Option<u64>,
+    allowed: u64,
+    seen: u64,
+}
+
+impl RowBudget {
+    pub fn new(announced: Option<u64>) -> Self {
+        let allowed = announced
+            .map_or(MAX_LISTED_ROWS, |t| t.saturating_add((t / 10).max(1_000)))
+            .min(MAX_LISTED_ROWS);
+        RowBudget {
+            announced,
+            allowed,
+            seen: 0,
+        }
+    }
+
+    /// Counts a page's rows; an error once the listing went past its budget.
+    pub fn take(&mut self, rows: usize, what: &str) -> crate::Result<()> {
+        self.seen = self.seen.saturating_add(rows as u64);
+        if self.seen <= self.allowed {
+            return Ok(());
+        }
+        let announced = self
+            .announced
+            .map_or_else(|| "no total".to_owned(), |t| format!("a total of {t}"));
+        Err(crate::Error::PlatformUnavailable(format!(
+            "the listing of {what} went on past {} records although its first page announced \
+             {announced}; it was stopped",
+            self.allowed
+        )))
+    }
+}
+
 /// A listed record the client could not read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unreadable {

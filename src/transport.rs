@@ -40,7 +40,14 @@ pub struct ClientOptions {
     pub page_size: u32,
     /// Which addresses the client may connect to.
     pub network: Arc<crate::outbound::NetworkPolicy>,
+    /// Largest answer read, in bytes: a longer one is refused (before reading, when its
+    /// `Content-Length` says so), so no platform answer holds more memory than this.
+    pub max_body_bytes: usize,
 }
+
+/// Largest platform answer read by default: a page of 500 records is under 1 MiB on both
+/// platforms.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -56,6 +63,7 @@ impl Default for ClientOptions {
             renew_margin: Duration::from_secs(60),
             page_size: 500,
             network: Default::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -272,15 +280,7 @@ impl Transport {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         tracing::debug!(platform = self.platform, %method, path = %endpoint, status = status.as_u16(), "platform call");
-        let text = match response.text().await {
-            Ok(t) => t,
-            Err(_) => {
-                return Err(Failure::Retry {
-                    reason: "response body interrupted".into(),
-                    wait: None,
-                })
-            }
-        };
+        let text = read_capped(response, self.options.max_body_bytes, &endpoint).await?;
         let message = || {
             serde_json::from_str::<Value>(&text)
                 .ok()
@@ -434,6 +434,46 @@ impl Transport {
             }
         }
     }
+}
+
+/// An answer's body, read chunk by chunk up to `cap` bytes: a longer one (by its
+/// `Content-Length`, before reading, or as it arrives) is a final failure, so a platform cannot
+/// make the gateway hold more than `cap` per answer.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+    endpoint: &str,
+) -> std::result::Result<String, Failure> {
+    let too_long = |size: String| {
+        Failure::Final(Error::PlatformUnavailable(format!(
+            "the platform's answer to {endpoint} is {size} bytes, over the {cap} bytes an answer \
+             may have (PLATFORM_MAX_BODY_BYTES)"
+        )))
+    };
+    if let Some(length) = response.content_length() {
+        if length > cap as u64 {
+            return Err(too_long(length.to_string()));
+        }
+    }
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(too_long(format!("more than {cap}")));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return Err(Failure::Retry {
+                    reason: "response body interrupted".into(),
+                    wait: None,
+                })
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// A path as a metrics and log label, from a fixed set: the query string dropped, at most

@@ -54,6 +54,7 @@ impl GeositeClient {
             filter: Vec<Value>,
             after_fid: Option<i64>,
             total: Option<u64>,
+            budget: Option<crate::platform::RowBudget>,
             done: bool,
         }
         let state = State {
@@ -62,6 +63,7 @@ impl GeositeClient {
             filter,
             after_fid: None,
             total: None,
+            budget: None,
             done: false,
         };
         Box::pin(futures::stream::unfold(state, |mut st| async move {
@@ -83,6 +85,26 @@ impl GeositeClient {
                         .iter()
                         .filter_map(|r| r.get("fid").and_then(wire::int))
                         .max();
+                    let budget = st
+                        .budget
+                        .get_or_insert_with(|| crate::platform::RowBudget::new(Some(remaining)))
+                        .take(records.len(), st.feature.path());
+                    // Keyset pages move forward: a page that does not is a platform going in
+                    // circles.
+                    let stuck = matches!((last, st.after_fid), (Some(l), Some(a)) if l <= a);
+                    let refused = budget.err().or_else(|| {
+                        stuck.then(|| {
+                            Error::PlatformUnavailable(format!(
+                                "the listing of {} did not move past fid {}; it was stopped",
+                                st.feature.path(),
+                                st.after_fid.unwrap_or_default()
+                            ))
+                        })
+                    });
+                    if let Some(e) = refused {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
                     // Keyset pages: `remaining` counts this page and all after it.
                     if records.is_empty() || remaining <= records.len() as u64 || last.is_none() {
                         st.done = true;

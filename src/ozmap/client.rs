@@ -250,6 +250,7 @@ impl OzmapClient {
             next: Option<String>,
             page: u32,
             total: Option<u64>,
+            budget: Option<crate::platform::RowBudget>,
         }
         let state = State {
             client: self.clone(),
@@ -257,6 +258,7 @@ impl OzmapClient {
             next: Some(listing::page_path(route, 1, limit)),
             page: 1,
             total: None,
+            budget: None,
         };
         futures::stream::try_unfold(state, move |mut s| async move {
             let Some(path) = s.next.take() else {
@@ -273,6 +275,9 @@ impl OzmapClient {
             let total = *s
                 .total
                 .get_or_insert(envelope.total.unwrap_or(envelope.rows.len() as u64));
+            s.budget
+                .get_or_insert_with(|| crate::platform::RowBudget::new(envelope.total))
+                .take(envelope.rows.len(), route.segment())?;
             if !envelope.last() {
                 if s.page >= MAX_PAGES {
                     return Err(Error::PlatformUnavailable(format!(

@@ -29,6 +29,8 @@ pub struct SyncCommand {
     pub allow_mass_deletion: bool,
     /// Networks a platform URL may point at although they are internal.
     pub allowed_platform_networks: Vec<String>,
+    /// Largest platform answer read, in bytes.
+    pub platform_max_body_bytes: usize,
 }
 
 /// How a `sync` command ended.
@@ -63,11 +65,13 @@ async fn find_integration(
 
 /// Opens the database for a sync from the command line: on PostgreSQL its progress also goes
 /// to the other instances' subscribers.
-async fn open_for_sync(db: &DbConfig, networks: &[String]) -> anyhow::Result<AppState> {
+async fn open_for_sync(db: &DbConfig, command: &SyncCommand) -> anyhow::Result<AppState> {
+    let networks = &command.allowed_platform_networks;
     let network = crate::outbound::NetworkPolicy::with_networks(networks)?;
     let options = super::Options {
         platform: crate::transport::ClientOptions {
             network: Arc::new(network),
+            max_body_bytes: command.platform_max_body_bytes,
             ..Default::default()
         },
         ..Default::default()
@@ -79,7 +83,7 @@ async fn open_for_sync(db: &DbConfig, networks: &[String]) -> anyhow::Result<App
 /// per listing otherwise); Ctrl-C cancels the run, which is then recorded as CANCELLED.
 pub async fn sync(db: &DbConfig, command: SyncCommand) -> anyhow::Result<SyncOutcome> {
     crate::db::claim_sqlite_file(&db.database_url)?;
-    let app = open_for_sync(db, &command.allowed_platform_networks).await?;
+    let app = open_for_sync(db, &command).await?;
     let integration = find_integration(&app, &command.integration).await?;
     let mode = if command.element.is_some() {
         Mode::Element

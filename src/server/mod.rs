@@ -178,12 +178,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             overlap: Duration::from_secs(config.sync.overlap_secs),
             mass_deletion_share: config.sync.mass_deletion_share,
             requests_in_flight: config.sync.requests_in_flight.max(1),
+            time_budget: Duration::from_secs(config.sync.time_budget_secs.max(1)),
             default_cron: config.sync.cron.clone(),
             default_timezone: config.sync.timezone.clone(),
             ..Default::default()
         },
         platform: crate::transport::ClientOptions {
             network: Arc::new(network),
+            max_body_bytes: config.platform_max_body_bytes,
             ..Default::default()
         },
         delivery: crate::bindings::outbox::Delivery {

@@ -26,6 +26,12 @@ pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// "Runs across instances").
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15);
 
+/// Longest a run may take, start to end: past it the run stops, FAILED, with the copy as the
+/// pages written so far left it (nothing is deleted on a listing that did not end). A platform
+/// that answers forever (an endless `nextUrl` chain, pages that never end) cannot hold an
+/// integration's run, and its memory, for longer.
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(4 * 3600);
+
 /// Tunables of the sync engine and scheduler.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
@@ -54,6 +60,8 @@ pub struct SyncSettings {
     pub progress_every: Duration,
     /// Platform requests a run may have in flight at once (at least 1).
     pub requests_in_flight: usize,
+    /// Longest a run may take.
+    pub time_budget: Duration,
 }
 
 impl Default for SyncSettings {
@@ -71,6 +79,7 @@ impl Default for SyncSettings {
             event_buffer: crate::events::BUFFER,
             progress_every: DEFAULT_PROGRESS_EVERY,
             requests_in_flight: DEFAULT_REQUESTS_IN_FLIGHT,
+            time_budget: DEFAULT_TIME_BUDGET,
         }
     }
 }

@@ -151,6 +151,7 @@ impl<'a> Engine<'a> {
         let page = tokio::select! {
             page = listing.next() => page,
             _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
+            () = tokio::time::sleep_until(self.deadline) => return Err(self.over_budget()),
         };
         match page {
             None => Ok(None),

@@ -105,6 +105,8 @@ pub struct Engine<'a> {
     platform: Arc<dyn Platform>,
     selection: Vec<element_selection::Model>,
     cancel: &'a CancellationToken,
+    /// When the run's time budget runs out.
+    deadline: tokio::time::Instant,
     /// Who started the run: bindings it orphans are recorded in their name.
     actor: &'a crate::access::Actor,
     counts: Counts,
@@ -235,6 +237,7 @@ impl<'a> Engine<'a> {
             platform,
             selection,
             cancel,
+            deadline: tokio::time::Instant::now() + app.settings.sync.time_budget,
             actor,
             counts: Counts::default(),
             clock: None,
@@ -364,9 +367,19 @@ impl<'a> Engine<'a> {
     fn checkpoint(&self) -> Step {
         if self.cancel.is_cancelled() {
             Err(Stop::Cancelled)
+        } else if tokio::time::Instant::now() >= self.deadline {
+            Err(self.over_budget())
         } else {
             Ok(())
         }
+    }
+    /// The end of a run past its time budget.
+    fn over_budget(&self) -> Stop {
+        Stop::Error(Error::PlatformUnavailable(format!(
+            "the run took longer than its time budget of {} s (SYNC_TIME_BUDGET_SECS) and \
+             stopped before deleting anything; the pages it wrote stay",
+            self.app.settings.sync.time_budget.as_secs()
+        )))
     }
     /// Writes the run's progress and publishes it.
     async fn save_progress(&mut self) -> Result<()> {
