@@ -100,6 +100,15 @@ pub struct Limits {
     /// every other limit on its own, and they run one after the other.
     #[arg(long, env = "MAX_BATCH", default_value_t = Limits::default().max_batch)]
     pub max_batch: usize,
+
+    /// Most operations running at once over all requests and sockets (each operation of a batch
+    /// counts); more wait 2 s, then get 503 with `Retry-After`.
+    #[arg(long, env = "MAX_OPERATIONS_IN_FLIGHT", default_value_t = Limits::default().max_operations_in_flight)]
+    pub max_operations_in_flight: usize,
+
+    /// Most of those one API key may have running at once; more wait 2 s, then get 429.
+    #[arg(long, env = "MAX_OPERATIONS_PER_KEY", default_value_t = Limits::default().max_operations_per_key)]
+    pub max_operations_per_key: usize,
 }
 
 impl Default for Limits {
@@ -123,6 +132,11 @@ impl Default for Limits {
             max_subscriptions_per_key: 1_000,
             max_connections: 1024,
             max_batch: 10,
+            // The heaviest admitted page (`cost::EVERY_FIELD_PAGE` at 500 boxes) holds about
+            // 7.6 MB while it runs and until its answer is written: 32 of them stay under the
+            // memory budget of docs/SECURITY.md.
+            max_operations_in_flight: 32,
+            max_operations_per_key: 16,
         }
     }
 }

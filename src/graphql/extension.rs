@@ -311,6 +311,16 @@ impl Extension for SafetyExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
+        // A socket's query or mutation takes its room here (an HTTP request took it before).
+        let _permit = match ctx.data_opt::<crate::in_flight::SocketGate>() {
+            Some(gate) => match gate.in_flight.acquire(gate.key, 1).await {
+                Ok(permit) => Some(permit),
+                Err(busy) => {
+                    return Response::from_errors(vec![coded(busy.message(), busy.code())])
+                }
+            },
+            None => None,
+        };
         if let Some(executed) = ctx.data_opt::<Arc<Executed>>() {
             executed
                 .began

@@ -40,6 +40,8 @@ struct Http {
     schema: AppSchema,
     max_body_bytes: usize,
     max_batch: usize,
+    /// Operations running at once, over requests and sockets.
+    in_flight: Arc<crate::in_flight::InFlight>,
     body_timeout: Duration,
     request_timeout: Duration,
     ws: crate::config::WsLimits,
@@ -96,6 +98,10 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
         .socket_db
         .clone()
         .map(|db| AppState { db, ..app.clone() });
+    let in_flight = Arc::new(crate::in_flight::InFlight::new(
+        limits.max_operations_in_flight,
+        limits.max_operations_per_key,
+    ));
     let routes = Router::new()
         .route("/graphql", get(operation::get).post(operation::post))
         .route("/graphiql/{version}/{name}", get(graphiql_asset))
@@ -112,12 +118,14 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
             schema,
             max_body_bytes: limits.max_body_bytes,
             max_batch: limits.max_batch,
+            in_flight: in_flight.clone(),
             body_timeout: limits.body_timeout(),
             request_timeout: limits.request_timeout(),
             ws: limits.ws(),
             ws_shared: ws::Shared {
                 going_away: surface.going_away.clone(),
                 per_key: Default::default(),
+                in_flight,
                 app: socket_app,
             },
             sockets: surface.sockets.clone(),

@@ -138,6 +138,11 @@ async fn serve(http: &Http, headers: &HeaderMap, input: Input, seen: &mut Seen) 
             return media.error(StatusCode::BAD_REQUEST, message, "VALIDATION", limit)
         }
     };
+    // Room for every operation of the request, held until the answer is written.
+    let _permit = match http.in_flight.acquire(actor.key_id, requests.len()).await {
+        Ok(permit) => permit,
+        Err(busy) => return busy_answer(media, busy),
+    };
     let executed = match tokio::time::timeout(
         http.request_timeout,
         run_all(http, requests, &actor, queries_only),
@@ -181,6 +186,21 @@ async fn serve(http: &Http, headers: &HeaderMap, input: Input, seen: &mut Seen) 
         return answer;
     }
     media.answer(media.refused(), &body)
+}
+
+/// A request refused for lack of room: 429 when its key's share is spent, 503 when the
+/// server's limit is, both with `Retry-After`.
+fn busy_answer(media: Media, busy: crate::in_flight::Busy) -> Response {
+    use crate::in_flight::Busy;
+    let status = match busy {
+        Busy::Key => StatusCode::TOO_MANY_REQUESTS,
+        Busy::Server => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut answer = media.error(status, busy.message(), busy.code(), None);
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    answer
 }
 
 /// Operations sent as JSON with no charset or UTF-8.

@@ -125,7 +125,8 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(64)
+        // A connection carries no more requests at once than one key may run.
+        .max_concurrent_streams(limits.max_operations_per_key.clamp(1, 64) as u32)
         .keep_alive_interval(Some(limits.header_timeout()))
         .keep_alive_timeout(limits.header_timeout());
     let write_timeout = limits.write_timeout();

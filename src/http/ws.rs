@@ -47,6 +47,8 @@ pub struct Shared {
     pub per_key: Arc<PerKey>,
     /// The state operations run with: the server's, with the sockets' own database pool.
     pub app: Option<AppState>,
+    /// Operations running at once, shared with HTTP requests.
+    pub in_flight: Arc<crate::in_flight::InFlight>,
 }
 
 /// Serves one upgraded socket until either side closes it.
@@ -63,6 +65,7 @@ pub async fn serve<E: async_graphql::Executor>(
         going_away,
         per_key,
         app: socket_app,
+        in_flight,
     } = shared;
     let _open = crate::metrics::get().ws_connections.guard();
     let (mut sink, stream) = socket.split();
@@ -123,6 +126,10 @@ pub async fn serve<E: async_graphql::Executor>(
                     }
                     authenticated.store(true, Ordering::Relaxed);
                     let mut data = Data::default();
+                    data.insert(crate::in_flight::SocketGate {
+                        in_flight,
+                        key: actor.key_id,
+                    });
                     data.insert(actor);
                     // Resolvers and loaders read the connection's state before the schema's.
                     if let Some(socket_app) = socket_app {

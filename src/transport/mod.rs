@@ -436,85 +436,8 @@ impl Transport {
     }
 }
 
-/// An answer's body, read chunk by chunk up to `cap` bytes: a longer one (by its
-/// `Content-Length`, before reading, or as it arrives) is a final failure, so a platform cannot
-/// make the gateway hold more than `cap` per answer.
-async fn read_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-    endpoint: &str,
-) -> std::result::Result<String, Failure> {
-    let too_long = |size: String| {
-        Failure::Final(Error::PlatformUnavailable(format!(
-            "the platform's answer to {endpoint} is {size} bytes, over the {cap} bytes an answer \
-             may have (PLATFORM_MAX_BODY_BYTES)"
-        )))
-    };
-    if let Some(length) = response.content_length() {
-        if length > cap as u64 {
-            return Err(too_long(length.to_string()));
-        }
-    }
-    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > cap {
-                    return Err(too_long(format!("more than {cap}")));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(_) => {
-                return Err(Failure::Retry {
-                    reason: "response body interrupted".into(),
-                    wait: None,
-                })
-            }
-        }
-    }
-    Ok(String::from_utf8_lossy(&body).into_owned())
-}
+mod body;
+mod label;
 
-/// A path as a metrics and log label, from a fixed set: the query string dropped, at most
-/// [`LABEL_SEGMENTS`] segments, each one of the platform's route words (`routes`) or `:id`. No
-/// text a platform sends (a `nextUrl`, an id) can add a label value.
-fn endpoint_label(path: &str, routes: &[&str]) -> String {
-    let path = path.split('?').next().unwrap_or_default();
-    let segments: Vec<&str> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .take(LABEL_SEGMENTS)
-        .map(|segment| {
-            if routes.contains(&segment) {
-                segment
-            } else {
-                ":id"
-            }
-        })
-        .collect();
-    format!("/{}", segments.join("/"))
-}
-
-/// The most segments a label keeps.
-const LABEL_SEGMENTS: usize = 5;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn labels_hide_ids_and_queries() {
-        let routes = &["api", "v2", "splitters", "cto", "list", "portaSplitter"];
-        let label = |path| super::endpoint_label(path, routes);
-        assert_eq!(label("cto/list"), "/cto/list");
-        assert_eq!(label("portaSplitter/12"), "/portaSplitter/:id");
-        assert_eq!(
-            label("/api/v2/splitters/65a1f0c2e4b0a1b2c3d4e5f7?populate=client"),
-            "/api/v2/splitters/:id"
-        );
-        assert_eq!(
-            label("/api/v2/anything-a-platform-says/x"),
-            "/api/v2/:id/:id"
-        );
-        assert_eq!(label("/a/b/c/d/e/f/g"), "/:id/:id/:id/:id/:id");
-    }
-}
+use body::read_capped;
+use label::endpoint_label;
