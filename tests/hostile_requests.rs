@@ -389,3 +389,24 @@ async fn searches_and_lookups_cost_their_database_work() {
     let cost = body["extensions"]["cost"].as_u64().unwrap();
     assert!((100 * 200..250_000).contains(&cost), "{cost}");
 }
+
+/// An operation introspects the schema once: 140 aliases of `__schema` (cost 980, about
+/// 375 times that in work) are refused before they run, spread through fragments too; the
+/// one introspection GraphiQL and code generators send runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_introspected_once_per_operation() {
+    let app = TestApp::start(Engine::Sqlite).await.unwrap();
+    let schema = "__schema { types { name fields { name args { name } } } }";
+    let aliases: String = (0..140).map(|i| format!("s{i}: {schema} ")).collect();
+    let spread = format!("{{ ...A ...B }} fragment A on Query {{ a: {schema} }} fragment B on Query {{ b: {schema} }}");
+    for query in [format!("{{ {aliases} }}"), spread] {
+        let (status, answer) = app.post(Some(&app.admin_key), &query, json!({})).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(
+            answer["errors"][0]["extensions"]["limit"], "introspection",
+            "{answer}"
+        );
+    }
+    let once = app.ok(&format!("{{ {schema} }}"), json!({})).await;
+    assert!(once["__schema"]["types"].as_array().unwrap().len() > 10);
+}

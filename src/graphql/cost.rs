@@ -41,6 +41,51 @@ pub fn expanded_nodes(doc: &ExecutableDocument) -> Result<u64, CostError> {
     Ok(total)
 }
 
+/// `__schema` fields of the document's operations, each fragment spread counted with its
+/// fragment's (memoised by name; a cycle counts nothing more, `expanded_nodes` refuses it). An
+/// introspection of the whole schema is about 375 times the work its cost says, so an operation
+/// may hold one.
+pub fn schema_introspections(doc: &ExecutableDocument) -> u64 {
+    fn set<'a>(
+        s: &'a SelectionSet,
+        fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+        memo: &mut HashMap<&'a str, u64>,
+    ) -> u64 {
+        s.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => {
+                    u64::from(f.node.name.node == "__schema")
+                        + set(&f.node.selection_set.node, fragments, memo)
+                }
+                Selection::InlineFragment(i) => set(&i.node.selection_set.node, fragments, memo),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some(n) = memo.get(name) {
+                        return *n;
+                    }
+                    memo.insert(name, 0);
+                    let n = fragments
+                        .get(name)
+                        .map_or(0, |f| set(&f.node.selection_set.node, fragments, memo));
+                    memo.insert(name, n);
+                    n
+                }
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+    let mut memo = HashMap::new();
+    match &doc.operations {
+        DocumentOperations::Single(op) => {
+            set(&op.node.selection_set.node, &doc.fragments, &mut memo)
+        }
+        DocumentOperations::Multiple(ops) => ops
+            .values()
+            .map(|op| set(&op.node.selection_set.node, &doc.fragments, &mut memo))
+            .fold(0u64, u64::saturating_add),
+    }
+}
+
 /// Nodes of the document as written (each operation and fragment once; every selection, argument
 /// and directive counted): what its parsed form holds, whatever it expands to.
 pub fn written_nodes(doc: &ExecutableDocument) -> u64 {

@@ -148,6 +148,12 @@ fn pick_operation(
                 Some("nodes"),
             ))
         }
+        Ok(_) if super::cost::schema_introspections(doc) > 1 => {
+            return Err(refusal(
+                "an operation may introspect the schema (__schema) once",
+                Some("introspection"),
+            ))
+        }
         Ok(_) => {}
         Err(super::cost::CostError::FragmentCycle(name)) => {
             return Err(refusal(format!("fragment {name} spreads itself"), None))
