@@ -180,10 +180,14 @@ fn pick_operation(
     }
 }
 
+/// Returns the operation's kind (`None` when no operation is picked: validation reports it).
 /// Refuses, before anything runs, an operation its method cannot carry ([`QueriesOnly`]) and
 /// one that lacks a required variable (async-graphql would report that as an error of the first
 /// field that uses it, after execution began).
-pub(super) fn check_operation(request: &mut Request, name: Option<&str>) -> ServerResult<()> {
+pub(super) fn check_operation(
+    request: &mut Request,
+    name: Option<&str>,
+) -> ServerResult<Option<async_graphql::parser::types::OperationType>> {
     use async_graphql::parser::types::OperationType;
     let queries_only = request
         .data
@@ -195,9 +199,9 @@ pub(super) fn check_operation(request: &mut Request, name: Option<&str>) -> Serv
         (DocumentOperations::Single(op), _) => op,
         (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
             Some(op) => op,
-            None => return Ok(()),
+            None => return Ok(None),
         },
-        (DocumentOperations::Multiple(_), None) => return Ok(()),
+        (DocumentOperations::Multiple(_), None) => return Ok(None),
     };
     let kind = operation.node.ty;
     if queries_only && kind != OperationType::Query {
@@ -223,5 +227,5 @@ pub(super) fn check_operation(request: &mut Request, name: Option<&str>) -> Serv
             ));
         }
     }
-    Ok(())
+    Ok(Some(kind))
 }

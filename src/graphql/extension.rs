@@ -26,6 +26,7 @@ impl ExtensionFactory for Safety {
             max_cost: self.max_cost,
             cost: std::sync::OnceLock::new(),
             parsed: std::sync::Mutex::new(None),
+            subscription: std::sync::Mutex::new(None),
         })
     }
 }
@@ -44,6 +45,9 @@ pub struct SafetyExtension {
     cost: std::sync::OnceLock<usize>,
     /// The document parsed for this request, kept in the parse cache once it is validated.
     parsed: std::sync::Mutex<Option<super::document::Parsed>>,
+    /// A subscription's weight, held while it lives (the extension lives as long as its
+    /// stream).
+    subscription: std::sync::Mutex<Option<super::live_cost::Reservation>>,
 }
 
 /// What the HTTP layer learns of an operation: whether it passed every check and began to
@@ -240,7 +244,30 @@ impl Extension for SafetyExtension {
         super::persisted::resolve(&mut request, key)?;
         let (operation, parsed) = check_document(&mut request, self.max_nodes)?;
         *self.parsed.lock().expect("parsed document") = parsed;
-        check_operation(&mut request, operation.as_deref())?;
+        let kind = check_operation(&mut request, operation.as_deref())?;
+        if kind == Some(async_graphql::parser::types::OperationType::Subscription) {
+            let doc = request.parsed_query().map_err(|e| tag(e, "VALIDATION"))?;
+            let nodes = super::cost::expanded_nodes(doc).unwrap_or(u64::MAX);
+            let held = super::live_cost::reserve(key, nodes).map_err(|refused| match refused {
+                super::live_cost::Refused::TooLarge(n) => refusal(
+                    format!(
+                        "the subscription selects {n} fields, each executed on every event; the \
+                         limit is {}",
+                        super::live_cost::MAX_SUBSCRIPTION_NODES
+                    ),
+                    Some("subscription"),
+                ),
+                super::live_cost::Refused::KeyFull(live) => coded(
+                    format!(
+                        "this API key's live subscriptions select {live} fields in all; a new one \
+                         would pass {}: end some first",
+                        super::live_cost::MAX_LIVE_NODES_PER_KEY
+                    ),
+                    "RATE_LIMITED",
+                ),
+            })?;
+            *self.subscription.lock().expect("subscription weight") = Some(held);
+        }
         if let Some(name) = &operation {
             tracing::Span::current().record("operation", name.as_str());
         }

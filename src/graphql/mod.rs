@@ -20,6 +20,7 @@ pub mod guard;
 pub mod history;
 pub mod ids;
 pub mod integrations;
+pub mod live_cost;
 pub mod loaders;
 pub mod node;
 pub mod paging;
