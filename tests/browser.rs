@@ -366,8 +366,9 @@ on_both_engines! {
     }
 }
 
-/// In the demo on loopback the page starts with the demo's key in its headers: the schema
-/// loads at once, and the first query runs without typing anything.
+/// Opened from the demo's link (`/graphql#key=…`), the page starts with the key in its headers
+/// and takes it out of the address bar: the schema loads at once, and the first query runs
+/// without typing anything.
 async fn a_demo_page_starts_with_its_key(engine: Engine) {
     let Some(executable) = chromium() else {
         return;
@@ -376,15 +377,12 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
         return;
     };
     let origin = app
-        .serve_surface(mapping_gateway::http::Surface {
-            graphiql_key: Some(app.admin_key.clone()),
-            ..Default::default()
-        })
+        .serve_surface(mapping_gateway::http::Surface::default())
         .await;
     let (browser, events, profile) = launch(executable).await;
     let steps = async {
         let page = browser
-            .new_page(format!("{origin}/graphql"))
+            .new_page(format!("{origin}/graphql#key={}", app.admin_key))
             .await
             .map_err(|e| e.to_string())?;
         until(
@@ -403,6 +401,15 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
             .map_err(|e| e.to_string())?;
         if !headers.contains(&app.admin_key) {
             return Err(format!("the headers start as {headers:?}"));
+        }
+        let address: String = page
+            .evaluate("window.location.href")
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if address.contains(&app.admin_key) {
+            return Err(format!("the key stays in the address bar: {address}"));
         }
         docs_list_the_root_types(&page).await?;
         run_button(&page).await?;

@@ -48,7 +48,6 @@ struct Http {
     ws_shared: ws::Shared,
     sockets: tokio_util::task::TaskTracker,
     graphiql: bool,
-    graphiql_key: Option<Arc<str>>,
     base_path: Arc<str>,
     metrics_token: Option<Arc<str>>,
 }
@@ -67,8 +66,6 @@ pub struct Surface {
     pub going_away: tokio_util::sync::CancellationToken,
     /// Open WebSockets, so that a shutdown can wait for their close frames.
     pub sockets: tokio_util::task::TaskTracker,
-    /// A key GraphiQL's page starts with in its headers (the demo's, on loopback only).
-    pub graphiql_key: Option<String>,
     /// Origins whose pages may call the API from a browser (`CORS_ALLOWED_ORIGINS`; `*`: any).
     pub cors_allowed_origins: Vec<String>,
     /// The pool operations over WebSockets use (see `db::connect_sockets`); `None` shares the
@@ -85,7 +82,6 @@ impl Default for Surface {
             going_away: Default::default(),
             sockets: Default::default(),
             cors_allowed_origins: Vec::new(),
-            graphiql_key: None,
             socket_db: None,
         }
     }
@@ -130,7 +126,6 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
             },
             sockets: surface.sockets.clone(),
             graphiql: surface.graphiql,
-            graphiql_key: surface.graphiql_key.as_deref().map(Arc::from),
             base_path: Arc::from(surface.base_path.as_str()),
             metrics_token: surface
                 .metrics_token

@@ -48,7 +48,7 @@ pub(super) async fn get(
     RawQuery(query): RawQuery,
 ) -> Response {
     if http.graphiql && media::wants_html(&headers) {
-        return super::graphiql::page(&http.base_path, http.graphiql_key.as_deref());
+        return super::graphiql::page(&http.base_path);
     }
     let mut response = counted(&http, &headers, Input::Url(query)).await;
     // The same URL answers a page or JSON by `Accept`: caches must key on it.

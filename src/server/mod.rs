@@ -230,8 +230,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         base_path: config.base_path.clone(),
         metrics_token: config.metrics_token.clone(),
         cors_allowed_origins: config.cors_allowed_origins.clone(),
-        // Only a demo listening on loopback hands its key to the page: never on a network.
-        graphiql_key: demo_key.filter(|_| config.listen.ip().is_loopback()),
         going_away: signalled.clone(),
         sockets: sockets.clone(),
         socket_db: db::connect_sockets(&config.db.database_url)
@@ -248,6 +246,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         ))
     });
     println!("GraphiQL: http://{addr}{}/graphql", config.base_path);
+    if let Some(key) = &demo_key {
+        // The key rides in the fragment, which the browser never sends: no page holds it.
+        println!(
+            "GraphiQL with the demo key: http://{addr}{}/graphql#key={key}",
+            config.base_path
+        );
+    }
     tracing::info!(%addr, "listening");
     let server = crate::http::serve(listener, router, &config.limits, {
         let signalled = signalled.clone();

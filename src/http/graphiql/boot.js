@@ -148,7 +148,14 @@
   // soon as it changes (a pause in typing), and not at all without one. Until a key is accepted
   // the page says where to put it instead of showing the refusal.
   var GQL = GraphiQL.GraphQL;
-  var demoKey = document.body.getAttribute('data-demo-key') || '';
+  // A key handed over in the URL's fragment (`#key=mgw_…`, the link the demo prints): never
+  // sent to the server, and taken out of the address bar and history once read.
+  var demoKey = '';
+  var fragment = /(?:^#|&)key=([A-Za-z0-9_]+)(?:&|$)/.exec(window.location.hash || '');
+  if (fragment) {
+    demoKey = fragment[1];
+    window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
   var startHeaders = '{\n  "Authorization": "Bearer ' + demoKey + '"\n}';
 
   // The headers of the editor's text, or null while it is not a JSON object.

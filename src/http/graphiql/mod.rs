@@ -84,15 +84,11 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The page; `base` is the validated `BASE_PATH` (empty or `/a/b`); `key`, the key its headers
-/// start with (the demo's on loopback), makes the page one that is never stored.
-pub fn page(base: &str, key: Option<&str>) -> Response {
+/// The page; `base` is the validated `BASE_PATH` (empty or `/a/b`). It carries no key: a key
+/// the headers start with comes in the URL's fragment (`#key=…`, the link the demo prints),
+/// which the browser never sends, so no answer of this unauthenticated page holds one.
+pub fn page(base: &str) -> Response {
     let files = format!("{base}/graphiql/{}", *VERSION);
-    // Keys are letters, digits and `_`; anything else is left out rather than escaped.
-    let key = key.filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    let key_attribute = key
-        .map(|k| format!(r#" data-demo-key="{k}""#))
-        .unwrap_or_default();
     let html = format!(
         r#"<!doctype html>
 <html lang="en">
@@ -104,7 +100,7 @@ pub fn page(base: &str, key: Option<&str>) -> Response {
 <link rel="stylesheet" href="{files}/graphiql.min.css">
 <link rel="stylesheet" href="{files}/page.css">
 </head>
-<body data-base="{base}"{key_attribute}>
+<body data-base="{base}">
 <div id="graphiql"><p class="loading">Loading GraphiQL…</p></div>
 <noscript>GraphiQL needs JavaScript; the API itself is at {base}/graphql (POST).</noscript>
 <script src="{files}/react.production.min.js"></script>
@@ -120,14 +116,7 @@ pub fn page(base: &str, key: Option<&str>) -> Response {
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CSP),
-            (
-                header::CACHE_CONTROL,
-                if key.is_some() {
-                    "no-store"
-                } else {
-                    "no-cache"
-                },
-            ),
+            (header::CACHE_CONTROL, "no-cache"),
             (header::REFERRER_POLICY, "no-referrer"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
