@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn the_page_names_no_other_host() {
-        let page = page("/gw", None);
+        let page = page("/gw");
         let body = page.into_body();
         let bytes = futures::executor::block_on(axum::body::to_bytes(body, usize::MAX)).unwrap();
         let html = String::from_utf8(bytes.to_vec()).unwrap();
