@@ -96,6 +96,10 @@ pub struct Limits {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
 
+    /// Most of those one peer address may hold; more from it are closed on arrival.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_PEER", default_value_t = Limits::default().max_connections_per_peer)]
+    pub max_connections_per_peer: usize,
+
     /// Most operations one HTTP request may carry as a JSON array (a batch); each is held to
     /// every other limit on its own, and they run one after the other.
     #[arg(long, env = "MAX_BATCH", default_value_t = Limits::default().max_batch)]
@@ -131,6 +135,7 @@ impl Default for Limits {
             max_operations_per_socket: 100,
             max_subscriptions_per_key: 1_000,
             max_connections: 1024,
+            max_connections_per_peer: 256,
             max_batch: 10,
             // The heaviest admitted page (`cost::EVERY_FIELD_PAGE` at 500 boxes) holds about
             // 7.6 MB while it runs and until its answer is written: 32 of them stay under the

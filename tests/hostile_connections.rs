@@ -69,54 +69,6 @@ async fn slow_and_idle_connections_are_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_connections_are_capped() {
-    let app = TestApp::start_with(
-        Engine::Sqlite,
-        Limits {
-            max_connections: 3,
-            header_timeout_secs: 30,
-            ..Limits::default()
-        },
-    )
-    .await
-    .unwrap();
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let mut s = TcpStream::connect(app.addr).await.unwrap();
-        // One request each, so the server has surely accepted them.
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-        held.push(s);
-    }
-    let mut over = TcpStream::connect(app.addr).await.unwrap();
-    let _ = over
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await;
-    let answer = read_until_closed(&mut over).await;
-    assert!(
-        answer.is_empty(),
-        "a connection over the cap was served: {answer}"
-    );
-    drop(held);
-    // Once they are gone, connections are served again.
-    let served = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(r) = app.client.get(format!("{}/healthz", app.url)).send().await {
-                return r.status();
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(served, 200);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_must_authenticate_in_time_and_keep_messages_small() {
     let app = TestApp::start_with(
         Engine::Sqlite,

@@ -9,6 +9,7 @@ mod deadline;
 mod graphiql;
 mod media;
 mod operation;
+mod peers;
 mod serve;
 mod ws;
 mod ws_budget;

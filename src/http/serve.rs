@@ -34,7 +34,14 @@ use crate::config::Limits;
 /// The connection's place under `MAX_CONNECTIONS`, carried by each of its requests so that a
 /// WebSocket keeps holding it after the upgrade.
 #[derive(Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<Held>);
+
+/// What a slot holds: the permit, and the connection's entry among its peer's (both let go
+/// when the connection, or the socket it was upgraded to, ends).
+pub struct Held {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    registered: super::peers::Registered,
+}
 
 /// Bytes of pipelined requests read ahead, and of answers buffered, per connection.
 pub const READ_AHEAD: usize = 64 * 1024;
@@ -83,7 +90,37 @@ impl Drop for Busy {
     }
 }
 
+/// An answer's body, counted as a request in progress until it is written or dropped.
+struct Tracked {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl Activity {
+    fn watch(&self) -> watch::Receiver<usize> {
+        self.0.subscribe()
+    }
+
     fn begin(&self) -> Busy {
         self.0.send_modify(|n| *n += 1);
         Busy(self.clone())
@@ -116,6 +153,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let peers = Arc::new(super::peers::Peers::default());
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -148,20 +186,43 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        // No peer holds more than its share of the slots; when all are taken, an idle
+        // kept-alive connection makes room (briefly awaited), else the new one is refused.
+        let permit = if peers.admits(peer.ip(), limits.max_connections_per_peer) {
+            match permits.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) if peers.close_an_idle_one() => {
+                    tokio::time::timeout(Duration::from_secs(1), permits.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let Some(permit) = permit else {
             // Closed at once: a refusal the client sees, rather than a queue that grows.
             drop(stream);
             if refused_logged.elapsed() > Duration::from_secs(10) {
                 refused_logged = tokio::time::Instant::now();
-                tracing::warn!(%peer, limit = limits.max_connections, "connection limit reached");
+                tracing::warn!(%peer, limit = limits.max_connections, per_peer = limits.max_connections_per_peer, "connection limit reached");
             }
             continue;
         };
         let _ = stream.set_nodelay(true);
         queue_little(&stream);
-        let slot = ConnectionSlot(Arc::new(permit));
-        let request_slot = slot.clone();
         let activity = Activity::default();
+        let registered = peers.register(peer.ip(), activity.watch());
+        let close = registered.close.clone();
+        let held = Arc::new(Held {
+            _permit: permit,
+            registered,
+        });
+        peers.holds(&held.registered, &held);
+        let slot = ConnectionSlot(held);
+        let request_slot = slot.clone();
         let service = {
             let (router, activity) = (router.clone(), activity.clone());
             tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
@@ -170,9 +231,11 @@ pub async fn serve(
                 let busy = activity.begin();
                 let router = router.clone();
                 async move {
+                    // The request is in progress until its answer's body is written (or
+                    // dropped): a connection streaming an answer is not idle.
                     let response = router.oneshot(request).await;
-                    drop(busy);
                     response
+                        .map(|r| r.map(|body| axum::body::Body::new(Tracked { body, _busy: busy })))
                 }
             })
         };
@@ -203,6 +266,9 @@ pub async fn serve(
                         connection.as_mut().graceful_shutdown();
                         ending = true;
                     }
+                    // Closed at once to admit another connection: it had no request in
+                    // progress when chosen (nginx closes idle kept-alive connections so).
+                    () = close.cancelled() => break,
                 }
             }
             drop(slot);

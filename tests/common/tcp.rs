@@ -40,7 +40,24 @@ pub async fn healthz_on(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// Waits until `n` connections at once answer `/healthz`: the slots others held came back.
+/// Opens a WebSocket on `stream` (a raw upgrade): a connection in use, which keeps its slot
+/// (an idle kept-alive one may be closed to admit a new connection).
+pub async fn in_use_on(stream: &mut TcpStream) -> bool {
+    let upgrade = "GET /graphql/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n";
+    if stream.write_all(upgrade.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"),
+        _ => false,
+    }
+}
+
+/// Waits until `n` connections at once are in use (each a WebSocket): the slots others held
+/// came back.
 pub async fn slots_come_back(addr: std::net::SocketAddr, n: usize, limit: Duration) {
     tokio::time::timeout(limit, async {
         loop {
@@ -51,7 +68,7 @@ pub async fn slots_come_back(addr: std::net::SocketAddr, n: usize, limit: Durati
                     all = false;
                     break;
                 };
-                all &= healthz_on(&mut s).await;
+                all &= in_use_on(&mut s).await;
                 held.push(s);
             }
             if all {

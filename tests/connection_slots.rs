@@ -1,0 +1,130 @@
+//! Connection slots (MAX_CONNECTIONS) cannot be hoarded: no peer address holds more than
+//! MAX_CONNECTIONS_PER_PEER of them, and when all are taken an idle kept-alive connection is
+//! closed to admit the new one; connections in use (a WebSocket, here) are never taken. Peers
+//! are told apart by binding the client sockets to other loopback addresses (127.0.0.2, ...).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{read_until_closed, Engine, TestApp};
+use mapping_gateway::config::Limits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+async fn connect_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((ip, 0))).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// The first bytes of the answer to `request` on `stream` (empty when it was closed unserved).
+async fn ask(stream: &mut TcpStream, request: &str) -> String {
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        _ => String::new(),
+    }
+}
+
+const HEALTH: &str = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+/// A WebSocket from `ip`: a connection in use, which holds its slot.
+async fn in_use(ip: [u8; 4], to: SocketAddr) -> TcpStream {
+    let mut stream = connect_from(ip, to).await;
+    assert!(common::in_use_on(&mut stream).await, "upgraded");
+    stream
+}
+
+async fn app(max_connections: usize, per_peer: usize) -> TestApp {
+    TestApp::start_with(
+        Engine::Sqlite,
+        Limits {
+            max_connections,
+            max_connections_per_peer: per_peer,
+            header_timeout_secs: 30,
+            ws_init_timeout_secs: 30,
+            ..Limits::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Every slot in use: one more connection is closed unserved; once they end, it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_in_use_are_capped() {
+    let app = app(3, 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(in_use([127, 0, 0, 1], app.addr).await);
+    }
+    let mut over = connect_from([127, 0, 0, 1], app.addr).await;
+    let _ = over.write_all(HEALTH.as_bytes()).await;
+    let answer = read_until_closed(&mut over).await;
+    assert!(
+        answer.is_empty(),
+        "a connection over the cap was served: {answer}"
+    );
+    drop(held);
+    let served = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(r) = app.client.get(format!("{}/healthz", app.url)).send().await {
+                return r.status();
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(served, 200);
+}
+
+/// Every slot held by an idle kept-alive connection (one client keeping them open): a new
+/// client is served, and one of the idle connections is closed to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_makes_room_for_a_new_one() {
+    let app = app(3, 3).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from([127, 0, 0, 2], app.addr).await;
+        assert!(ask(&mut stream, HEALTH).await.starts_with("HTTP/1.1 200"));
+        idle.push(stream);
+    }
+    let mut newcomer = connect_from([127, 0, 0, 3], app.addr).await;
+    let answer = ask(&mut newcomer, HEALTH).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the newcomer is served: {answer:?}"
+    );
+    let mut closed = 0;
+    for stream in &mut idle {
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 1, "one idle connection was closed to make room");
+}
+
+/// One peer holds at most MAX_CONNECTIONS_PER_PEER slots, in use or not: its next connection
+/// is closed unserved while another peer still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_holds_at_most_its_share() {
+    let app = app(4, 2).await;
+    let _held = [
+        in_use([127, 0, 0, 4], app.addr).await,
+        in_use([127, 0, 0, 4], app.addr).await,
+    ];
+    let mut third = connect_from([127, 0, 0, 4], app.addr).await;
+    let _ = third.write_all(HEALTH.as_bytes()).await;
+    assert!(
+        read_until_closed(&mut third).await.is_empty(),
+        "over its share"
+    );
+    let mut other = connect_from([127, 0, 0, 5], app.addr).await;
+    assert!(ask(&mut other, HEALTH).await.starts_with("HTTP/1.1 200"));
+}
