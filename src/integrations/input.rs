@@ -13,7 +13,9 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 
 pub(super) fn clean_name(name: &str) -> Result<String> {
     // One spelling per name, as for contracts: "geo" and "geo\u{200B}" are the same name.
-    crate::text::clean_line("name", &crate::text::visible(name), MAX_NAME_CHARS)
+    // Overrides and control characters are refused as typed, before NFKC drops the former.
+    let name = crate::text::clean_line("name", name, MAX_NAME_CHARS)?;
+    crate::text::clean_line("name", &crate::text::visible(&name), MAX_NAME_CHARS)
 }
 
 pub(super) fn clean_username(username: &str) -> Result<String> {
