@@ -36,8 +36,8 @@ pub const PARSED_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// The longest text kept (a longer document is parsed each time).
 const PARSED_MAX_LEN: usize = 16 * 1024;
 /// Heap bytes of one parsed node (a field with its name, position, arguments, directives and
-/// selection set), from the attack that found the unbounded cache: a document of 8,187 one-letter fields (16 KiB of text) took
-/// about 1.8 MB parsed, 220 bytes a node.
+/// selection set), from the attack that found the unbounded cache: a document of 8,187
+/// one-letter fields (16 KiB of text) took about 1.8 MB parsed, 220 bytes a node.
 const NODE_BYTES: usize = 256;
 
 /// A document parsed for this request and not cached yet: kept once it passes validation.
