@@ -141,7 +141,11 @@ async fn serve(http: &Http, headers: &HeaderMap, input: Input, seen: &mut Seen) 
     // Room for every operation of the request, held until the answer is written.
     let _permit = match http.in_flight.acquire(actor.key_id, requests.len()).await {
         Ok(permit) => permit,
-        Err(busy) => return busy_answer(media, busy),
+        Err(busy) => {
+            // Counted under its own code, so an operator sees refusals for lack of room.
+            seen.code = Some(busy.code().to_owned());
+            return busy_answer(media, busy);
+        }
     };
     let executed = match tokio::time::timeout(
         http.request_timeout,
