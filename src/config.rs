@@ -208,7 +208,7 @@ pub struct ServeConfig {
     pub limits: Limits,
 
     /// Address the HTTP server listens on.
-    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Secret of an ADMIN key that is ensured (created or re-enabled) at start.
@@ -273,6 +273,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PLATFORM_MAX_BODY_BYTES", default_value_t = crate::transport::DEFAULT_MAX_BODY_BYTES)]
     pub platform_max_body_bytes: usize,
 
+    /// One log line per HTTP request and WebSocket operation (method, path, status, duration,
+    /// key id, operation name; never variables), at INFO under `mapping_gateway::access`.
+    #[arg(long, env = "ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
+
     /// Serve GraphiQL on `GET /graphql`.
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
@@ -293,6 +298,49 @@ pub struct ServeConfig {
     /// None by default: only pages of the gateway's own origin.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_allowed_origins: Vec<String>,
+}
+
+/// A duration written as a number and a unit: `90s`, `30m`, `1h`, `2d` (a bare number is
+/// seconds).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let seconds = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if seconds > 0 && !number.is_empty() => n
+            .checked_mul(seconds)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{value:?} is too long")),
+        _ => Err(format!(
+            "{value:?} is not a duration: write a number and s, m, h or d, e.g. 1h or 90m"
+        )),
+    }
+}
+
+/// `LISTEN`: an IP address and a port; `localhost:PORT` is read as `127.0.0.1:PORT`.
+pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let value = value.trim();
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    if let Some(port) = value.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    Err(format!(
+        "LISTEN (--listen) is an IP address and a port, e.g. 127.0.0.1:8080 (this machine only) or \
+         0.0.0.0:8080 (every interface); got {value:?}"
+    ))
 }
 
 /// One entry of `CORS_ALLOWED_ORIGINS`: `*`, or an origin as browsers send it
@@ -357,6 +405,12 @@ pub struct SyncConfig {
     #[arg(long, env = "SYNC_TIME_BUDGET_SECS", default_value_t = crate::sync::settings::DEFAULT_TIME_BUDGET.as_secs())]
     pub time_budget_secs: u64,
 
+    /// How late a scheduled sync may still start (after a restart, or for an integration
+    /// created just after its slot): `1h`, `30m`, `90s`, `2d`; at least a minute. A slot older
+    /// than this is skipped, logged at WARN and counted in `mgw_sync_slots_missed_total`.
+    #[arg(long = "sync-catch-up", env = "SYNC_CATCH_UP", default_value = "1h", value_parser = parse_duration)]
+    pub catch_up: Duration,
+
     /// Run the scheduler in this instance.
     #[arg(long, env = "SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
     pub scheduler: bool,
@@ -389,7 +443,22 @@ pub fn parse_base_path(value: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod base_path_tests {
-    use super::parse_base_path;
+    use super::{parse_base_path, parse_duration, parse_listen};
+
+    #[test]
+    fn durations_and_listen_addresses() {
+        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("90m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
+        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
+        for bad in ["", "h", "1w", "-1h", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_listen("localhost:9000").unwrap().port(), 9000);
+        assert_eq!(parse_listen("[::1]:80").unwrap().port(), 80);
+        let refused = parse_listen("example.com:80").unwrap_err();
+        assert!(refused.contains("LISTEN") && refused.contains("127.0.0.1:8080"));
+    }
 
     #[test]
     fn base_paths() {

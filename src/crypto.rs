@@ -114,11 +114,7 @@ impl MasterKey {
                     aad: context,
                 },
             )
-            .map_err(|_| {
-                Error::internal(anyhow::anyhow!(
-                    "stored secret does not decrypt (wrong MASTER_KEY?)"
-                ))
-            })?;
+            .map_err(|_| Error::MasterKeyMismatch)?;
         String::from_utf8(plain).map_err(Error::internal)
     }
 }

@@ -124,7 +124,12 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
     options
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
-    let db = Database::connect(options).await?;
+    if engine == Engine::Postgres && share == Share::Main {
+        probe_postgres(original).await?;
+    }
+    let db = Database::connect(options)
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::text::without_source_lines(&e.to_string())))?;
     if db.get_database_backend() == DbBackend::Sqlite && matches!(engine, Engine::Sqlite) {
         if let Some(path) = sqlite_file(original) {
             // The -wal and -shm files exist now; they hold the same data.
@@ -132,6 +137,49 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
         }
     }
     Ok(db)
+}
+
+/// How long start-up waits for PostgreSQL to accept one connection before it says why not.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One connection to PostgreSQL, opened and closed before the pool is built: the pool retries a
+/// refused connection until its acquire timeout and then reports only "pool timed out", while
+/// this names the address and the server's or the network's own refusal within
+/// [`PROBE_TIMEOUT`].
+async fn probe_postgres(url: &str) -> anyhow::Result<()> {
+    use sea_orm::sqlx::{postgres::PgConnectOptions, ConnectOptions as _, Connection as _};
+    use std::str::FromStr as _;
+    let address = url::Url::parse(url)
+        .ok()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("localhost"),
+                u.port().unwrap_or(5432)
+            )
+        })
+        .unwrap_or_else(|| "the configured address".into());
+    let options = PgConnectOptions::from_str(url).map_err(|e| {
+        anyhow::anyhow!(
+            "DATABASE_URL is not a PostgreSQL URL ({}); write postgres://user:password@host:5432/database",
+            crate::text::without_source_lines(&e.to_string())
+        )
+    })?;
+    match tokio::time::timeout(PROBE_TIMEOUT, options.connect()).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => anyhow::bail!(
+            "PostgreSQL at {address} refused the connection: {}",
+            crate::text::without_source_lines(&e.to_string())
+        ),
+        Err(_) => anyhow::bail!(
+            "PostgreSQL at {address} did not answer within {} s (is the address right, and the \
+             server up?)",
+            PROBE_TIMEOUT.as_secs()
+        ),
+    }
 }
 
 /// Creates a SQLite database file readable by its owner only (0600), and narrows an existing

@@ -60,6 +60,9 @@ pub enum Error {
         /// The least role that may.
         needed: String,
     },
+    /// A stored secret (a platform password) does not open with this `MASTER_KEY`: the
+    /// gateway runs with another key than the one it was stored with.
+    MasterKeyMismatch,
     /// A fault of the gateway itself; the cause goes to the log only.
     Internal(anyhow::Error),
 }
@@ -78,6 +81,7 @@ impl Error {
             Error::PlatformAuth(_) => "PLATFORM_AUTH",
             Error::Unauthenticated => "UNAUTHENTICATED",
             Error::Forbidden { .. } => "FORBIDDEN",
+            Error::MasterKeyMismatch => "MASTER_KEY_MISMATCH",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -89,7 +93,10 @@ impl Error {
             Error::Validation { message, .. } | Error::OverLimit { message, .. } => message.clone(),
             Error::InvalidSelection(message) | Error::Conflict(message) => message.clone(),
             Error::SyncAlreadyRunning { run_id } => {
-                format!("a sync is already running for this integration (run {run_id})")
+                format!(
+                    "a sync is already running for this integration (run {})",
+                    crate::ids::run(*run_id)
+                )
             }
             Error::InactiveIntegration => "the integration is inactive".into(),
             Error::PlatformUnavailable(why) => format!("the platform is unavailable: {why}"),
@@ -100,7 +107,22 @@ impl Error {
             Error::Forbidden { role, needed } => {
                 format!("the {role} role may not do this; it needs {needed}")
             }
+            Error::MasterKeyMismatch => {
+                "the integration's stored password does not open with this \
+                                          MASTER_KEY: start the gateway with the key it was stored \
+                                          with (docs/OPERATIONS.md, \"The master key\")"
+                    .into()
+            }
             Error::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// What a log line says about this error: the message, or for an internal error its whole
+    /// chain of causes (the database's own words, never "internal error"). For the log only.
+    pub fn for_log(&self) -> String {
+        match self {
+            Error::Internal(cause) => crate::text::without_source_lines(&format!("{cause:#}")),
+            other => other.message(),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod geosite;
 pub mod graphql;
 pub mod history;
 pub mod http;
+pub mod ids;
 pub mod in_flight;
 pub mod integrations;
 pub mod memory;

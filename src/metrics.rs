@@ -9,10 +9,36 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
+use std::time::{Duration, Instant};
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// How long the gauges read from the database (`mgw_deliveries`, `mgw_sync_last_*`) are kept
+/// before a scrape reads them again.
+pub const HEALTH_TTL: Duration = Duration::from_secs(5);
+
+/// One integration's health as exported: its opaque id and what the database says.
+pub struct IntegrationHealth {
+    /// The integration's opaque id (the `integration` label).
+    pub integration: String,
+    /// When its last successful run ended; before its first, when it was created.
+    pub last_success_at: chrono::DateTime<chrono::Utc>,
+    /// Status of its last ended run, if any.
+    pub last_status: Option<String>,
+    /// When that run ended.
+    pub last_run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Deliveries pending (not held), held and failed.
+    pub pending: i64,
+    /// Held on a conflict.
+    pub held: i64,
+    /// Given up or refused.
+    pub failed: i64,
+    /// Age of the oldest pending delivery, in seconds (0 without one).
+    pub oldest_pending_age: f64,
+}
 
 /// Distinct GraphQL operation names kept as label values.
 pub const MAX_OPERATION_NAMES: usize = 200;
@@ -43,6 +69,24 @@ pub struct Metrics {
     pub events_published: IntCounter,
     /// Events lagging subscribers lost (each was told, and re-read the run).
     pub events_dropped: IntCounter,
+    /// Scheduled slots skipped because they were older than the catch-up window.
+    pub sync_slots_missed: IntCounterVec,
+    /// When each integration's last successful run ended (from the database).
+    sync_last_success: GaugeVec,
+    /// 1 for the status of each integration's last ended run, 0 for the others.
+    sync_last_status: IntGaugeVec,
+    /// When each integration's last run ended.
+    sync_last_run: GaugeVec,
+    /// Deliveries by integration and status (pending, held, failed), from the database.
+    deliveries: IntGaugeVec,
+    /// Age of each integration's oldest pending delivery.
+    delivery_oldest_pending: GaugeVec,
+    /// 1 while the database answers and has no pending migration (what `/readyz` says).
+    ready: IntGauge,
+    /// When the database's gauges were last read.
+    health_read: Mutex<Option<Instant>>,
+    /// `process_*` metrics, without the `mgw_` prefix.
+    process: Registry,
     operation_names: Mutex<HashSet<String>>,
 }
 
@@ -78,6 +122,17 @@ fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("metric")
 }
 
+fn gauge(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    GaugeVec::new(Opts::new(name, help), labels).expect("metric")
+}
+
+fn int_gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("metric")
+}
+
+/// The statuses `mgw_sync_last_run_status` has a series for.
+const ENDED: [&str; 3] = ["SUCCEEDED", "FAILED", "CANCELLED"];
+
 impl Metrics {
     fn new() -> Metrics {
         let latency = vec![
@@ -98,21 +153,21 @@ impl Metrics {
             ),
             sync_runs: counter(
                 "sync_runs_total",
-                "Sync runs ended, by mode and status",
-                &["mode", "status"],
+                "Sync runs ended on this instance, by integration, mode and status",
+                &["integration", "mode", "status"],
             ),
             sync_duration: histogram(
                 "sync_run_duration_seconds",
-                "Sync run duration by mode",
-                &["mode"],
+                "Sync run duration by integration and mode",
+                &["integration", "mode"],
                 vec![
                     0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
                 ],
             ),
             sync_records: counter(
                 "sync_records_total",
-                "Records of sync runs by what happened to them",
-                &["kind"],
+                "Records of sync runs by integration and what happened to them",
+                &["integration", "kind"],
             ),
             platform_requests: counter(
                 "platform_requests_total",
@@ -142,6 +197,45 @@ impl Metrics {
                 "Run events lost by subscribers that fell behind",
             )
             .expect("metric"),
+            sync_slots_missed: counter(
+                "sync_slots_missed_total",
+                "Scheduled syncs skipped because their slot was older than SYNC_CATCH_UP",
+                &["integration"],
+            ),
+            sync_last_success: gauge(
+                "sync_last_success_timestamp_seconds",
+                "When the integration's last successful sync ended (before its first: when it \
+                 was created), from the database",
+                &["integration"],
+            ),
+            sync_last_status: int_gauge(
+                "sync_last_run_status",
+                "1 for the status of the integration's last ended sync, 0 for the others",
+                &["integration", "status"],
+            ),
+            sync_last_run: gauge(
+                "sync_last_run_timestamp_seconds",
+                "When the integration's last sync ended, from the database",
+                &["integration"],
+            ),
+            deliveries: int_gauge(
+                "deliveries",
+                "Deliveries to the platform by integration and status (pending, held, failed), \
+                 from the database",
+                &["integration", "status"],
+            ),
+            delivery_oldest_pending: gauge(
+                "delivery_oldest_pending_age_seconds",
+                "Age of the integration's oldest pending (not held) delivery; 0 without one",
+                &["integration"],
+            ),
+            ready: IntGauge::new(
+                "ready",
+                "1 while the database answers and no migration is pending (as /readyz), else 0",
+            )
+            .expect("metric"),
+            health_read: Mutex::new(None),
+            process: Registry::new(),
             operation_names: Mutex::new(HashSet::new()),
         };
         let r = &m.registry;
@@ -166,7 +260,86 @@ impl Metrics {
             .expect("register");
         r.register(Box::new(m.events_dropped.clone()))
             .expect("register");
+        for gauge in [
+            &m.sync_last_success,
+            &m.sync_last_run,
+            &m.delivery_oldest_pending,
+        ] {
+            r.register(Box::new(gauge.clone())).expect("register");
+        }
+        r.register(Box::new(m.sync_last_status.clone()))
+            .expect("register");
+        r.register(Box::new(m.deliveries.clone()))
+            .expect("register");
+        r.register(Box::new(m.sync_slots_missed.clone()))
+            .expect("register");
+        r.register(Box::new(m.ready.clone())).expect("register");
+        let build = int_gauge(
+            "build_info",
+            "Always 1; the version of the running binary",
+            &["version"],
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        r.register(Box::new(build)).expect("register");
+        #[cfg(target_os = "linux")]
+        m.process
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("register");
         m
+    }
+
+    /// Whether the gauges read from the database are older than [`HEALTH_TTL`]; when they are,
+    /// the caller is the one to read them (the next callers see them fresh).
+    pub fn health_due(&self) -> bool {
+        let mut read = self.health_read.lock().expect("metrics lock");
+        match *read {
+            Some(at) if at.elapsed() < HEALTH_TTL => false,
+            _ => {
+                *read = Some(Instant::now());
+                true
+            }
+        }
+    }
+
+    /// Sets `mgw_ready`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Sets the gauges read from the database; integrations no longer listed disappear.
+    pub fn set_health(&self, all: &[IntegrationHealth]) {
+        let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
+        self.sync_last_success.reset();
+        self.sync_last_status.reset();
+        self.sync_last_run.reset();
+        self.deliveries.reset();
+        self.delivery_oldest_pending.reset();
+        for h in all {
+            let i = h.integration.as_str();
+            self.sync_last_success
+                .with_label_values(&[i])
+                .set(seconds(h.last_success_at));
+            if let (Some(status), Some(at)) = (&h.last_status, h.last_run_at) {
+                for each in ENDED {
+                    self.sync_last_status
+                        .with_label_values(&[i, each])
+                        .set(i64::from(each == status));
+                }
+                self.sync_last_run.with_label_values(&[i]).set(seconds(at));
+            }
+            for (status, n) in [
+                ("pending", h.pending),
+                ("held", h.held),
+                ("failed", h.failed),
+            ] {
+                self.deliveries.with_label_values(&[i, status]).set(n);
+            }
+            self.delivery_oldest_pending
+                .with_label_values(&[i])
+                .set(h.oldest_pending_age);
+        }
     }
 
     /// The label value for a client's operation name: the name while fewer than
@@ -192,11 +365,13 @@ impl Metrics {
     /// Counts a finished run and its records.
     pub fn record_run(&self, row: &entity::sync_run::Model, seconds: f64) {
         let mode = row.mode.to_string();
+        let integration = crate::ids::integration(row.integration_id);
+        let integration = integration.as_str();
         self.sync_runs
-            .with_label_values(&[mode.as_str(), &row.status.to_string()])
+            .with_label_values(&[integration, mode.as_str(), &row.status.to_string()])
             .inc();
         self.sync_duration
-            .with_label_values(&[mode.as_str()])
+            .with_label_values(&[integration, mode.as_str()])
             .observe(seconds);
         for (kind, n) in [
             ("fetched", row.fetched),
@@ -208,7 +383,7 @@ impl Metrics {
             ("conflicts", row.conflicts),
         ] {
             self.sync_records
-                .with_label_values(&[kind])
+                .with_label_values(&[integration, kind])
                 .inc_by(n.max(0) as u64);
         }
     }
@@ -231,8 +406,10 @@ impl Metrics {
     /// The exposition, in Prometheus' text format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("text encoding of gathered metrics");
         String::from_utf8(out).unwrap_or_default()
     }

@@ -27,8 +27,15 @@ pub fn parse_cron(expression: &str) -> Result<Cron> {
             ),
         ));
     }
-    Cron::from_str(&expression)
-        .map_err(|e| Error::validation("cron", format!("invalid cron expression: {e}")))
+    Cron::from_str(&expression).map_err(|e| {
+        Error::validation(
+            "cron",
+            format!(
+                "invalid cron expression ({e}): the fields are minute 0-59, hour 0-23, day \
+                 1-31, month 1-12, weekday 0-6 (SUN-SAT)"
+            ),
+        )
+    })
 }
 
 /// Parses an IANA time zone name.

@@ -122,9 +122,40 @@ pub fn clean_line(field: &str, value: &str, max_chars: usize) -> Result<String> 
     Ok(value.to_owned())
 }
 
+/// A driver's message without the source positions some drivers append (PostgreSQL's server
+/// reports the line of its own C file: "password authentication failed … at line 334"): they
+/// mean nothing to an operator.
+pub fn without_source_lines(text: &str) -> String {
+    const MARK: &str = " at line ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..at]);
+        if digits == 0 {
+            out.push_str(MARK);
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_lines_are_dropped() {
+        assert_eq!(
+            without_source_lines(
+                "password authentication failed for user \"mgw\" at line 334; retry"
+            ),
+            "password authentication failed for user \"mgw\"; retry"
+        );
+        assert_eq!(without_source_lines("look at line two"), "look at line two");
+    }
 
     #[test]
     fn platform_text_is_plain() {

@@ -4,105 +4,14 @@
 
 mod common;
 
-use common::{graphql_at, Engine, Process, Subscription, TRANSPORT_WS};
+use common::served::{bind_and_confirm, deliveries, free_service_ports, linked_and_synced};
+use common::{Engine, Process};
 use mapping_gateway::config::DbConfig;
 use mapping_gateway::simulator::{Faults, RunningSimulator, SimPlatform};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn gateway(db: &DbConfig, admin: &str) -> (Process, String) {
     common::serve_on(db, admin, &[])
-}
-
-/// Links an integration to the simulator's first project and syncs it in full; returns the
-/// integration id.
-async fn linked_and_synced(base: &str, admin: &str, sim: &RunningSimulator) -> String {
-    let id = common::link_over_http(base, admin, sim).await;
-    let run = graphql_at(
-        base,
-        admin,
-        "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
-        json!({ "i": id }),
-    )
-    .await["startSync"]["id"]
-        .clone();
-    let ws = format!("{}/graphql/ws", base.replacen("http://", "ws://", 1));
-    let mut progress = Subscription::start(
-        &ws,
-        TRANSPORT_WS,
-        admin,
-        "subscription($r: ID!) { syncProgress(runId: $r) { status } }",
-        json!({ "r": run }),
-    )
-    .await;
-    let events = progress.collect().await;
-    assert_eq!(
-        events.last().unwrap()["data"]["syncProgress"]["status"],
-        "SUCCEEDED"
-    );
-    id
-}
-
-/// Ids of FREE ports of service splitters, as the API lists them.
-async fn free_service_ports(base: &str, admin: &str, integration: &str) -> Vec<(String, String)> {
-    let page = graphql_at(
-        base,
-        admin,
-        "query($i: ID!) { elements(integrationId: $i, first: 100) { edges { node { splitters { kind ports { id fid status binding { id } } } } } } }",
-        json!({ "i": integration }),
-    )
-    .await;
-    let mut free = Vec::new();
-    for edge in page["elements"]["edges"].as_array().unwrap() {
-        for splitter in edge["node"]["splitters"].as_array().unwrap() {
-            if splitter["kind"] != "SERVICE" {
-                continue;
-            }
-            for port in splitter["ports"].as_array().unwrap() {
-                if port["status"] == "FREE" && port["binding"].is_null() {
-                    free.push((
-                        port["id"].as_str().unwrap().to_owned(),
-                        port["fid"].as_str().unwrap().to_owned(),
-                    ));
-                }
-            }
-        }
-    }
-    free
-}
-
-async fn bind_and_confirm(base: &str, admin: &str, port: &str, contract: &str) -> Value {
-    let id = graphql_at(
-        base,
-        admin,
-        "mutation($p: ID!, $c: BindingCustomerInput!) { bindPort(portId: $p, customer: $c) { id } }",
-        json!({ "p": port, "c": { "document": "52998224725", "contract": contract, "name": "João Souza" } }),
-    )
-    .await["bindPort"]["id"]
-        .clone();
-    graphql_at(
-        base,
-        admin,
-        "mutation($i: ID!) { confirmBinding(id: $i) { id } }",
-        json!({ "i": id }),
-    )
-    .await;
-    id
-}
-
-/// The bindings as the API lists them, with their delivery.
-async fn deliveries(base: &str, admin: &str) -> Vec<Value> {
-    graphql_at(
-        base,
-        admin,
-        "{ bindings(first: 500) { edges { node { id pushStatus attempts lastError } } } }",
-        json!({}),
-    )
-    .await["bindings"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect()
 }
 
 /// Waits (60 s at most) until every binding's delivery is DELIVERED.

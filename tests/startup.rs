@@ -173,3 +173,77 @@ fn bad_configuration_stops_start_up_with_one_line() {
         .unwrap()
         .contains("MASTER_KEY"));
 }
+
+/// The errors an operator meets first name the setting and say what to do: a database that
+/// refuses connections (its address, the refusal, no wait for a pool), a wrong cron, a listen
+/// address that is not one, a catch-up window that is not a duration.
+#[test]
+fn start_up_errors_name_the_setting_and_an_example() {
+    let key = mapping_gateway::crypto::MasterKey::generate().1;
+    let closed = mapping_gateway::config::DbConfig {
+        database_url: "postgres://mgw:secret-pw@127.0.0.1:1/none".into(),
+        master_key: Some(key.clone()),
+    };
+    let out = common::run_gateway(&["serve", "--listen", "127.0.0.1:0"], &closed);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("PostgreSQL at 127.0.0.1:1 refused the connection"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("pool timed out") && !stderr.contains("secret-pw"),
+        "{stderr}"
+    );
+
+    let sqlite = mapping_gateway::config::DbConfig {
+        database_url: "sqlite::memory:".into(),
+        master_key: Some(key),
+    };
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["serve", "--sync-cron", "0 25 * * *"],
+            &["SYNC_CRON", "hour 0-23", "0 4 * * *"],
+        ),
+        (
+            &["serve", "--listen", "gateway.example:80"],
+            &["LISTEN", "127.0.0.1:8080"],
+        ),
+        (&["serve", "--sync-catch-up", "soon"], &["1h"]),
+        (
+            &["serve", "--sync-timezone", "Mars/Olympus"],
+            &["SYNC_TIMEZONE", "America/Sao_Paulo"],
+        ),
+    ];
+    for (args, wanted) in cases {
+        let out = common::run_gateway(args, &sqlite);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        for word in wanted {
+            assert!(stderr.contains(word), "{args:?}: {word:?} in {stderr}");
+        }
+    }
+}
+
+/// A wrong PostgreSQL password is told without the server's source lines.
+#[tokio::test]
+async fn a_refused_database_password_is_told_plainly() {
+    let Ok(url) = std::env::var("TEST_POSTGRES_URL") else {
+        return;
+    };
+    let mut wrong = url::Url::parse(&url).unwrap();
+    wrong.set_password(Some("not-the-password")).unwrap();
+    let db = mapping_gateway::config::DbConfig {
+        database_url: wrong.to_string(),
+        master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
+    };
+    let out = common::run_gateway(&["integrations", "list"], &db);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(" at line "), "{stderr}");
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
+}

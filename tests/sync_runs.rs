@@ -157,6 +157,42 @@ on_every_platform! {
         assert!(mapping_gateway::sync::scheduler::tick(&app.state, wednesday).await.unwrap().is_empty());
     }
 
+    async fn a_slot_missed_beyond_the_catch_up_is_told_once(app: TestApp) {
+        use chrono::TimeZone;
+        use mapping_gateway::sync::scheduler::{tick_with, Missed};
+        let w = world(&app, 10).await;
+        // An instance whose catch-up window is ten minutes (SYNC_CATCH_UP=10m).
+        let mut settings = common::test_settings();
+        settings.sync.catch_up = std::time::Duration::from_secs(600);
+        settings.sync.instance_id = "late-instance".into();
+        let late = mapping_gateway::server::open_with(&app.db_config, settings).await.unwrap();
+        // Thursday 2026-12-03 04:00 in São Paulo is 07:00 UTC; the instance looks at 07:20.
+        let thursday = Utc.with_ymd_and_hms(2026, 12, 3, 7, 0, 0).unwrap();
+        let mut missed = Missed::default();
+        for minutes in [20, 21, 50] {
+            let at = thursday + chrono::Duration::minutes(minutes);
+            assert!(tick_with(&late, at, &mut missed).await.unwrap().is_empty(), "not run late");
+        }
+        let db_id = mapping_gateway::server::integration_from_api_id(&w.id).unwrap();
+        assert_eq!(missed.told(), &[(db_id, thursday)], "told once, not on every tick");
+        let metrics = mapping_gateway::metrics::get().render();
+        let line = format!("mgw_sync_slots_missed_total{{integration=\"{}\"}} ", w.id);
+        assert!(metrics.lines().any(|l| l.starts_with(&line)), "{metrics}");
+        assert!(common::captured_logs().contains("a scheduled sync was missed"));
+        // Friday's slot seen five minutes late is inside the window: it runs, and is not missed.
+        let friday = thursday + chrono::Duration::days(1) + chrono::Duration::minutes(5);
+        let runs = tick_with(&late, friday, &mut missed).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(missed.told().len(), 1);
+        let id = mapping_gateway::graphql::ids::encode(mapping_gateway::graphql::ids::SYNC_RUN, runs[0].id);
+        assert_eq!(finished(&app, id.as_str()).await["status"], "SUCCEEDED");
+        // A slot that ran is never told missed, however late it is looked at.
+        let later = friday + chrono::Duration::hours(3);
+        let mut fresh = Missed::default();
+        assert!(tick_with(&late, later, &mut fresh).await.unwrap().is_empty());
+        assert!(fresh.told().is_empty(), "{:?}", fresh.told());
+    }
+
     async fn a_run_whose_instance_died_is_marked_failed(app: TestApp) {
         let w = world(&app, 10).await;
         let integration_id = mapping_gateway::graphql::ids::decode(

@@ -184,7 +184,7 @@ pub async fn revoke_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Mod
 async fn changed(db: &DatabaseConnection, id: i64) {
     cache::forget(id);
     if let Err(e) = crate::events::relay::announce_key(db, id).await {
-        tracing::warn!(key_id = id, error = %e.message(), "could not tell other instances of a key change");
+        tracing::warn!(key_id = id, error = %e.for_log(), "could not tell other instances of a key change");
     }
 }
 

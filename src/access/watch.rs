@@ -141,7 +141,7 @@ impl KeyWatch {
                     return;
                 };
                 if let Err(e) = watch.check(&db).await {
-                    tracing::debug!(error = %e.message(), "could not check held keys");
+                    tracing::debug!(error = %e.for_log(), "could not check held keys");
                 }
             }
         });

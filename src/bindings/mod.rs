@@ -88,7 +88,7 @@ pub(crate) async fn commit_and_announce(
         Ok(Some(event)) => app.events.publish_binding(event),
         Ok(None) => {}
         Err(e) => {
-            tracing::warn!(binding_id, error = %e.message(), "could not announce a binding change")
+            tracing::warn!(binding_id, error = %e.for_log(), "could not announce a binding change")
         }
     }
     app.outbox.wake();
@@ -137,7 +137,7 @@ pub(crate) async fn announce_all(app: &AppState, ids: &[i64]) {
             .into_iter()
             .for_each(|event| app.events.publish_binding(event)),
         Err(e) => {
-            tracing::warn!(bindings = ids.len(), error = %e.message(), "could not announce binding changes")
+            tracing::warn!(bindings = ids.len(), error = %e.for_log(), "could not announce binding changes")
         }
     }
 }
@@ -147,7 +147,7 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: i64) -> Result<binding::Model>
     binding::Entity::find_by_id(id)
         .one(db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("binding {id}")))
+        .ok_or_else(|| Error::NotFound(format!("binding {}", crate::ids::binding(id))))
 }
 
 /// The active binding (PENDING or CONFIRMED) of a port, if any.
@@ -181,7 +181,10 @@ async fn holding_contract<C: ConnectionTrait>(
 }
 
 fn conflict(rule: &str, other: &binding::Model) -> Error {
-    Error::Conflict(format!("{rule}: binding {} holds it", other.id))
+    Error::Conflict(format!(
+        "{rule}: binding {} holds it",
+        crate::ids::binding(other.id)
+    ))
 }
 
 /// Checks that `port_id` may take the customer with `contract`: a port of a SERVICE splitter
@@ -199,11 +202,13 @@ async fn bindable_port<C: ConnectionTrait>(
         .lock(sea_orm::sea_query::LockType::KeyShare)
         .one(db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("port {port_id}")))?;
+        .ok_or_else(|| Error::NotFound(format!("port {}", crate::ids::port(port_id))))?;
     let splitter = splitter::Entity::find_by_id(port.splitter_id)
         .one(db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("splitter of port {port_id}")))?;
+        .ok_or_else(|| {
+            Error::NotFound(format!("splitter of port {}", crate::ids::port(port_id)))
+        })?;
     if splitter.kind != SplitterKind::Service {
         return Err(Error::validation(
             "portId",
@@ -259,7 +264,10 @@ pub(crate) async fn transition<C: ConnectionTrait>(
     let now = find(db, before.id).await?;
     if now.status == before.status && now.port_id == before.port_id {
         if let Some(reason) = conflict_reason(&now, None) {
-            return Err(Error::Conflict(format!("binding {}: {reason}", now.id)));
+            return Err(Error::Conflict(format!(
+                "binding {}: {reason}",
+                crate::ids::binding(now.id)
+            )));
         }
     }
     Err(Error::Conflict(format!(
@@ -345,7 +353,14 @@ fn removal_target(
 }
 
 fn status_error(b: &binding::Model, wanted: &str) -> Error {
-    Error::validation("id", format!("binding {} is {}; {wanted}", b.id, b.status))
+    Error::validation(
+        "id",
+        format!(
+            "binding {} is {}; {wanted}",
+            crate::ids::binding(b.id),
+            b.status
+        ),
+    )
 }
 
 fn snapshot(b: &binding::Model) -> serde_json::Value {

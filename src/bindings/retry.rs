@@ -49,7 +49,10 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
     if failed.is_empty() {
         return Err(Error::validation(
             "bindingId",
-            format!("binding {} has no FAILED delivery to retry", b.id),
+            format!(
+                "binding {} has no FAILED delivery to retry",
+                crate::ids::binding(b.id)
+            ),
         ));
     }
     let pushes_again = failed.iter().any(|r| r.action == PushAction::Push);

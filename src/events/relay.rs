@@ -88,7 +88,7 @@ pub fn start_outbound(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) 
         while let Some(note) = rx.recv().await {
             let sent = crate::store::notify::notify(&db, CHANNEL, &payload(note, &instance)).await;
             if let Err(e) = sent {
-                tracing::warn!(error = %e.message(), ?note, "could not notify other instances");
+                tracing::warn!(error = %e.for_log(), ?note, "could not notify other instances");
             }
         }
     });
@@ -102,7 +102,7 @@ pub async fn announce_run(db: &DatabaseConnection, row: &sync_run::Model, instan
     }
     let note = payload(Note::Run(row.id, row.seq), instance);
     if let Err(e) = crate::store::notify::notify(db, CHANNEL, &note).await {
-        tracing::warn!(error = %e.message(), "cannot announce the run to other instances");
+        tracing::warn!(error = %e.for_log(), "cannot announce the run to other instances");
     }
 }
 
@@ -150,7 +150,7 @@ pub async fn start(db: &DatabaseConnection, bus: Arc<Bus>, instance: String) -> 
                                 "LISTEN connection back; re-reading what changed meanwhile"
                             );
                             if let Err(e) = resync(&db, &bus, since).await {
-                                tracing::warn!(error = %e.message(), "could not re-read runs and bindings after a reconnect");
+                                tracing::warn!(error = %e.for_log(), "could not re-read runs and bindings after a reconnect");
                             }
                         }
                         continue;
@@ -202,7 +202,7 @@ async fn relay_note(db: &DatabaseConnection, bus: &Bus, note: Note) {
             Ok(Some(event)) => bus.deliver_binding(event),
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e.message(), binding_id, "could not read a relayed binding")
+                tracing::warn!(error = %e.for_log(), binding_id, "could not read a relayed binding")
             }
         },
     }
@@ -218,7 +218,7 @@ async fn echo_until_heard(
     while gap.lock().unwrap().is_some() {
         let echo = payload(Note::Echo, &instance);
         if let Err(e) = crate::store::notify::notify(&db, CHANNEL, &echo).await {
-            tracing::debug!(error = %e.message(), "could not send the relay's echo");
+            tracing::debug!(error = %e.for_log(), "could not send the relay's echo");
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }

@@ -78,7 +78,7 @@ impl GeositeClient {
                 // Boxed: login and refresh go through `request`, which may call back here.
                 match Box::pin(self.refresh(&old.refresh_token)).await {
                     Ok(s) => return Ok(s),
-                    Err(e) => tracing::debug!(error = %e.message(), "refresh failed; logging in"),
+                    Err(e) => tracing::debug!(error = %e.for_log(), "refresh failed; logging in"),
                 }
             }
         }

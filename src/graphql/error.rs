@@ -72,6 +72,7 @@ mod tests {
                 },
                 "FORBIDDEN",
             ),
+            (Error::MasterKeyMismatch, "MASTER_KEY_MISMATCH"),
             (Error::internal(anyhow::anyhow!("db exploded")), "INTERNAL"),
         ];
         for (err, expected) in cases {

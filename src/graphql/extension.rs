@@ -57,6 +57,7 @@ pub struct SafetyExtension {
 pub struct Executed {
     began: std::sync::atomic::AtomicBool,
     operation: std::sync::OnceLock<String>,
+    name: std::sync::OnceLock<String>,
 }
 
 impl Executed {
@@ -67,6 +68,10 @@ impl Executed {
     /// The operation's metrics label, once known.
     pub fn operation(&self) -> Option<&str> {
         self.operation.get().map(String::as_str)
+    }
+    /// The operation's name as the client wrote it (at most 100 characters), once known.
+    pub fn name(&self) -> Option<&str> {
+        self.name.get().map(String::as_str)
     }
 }
 
@@ -275,6 +280,10 @@ impl Extension for SafetyExtension {
         if let Some(executed) = request.data.get(&std::any::TypeId::of::<Arc<Executed>>()) {
             if let Some(executed) = executed.downcast_ref::<Arc<Executed>>() {
                 let _ = executed.operation.set(label);
+                if let Some(name) = &operation {
+                    // A GraphQL name: letters, digits and `_` only; bounded for the log.
+                    let _ = executed.name.set(name.chars().take(100).collect());
+                }
             }
         }
         next.run(ctx, request).await

@@ -2,63 +2,16 @@
 //! another kind, or garbage, is simply not found.
 
 use async_graphql::ID;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
 
+pub use crate::ids::{
+    decode_any, decode_tagged, BINDING, ELEMENT, HISTORY_ENTRY, INTEGRATION, KINDS, PORT, PROJECT,
+    SPLITTER, SYNC_RUN,
+};
 use crate::Error;
-
-/// Kind tag of integration ids.
-pub const INTEGRATION: &str = "Integration";
-/// Kind tag of history entry ids.
-pub const HISTORY_ENTRY: &str = "HistoryEntry";
-/// Kind tag of element ids.
-pub const ELEMENT: &str = "Element";
-/// Kind tag of splitter ids.
-pub const SPLITTER: &str = "Splitter";
-/// Kind tag of port ids.
-pub const PORT: &str = "Port";
-/// Kind tag of binding ids.
-pub const BINDING: &str = "Binding";
-/// Kind tag of project ids.
-pub const PROJECT: &str = "Project";
-/// Kind tag of sync run ids.
-pub const SYNC_RUN: &str = "SyncRun";
-
-/// Every kind of object with an id (the types of the `Node` interface).
-pub const KINDS: [&str; 8] = [
-    INTEGRATION,
-    PROJECT,
-    ELEMENT,
-    SPLITTER,
-    PORT,
-    BINDING,
-    SYNC_RUN,
-    HISTORY_ENTRY,
-];
-
-/// The kind and number of any object's id; `None` for anything else.
-pub fn decode_any(text: &str) -> Option<(&'static str, i64)> {
-    let bytes = B64.decode(text).ok()?;
-    let decoded = std::str::from_utf8(&bytes).ok()?;
-    let (kind, _) = decoded.split_once(':')?;
-    let kind = KINDS.into_iter().find(|k| *k == kind)?;
-    decode_tagged(kind, text).map(|n| (kind, n))
-}
 
 /// Encodes a database id as an opaque API id.
 pub fn encode(kind: &str, id: i64) -> ID {
-    ID(B64.encode(format!("{kind}:{id}")))
-}
-
-/// The positive number of `base64url("tag:N")`, only in the one spelling [`encode`] writes: a
-/// leading zero, a sign, padding or another base64 spelling of the same bytes is refused, so
-/// that every row has exactly one id and one cursor.
-pub fn decode_tagged(tag: &str, text: &str) -> Option<i64> {
-    let bytes = B64.decode(text).ok()?;
-    let decoded = std::str::from_utf8(&bytes).ok()?;
-    let (k, n) = decoded.split_once(':')?;
-    let n: i64 = n.parse().ok()?;
-    (k == tag && n > 0 && encode(tag, n).as_str() == text).then_some(n)
+    ID(crate::ids::opaque(kind, id))
 }
 
 /// Decodes an API id of the given kind; anything else is `NOT_FOUND`.
@@ -79,6 +32,8 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine as _;
 
     #[test]
     fn round_trip_and_kind_check() {

@@ -136,6 +136,13 @@ impl Integration {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+    /// How it is doing: its last sync and its deliveries to the platform.
+    async fn health(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<crate::graphql::health::IntegrationHealth> {
+        crate::graphql::health::IntegrationHealth::of(ctx, self.0.id).await
+    }
 }
 
 /// Input of `createIntegration`.

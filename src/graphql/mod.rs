@@ -17,6 +17,7 @@ pub mod error;
 pub mod extension;
 pub mod gateways;
 pub mod guard;
+pub mod health;
 pub mod history;
 pub mod ids;
 pub mod integrations;

@@ -71,6 +71,12 @@ pub struct BindingFilterInput {
     pub contract: Option<String>,
     /// Only these statuses.
     pub status: Option<Vec<BindingStatus>>,
+    /// Only bindings whose latest delivery is in one of these statuses, e.g. `[FAILED]` for the
+    /// pushes to look at (a held push is PENDING: see `held`).
+    pub push_status: Option<Vec<crate::graphql::binding::PushStatus>>,
+    /// True: only bindings whose latest delivery is held because the platform port carries
+    /// another customer; false: none of those.
+    pub held: Option<bool>,
 }
 
 /// A free port near a point.
@@ -360,6 +366,8 @@ impl PlantQuery {
             document: f.document,
             contract: f.contract,
             status: f.status,
+            push_status: f.push_status,
+            held: f.held,
         };
         let page = lookup::bindings(&state(ctx)?.db, &filter, request).await?;
         Ok(paging::connection(

@@ -69,6 +69,8 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The key's role may not do this.
     Forbidden,
+    /// A stored platform password does not open with the gateway's `MASTER_KEY`.
+    MasterKeyMismatch,
     /// A fault of the gateway.
     Internal,
     /// A sync stopped before deleting more than `MASS_DELETION_SHARE` of a level.

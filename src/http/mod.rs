@@ -5,6 +5,7 @@
 //! An operation is authenticated before its body is parsed: anonymous requests and bad keys get
 //! 401 without the document ever being parsed. Answers follow GraphQL over HTTP ([`media`]).
 
+mod access_log;
 mod deadline;
 mod graphiql;
 mod media;
@@ -72,6 +73,8 @@ pub struct Surface {
     /// The pool operations over WebSockets use (see `db::connect_sockets`); `None` shares the
     /// state's.
     pub socket_db: Option<sea_orm::DatabaseConnection>,
+    /// One log line per request and WebSocket operation (`ACCESS_LOG`).
+    pub access_log: bool,
 }
 
 impl Default for Surface {
@@ -84,6 +87,7 @@ impl Default for Surface {
             sockets: Default::default(),
             cors_allowed_origins: Vec::new(),
             socket_db: None,
+            access_log: true,
         }
     }
 }
@@ -99,7 +103,7 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
         limits.max_operations_in_flight,
         limits.max_operations_per_key,
     ));
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/graphql", get(operation::get).post(operation::post))
         .route("/graphiql/{version}/{name}", get(graphiql_asset))
         .route("/graphql/ws", get(graphql_ws))
@@ -124,6 +128,7 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
                 per_key: Default::default(),
                 in_flight,
                 app: socket_app,
+                access_log: surface.access_log,
             },
             sockets: surface.sockets.clone(),
             graphiql: surface.graphiql,
@@ -134,6 +139,9 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
         });
+    if surface.access_log {
+        routes = routes.layer(axum::middleware::from_fn(access_log::layer));
+    }
     if surface.base_path.is_empty() {
         routes
     } else {
@@ -271,7 +279,16 @@ async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
                 .into_response();
         }
     }
-    let body = crate::metrics::get().render();
+    let metrics = crate::metrics::get();
+    if metrics.health_due() {
+        metrics.set_ready(crate::db::ready(&http.app.db).await);
+        match crate::store::health::exported(&http.app.db).await {
+            Ok(all) => metrics.set_health(&all),
+            // The scrape still answers, with the gauges as last read; `/readyz` tells the rest.
+            Err(e) => tracing::warn!(error = %e.for_log(), "could not read health for /metrics"),
+        }
+    }
+    let body = metrics.render();
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response()
 }
 

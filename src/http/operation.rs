@@ -25,7 +25,9 @@ use crate::Error;
 #[derive(Default)]
 struct Seen {
     operation: Option<String>,
+    name: Option<String>,
     code: Option<String>,
+    key: Option<i64>,
 }
 
 /// How the operations of a request arrive.
@@ -82,6 +84,13 @@ async fn counted(http: &Http, headers: &HeaderMap, input: Input) -> Response {
         .http_latency
         .with_label_values(&["graphql", operation.as_str()])
         .observe(started.elapsed().as_secs_f64());
+    let mut response = response;
+    response.extensions_mut().insert(super::access_log::Note {
+        key: seen.key,
+        operation: seen.name,
+        field: Some(operation),
+        code: Some(code),
+    });
     response
 }
 
@@ -110,7 +119,10 @@ async fn serve(http: &Http, headers: &HeaderMap, input: Input, seen: &mut Seen) 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let actor = match super::actor_from(&http.app, authorization).await {
-        Ok(Some(actor)) => actor,
+        Ok(Some(actor)) => {
+            seen.key = actor.key_id;
+            actor
+        }
         Ok(None) => return unauthenticated(http, media, input).await,
         Err(e) => {
             let gql: async_graphql::Error = e.into();
@@ -172,6 +184,7 @@ async fn serve(http: &Http, headers: &HeaderMap, input: Input, seen: &mut Seen) 
     };
     let first = &executed[0];
     seen.operation = first.0.operation().map(str::to_owned);
+    seen.name = first.0.name().map(str::to_owned);
     seen.code = Some(code_of(&first.1).unwrap_or("ok").to_owned());
     if batch {
         let answers: Vec<Answer> = executed.iter().map(|(e, r)| body_of(e, r)).collect();

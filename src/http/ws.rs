@@ -49,6 +49,8 @@ pub struct Shared {
     pub app: Option<AppState>,
     /// Operations running at once, shared with HTTP requests.
     pub in_flight: Arc<crate::in_flight::InFlight>,
+    /// One log line per operation (`ACCESS_LOG`).
+    pub access_log: bool,
 }
 
 /// Serves one upgraded socket until either side closes it.
@@ -66,6 +68,7 @@ pub async fn serve<E: async_graphql::Executor>(
         per_key,
         app: socket_app,
         in_flight,
+        access_log,
     } = shared;
     let _open = crate::metrics::get().ws_connections.guard();
     let (mut sink, stream) = socket.split();
@@ -75,7 +78,7 @@ pub async fn serve<E: async_graphql::Executor>(
     let too_big = Arc::new(AtomicBool::new(false));
     let authenticated = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(Budget::new(per_key, limits, protocol));
+    let live = Arc::new(Budget::new(per_key, limits, protocol, access_log));
     let (refusals_tx, mut refusals) = tokio::sync::mpsc::unbounded_channel::<Refusal>();
     let input = {
         let too_big = too_big.clone();

@@ -3,7 +3,7 @@
 //! client message before async-graphql sees it; the writer tells [`Budget::sent`] about every
 //! `complete`, so ended operations free their place.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -34,28 +34,51 @@ pub enum Refusal {
     OverBudget { id: String, why: String },
 }
 
-/// The type and id of a protocol message, read without its payload's structure.
+/// The type and id of a protocol message, and the operation's name, read without the rest of
+/// its payload's structure.
 #[derive(serde::Deserialize)]
 struct Head {
     #[serde(rename = "type")]
     kind: String,
     id: Option<String>,
+    #[serde(default)]
+    payload: Option<PayloadHead>,
+}
+
+#[derive(serde::Deserialize)]
+struct PayloadHead {
+    #[serde(rename = "operationName", default)]
+    operation_name: Option<String>,
+}
+
+/// A live operation: when it started and its name, for the access log.
+struct Live {
+    started: Instant,
+    operation: Option<String>,
 }
 
 /// One socket's live operations and its rate of new ones.
 pub struct Budget {
-    ids: Mutex<HashSet<String>>,
+    ids: Mutex<HashMap<String, Live>>,
     key: OnceLock<i64>,
     per_key: Arc<PerKey>,
     limits: WsLimits,
     protocol: WebSocketProtocols,
     /// Operations the socket may still open now, and when that was last worked out.
     tokens: Mutex<(f64, Instant)>,
+    /// One access-log line per operation.
+    access_log: bool,
 }
 
 impl Budget {
-    pub fn new(per_key: Arc<PerKey>, limits: WsLimits, protocol: WebSocketProtocols) -> Self {
+    pub fn new(
+        per_key: Arc<PerKey>,
+        limits: WsLimits,
+        protocol: WebSocketProtocols,
+        access_log: bool,
+    ) -> Self {
         Budget {
+            access_log,
             ids: Mutex::default(),
             key: OnceLock::new(),
             per_key,
@@ -84,18 +107,21 @@ impl Budget {
             return Err(Refusal::LongId);
         }
         match head.kind.as_str() {
-            "subscribe" | "start" => self.open(id),
+            "subscribe" | "start" => {
+                let operation = head.payload.and_then(|p| p.operation_name);
+                self.open(id, operation)
+            }
             "complete" | "stop" => {
-                self.forget(&id);
+                self.forget(&id, "stopped by the client");
                 Ok(())
             }
             _ => Ok(()),
         }
     }
 
-    fn open(&self, id: String) -> Result<(), Refusal> {
+    fn open(&self, id: String, operation: Option<String>) -> Result<(), Refusal> {
         let mut ids = self.ids.lock().expect("live operations");
-        if ids.contains(&id) {
+        if ids.contains_key(&id) {
             return Err(match self.protocol {
                 WebSocketProtocols::GraphQLWS => Refusal::Reused(id),
                 // The legacy protocol has no code for it: refused like one too many.
@@ -147,14 +173,38 @@ impl Budget {
             }
             *live += 1;
         }
-        ids.insert(id);
+        // A client's name, for the log: a GraphQL name is letters, digits and `_`; bounded.
+        let operation = operation
+            .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|name| name.chars().take(100).collect());
+        ids.insert(
+            id,
+            Live {
+                started: Instant::now(),
+                operation,
+            },
+        );
         Ok(())
     }
 
     /// Frees the place of an operation that ended.
-    fn forget(&self, id: &str) {
-        if self.ids.lock().expect("live operations").remove(id) {
+    fn forget(&self, id: &str, ended: &str) {
+        let removed = self.ids.lock().expect("live operations").remove(id);
+        if let Some(live) = removed {
             self.release(1);
+            self.log(id, &live, ended);
+        }
+    }
+
+    fn log(&self, id: &str, live: &Live, ended: &str) {
+        if self.access_log {
+            super::access_log::operation_ended(
+                self.key.get().copied(),
+                id,
+                live.operation.as_deref(),
+                live.started,
+                ended,
+            );
         }
     }
 
@@ -174,9 +224,12 @@ impl Budget {
     pub fn sent(&self, text: &str) {
         // A `complete` is a few dozen bytes; `next` messages are not parsed again.
         if text.len() <= 512 && text.contains(r#""complete""#) {
-            if let Ok(Head { kind, id: Some(id) }) = serde_json::from_str::<Head>(text) {
+            if let Ok(Head {
+                kind, id: Some(id), ..
+            }) = serde_json::from_str::<Head>(text)
+            {
                 if kind == "complete" {
-                    self.forget(&id);
+                    self.forget(&id, "complete");
                 }
             }
         }
@@ -186,7 +239,14 @@ impl Budget {
 impl Drop for Budget {
     /// The socket ended: its operations leave its key's count.
     fn drop(&mut self) {
-        let n = self.ids.lock().map(|ids| ids.len()).unwrap_or(0);
-        self.release(n);
+        let ended: Vec<(String, Live)> = self
+            .ids
+            .lock()
+            .map(|mut ids| ids.drain().collect())
+            .unwrap_or_default();
+        self.release(ended.len());
+        for (id, live) in &ended {
+            self.log(id, live, "socket closed");
+        }
     }
 }

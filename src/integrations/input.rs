@@ -1,6 +1,7 @@
 //! What an integration accepts: names, URLs and passwords are checked and cleaned here, before
 //! anything is stored.
 
+use crate::gateways::GatewayKind;
 use crate::outbound::NetworkPolicy;
 use crate::{Error, Result};
 
@@ -20,6 +21,32 @@ pub(super) fn clean_name(name: &str) -> Result<String> {
 
 pub(super) fn clean_username(username: &str) -> Result<String> {
     crate::text::clean_line("username", username, MAX_NAME_CHARS)
+}
+
+/// [`clean_url`], and the platform's own rule: OZmap's client adds `/api/v2` itself, so a URL
+/// that already ends with it would ask for `/api/v2/api/v2/projects`.
+pub(super) fn clean_url_for(
+    gateway: GatewayKind,
+    api_url: &str,
+    network: &NetworkPolicy,
+) -> Result<String> {
+    let cleaned = clean_url(api_url, network)?;
+    if gateway == GatewayKind::Ozmap {
+        let path = url::Url::parse(&cleaned)
+            .map(|u| u.path().trim_end_matches('/').to_ascii_lowercase())
+            .unwrap_or_default();
+        if path.ends_with("/api/v2") {
+            let base = &cleaned[..cleaned.len() - path.len()];
+            return Err(Error::validation(
+                "apiUrl",
+                format!(
+                    "apiUrl is the OZmap installation's address without /api/v2 (the client adds \
+                     it): use {base}"
+                ),
+            ));
+        }
+    }
+    Ok(cleaned)
 }
 
 pub(super) fn clean_url(api_url: &str, network: &NetworkPolicy) -> Result<String> {
@@ -92,7 +119,6 @@ pub(super) fn clean_password(password: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateways::GatewayKind;
     use crate::integrations::NewIntegration;
 
     #[test]
@@ -118,6 +144,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn ozmap_urls_leave_the_api_prefix_to_the_client() {
+        let open = NetworkPolicy::default();
+        let refused = clean_url_for(
+            GatewayKind::Ozmap,
+            "https://isp.ozmap.example/api/v2/",
+            &open,
+        )
+        .unwrap_err();
+        assert_eq!(refused.code(), "VALIDATION");
+        assert!(
+            refused.message().contains("use https://isp.ozmap.example"),
+            "{}",
+            refused.message()
+        );
+        assert_eq!(
+            clean_url_for(GatewayKind::Ozmap, "https://isp.ozmap.example/", &open).unwrap(),
+            "https://isp.ozmap.example"
+        );
+        assert_eq!(
+            clean_url_for(GatewayKind::Geosite, "https://x.example/api", &open).unwrap(),
+            "https://x.example/api"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::{history, Error, Result};
 mod input;
 mod remote;
 
-use input::{clean_name, clean_password, clean_url, clean_username, origin_of};
+use input::{clean_name, clean_password, clean_url_for, clean_username, origin_of};
 pub use remote::{remote_projects, test_connection, ConnectionTest};
 
 /// The element items selected when an integration is created.
@@ -99,7 +99,7 @@ pub async fn create(
 ) -> Result<integration::Model> {
     actor.require(Role::Admin)?;
     let name = clean_name(&input.name)?;
-    let api_url = clean_url(&input.api_url, network)?;
+    let api_url = clean_url_for(input.gateway, &input.api_url, network)?;
     let username = clean_username(&input.username)?;
     let password = clean_password(&input.password)?;
     let now = Utc::now();
@@ -173,7 +173,10 @@ pub async fn update(
         changed.push("name");
     }
     if let Some(api_url) = &changes.api_url {
-        let api_url = clean_url(api_url, network)?;
+        let gateway = GatewayKind::parse(&before.gateway).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("unknown gateway {:?}", before.gateway))
+        })?;
+        let api_url = clean_url_for(gateway, api_url, network)?;
         let (from, to) = (origin_of(&before.api_url), origin_of(&api_url));
         if from != to && changes.password.is_none() {
             return Err(Error::validation(
@@ -303,5 +306,5 @@ pub async fn find<C: sea_orm::ConnectionTrait>(db: &C, id: i64) -> Result<integr
     integration::Entity::find_by_id(id)
         .one(db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("integration {id}")))
+        .ok_or_else(|| Error::NotFound(format!("integration {}", crate::ids::integration(id))))
 }

@@ -208,7 +208,9 @@ impl OzmapClient {
     async fn login(&self) -> Result<String> {
         let Credentials::Login { login, password } = &self.inner.credentials else {
             return Err(Error::PlatformAuth(
-                "the platform refused the API key".into(),
+                "it answered 401 to the API key; set a valid key as the integration's password \
+                 with updateIntegration"
+                    .into(),
             ));
         };
         let body = json!({ "login": login, "password": password });

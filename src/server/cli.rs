@@ -234,9 +234,15 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
         .await
         .map_err(Error::into_anyhow)?;
     println!(
-        "{:<24}  {:>4}  {:<8}  {:<8}  {:<24}  NAME",
-        "ID", "DB", "GATEWAY", "STATE", "LAST RUN"
+        "{:<24}  {:>4}  {:<8}  {:<8}  {:<44}  {:<20}  NAME",
+        "ID", "DB", "GATEWAY", "STATE", "LAST RUN", "LAST SUCCESS"
     );
+    let ids: Vec<i64> = all.iter().map(|i| i.id).collect();
+    let health = crate::store::health::of(&app.db, Some(&ids))
+        .await
+        .map_err(Error::into_anyhow)?;
+    let when =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for integration in all {
         let newest = crate::store::paging::PageRequest {
             limit: 1,
@@ -244,14 +250,25 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
         };
         let last = crate::sync::page(&app.db, integration.id, newest)
             .await
-            .ok()
-            .and_then(|page| page.items.into_iter().next());
+            .map_err(Error::into_anyhow)?
+            .items
+            .into_iter()
+            .next();
         let last = match last {
-            Some(run) => format!("{} {}", run.mode, run.status),
+            Some(run) => format!(
+                "{} {} {}",
+                run.mode,
+                run.status,
+                when(run.finished_at.or(run.started_at).unwrap_or(run.created_at))
+            ),
             None => "never".to_owned(),
         };
+        let success = health
+            .get(&integration.id)
+            .and_then(|h| h.last_success_at)
+            .map_or_else(|| "never".to_owned(), when);
         println!(
-            "{:<24}  {:>4}  {:<8}  {:<8}  {:<24}  {}",
+            "{:<24}  {:>4}  {:<8}  {:<8}  {:<44}  {:<20}  {}",
             super::integration_api_id(integration.id),
             integration.id,
             integration.gateway,
@@ -261,6 +278,7 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
                 "inactive"
             },
             last,
+            success,
             integration.name
         );
     }

@@ -154,8 +154,19 @@ async fn open_state(
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Installed first: a SIGTERM from here on is a graceful shutdown, never the default kill.
     let signal = shutdown_signal();
-    crate::schedule::parse_cron(&config.sync.cron).map_err(crate::Error::into_anyhow)?;
-    crate::schedule::parse_zone(&config.sync.timezone).map_err(crate::Error::into_anyhow)?;
+    crate::schedule::parse_cron(&config.sync.cron).map_err(|e| {
+        anyhow::anyhow!(
+            "SYNC_CRON (--sync-cron) {:?}: {}; e.g. SYNC_CRON=\"0 4 * * *\" for 04:00 every day",
+            config.sync.cron,
+            e.message()
+        )
+    })?;
+    crate::schedule::parse_zone(&config.sync.timezone).map_err(|e| {
+        anyhow::anyhow!(
+            "SYNC_TIMEZONE (--sync-timezone): {}; e.g. SYNC_TIMEZONE=America/Sao_Paulo",
+            e.message()
+        )
+    })?;
     anyhow::ensure!(
         (0.0..=1.0).contains(&config.sync.mass_deletion_share),
         "MASS_DELETION_SHARE must be between 0 and 1"
@@ -179,6 +190,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             mass_deletion_share: config.sync.mass_deletion_share,
             requests_in_flight: config.sync.requests_in_flight.max(1),
             time_budget: Duration::from_secs(config.sync.time_budget_secs.max(1)),
+            catch_up: config
+                .sync
+                .catch_up
+                .max(crate::sync::scheduler::MIN_CATCH_UP),
             default_cron: config.sync.cron.clone(),
             default_timezone: config.sync.timezone.clone(),
             ..Default::default()
@@ -230,6 +245,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         base_path: config.base_path.clone(),
         metrics_token: config.metrics_token.clone(),
         cors_allowed_origins: config.cors_allowed_origins.clone(),
+        access_log: config.access_log,
         going_away: signalled.clone(),
         sockets: sockets.clone(),
         socket_db: db::connect_sockets(&config.db.database_url)
@@ -245,6 +261,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             stop.clone(),
         ))
     });
+    let sweeper = tokio::spawn(crate::sync::sweep_forever(state.clone(), stop.clone()));
     println!("GraphiQL: http://{addr}{}/graphql", config.base_path);
     if let Some(key) = &demo_key {
         // The key rides in the fragment, which the browser never sends: no page holds it.
@@ -288,6 +305,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             if let Some(task) = scheduler {
                 let _ = task.await;
             }
+            let _ = sweeper.await;
             state.runner.shutdown(deadline).await;
         };
         tokio::join!(requests, syncs).0
@@ -305,12 +323,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 /// An integration's id as the API shows it, for what start-up and the commands print.
 pub fn integration_api_id(id: i64) -> String {
-    crate::graphql::ids::encode(crate::graphql::ids::INTEGRATION, id).0
+    crate::ids::integration(id)
 }
 
 /// The database id of an integration id as the API shows it.
 pub fn integration_from_api_id(text: &str) -> Option<i64> {
-    crate::graphql::ids::decode_tagged(crate::graphql::ids::INTEGRATION, text)
+    crate::ids::decode_tagged(crate::ids::INTEGRATION, text)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the

@@ -398,6 +398,10 @@ pub struct BindingFilter {
     pub contract: Option<String>,
     /// Only these statuses.
     pub status: Option<Vec<entity::binding::BindingStatus>>,
+    /// Only those whose latest delivery is in one of these statuses.
+    pub push_status: Option<Vec<entity::push_outbox::PushStatus>>,
+    /// Only those whose latest delivery is held (true), or none of those (false).
+    pub held: Option<bool>,
 }
 
 /// One page of bindings, newest first.
@@ -419,7 +423,45 @@ pub async fn bindings<C: ConnectionTrait>(
     if let Some(status) = &filter.status {
         select = select.filter(binding::Column::Status.is_in(status.clone()));
     }
+    if filter.push_status.is_some() || filter.held.is_some() {
+        select = select.filter(latest_delivery_is(filter));
+    }
     crate::store::paging::newest_first(db, select, binding::Column::Id, request).await
+}
+
+/// The push conditions of a binding filter: `bindings.id IN (…)` the bindings whose latest
+/// delivery (highest id) is in one of the statuses, and `IN` / `NOT IN` those whose latest
+/// delivery is held. The statuses are the enum's own names, written as literals.
+fn latest_delivery_is(filter: &BindingFilter) -> sea_orm::sea_query::Condition {
+    use sea_orm::sea_query::{Condition, Expr};
+    use sea_orm::ActiveEnum;
+    let latest = |condition: &str, negated: bool| {
+        Expr::cust(format!(
+            "bindings.id {} (SELECT o.binding_id FROM push_outbox o WHERE o.id = (SELECT \
+             MAX(l.id) FROM push_outbox l WHERE l.binding_id = o.binding_id) AND {condition})",
+            if negated { "NOT IN" } else { "IN" }
+        ))
+    };
+    let mut all = Condition::all();
+    if let Some(statuses) = &filter.push_status {
+        let names: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.to_value()))
+            .collect();
+        all = all.add(if names.is_empty() {
+            Expr::cust("1 = 0")
+        } else {
+            latest(&format!("o.status IN ({})", names.join(", ")), false)
+        });
+    }
+    if let Some(held) = filter.held {
+        let condition = format!(
+            "o.status = 'PENDING' AND o.last_error LIKE '{}%'",
+            crate::store::health::HELD_PREFIX
+        );
+        all = all.add(latest(&condition, !held));
+    }
+    all
 }
 
 /// A model by id, or `NOT_FOUND` naming it.

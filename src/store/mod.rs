@@ -4,6 +4,7 @@
 //! loaders ([`loaders`]), large levels read as JSON ([`rows`]) and PostgreSQL's `LISTEN/NOTIFY` ([`notify`]).
 
 pub mod bindings;
+pub mod health;
 pub mod loaders;
 pub mod lookup;
 pub mod notify;

@@ -51,7 +51,7 @@ pub(super) async fn heartbeat(app: AppState, run_id: i64, cancel: CancellationTo
         match beat.await {
             Ok(true) => cancel.cancel(),
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e.message(), "could not send a heartbeat"),
+            Err(e) => tracing::warn!(error = %e.for_log(), "could not send a heartbeat"),
         }
     }
 }
@@ -70,8 +70,9 @@ pub(super) fn fenced(
 /// The error of a run whose row another instance ended: it writes nothing more.
 pub(super) fn lost(run_id: i64) -> Error {
     Error::Conflict(format!(
-        "sync run {run_id} was ended by another instance (its heartbeats stopped reaching the \
-         database); it stopped writing"
+        "sync run {} was ended by another instance (its heartbeats stopped reaching the \
+         database); it stopped writing",
+        crate::ids::run(run_id)
     ))
 }
 
@@ -109,13 +110,34 @@ pub async fn sweep_stale(app: &AppState) -> Result<u64> {
         if result.rows_affected > 0 {
             marked += 1;
             if let Some(done) = sync_run::Entity::find_by_id(run.id).one(&app.db).await? {
+                tracing::error!(
+                    integration = %crate::ids::integration(done.integration_id),
+                    run = %crate::ids::run(done.id),
+                    instance = run.instance_id.as_deref().unwrap_or_default(),
+                    code = "INSTANCE_LOST",
+                    "sync failed: the instance running it stopped sending heartbeats"
+                );
                 app.events.publish_run(&done);
                 crate::metrics::get().record_run(&done, 0.0);
             }
         }
     }
-    if marked > 0 {
-        tracing::warn!(runs = marked, "marked stale sync runs as failed");
-    }
     Ok(marked)
+}
+
+/// Sweeps for runs whose instance died every `sweep_every`, on every instance (whether or not
+/// it runs the scheduler), until `stop`: a lost run is marked within `stale_after` and one
+/// sweep.
+pub async fn sweep_forever(app: AppState, stop: CancellationToken) {
+    let mut every = tokio::time::interval(app.settings.sync.sweep_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = sweep_stale(&app).await {
+            tracing::warn!(error = %e.for_log(), "could not look for runs of lost instances");
+        }
+    }
 }

@@ -11,7 +11,7 @@ mod runs;
 pub mod scheduler;
 pub mod settings;
 
-pub use liveness::sweep_stale;
+pub use liveness::{sweep_forever, sweep_stale};
 pub use runner::Runner;
 pub use runs::*;
 pub use settings::SyncSettings;

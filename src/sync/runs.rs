@@ -123,7 +123,11 @@ pub async fn start(
         Some(integration_id),
         actor,
         crate::history::Action::SyncStarted,
-        format!("started a {} sync (run {})", request.mode, run.id),
+        format!(
+            "started a {} sync (run {})",
+            request.mode,
+            crate::ids::run(run.id)
+        ),
         None,
         None,
     )
@@ -197,7 +201,11 @@ pub async fn claim_slot(
         Some(integration_id),
         &actor,
         crate::history::Action::SyncStarted,
-        format!("scheduled {} sync for {slot} (run {})", mode, run.id),
+        format!(
+            "scheduled {} sync for {slot} (run {})",
+            mode,
+            crate::ids::run(run.id)
+        ),
         None,
         None,
     )
@@ -228,7 +236,7 @@ async fn execute(app: &AppState, run: sync_run::Model, cancel: CancellationToken
         let outcome = engine::Engine::run(app, &run, &cancel, &actor).await;
         heartbeat.abort();
         if let Err(e) = finish(app, &run, outcome, &actor).await {
-            tracing::error!(error = %e.message(), "could not record the end of a sync run");
+            tracing::error!(error = %e.for_log(), "could not record the end of a sync run");
         }
     }
     .instrument(span)
@@ -259,7 +267,7 @@ async fn finish(
     let current = sync_run::Entity::find_by_id(run.id)
         .one(&app.db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("sync run {}", run.id)))?;
+        .ok_or_else(|| Error::NotFound(format!("sync run {}", crate::ids::run(run.id))))?;
     if current.status != SyncStatus::Running {
         tracing::warn!(status = %current.status, "the run was ended by another instance; its end stands");
         return Ok(());
@@ -312,16 +320,7 @@ async fn finish(
         (finished_at - s).num_milliseconds() as f64 / 1000.0
     });
     crate::metrics::get().record_run(&done, seconds);
-    tracing::info!(
-        status = %state,
-        fetched = done.fetched,
-        created = done.created,
-        updated = done.updated,
-        deleted = done.deleted,
-        unchanged = done.unchanged,
-        orphaned = done.orphaned,
-        "sync finished"
-    );
+    log_end(&done, state, code.as_deref(), message.as_deref());
     let recorded = history::record(
         &app.db,
         Some(run.integration_id),
@@ -331,7 +330,7 @@ async fn finish(
             None => format!(
                 "{} sync (run {}): {} fetched, {} created, {} updated, {} deleted, {} orphaned",
                 done.mode,
-                done.id,
+                crate::ids::run(done.id),
                 done.fetched,
                 done.created,
                 done.updated,
@@ -341,7 +340,7 @@ async fn finish(
             Some(m) => format!(
                 "{} sync (run {}) {}: {m}",
                 done.mode,
-                done.id,
+                crate::ids::run(done.id),
                 state.to_string().to_lowercase()
             ),
         },
@@ -357,6 +356,39 @@ async fn finish(
     // even when the history could not be written, since the row says the run ended.
     app.events.publish_run(&done);
     recorded
+}
+
+/// The line an operator reads about a run's end: ERROR when it failed, WARN when cancelled,
+/// INFO when it succeeded; always with the integration's and the run's opaque ids, and the
+/// code and message of a run that did not succeed.
+fn log_end(done: &sync_run::Model, state: SyncStatus, code: Option<&str>, message: Option<&str>) {
+    let integration = crate::ids::integration(done.integration_id);
+    let run = crate::ids::run(done.id);
+    let mode = done.mode.to_string();
+    macro_rules! end {
+        ($level:ident, $text:literal) => {
+            tracing::$level!(
+                integration = %integration,
+                run = %run,
+                mode = %mode,
+                status = %state,
+                code = code.unwrap_or_default(),
+                error = message.unwrap_or_default(),
+                fetched = done.fetched,
+                created = done.created,
+                updated = done.updated,
+                deleted = done.deleted,
+                unchanged = done.unchanged,
+                orphaned = done.orphaned,
+                $text
+            )
+        };
+    }
+    match state {
+        SyncStatus::Failed => end!(error, "sync failed"),
+        SyncStatus::Cancelled => end!(warn, "sync cancelled"),
+        _ => end!(info, "sync finished"),
+    }
 }
 
 /// Asks a run to stop, from any instance: the request is stored on the run (the executing
@@ -417,7 +449,7 @@ pub async fn find<C: ConnectionTrait>(db: &C, run_id: i64) -> Result<sync_run::M
     sync_run::Entity::find_by_id(run_id)
         .one(db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("sync run {run_id}")))
+        .ok_or_else(|| Error::NotFound(format!("sync run {}", crate::ids::run(run_id))))
 }
 
 /// The runs of an integration, newest first.

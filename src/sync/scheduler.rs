@@ -2,6 +2,7 @@
 //! (daily 04:00 America/Sao_Paulo by default), FULL on Saturdays and Sundays and INCREMENTAL on
 //! other days. Instances claim each slot through the database, so exactly one runs it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc, Weekday};
@@ -42,11 +43,34 @@ pub fn latest_slot(cron: &Cron, zone: Tz, now: DateTime<Utc>) -> Option<(DateTim
     Some((slot.with_timezone(&Utc), mode))
 }
 
+/// Slots already found missed, so that each is told once per process, not on every tick.
+#[derive(Default)]
+pub struct Missed {
+    seen: HashSet<(i64, DateTime<Utc>)>,
+    told: Vec<(i64, DateTime<Utc>)>,
+}
+
+impl Missed {
+    /// The slots told missed so far: (integration, slot).
+    pub fn told(&self) -> &[(i64, DateTime<Utc>)] {
+        &self.told
+    }
+}
+
 /// Claims and starts every due slot at `now`; also marks stale runs failed. Returns the runs
 /// this instance started.
 pub async fn tick(app: &AppState, now: DateTime<Utc>) -> Result<Vec<entity::sync_run::Model>> {
+    tick_with(app, now, &mut Missed::default()).await
+}
+
+/// [`tick`], remembering in `missed` the slots already told missed.
+pub async fn tick_with(
+    app: &AppState,
+    now: DateTime<Utc>,
+    missed: &mut Missed,
+) -> Result<Vec<entity::sync_run::Model>> {
     super::sweep_stale(app).await?;
-    let catch_up = chrono::Duration::from_std(app.settings.sync.catch_up)
+    let catch_up = chrono::Duration::from_std(app.settings.sync.catch_up.max(MIN_CATCH_UP))
         .unwrap_or(chrono::Duration::hours(1));
     let active = integration::Entity::find()
         .filter(integration::Column::Active.eq(true))
@@ -66,7 +90,10 @@ pub async fn tick(app: &AppState, now: DateTime<Utc>) -> Result<Vec<entity::sync
         ) {
             (Ok(c), Ok(z)) => (c, z),
             _ => {
-                tracing::warn!(integration_id = row.id, "unreadable schedule; skipped");
+                tracing::warn!(
+                    integration = %crate::ids::integration(row.id),
+                    "unreadable schedule; skipped"
+                );
                 continue;
             }
         };
@@ -74,26 +101,64 @@ pub async fn tick(app: &AppState, now: DateTime<Utc>) -> Result<Vec<entity::sync
             continue;
         };
         if now - slot > catch_up {
+            if missed.seen.insert((row.id, slot)) && !ran(app, row.id, slot).await? {
+                missed.told.push((row.id, slot));
+                let integration = crate::ids::integration(row.id);
+                crate::metrics::get()
+                    .sync_slots_missed
+                    .with_label_values(&[integration.as_str()])
+                    .inc();
+                tracing::warn!(
+                    %integration,
+                    %slot,
+                    %mode,
+                    catch_up_secs = catch_up.num_seconds(),
+                    "a scheduled sync was missed: its slot is older than SYNC_CATCH_UP; it runs \
+                     at the next slot, or start it with startSync"
+                );
+            }
             continue;
         }
         if let Some(run) = super::claim_slot(app, row.id, mode, slot).await? {
-            tracing::info!(integration_id = row.id, run_id = run.id, %slot, %mode, "claimed a scheduled sync");
+            tracing::info!(
+                integration = %crate::ids::integration(row.id),
+                run = %crate::ids::run(run.id),
+                %slot,
+                %mode,
+                "claimed a scheduled sync"
+            );
             started.push(run);
         }
     }
     Ok(started)
 }
 
+/// The least catch-up window: the scheduler must get at least one tick inside it.
+pub const MIN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether some instance claimed the slot.
+async fn ran(app: &AppState, integration_id: i64, slot: DateTime<Utc>) -> Result<bool> {
+    use entity::sync_run;
+    use sea_orm::PaginatorTrait;
+    Ok(sync_run::Entity::find()
+        .filter(sync_run::Column::IntegrationId.eq(integration_id))
+        .filter(sync_run::Column::ScheduledFor.eq(slot))
+        .count(&app.db)
+        .await?
+        > 0)
+}
+
 /// Ticks forever at the configured interval, with the given clock.
 pub async fn run(app: AppState, clock: Arc<dyn Clock>, stop: tokio_util::sync::CancellationToken) {
     let mut every = tokio::time::interval(app.settings.sync.tick_every);
+    let mut missed = Missed::default();
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = tick(&app, clock.now()).await {
-            tracing::warn!(error = %e.message(), "scheduler tick failed");
+        if let Err(e) = tick_with(&app, clock.now(), &mut missed).await {
+            tracing::warn!(error = %e.for_log(), "scheduler tick failed");
         }
     }
 }

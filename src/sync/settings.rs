@@ -26,6 +26,10 @@ pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// "Runs across instances").
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15);
 
+/// How often every instance looks for runs whose instance died: a lost run ends
+/// `INSTANCE_LOST` within [`DEFAULT_STALE_AFTER`] and this.
+pub const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// Longest a run may take, start to end: past it the run stops, FAILED, with the copy as the
 /// pages written so far left it (nothing is deleted on a listing that did not end). A platform
 /// that answers forever (an endless `nextUrl` chain, pages that never end) cannot hold an
@@ -45,6 +49,8 @@ pub struct SyncSettings {
     pub stale_after: Duration,
     /// How often the scheduler looks for due slots.
     pub tick_every: Duration,
+    /// How often each instance looks for runs whose instance died.
+    pub sweep_every: Duration,
     /// A due slot older than this is skipped rather than run late.
     pub catch_up: Duration,
     /// Cron (5 fields) of new integrations.
@@ -72,6 +78,7 @@ impl Default for SyncSettings {
             heartbeat_every: DEFAULT_HEARTBEAT_EVERY,
             stale_after: DEFAULT_STALE_AFTER,
             tick_every: Duration::from_secs(30),
+            sweep_every: DEFAULT_SWEEP_EVERY,
             catch_up: Duration::from_secs(3600),
             default_cron: crate::schedule::DEFAULT_CRON.into(),
             default_timezone: crate::schedule::DEFAULT_TIMEZONE.into(),

@@ -401,17 +401,21 @@ impl Transport {
                     }
                     (Auth::None, _) => {
                         return Err(Error::PlatformAuth(
-                            "the platform refused the username or password".into(),
+                            "it answered 401 to the username and password; check them with \
+                             updateIntegration"
+                                .into(),
                         ))
                     }
                     (Auth::Fixed(_), _) => {
                         return Err(Error::PlatformAuth(
-                            "the platform refused the credentials".into(),
+                            "it answered 401 to the API key; set a valid key as the \
+                             integration's password with updateIntegration"
+                                .into(),
                         ))
                     }
                     _ => {
                         return Err(Error::PlatformAuth(
-                            "the platform refused the session token".into(),
+                            "it answered 401 to a fresh session token".into(),
                         ))
                     }
                 },

@@ -9,6 +9,7 @@ mod macros;
 pub mod ozmap;
 mod platform;
 mod process;
+pub mod served;
 mod tcp;
 pub mod world;
 mod ws;

@@ -5,6 +5,9 @@
 pub struct Process {
     pub child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
+    /// Its stderr lines so far (the log), read as they come.
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Process {
@@ -30,6 +33,19 @@ impl Process {
         }
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr_reader = {
+            let errors = errors.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    errors.lock().unwrap().push(line);
+                }
+            })
+        };
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout)
@@ -41,7 +57,31 @@ impl Process {
                 }
             }
         });
-        Process { child, lines }
+        Process {
+            child,
+            lines,
+            errors,
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+
+    /// Its stderr (log) lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.errors.lock().unwrap().clone()
+    }
+
+    /// Waits (60 s at most) for a log line that `matches`; returns it.
+    pub async fn log_line(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            loop {
+                if let Some(line) = self.log_lines().into_iter().find(|l| matches(l)) {
+                    return line;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no log line {what} within 60 s: {:#?}", self.log_lines()))
     }
 
     /// Lines up to and including the first that contains `marker` (60 s at most).
@@ -75,7 +115,6 @@ impl Process {
         &mut self,
         limit: std::time::Duration,
     ) -> (std::process::ExitStatus, String) {
-        use std::io::Read;
         let status = tokio::time::timeout(limit, async {
             loop {
                 if let Some(status) = self.child.try_wait().unwrap() {
@@ -86,9 +125,12 @@ impl Process {
         })
         .await
         .expect("the process exits in time");
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            pipe.read_to_string(&mut stderr).unwrap();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        let mut stderr = self.log_lines().join("\n");
+        if !stderr.is_empty() {
+            stderr.push('\n');
         }
         (status, stderr)
     }

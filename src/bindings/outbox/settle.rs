@@ -70,8 +70,7 @@ pub(super) async fn settle(
                 ..
             }
     );
-    let horizon = chrono::Duration::from_std(app.settings.delivery.give_up_after)
-        .unwrap_or(chrono::Duration::MAX);
+    let horizon = horizon(app);
     let mut update = push_outbox::Entity::update_many()
         .filter(C::Id.eq(row.id))
         .filter(C::ClaimToken.eq(token))
@@ -107,32 +106,14 @@ pub(super) async fn settle(
         Outcome::Held { reason, .. } => update
             .col_expr(C::NextAttemptAt, Expr::value(now + HOLD_RECHECK))
             .col_expr(C::LastError, Expr::value(reason.clone())),
-        Outcome::Failed(error) => {
-            let attempts = row.attempts + 1;
-            let first = row.first_attempt_at.unwrap_or(now);
-            let refused = matches!(
-                error,
-                Error::Validation { .. } | Error::NotFound(_) | Error::PlatformAuth(_)
-            );
-            if refused || now - first >= horizon {
-                let reason = if refused {
-                    error.message()
-                } else {
-                    format!(
-                        "gave up after {attempts} attempts over {} s: {}",
-                        (now - first).num_seconds(),
-                        error.message()
-                    )
-                };
-                update
-                    .col_expr(C::Status, Expr::value(PushStatus::Failed))
-                    .col_expr(C::LastError, Expr::value(reason))
-            } else {
-                update
-                    .col_expr(C::NextAttemptAt, Expr::value(now + backoff(attempts - 1)))
-                    .col_expr(C::LastError, Expr::value(error.message()))
-            }
-        }
+        Outcome::Failed(error) => match failure(app, row, error, now) {
+            Failure::Final(reason) => update
+                .col_expr(C::Status, Expr::value(PushStatus::Failed))
+                .col_expr(C::LastError, Expr::value(reason)),
+            Failure::Retry(at, reason) => update
+                .col_expr(C::NextAttemptAt, Expr::value(at))
+                .col_expr(C::LastError, Expr::value(reason)),
+        },
     };
     let matched = match outcome {
         Outcome::Held {
@@ -149,14 +130,8 @@ pub(super) async fn settle(
         }
         _ => update.exec(&app.db).await?.rows_affected == 1,
     };
-    match outcome {
-        Outcome::Failed(error) => {
-            tracing::warn!(delivery = row.id, binding = row.binding_id, attempts = row.attempts + 1, error = %error.message(), "delivery failed")
-        }
-        Outcome::Held { reason, .. } | Outcome::Skipped { reason, .. } => {
-            tracing::info!(delivery = row.id, binding = row.binding_id, %reason, "delivery not written")
-        }
-        Outcome::Delivered | Outcome::Superseded(_) => {}
+    if matched {
+        log_settled(app, row, outcome, now);
     }
     if !matched {
         tracing::warn!(
@@ -165,6 +140,73 @@ pub(super) async fn settle(
         );
     }
     Ok(matched)
+}
+
+/// What becomes of a failed attempt.
+enum Failure {
+    /// Given up: FAILED, with this reason.
+    Final(String),
+    /// Tried again at this time; the error, for `lastError`.
+    Retry(DateTime<Utc>, String),
+}
+
+/// A refusal by the platform fails at once; anything else is retried with backoff until the
+/// give-up horizon, counted from the first attempt.
+fn failure(app: &AppState, row: &push_outbox::Model, error: &Error, now: DateTime<Utc>) -> Failure {
+    let horizon = horizon(app);
+    let attempts = row.attempts + 1;
+    let first = row.first_attempt_at.unwrap_or(now);
+    let refused = matches!(
+        error,
+        Error::Validation { .. } | Error::NotFound(_) | Error::PlatformAuth(_)
+    );
+    if refused {
+        Failure::Final(error.message())
+    } else if now - first >= horizon {
+        Failure::Final(format!(
+            "gave up after {attempts} attempts over {} s: {}",
+            (now - first).num_seconds(),
+            error.message()
+        ))
+    } else {
+        Failure::Retry(now + backoff(attempts - 1), error.message())
+    }
+}
+
+/// The line an operator reads about a settled attempt: ERROR for a final failure, WARN for one
+/// that will be retried (saying when), INFO for a push held or skipped; each with the binding's
+/// and the integration's opaque ids and the platform port.
+fn log_settled(app: &AppState, row: &push_outbox::Model, outcome: &Outcome, now: DateTime<Utc>) {
+    let binding = crate::ids::binding(row.binding_id);
+    let integration = crate::ids::integration(row.integration_id);
+    let port = row.port_fid.as_deref().unwrap_or_default();
+    let action = row.action.to_string();
+    let attempts = row.attempts + 1;
+    match outcome {
+        Outcome::Failed(error) => match failure(app, row, error, now) {
+            Failure::Final(reason) => tracing::error!(
+                %binding, %integration, port, %action, attempts, error = %reason,
+                "delivery failed for good; retryPush sends it again"
+            ),
+            Failure::Retry(at, reason) => tracing::warn!(
+                %binding, %integration, port, %action, attempts, error = %reason,
+                retry_at = %at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "delivery failed; retrying at {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        },
+        Outcome::Held { reason, .. } if now - row.created_at >= horizon(app) => tracing::error!(
+            %binding, %integration, port, %action, error = %reason,
+            "delivery held past the give-up horizon: FAILED"
+        ),
+        Outcome::Held { reason, .. } | Outcome::Skipped { reason, .. } => tracing::info!(
+            %binding, %integration, port, %action, %reason, "delivery not written"
+        ),
+        Outcome::Delivered | Outcome::Superseded(_) => {}
+    }
+}
+
+fn horizon(app: &AppState) -> chrono::Duration {
+    chrono::Duration::from_std(app.settings.delivery.give_up_after).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Records the customer a delivery met on the binding, in one `UPDATE` fenced on the port it

@@ -288,7 +288,7 @@ pub async fn run_once(app: &AppState, clients: &Clients) -> Result<usize> {
                         held.send_replace(ids);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e.message(), "could not renew a delivery lease");
+                        tracing::warn!(error = %e.for_log(), "could not renew a delivery lease");
                         // Past the lease another instance may hold them: stop every call.
                         if renewed.elapsed() >= lease {
                             held.send_replace(HashSet::new());
@@ -469,14 +469,35 @@ pub fn spawn(app: AppState) {
     let outbox: Arc<super::Outbox> = app.outbox.clone();
     tokio::spawn(async move {
         let clients = Clients::default();
+        let mut failures: u32 = 0;
         loop {
-            match run_once(&app, &clients).await {
+            let wait = match run_once(&app, &clients).await {
                 // A full batch may have more behind it.
                 Ok(n) if n as u64 >= BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e.message(), "the outbox round failed"),
-            }
-            let _ = tokio::time::timeout(POLL, outbox.wake.notified()).await;
+                Ok(_) => {
+                    if failures > 0 {
+                        tracing::info!(failed_rounds = failures, "the outbox works again");
+                    }
+                    failures = 0;
+                    POLL
+                }
+                Err(e) => {
+                    // A database outage fails every round: the log says why, and says it less
+                    // often the longer it lasts (up to every 30 s).
+                    failures += 1;
+                    let wait = POLL
+                        .saturating_mul(1 << std::cmp::Ord::min(failures, 5))
+                        .min(std::time::Duration::from_secs(30));
+                    tracing::warn!(
+                        error = %e.for_log(),
+                        failed_rounds = failures,
+                        next_round_in_secs = wait.as_secs(),
+                        "the outbox round failed"
+                    );
+                    wait
+                }
+            };
+            let _ = tokio::time::timeout(wait, outbox.wake.notified()).await;
         }
     });
 }

@@ -157,7 +157,7 @@ impl<'a> Engine<'a> {
             Ok(mut engine) => {
                 let result = engine.go().await;
                 if let Err(e) = engine.save_progress().await {
-                    tracing::warn!(error = %e.message(), "could not save the last progress");
+                    tracing::warn!(error = %e.for_log(), "could not save the last progress");
                 }
                 result
             }
