@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::served::{bind_and_confirm, free_service_ports, linked_and_synced};
+use common::served::{bind_and_confirm, free_service_ports, linked_and_synced, metrics, sample};
 use common::{graphql_at, Engine, Process};
 use mapping_gateway::config::DbConfig;
 use mapping_gateway::simulator::Faults;
@@ -28,31 +28,6 @@ async fn logged(process: &Process, level: &str, fields: &[(&str, &str)]) -> Valu
         })
         .await;
     parsed(&line).unwrap()
-}
-
-/// `/metrics` of a served gateway.
-async fn metrics(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of the sample `name{labels…}` (every pair given must be among its labels).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            let (series, _) = l.rsplit_once(' ').unwrap_or((l, ""));
-            let bare = series.split('{').next() == Some(name);
-            bare && labels
-                .iter()
-                .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.parse().ok())
 }
 
 async fn wait_for_status(base: &str, admin: &str, run: &Value, status: &str) -> Value {

@@ -101,3 +101,29 @@ pub async fn deliveries(base: &str, admin: &str) -> Vec<Value> {
         .map(|e| e["node"].clone())
         .collect()
 }
+
+/// `/metrics` of a served gateway.
+pub async fn metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample `name{labels…}` (every pair given must be among its labels).
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let (series, _) = l.rsplit_once(' ').unwrap_or((l, ""));
+            let bare = series.split('{').next() == Some(name);
+            bare && labels
+                .iter()
+                .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+

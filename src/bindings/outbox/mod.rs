@@ -23,7 +23,7 @@ mod settle;
 mod worker;
 
 pub use super::wake::{Delivery, Outbox, DEFAULT_GIVE_UP_AFTER, DEFAULT_LEASE};
-pub use worker::{run_once, spawn, Clients};
+pub use worker::{run_once, Clients};
 
 use std::time::Duration;
 
@@ -37,7 +37,9 @@ use serde_json::json;
 use entity::binding;
 use entity::push_outbox::{self, PushAction, PushStatus};
 
+use crate::state::AppState;
 use crate::Result;
+use worker::BATCH;
 
 /// Longest wait between two attempts of one delivery.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -138,6 +140,45 @@ fn backoff(attempts: i32) -> chrono::Duration {
         MAX_BACKOFF.as_secs(),
     );
     chrono::Duration::seconds(secs as i64)
+}
+
+/// The worker: a round whenever something is queued, and every [`POLL`] otherwise, for as long
+/// as the process runs.
+pub fn spawn(app: AppState) {
+    let outbox: std::sync::Arc<Outbox> = app.outbox.clone();
+    tokio::spawn(async move {
+        let clients = Clients::default();
+        let mut failures: u32 = 0;
+        loop {
+            let wait = match run_once(&app, &clients).await {
+                // A full batch may have more behind it.
+                Ok(n) if n as u64 >= BATCH => continue,
+                Ok(_) => {
+                    if failures > 0 {
+                        tracing::info!(failed_rounds = failures, "the outbox works again");
+                    }
+                    failures = 0;
+                    POLL
+                }
+                Err(e) => {
+                    // A database outage fails every round: the log says why, and says it less
+                    // often the longer it lasts (up to every 30 s).
+                    failures += 1;
+                    let wait = POLL
+                        .saturating_mul(1 << std::cmp::Ord::min(failures, 5))
+                        .min(std::time::Duration::from_secs(30));
+                    tracing::warn!(
+                        error = %e.for_log(),
+                        failed_rounds = failures,
+                        next_round_in_secs = wait.as_secs(),
+                        "the outbox round failed"
+                    );
+                    wait
+                }
+            };
+            let _ = tokio::time::timeout(wait, outbox.wake.notified()).await;
+        }
+    });
 }
 
 #[cfg(test)]

@@ -16,14 +16,14 @@ use entity::push_outbox::{self, PushAction, PushStatus};
 
 use super::fresh::{fresh_ports, Fresh};
 use super::settle::{settle, settle_delivered, Outcome};
-use super::{Delivery, POLL};
+use super::Delivery;
 use crate::clock::DbTime;
 use crate::platform::{CustomerRecord, PortChange, PortWrite};
 use crate::state::AppState;
 use crate::{Error, Result};
 
 /// Deliveries claimed per round.
-const BATCH: u64 = 200;
+pub(super) const BATCH: u64 = 200;
 /// Deliveries of a round in flight at once. They are of different ports and customers (a round
 /// takes one per port and per contract), so both orders hold; the platform client queues behind
 /// its own rate limits.
@@ -461,43 +461,4 @@ impl<'a> Round<'a> {
             Err(e) => Outcome::Failed(e),
         }
     }
-}
-
-/// The worker: a round whenever something is queued, and every [`POLL`] otherwise, for as long
-/// as the process runs.
-pub fn spawn(app: AppState) {
-    let outbox: Arc<super::Outbox> = app.outbox.clone();
-    tokio::spawn(async move {
-        let clients = Clients::default();
-        let mut failures: u32 = 0;
-        loop {
-            let wait = match run_once(&app, &clients).await {
-                // A full batch may have more behind it.
-                Ok(n) if n as u64 >= BATCH => continue,
-                Ok(_) => {
-                    if failures > 0 {
-                        tracing::info!(failed_rounds = failures, "the outbox works again");
-                    }
-                    failures = 0;
-                    POLL
-                }
-                Err(e) => {
-                    // A database outage fails every round: the log says why, and says it less
-                    // often the longer it lasts (up to every 30 s).
-                    failures += 1;
-                    let wait = POLL
-                        .saturating_mul(1 << std::cmp::Ord::min(failures, 5))
-                        .min(std::time::Duration::from_secs(30));
-                    tracing::warn!(
-                        error = %e.for_log(),
-                        failed_rounds = failures,
-                        next_round_in_secs = wait.as_secs(),
-                        "the outbox round failed"
-                    );
-                    wait
-                }
-            };
-            let _ = tokio::time::timeout(wait, outbox.wake.notified()).await;
-        }
-    });
 }
