@@ -103,6 +103,16 @@ async fn sync_runs_from_the_command_line(engine: Engine) {
         line.starts_with(&id) && line.contains("INCREMENTAL SUCCEEDED"),
         "{line}"
     );
+    // With the time the run ended and the last success, both as RFC 3339 in UTC.
+    let times: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| chrono::DateTime::parse_from_rfc3339(w).is_ok())
+        .collect();
+    assert_eq!(times.len(), 2, "{line}");
+    assert!(
+        out.lines().next().unwrap().contains("LAST SUCCESS"),
+        "{out}"
+    );
 
     // An unknown integration: one clear line, exit 2.
     let (code, _, err) = gateway(&app, &["sync", "--integration", "Nenhuma"]).await;

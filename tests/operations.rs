@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::served::{bind_and_confirm, free_service_ports, linked_and_synced, metrics, sample};
+use common::served::{
+    bind_and_confirm, free_service_ports, linked_and_synced, metrics, sample, start_full,
+    wait_for_status,
+};
 use common::{graphql_at, Engine, Process};
 use mapping_gateway::config::DbConfig;
 use mapping_gateway::simulator::Faults;
@@ -28,27 +31,6 @@ async fn logged(process: &Process, level: &str, fields: &[(&str, &str)]) -> Valu
         })
         .await;
     parsed(&line).unwrap()
-}
-
-async fn wait_for_status(base: &str, admin: &str, run: &Value, status: &str) -> Value {
-    tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        loop {
-            let now = graphql_at(
-                base,
-                admin,
-                "query($r: ID!) { syncRun(id: $r) { status error { code message } } }",
-                json!({ "r": run }),
-            )
-            .await["syncRun"]
-                .clone();
-            if now["status"] == status {
-                return now;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("run {run} {status} within 60 s"))
 }
 
 async fn binding_ids(base: &str, admin: &str, filter: Value) -> Vec<String> {
@@ -97,14 +79,7 @@ async fn a_failed_night_and_stuck_pushes_are_seen_without_reading_code(engine: E
         json!({ "i": id, "p": "senha-errada" }),
     )
     .await;
-    let run = graphql_at(
-        &base,
-        &admin,
-        "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
-        json!({ "i": id }),
-    )
-    .await["startSync"]["id"]
-        .clone();
+    let run = start_full(&base, &admin, &id).await;
     let failed = wait_for_status(&base, &admin, &run, "FAILED").await;
     assert_eq!(failed["error"]["code"], "PLATFORM_AUTH", "{failed}");
     let line = logged(
@@ -342,14 +317,7 @@ async fn a_wrong_master_key_is_named_in_the_run_error(engine: Engine) {
         ..db.clone()
     };
     let (_second, base) = serve(&other_key, &admin, &[]);
-    let run = graphql_at(
-        &base,
-        &admin,
-        "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
-        json!({ "i": id }),
-    )
-    .await["startSync"]["id"]
-        .clone();
+    let run = start_full(&base, &admin, &id).await;
     let failed = wait_for_status(&base, &admin, &run, "FAILED").await;
     assert_eq!(failed["error"]["code"], "MASTER_KEY_MISMATCH", "{failed}");
     let message = failed["error"]["message"].as_str().unwrap();
@@ -476,4 +444,34 @@ mod dashboard {
             assert!(checked >= 20, "{checked} names checked");
         }
     }
+}
+
+/// Two instances on PostgreSQL, neither running the scheduler: the one running a sync is
+/// killed, and the other marks the run `INSTANCE_LOST` by its own timer, with nobody asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_instance_s_run_is_found_by_the_sweep_alone() {
+    let Some((db, sim, admin)) = common::shared_postgres(20, 73).await else {
+        return;
+    };
+    let (mut a, base_a) = serve(&db, &admin, &[]);
+    let (b, base_b) = serve(&db, &admin, &[]);
+    let id = common::link_over_http(&base_a, &admin, &sim).await;
+    sim.state.set_faults(Faults {
+        latency_ms: 400,
+        ..Default::default()
+    });
+    let run = start_full(&base_a, &admin, &id).await;
+    wait_for_status(&base_b, &admin, &run, "RUNNING").await;
+    a.child.kill().unwrap(); // SIGKILL: no end is recorded.
+    a.child.wait().unwrap();
+    let lost = wait_for_status(&base_b, &admin, &run, "FAILED").await;
+    assert_eq!(lost["error"]["code"], "INSTANCE_LOST", "{lost}");
+    logged(
+        &b,
+        "ERROR",
+        &[("code", "INSTANCE_LOST"), ("run", run.as_str().unwrap())],
+    )
+    .await;
+    sim.state.set_faults(Faults::default());
+    common::drop_database(&db.database_url);
 }

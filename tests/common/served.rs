@@ -127,3 +127,36 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// Starts a FULL sync of the integration; returns the run's id.
+pub async fn start_full(base: &str, admin: &str, integration: &str) -> Value {
+    graphql_at(
+        base,
+        admin,
+        "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
+        json!({ "i": integration }),
+    )
+    .await["startSync"]["id"]
+        .clone()
+}
+
+/// Waits (60 s at most) until the run has this status; returns its status and error.
+pub async fn wait_for_status(base: &str, admin: &str, run: &Value, status: &str) -> Value {
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let now = graphql_at(
+                base,
+                admin,
+                "query($r: ID!) { syncRun(id: $r) { status error { code message } } }",
+                json!({ "r": run }),
+            )
+            .await["syncRun"]
+                .clone();
+            if now["status"] == status {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("run {run} {status} within 60 s"))
+}
