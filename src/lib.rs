@@ -25,6 +25,7 @@ pub mod http;
 pub mod ids;
 pub mod in_flight;
 pub mod integrations;
+pub mod master_key;
 pub mod memory;
 pub mod metrics;
 pub mod outbound;

@@ -43,11 +43,26 @@ enum Command {
     /// Run a sync now, with a progress bar, and print its counts (exit 1 when it does not
     /// succeed, 3 when another run of the integration is going).
     Sync(SyncArgs),
+    /// Re-seal every stored secret with a new master key: the current one from `MASTER_KEY` (or
+    /// the key file beside a SQLite database), the new one from `NEW_MASTER_KEY`.
+    RotateMasterKey(RotateArgs),
     /// Look at integrations.
     Integrations {
         #[command(subcommand)]
         command: IntegrationsCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    db: DbConfig,
+    /// The new key: base64 of 32 random bytes (`openssl rand -base64 32`).
+    #[arg(long, env = "NEW_MASTER_KEY", hide_env_values = true)]
+    new_master_key: String,
+    /// Say what would be re-sealed, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(clap::Args)]
@@ -190,6 +205,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("migrations applied");
         }
         Command::Schema => print!("{}", mapping_gateway::graphql::sdl()),
+        Command::RotateMasterKey(args) => {
+            cli::rotate_master_key(&args.db, &args.new_master_key, args.dry_run).await?
+        }
         Command::Keys { command } => keys(command).await?,
         Command::Simulate(args) => simulate(args).await?,
         Command::Integrations {

@@ -186,14 +186,23 @@ async fn interleavings(engine: Engine, platform: SimPlatform) {
                 .all(&a.state.db)
                 .await
                 .unwrap();
+            // Only a push held on a recorded conflict may stay pending: a removal of a
+            // binding that once met a conflict is not held, and is waited for.
             let held: HashSet<i64> = all
                 .iter()
                 .filter(|b| b.conflict_seen_at.is_some())
                 .map(|b| b.id)
                 .collect();
+            let is_held = |r: &entity::push_outbox::Model| {
+                held.contains(&r.binding_id)
+                    && r.action == entity::push_outbox::PushAction::Push
+                    && r.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("held:"))
+            };
             if rows
                 .iter()
-                .all(|r| r.status != PushStatus::Pending || held.contains(&r.binding_id))
+                .all(|r| r.status != PushStatus::Pending || is_held(r))
             {
                 return (rows, all);
             }

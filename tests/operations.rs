@@ -295,40 +295,6 @@ async fn a_failed_night_and_stuck_pushes_are_seen_without_reading_code(engine: E
 
 each_engine!(a_failed_night_and_stuck_pushes_are_seen_without_reading_code);
 
-/// A gateway started with another MASTER_KEY than the one the password was stored with: the run
-/// fails naming the key, never as "internal error".
-async fn a_wrong_master_key_is_named_in_the_run_error(engine: Engine) {
-    let Some(db) = common::fresh_database(engine).await else {
-        return;
-    };
-    let sim = common::simulator(mapping_gateway::simulator::SimConfig {
-        boxes: 5,
-        seed: 72,
-        ..Default::default()
-    })
-    .await;
-    let admin = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
-    let id = {
-        let (_first, base) = serve(&db, &admin, &[]);
-        common::link_over_http(&base, &admin, &sim).await
-    };
-    let other_key = DbConfig {
-        master_key: Some(mapping_gateway::crypto::MasterKey::generate().1),
-        ..db.clone()
-    };
-    let (_second, base) = serve(&other_key, &admin, &[]);
-    let run = start_full(&base, &admin, &id).await;
-    let failed = wait_for_status(&base, &admin, &run, "FAILED").await;
-    assert_eq!(failed["error"]["code"], "MASTER_KEY_MISMATCH", "{failed}");
-    let message = failed["error"]["message"].as_str().unwrap();
-    assert!(message.contains("MASTER_KEY"), "{message}");
-    if engine == Engine::Postgres {
-        common::drop_database(&db.database_url);
-    }
-}
-
-each_engine!(a_wrong_master_key_is_named_in_the_run_error);
-
 mod messages {
     use super::*;
     use common::bindings::{bind_port, customer, free_service_ports, synced_world};

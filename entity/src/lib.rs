@@ -32,6 +32,7 @@ pub mod binding;
 pub mod element;
 pub mod element_item;
 pub mod element_selection;
+pub mod gateway_secret;
 pub mod history_entry;
 pub mod integration;
 pub mod port;

@@ -19,6 +19,7 @@ mod m20261201_000011_fids_compare_bytes;
 mod m20261201_000012_elements_in_id_order;
 mod m20261203_000013_delivery_fencing;
 mod m20261203_000014_sync_safety;
+mod m20261205_000015_secrets_check;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_elements_in_id_order::Migration),
             Box::new(m20261203_000013_delivery_fencing::Migration),
             Box::new(m20261203_000014_sync_safety::Migration),
+            Box::new(m20261205_000015_secrets_check::Migration),
         ]
     }
 }

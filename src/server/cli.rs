@@ -284,3 +284,60 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `rotate-master-key`: re-seals every stored secret from the current master key (`MASTER_KEY`,
+/// or the key file beside a SQLite database) to `NEW_MASTER_KEY`, in one transaction; with the
+/// key file, the file then holds the new key.
+pub async fn rotate_master_key(db: &DbConfig, new: &str, dry_run: bool) -> anyhow::Result<()> {
+    use crate::master_key::Rotation;
+    let new_key = crate::crypto::MasterKey::from_base64(new)
+        .map_err(|e| anyhow::anyhow!("NEW_MASTER_KEY: {e}"))?;
+    let old = super::resolve_master_key(db)?;
+    let conn = crate::db::connect(&db.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    crate::db::migrate(&conn)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
+    let rotation = crate::master_key::rotate(&conn, &old, &new_key, dry_run)
+        .await
+        .map_err(|e| match e {
+            Error::MasterKeyMismatch => anyhow::anyhow!(
+                "{} does not open this database's secrets, and neither does NEW_MASTER_KEY: give \
+                 the key they are stored with",
+                super::master_key_source(db)
+            ),
+            other => other.into_anyhow(),
+        })?;
+    let key_file = match (&db.master_key, crate::db::sqlite_file(&db.database_url)) {
+        (None, Some(path)) => Some(crate::crypto::key_file_for(&path)),
+        _ => None,
+    };
+    match (rotation, dry_run) {
+        (Rotation::AlreadyDone, _) => {
+            println!("the stored secrets already open with NEW_MASTER_KEY: nothing to re-seal")
+        }
+        (Rotation::Resealed { passwords }, true) => println!(
+            "dry run: would re-seal {passwords} platform password(s) and the master key check; \
+             nothing changed"
+        ),
+        (Rotation::Resealed { passwords }, false) => println!(
+            "re-sealed {passwords} platform password(s) and the master key check with \
+             NEW_MASTER_KEY"
+        ),
+    }
+    if dry_run {
+        return Ok(());
+    }
+    match key_file {
+        Some(path) => {
+            let staged = path.with_extension("master-key.new");
+            let _ = std::fs::remove_file(&staged);
+            crate::crypto::write_private(&staged, new.trim())?;
+            std::fs::rename(&staged, &path)?;
+            println!("{} now holds the new key", path.display());
+        }
+        None => println!("start the gateway with MASTER_KEY set to the new key from now on"),
+    }
+    Ok(())
+}

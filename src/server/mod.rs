@@ -80,6 +80,35 @@ pub fn resolve_master_key(config: &DbConfig) -> anyhow::Result<MasterKey> {
     }
 }
 
+/// Refuses a master key that does not open the database's secrets, naming where it came from.
+pub async fn check_master_key(
+    config: &DbConfig,
+    db: &sea_orm::DatabaseConnection,
+    master: &MasterKey,
+) -> anyhow::Result<()> {
+    crate::master_key::ensure(db, master)
+        .await
+        .map_err(|e| match e {
+            crate::Error::MasterKeyMismatch => anyhow::anyhow!(
+                "{} does not open this database's secrets: it is not the key they were stored \
+                 with. Start with that key (docs/OPERATIONS.md, \"The master key\")",
+                master_key_source(config)
+            ),
+            other => anyhow::anyhow!("cannot check the master key: {}", other.for_log()),
+        })
+}
+
+/// Where the master key was read: `MASTER_KEY`, or the key file beside the SQLite database.
+pub fn master_key_source(config: &DbConfig) -> String {
+    match (&config.master_key, db::sqlite_file(&config.database_url)) {
+        (None, Some(path)) => format!(
+            "the master key file {}",
+            crypto::key_file_for(&path).display()
+        ),
+        _ => "MASTER_KEY".to_owned(),
+    }
+}
+
 /// Connects, migrates and resolves the master key, with default options, for a command that
 /// does its work and exits: no push is delivered from it.
 pub async fn open(config: &DbConfig) -> anyhow::Result<AppState> {
@@ -114,6 +143,7 @@ async fn open_state(
     db::migrate(&db)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
+    check_master_key(config, &db, &master).await?;
     let events = Arc::new(crate::events::Bus::with_capacity(options.sync.event_buffer));
     let keys = Arc::new(crate::access::KeyWatch::default());
     if background {

@@ -162,11 +162,11 @@ pub fn spawn(app: AppState) {
                 }
                 Err(e) => {
                     // A database outage fails every round: the log says why, and says it less
-                    // often the longer it lasts (up to every 30 s).
+                    // often the longer it lasts (up to every 10 s).
                     failures += 1;
                     let wait = POLL
                         .saturating_mul(1 << std::cmp::Ord::min(failures, 5))
-                        .min(std::time::Duration::from_secs(30));
+                        .min(std::time::Duration::from_secs(10));
                     tracing::warn!(
                         error = %e.for_log(),
                         failed_rounds = failures,
