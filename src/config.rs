@@ -273,6 +273,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PLATFORM_MAX_BODY_BYTES", default_value_t = crate::transport::DEFAULT_MAX_BODY_BYTES)]
     pub platform_max_body_bytes: usize,
 
+    /// Apply pending migrations at start. Set to false for a rolling upgrade: run
+    /// `mapping-gateway migrate` once, then start the instances, which refuse a database with
+    /// pending migrations instead of changing it under the others.
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+
     /// One log line per HTTP request and WebSocket operation (method, path, status, duration,
     /// key id, operation name; never variables), at INFO under `mapping_gateway::access`.
     #[arg(long, env = "ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]

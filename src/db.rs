@@ -207,6 +207,23 @@ fn restrict_files(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a database with pending migrations: only `migrate` (and `serve`, unless
+/// `MIGRATE_ON_START=false`) changes the schema.
+pub async fn require_current(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the database's migrations: {e}"))?;
+    if let Some(first) = pending.first() {
+        anyhow::bail!(
+            "the database has {} pending migration(s), from {}: run `mapping-gateway migrate` \
+             first (this command never changes the schema)",
+            pending.len(),
+            first.name()
+        );
+    }
+    Ok(())
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;

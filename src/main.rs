@@ -201,7 +201,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(config) => server::serve(*config).await?,
         Command::Migrate(db) => {
-            server::open(&db).await?;
+            server::migrate(&db).await?;
             println!("migrations applied");
         }
         Command::Schema => print!("{}", mapping_gateway::graphql::sdl()),
@@ -268,8 +268,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create { role, name, db } => {
-            let state = server::open(&db).await?;
-            let new = access::create_key(&state.db, &name, role)
+            let db = server::open_database(&db).await?;
+            let new = access::create_key(&db, &name, role)
                 .await
                 .map_err(Error::into_anyhow)?;
             println!("{}", new.secret);
@@ -281,15 +281,12 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::List { db } => {
-            let state = server::open(&db).await?;
+            let db = server::open_database(&db).await?;
             println!(
                 "{:>4}  {:<9}  {:<14}  {:<8}  NAME",
                 "ID", "ROLE", "PREFIX", "STATE"
             );
-            for key in access::list_keys(&state.db)
-                .await
-                .map_err(Error::into_anyhow)?
-            {
+            for key in access::list_keys(&db).await.map_err(Error::into_anyhow)? {
                 let status = if key.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -302,8 +299,8 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { id, db } => {
-            let state = server::open(&db).await?;
-            let key = access::revoke_key(&state.db, id)
+            let db = server::open_database(&db).await?;
+            let key = access::revoke_key(&db, id)
                 .await
                 .map_err(Error::into_anyhow)?;
             println!("revoked key {} ({})", key.id, key.name);

@@ -167,7 +167,7 @@ fn bad_configuration_stops_start_up_with_one_line() {
         database_url: "sqlite::memory:".into(),
         master_key: Some("too-short".into()),
     };
-    let out = common::run_gateway(&["migrate"], &db);
+    let out = common::run_gateway(&["serve", "--listen", "127.0.0.1:0"], &db);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr)
         .unwrap()
@@ -247,3 +247,77 @@ async fn a_refused_database_password_is_told_plainly() {
     assert!(!stderr.contains(" at line "), "{stderr}");
     assert!(!stderr.contains("not-the-password"), "{stderr}");
 }
+
+/// Only `migrate` (and `serve`, unless `MIGRATE_ON_START=false`) changes the schema: every other
+/// command refuses a database with pending migrations with one line saying what to run, and
+/// `migrate`, `keys` and `integrations list` need no MASTER_KEY.
+async fn migrations_only_on_purpose(engine: Engine) {
+    use migration::{Migrator, MigratorTrait};
+    let Some(db) = common::fresh_database(engine).await else {
+        return;
+    };
+    let keyless = mapping_gateway::config::DbConfig {
+        master_key: None,
+        ..db.clone()
+    };
+    let refused =
+        |args: &[&str], config: &mapping_gateway::config::DbConfig, env: &[(&str, &str)]| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mapping-gateway"));
+            cmd.args(args)
+                .env("DATABASE_URL", &config.database_url)
+                .env_remove("ADMIN_API_KEY");
+            match &config.master_key {
+                Some(key) => cmd.env("MASTER_KEY", key),
+                None => cmd.env_remove("MASTER_KEY"),
+            };
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert!(
+                stderr.contains("pending migration") && stderr.contains("mapping-gateway migrate"),
+                "{args:?}: {stderr}"
+            );
+        };
+    let never_migrated = async || {
+        let conn = mapping_gateway::db::connect(&db.database_url)
+            .await
+            .unwrap();
+        let pending = Migrator::get_pending_migrations(&conn).await.unwrap().len();
+        conn.close().await.ok();
+        pending
+    };
+    let all = never_migrated().await;
+    assert!(all > 10);
+    refused(&["keys", "list"], &keyless, &[]);
+    refused(&["integrations", "list"], &keyless, &[]);
+    refused(&["sync", "--integration", "x"], &db, &[]);
+    refused(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &db,
+        &[("MIGRATE_ON_START", "false")],
+    );
+    assert_eq!(never_migrated().await, all, "nothing changed the schema");
+
+    let out = common::run_gateway(&["migrate"], &keyless);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(never_migrated().await, 0);
+    for args in [&["keys", "list"][..], &["integrations", "list"][..]] {
+        let out = common::run_gateway(args, &keyless);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    }
+    // A newer binary's migration not applied yet: refused the same way.
+    let conn = mapping_gateway::db::connect(&db.database_url)
+        .await
+        .unwrap();
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    conn.close().await.ok();
+    refused(&["integrations", "list"], &keyless, &[]);
+    if engine == Engine::Postgres {
+        common::drop_database(&db.database_url);
+    }
+}
+
+each_engine!(migrations_only_on_purpose);

@@ -1,7 +1,9 @@
 //! Schema migrations of mapping-gateway, applied in order by [`Migrator`].
 //!
-//! The gateway runs `Migrator::up` at start, so a fresh database (SQLite or PostgreSQL) is ready
-//! without a separate step; `mapping-gateway migrate` does the same from the command line.
+//! `mapping-gateway serve` runs `Migrator::up` at start (unless `MIGRATE_ON_START=false`), so a
+//! fresh database (SQLite or PostgreSQL) is ready without a separate step; `mapping-gateway
+//! migrate` does the same from the command line, and every other command refuses a database with
+//! pending migrations.
 
 pub use sea_orm_migration::prelude::*;
 

@@ -229,8 +229,8 @@ impl Bar {
 
 /// `integrations list`: one line per integration.
 pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
-    let app = super::open(db).await?;
-    let all = crate::integrations::list(&app.db)
+    let db = super::open_database(db).await?;
+    let all = crate::integrations::list(&db)
         .await
         .map_err(Error::into_anyhow)?;
     println!(
@@ -238,7 +238,7 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
         "ID", "DB", "GATEWAY", "STATE", "LAST RUN", "LAST SUCCESS"
     );
     let ids: Vec<i64> = all.iter().map(|i| i.id).collect();
-    let health = crate::store::health::of(&app.db, Some(&ids))
+    let health = crate::store::health::of(&db, Some(&ids))
         .await
         .map_err(Error::into_anyhow)?;
     let when =
@@ -248,7 +248,7 @@ pub async fn integrations_list(db: &DbConfig) -> anyhow::Result<()> {
             limit: 1,
             ..Default::default()
         };
-        let last = crate::sync::page(&app.db, integration.id, newest)
+        let last = crate::sync::page(&db, integration.id, newest)
             .await
             .map_err(Error::into_anyhow)?
             .items
@@ -296,9 +296,7 @@ pub async fn rotate_master_key(db: &DbConfig, new: &str, dry_run: bool) -> anyho
     let conn = crate::db::connect(&db.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    crate::db::migrate(&conn)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
+    crate::db::require_current(&conn).await?;
     let rotation = crate::master_key::rotate(&conn, &old, &new_key, dry_run)
         .await
         .map_err(|e| match e {

@@ -19,7 +19,7 @@ use crate::state::{AppState, Settings};
 
 /// What start-up is given: the platform clients' options (their network policy is also what
 /// integrations are checked against) and the sync tunables.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Timeouts, retries, page size and network policy of the platform clients.
     pub platform: crate::transport::ClientOptions,
@@ -29,6 +29,21 @@ pub struct Options {
     pub delivery: crate::bindings::outbox::Delivery,
     /// This instance's clock (offset only in tests of instances whose clocks disagree).
     pub clock: crate::clock::LocalClock,
+    /// Apply pending migrations when opening (`serve`, unless `MIGRATE_ON_START=false`); else a
+    /// database with pending migrations is refused.
+    pub migrate: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            platform: Default::default(),
+            sync: Default::default(),
+            delivery: Default::default(),
+            clock: Default::default(),
+            migrate: true,
+        }
+    }
 }
 
 impl Options {
@@ -109,10 +124,37 @@ pub fn master_key_source(config: &DbConfig) -> String {
     }
 }
 
-/// Connects, migrates and resolves the master key, with default options, for a command that
-/// does its work and exits: no push is delivered from it.
+/// Connects and resolves the master key, with default options, for a command that does its
+/// work and exits: no push is delivered from it, and a database with pending migrations is
+/// refused.
 pub async fn open(config: &DbConfig) -> anyhow::Result<AppState> {
-    open_state(config, Options::default(), false).await
+    let options = Options {
+        migrate: false,
+        ..Default::default()
+    };
+    open_state(config, options, false).await
+}
+
+/// Only the database, for commands that read or write no secret (`keys`, `integrations list`):
+/// no `MASTER_KEY` needed, and a database with pending migrations is refused.
+pub async fn open_database(config: &DbConfig) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    Engine::of(&config.database_url)?;
+    let db = db::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    db::require_current(&db).await?;
+    Ok(db)
+}
+
+/// `migrate`: applies pending migrations; needs no `MASTER_KEY`.
+pub async fn migrate(config: &DbConfig) -> anyhow::Result<()> {
+    Engine::of(&config.database_url)?;
+    let db = db::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    db::migrate(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))
 }
 
 /// Connects, migrates and resolves the master key, and starts what runs beside the requests:
@@ -124,6 +166,10 @@ pub async fn open_with(config: &DbConfig, options: Options) -> anyhow::Result<Ap
 /// Like [`open`], and this instance's run events also reach the other instances' subscribers
 /// (PostgreSQL): for `sync` from the command line.
 pub async fn open_relaying(config: &DbConfig, options: Options) -> anyhow::Result<AppState> {
+    let options = Options {
+        migrate: false,
+        ..options
+    };
     let instance = options.sync.instance_id.clone();
     let state = open_state(config, options, false).await?;
     crate::events::relay::start_outbound(&state.db, state.events.clone(), instance);
@@ -140,9 +186,13 @@ async fn open_state(
     let db = db::connect(&config.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    db::migrate(&db)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
+    if options.migrate {
+        db::migrate(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e:#}"))?;
+    } else {
+        db::require_current(&db).await?;
+    }
     check_master_key(config, &db, &master).await?;
     let events = Arc::new(crate::events::Bus::with_capacity(options.sync.event_buffer));
     let keys = Arc::new(crate::access::KeyWatch::default());
@@ -240,6 +290,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         clock: crate::clock::LocalClock::offset_by(chrono::Duration::seconds(
             config.clock_offset_secs,
         )),
+        migrate: config.migrate_on_start,
     };
     let state = open_with(&config.db, options).await?;
     if let Some(secret) = &config.admin_api_key {

@@ -64,6 +64,7 @@ pub fn test_settings() -> server::Options {
         },
         delivery: Default::default(),
         clock: Default::default(),
+        migrate: true,
     }
 }
 
