@@ -321,3 +321,63 @@ async fn migrations_only_on_purpose(engine: Engine) {
 }
 
 each_engine!(migrations_only_on_purpose);
+
+/// The systemd unit passes `systemd-analyze verify` without a warning (its `ExecStart` pointed
+/// at the built binary, its env file made optional) and keeps what the deployment relies on.
+#[test]
+fn the_systemd_unit_verifies() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let unit =
+        std::fs::read_to_string(format!("{dir}/deploy/systemd/mapping-gateway.service")).unwrap();
+    for line in [
+        "User=mapping-gateway",
+        "EnvironmentFile=/etc/mapping-gateway/env",
+        "ExecStart=/usr/bin/mapping-gateway serve",
+        "Restart=on-failure",
+        "StateDirectory=mapping-gateway",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}");
+    }
+    let Ok(analyze) = which("systemd-analyze") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "systemd-analyze is missing in CI"
+        );
+        return;
+    };
+    let local = unit
+        .replace(
+            "ExecStart=/usr/bin/mapping-gateway",
+            &format!("ExecStart={}", env!("CARGO_BIN_EXE_mapping-gateway")),
+        )
+        .replace(
+            "EnvironmentFile=/etc/mapping-gateway/env",
+            "EnvironmentFile=-/etc/mapping-gateway/env",
+        );
+    let path = std::env::temp_dir().join(format!("{}.service", common::unique("mgw-unit-")));
+    std::fs::write(&path, local).unwrap();
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{stderr}");
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        !stderr.lines().any(|l| l.contains(&name)),
+        "warnings about the unit: {stderr}"
+    );
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
