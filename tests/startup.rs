@@ -381,3 +381,57 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// A new `ADMIN_API_KEY` value revokes the key made from the previous one, and a chosen secret
+/// shows a `mgw_` prefix made from its digest, none of the secret itself.
+async fn a_new_admin_api_key_replaces_the_old_one(engine: Engine) {
+    let Some(db) = common::fresh_database(engine).await else {
+        return;
+    };
+    let first = format!("mgw_{}", mapping_gateway::crypto::random_hex(16));
+    let second = "chosen-by-the-isp-0123456789abcdefghij";
+    let status = |base: String, key: String| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/graphql"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "query": "{ gateways { kind } }" }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    {
+        let (_gateway, base) = common::serve_on(&db, &first, &[]);
+        assert_eq!(status(base, first.clone()).await, 200);
+    }
+    let (_gateway, base) = common::serve_on(&db, second, &[]);
+    assert_eq!(status(base.clone(), second.to_owned()).await, 200);
+    assert_eq!(
+        status(base, first.clone()).await,
+        401,
+        "the old value no longer works"
+    );
+    let out = common::run_gateway(&["keys", "list"], &db);
+    let list = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = list
+        .lines()
+        .filter(|l| l.ends_with("ADMIN_API_KEY"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(&first[..8]) && r.contains("revoked")),
+        "{list}"
+    );
+    let active = rows.iter().find(|r| r.contains("active")).unwrap();
+    assert!(
+        active.contains("mgw_") && !active.contains("chosen"),
+        "{list}"
+    );
+    if engine == Engine::Postgres {
+        common::drop_database(&db.database_url);
+    }
+}
+
+each_engine!(a_new_admin_api_key_replaces_the_old_one);

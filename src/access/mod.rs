@@ -106,9 +106,22 @@ pub const PREFIX_CHARS: usize = 8;
 /// Shortest `ADMIN_API_KEY` accepted, so that a chosen secret is not weaker than a generated one.
 pub const MIN_ADMIN_SECRET_CHARS: usize = 32;
 
+/// The display prefix: a generated key's first characters (`mgw_` and 4 hex digits); for a
+/// chosen secret (`ADMIN_API_KEY`) of another shape, `mgw_` and 4 hex digits of its digest, so
+/// that none of the secret itself is stored or shown.
 fn prefix_of(secret: &str) -> String {
-    secret.chars().take(PREFIX_CHARS).collect()
+    let generated = secret.len() > PREFIX_CHARS
+        && secret.starts_with("mgw_")
+        && secret[4..].bytes().all(|b| b.is_ascii_hexdigit());
+    if generated {
+        secret.chars().take(PREFIX_CHARS).collect()
+    } else {
+        format!("mgw_{}", &digest(secret)[..PREFIX_CHARS - 4])
+    }
 }
+
+/// The name of the key made from `ADMIN_API_KEY`.
+const ADMIN_API_KEY_NAME: &str = "ADMIN_API_KEY";
 
 async fn insert_key(
     db: &DatabaseConnection,
@@ -256,19 +269,37 @@ pub async fn ensure_admin_secret(db: &DatabaseConnection, secret: &str) -> Resul
         .one(db)
         .await?
     {
-        Some(key) if key.revoked_at.is_none() && key.role == Role::Admin.as_str() => Ok(()),
+        Some(key) if key.revoked_at.is_none() && key.role == Role::Admin.as_str() => {}
         Some(key) => {
             let mut row: api_key::ActiveModel = key.into();
             row.role = Set(Role::Admin.as_str().to_owned());
             row.revoked_at = Set(None);
             let key = row.update(db).await?;
             changed(db, key.id).await;
-            Ok(())
         }
-        None => insert_key(db, "ADMIN_API_KEY", Role::Admin, secret)
-            .await
-            .map(|_| ()),
+        None => {
+            insert_key(db, ADMIN_API_KEY_NAME, Role::Admin, secret).await?;
+        }
     }
+    // A new value replaces the old one: the key made from an earlier ADMIN_API_KEY is revoked.
+    let replaced = api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(api_key::Column::Name.eq(ADMIN_API_KEY_NAME))
+        .filter(api_key::Column::Hash.ne(digest(secret)))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec_with_returning(db)
+        .await?;
+    for key in replaced {
+        tracing::warn!(
+            key_id = key.id,
+            "revoked the key made from the previous ADMIN_API_KEY value"
+        );
+        changed(db, key.id).await;
+    }
+    Ok(())
 }
 
 /// Creates a first ADMIN key when none is active, so a fresh installation can be used at once.
