@@ -274,9 +274,20 @@ async fn interleavings(engine: Engine, platform: SimPlatform) {
             // 3. A released, cancelled or still pending binding is on no platform port.
             _ => assert!(
                 shown.is_empty(),
-                "binding {} {} still on {shown:?} (seed {seed})",
+                "binding {} {} still on {shown:?} (seed {seed}); {b:?}; its deliveries: {:#?}; \
+                 writes: {:#?}",
                 b.id,
-                b.status
+                b.status,
+                rows.iter()
+                    .filter(|r| r.binding_id == b.id)
+                    .collect::<Vec<_>>(),
+                common::port_writes(&w.sim)
+                    .into_iter()
+                    .filter(|v| {
+                        v.to_string().contains(&b.contract)
+                            || shown.iter().any(|f| v.to_string().contains(f.as_str()))
+                    })
+                    .collect::<Vec<_>>()
             ),
         }
     }

@@ -137,6 +137,56 @@ on_every_platform! {
     }
 }
 
+on_every_platform! {
+    /// A sync that sees our customer on a port does not settle a push to that port that a
+    /// round has in flight: the push settles itself, so a removal queued meanwhile waits
+    /// behind it and the customer of a binding released meanwhile leaves the port.
+    async fn a_sync_leaves_a_push_in_flight_to_its_round(app: TestApp) {
+        let w = synced_world(&app).await;
+        let ports = free_ports_apart(&app, 2).await;
+        let (x, y) = (&ports[0], &ports[1]);
+        let b = bind_port(&app, &x.0, customer("530005", CPF)).await;
+        change(&app, "confirmBinding", &b["id"]).await;
+        delivery(&app, &b["id"], "DELIVERED").await;
+        // The move away cannot clear port X: X keeps the customer the binding comes back to.
+        let refusal = match w.sim.platform {
+            SimPlatform::Geosite => w.sim.state.refuse(Method::POST, "/portaSplitter/save", Some("LIVRE")),
+            SimPlatform::Ozmap => w.sim.state.refuse(Method::DELETE, "/api/v2/properties/", None),
+        };
+        app.ok(REBIND, json!({ "i": b["id"], "p": y.0 })).await;
+        settled(&app, &b["id"]).await;
+        refusal.release();
+        // Back to X: the push to X is held in flight at its first platform request.
+        let gate = match w.sim.platform {
+            SimPlatform::Geosite => w.sim.state.hold_matching(Method::POST, "/portaSplitter/save", "530005"),
+            // Its read of X's splitter, right before the write.
+            SimPlatform::Ozmap => {
+                let splitter = x.1.split(':').next().unwrap();
+                w.sim.state.hold(Method::GET, &format!("/api/v2/splitters/{splitter}"))
+            }
+        };
+        app.ok(REBIND, json!({ "i": b["id"], "p": x.0 })).await;
+        tokio::time::timeout(std::time::Duration::from_secs(20), gate.wait_for(1))
+            .await
+            .expect("the push to X is in flight within 20 s");
+        assert_eq!(platform_contract(&w, &x.1).as_deref(), Some("530005"));
+        world::succeeded(&app, &w.id, "FULL").await;
+        let rows = rows_of(&app, &b["id"]).await;
+        let push = latest_to(&rows, &x.1);
+        assert_eq!(
+            (push.action, push.status),
+            (PushAction::Push, PushStatus::Pending),
+            "the sync left the push in flight to its round: {rows:?}"
+        );
+        // Released while the push is in flight: the removal goes after it.
+        change(&app, "releaseBinding", &b["id"]).await;
+        gate.release();
+        let rows = settled(&app, &b["id"]).await;
+        assert_eq!(platform_contract(&w, &x.1), None, "{rows:?}");
+        assert_eq!(platform_contract(&w, &y.1), None, "{rows:?}");
+    }
+}
+
 /// A push held by another customer fails once its horizon has passed, with its reason; it
 /// stays FAILED (retryPush is refused) while the conflict lasts, and is retried once a sync
 /// finds the port free.

@@ -52,6 +52,12 @@ impl SimState {
         self.gate(method, prefix, None, None)
     }
 
+    /// Holds requests of `method` under `prefix` whose body contains `body`, until the returned
+    /// gate is released.
+    pub fn hold_matching(&self, method: axum::http::Method, prefix: &str, body: &str) -> Arc<Gate> {
+        self.gate(method, prefix, Some(body), None)
+    }
+
     /// Refuses (422, "refused on purpose") requests of `method` under `prefix` whose body
     /// contains `body` (any body when `None`), until the returned gate is released.
     pub fn refuse(

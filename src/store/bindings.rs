@@ -136,7 +136,9 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
 /// After a page of ports is written: marks done the pending pushes whose contract the platform
 /// now shows on their port (when no older delivery of that port is pending, or delivered while
-/// the run may have been reading), clears the conflicts that agree again, and records a conflict on
+/// the run may have been reading; never one a delivery round has in flight, which settles it
+/// itself: settled here, it would let a removal queued behind it go out first, and the write in
+/// flight land after that removal), clears the conflicts that agree again, and records a conflict on
 /// each active binding whose port carries another customer on the platform ([`other_customer`]:
 /// contract, then document; neither side is changed). Returns how many bindings this run found in conflict for the first time (`since`
 /// is when the run started, so a binding is counted once per run).
@@ -146,16 +148,18 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 /// inlined ids they took 1.1 ms a page, 0.8 s of a 20,000-box full sync. The two updates of
 /// `bindings` touch disjoint rows (the port's contract agrees, or it differs), as PostgreSQL
 /// requires of one statement. SQLite runs them one after the other, ids inlined.
+///
+/// `now` is the database's clock (leases are compared on it).
 pub async fn reconcile_bindings<C: ConnectionTrait>(
     db: &C,
     splitter_ids: &[i64],
     since: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
 ) -> Result<u64> {
     use entity::binding::BindingStatus;
     use entity::push_outbox::{PushAction, PushStatus};
     use sea_orm::ActiveEnum;
     let backend = db.get_database_backend();
-    let now = Utc::now();
     // Deliveries stamped after this may have landed after a page of the run was read.
     let read_after = since - CLOCK_SKEW;
     let confirmed = BindingStatus::Confirmed.to_value();
@@ -170,7 +174,8 @@ pub async fn reconcile_bindings<C: ConnectionTrait>(
         let done = format!(
             "UPDATE push_outbox SET status = '{delivered}', delivered_at = {p1}, last_error = NULL, \
                claim_token = NULL \
-             WHERE status = '{pending}' AND action = '{push}' AND binding_id IN ( \
+             WHERE status = '{pending}' AND action = '{push}' \
+             AND (claim_token IS NULL OR next_attempt_at <= {p1}) AND binding_id IN ( \
                SELECT b.id FROM bindings b JOIN ports p ON p.id = b.port_id \
                WHERE b.status = '{confirmed}' AND p.customer_contract = b.contract \
                AND p.fid = push_outbox.port_fid AND p.id IN ({ports})) \
@@ -240,7 +245,7 @@ pub async fn reconcile_bindings<C: ConnectionTrait>(
         db.execute_raw(Statement::from_sql_and_values(
             backend,
             done,
-            [Value::from(now), Value::from(read_after)],
+            [Value::from(now), Value::from(now), Value::from(read_after)],
         ))
         .await?;
         db.execute_unprepared(&agree).await?;

@@ -141,7 +141,7 @@ struct Live {
     pages: Option<i64>,
     unpublished: Option<sync_run::Model>,
     last_event: Option<std::time::Instant>,
-    /// When the engine started, for what is counted once per run.
+    /// When the engine started (on the database's clock), for what is counted once per run.
     started_at: DateTime<Utc>,
 }
 
@@ -254,10 +254,15 @@ impl<'a> Engine<'a> {
                 pages: None,
                 unpublished: None,
                 last_event: None,
-                started_at: Utc::now(),
+                started_at: app.settings.clock.now() + skew,
             },
         })
     }
+    /// The database's clock now (this instance's, moved by the skew measured at the start).
+    fn db_now(&self) -> DateTime<Utc> {
+        self.app.settings.clock.now() + self.skew
+    }
+
     fn selected(&self, item: ElementItem) -> bool {
         self.selection.iter().any(|s| s.item == item)
     }
@@ -420,7 +425,7 @@ impl<'a> Engine<'a> {
             unchanged: Set(c.unchanged),
             orphaned: Set(c.orphaned),
             conflicts: Set(c.conflicts),
-            heartbeat_at: Set(Some(self.app.settings.clock.now() + self.skew)),
+            heartbeat_at: Set(Some(self.db_now())),
             seq: Set(self.live.seq),
             page: Set(self.live.page),
             pages: Set(self.live.pages),

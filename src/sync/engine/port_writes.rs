@@ -190,9 +190,13 @@ impl<'a> Engine<'a> {
         )
         .await?;
         let page_splitters: Vec<i64> = splitters.values().map(|(id, _)| *id).collect();
-        self.counts.conflicts +=
-            crate::store::bindings::reconcile_bindings(txn, &page_splitters, self.live.started_at)
-                .await? as i64;
+        self.counts.conflicts += crate::store::bindings::reconcile_bindings(
+            txn,
+            &page_splitters,
+            self.live.started_at,
+            self.db_now(),
+        )
+        .await? as i64;
         self.pending_ports = deferred;
         Ok(kept)
     }
