@@ -18,6 +18,7 @@ pub enum Action {
     IntegrationActivated,
     IntegrationDeactivated,
     IntegrationTested,
+    IntegrationDeleted,
     ProjectLinked,
     ProjectUnlinked,
     SelectionChanged,
@@ -36,12 +37,13 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::IntegrationCreated,
         Action::IntegrationUpdated,
         Action::IntegrationActivated,
         Action::IntegrationDeactivated,
         Action::IntegrationTested,
+        Action::IntegrationDeleted,
         Action::ProjectLinked,
         Action::ProjectUnlinked,
         Action::SelectionChanged,
@@ -66,6 +68,7 @@ impl Action {
             Action::IntegrationActivated => "integration.activated",
             Action::IntegrationDeactivated => "integration.deactivated",
             Action::IntegrationTested => "integration.tested",
+            Action::IntegrationDeleted => "integration.deleted",
             Action::ProjectLinked => "project.linked",
             Action::ProjectUnlinked => "project.unlinked",
             Action::SelectionChanged => "selection.changed",
@@ -135,4 +138,14 @@ pub async fn page<C: ConnectionTrait>(
     let select = <history_entry::Entity as sea_orm::EntityTrait>::find()
         .filter(history_entry::Column::IntegrationId.eq(integration_id));
     crate::store::paging::newest_first(db, select, history_entry::Column::Id, request).await
+}
+
+/// Whether an integration (deleted or not) has any history.
+pub async fn exists<C: ConnectionTrait>(db: &C, integration_id: i64) -> Result<bool> {
+    use sea_orm::PaginatorTrait;
+    Ok(<history_entry::Entity as sea_orm::EntityTrait>::find()
+        .filter(history_entry::Column::IntegrationId.eq(integration_id))
+        .count(db)
+        .await?
+        > 0)
 }

@@ -21,6 +21,8 @@ pub const BINDING: &str = "Binding";
 pub const PROJECT: &str = "Project";
 /// Kind tag of sync run ids.
 pub const SYNC_RUN: &str = "SyncRun";
+/// Kind tag of API key ids (not a `Node`: keys are read by ADMIN keys only, in `apiKeys`).
+pub const API_KEY: &str = "ApiKey";
 
 /// Every kind of object with an id (the types of the `Node` interface).
 pub const KINDS: [&str; 8] = [
@@ -52,6 +54,11 @@ pub fn run(id: i64) -> String {
 /// A binding's opaque id.
 pub fn binding(id: i64) -> String {
     opaque(BINDING, id)
+}
+
+/// An API key's opaque id.
+pub fn api_key(id: i64) -> String {
+    opaque(API_KEY, id)
 }
 
 /// A port's opaque id.

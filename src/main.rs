@@ -148,6 +148,16 @@ enum KeysCommand {
         /// A name telling who or what uses the key.
         #[arg(long)]
         name: String,
+        /// How long the key works, e.g. `90d` or `12h` (never expires when absent).
+        #[arg(long, value_parser = mapping_gateway::config::parse_duration, conflicts_with = "expires_at")]
+        expires_in: Option<std::time::Duration>,
+        /// When the key stops working, RFC 3339 (e.g. `2027-06-30T00:00:00Z`).
+        #[arg(long, value_parser = parse_time)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Whether the key reads customers' CPF/CNPJ and names (default: false for VIEWER,
+        /// true for OPERATOR and ADMIN).
+        #[arg(long)]
+        personal_data: Option<bool>,
         #[command(flatten)]
         db: DbConfig,
     },
@@ -158,11 +168,17 @@ enum KeysCommand {
     },
     /// Revoke a key by id (see `keys list`).
     Revoke {
-        /// Id of the key.
-        id: i64,
+        /// Id of the key, as `keys list` and `apiKeys` show it.
+        id: String,
         #[command(flatten)]
         db: DbConfig,
     },
+}
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2027-06-30T00:00:00Z"))
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -267,43 +283,56 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create { role, name, db } => {
+        KeysCommand::Create {
+            role,
+            name,
+            expires_in,
+            expires_at,
+            personal_data,
+            db,
+        } => {
             let db = server::open_database(&db).await?;
-            let new = access::create_key(&db, &name, role)
+            let expires_at = expires_at.or(expires_in.map(|d| {
+                chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+            }));
+            let spec = access::KeySpec {
+                name,
+                role,
+                expires_at,
+                personal_data,
+            };
+            let new = access::create(&db, &spec)
                 .await
                 .map_err(Error::into_anyhow)?;
             println!("{}", new.secret);
             eprintln!(
-                "created {} key {} ({}); it is shown only now",
+                "created {} key {} ({}, personal data {}); it is shown only now",
                 role.as_str(),
-                new.key.id,
-                new.key.name
+                mapping_gateway::ids::api_key(new.key.id),
+                new.key.name,
+                if new.key.personal_data { "yes" } else { "no" }
             );
         }
         KeysCommand::List { db } => {
             let db = server::open_database(&db).await?;
-            println!(
-                "{:>4}  {:<9}  {:<14}  {:<8}  NAME",
-                "ID", "ROLE", "PREFIX", "STATE"
-            );
-            for key in access::list_keys(&db).await.map_err(Error::into_anyhow)? {
-                let status = if key.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
-                println!(
-                    "{:>4}  {:<9}  {:<14}  {:<8}  {}",
-                    key.id, key.role, key.prefix, status, key.name
-                );
-            }
+            let keys = access::list_keys(&db).await.map_err(Error::into_anyhow)?;
+            print!("{}", access::table(&keys, chrono::Utc::now()));
         }
         KeysCommand::Revoke { id, db } => {
             let db = server::open_database(&db).await?;
-            let key = access::revoke_key(&db, id)
+            let Some(number) = id.parse::<i64>().ok().filter(|n| *n > 0).or_else(|| {
+                mapping_gateway::ids::decode_tagged(mapping_gateway::ids::API_KEY, &id)
+            }) else {
+                anyhow::bail!("{id:?} is not a key id (see keys list)");
+            };
+            let key = access::revoke_key(&db, number)
                 .await
                 .map_err(Error::into_anyhow)?;
-            println!("revoked key {} ({})", key.id, key.name);
+            println!(
+                "revoked key {} ({})",
+                mapping_gateway::ids::api_key(key.id),
+                key.name
+            );
         }
     }
     Ok(())

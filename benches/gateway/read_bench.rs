@@ -151,6 +151,7 @@ pub(crate) async fn read_bench(
         key_id: None,
         name: "bench".into(),
         role: Role::Admin,
+        personal_data: true,
     };
     let gid = mapping_gateway::graphql::ids::encode(mapping_gateway::graphql::ids::INTEGRATION, id);
     let page = |after: Option<String>| json!({ "i": gid, "after": after });

@@ -18,6 +18,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
+    /// Past this time the key is refused like an unknown one; never when NULL.
+    pub expires_at: Option<DateTimeUtc>,
+    /// Whether the key reads customers' documents and names (LGPD); masked when not.
+    pub personal_data: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

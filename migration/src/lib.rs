@@ -22,6 +22,7 @@ mod m20261201_000012_elements_in_id_order;
 mod m20261203_000013_delivery_fencing;
 mod m20261203_000014_sync_safety;
 mod m20261205_000015_secrets_check;
+mod m20261205_000016_key_lifecycle;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_delivery_fencing::Migration),
             Box::new(m20261203_000014_sync_safety::Migration),
             Box::new(m20261205_000015_secrets_check::Migration),
+            Box::new(m20261205_000016_key_lifecycle::Migration),
         ]
     }
 }

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use super::Actor;
 
 /// How long a verified key is trusted without asking the database again.
@@ -21,32 +23,33 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Most keys kept; past it, expired entries go, and if that is not enough, all of them.
 const MAX_ENTRIES: usize = 10_000;
 
-type Entries = HashMap<String, (Instant, Actor)>;
+/// When it was verified, the actor, and when the key expires.
+type Entries = HashMap<String, (Instant, Actor, Option<DateTime<Utc>>)>;
 
 fn entries() -> &'static Mutex<Entries> {
     static ENTRIES: OnceLock<Mutex<Entries>> = OnceLock::new();
     ENTRIES.get_or_init(Default::default)
 }
 
-/// The actor of a key digest verified less than [`TTL`] ago.
-pub(super) fn get(digest: &str) -> Option<Actor> {
+/// The actor of a key digest verified less than [`TTL`] ago and not expired at `now`.
+pub(super) fn get(digest: &str, now: DateTime<Utc>) -> Option<Actor> {
     let entries = entries().lock().expect("key cache lock");
     entries
         .get(digest)
-        .filter(|(at, _)| at.elapsed() < TTL)
-        .map(|(_, actor)| actor.clone())
+        .filter(|(at, _, expires)| at.elapsed() < TTL && expires.is_none_or(|e| e > now))
+        .map(|(_, actor, _)| actor.clone())
 }
 
-/// Keeps a key just verified.
-pub(super) fn put(digest: String, actor: Actor) {
+/// Keeps a key just verified, with its expiry.
+pub(super) fn put(digest: String, actor: Actor, expires_at: Option<DateTime<Utc>>) {
     let mut entries = entries().lock().expect("key cache lock");
     if entries.len() >= MAX_ENTRIES {
-        entries.retain(|_, (at, _)| at.elapsed() < TTL);
+        entries.retain(|_, (at, _, _)| at.elapsed() < TTL);
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
     }
-    entries.insert(digest, (Instant::now(), actor));
+    entries.insert(digest, (Instant::now(), actor, expires_at));
 }
 
 /// Forgets a key (by its database id) that was revoked or changed.
@@ -54,7 +57,7 @@ pub(super) fn forget(key_id: i64) {
     entries()
         .lock()
         .expect("key cache lock")
-        .retain(|_, (_, actor)| actor.key_id != Some(key_id));
+        .retain(|_, (_, actor, _)| actor.key_id != Some(key_id));
 }
 
 /// Forgets every key (changes may have been missed).

@@ -7,9 +7,10 @@ mod watch;
 pub use watch::{KeyHold, KeyWatch};
 
 mod cache;
+pub mod personal;
 pub use cache::TTL as KEY_CACHE_TTL;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder,
@@ -61,6 +62,8 @@ pub struct Actor {
     pub name: String,
     /// What the actor may do.
     pub role: Role,
+    /// Whether it reads customers' documents and names (LGPD); masked when not.
+    pub personal_data: bool,
 }
 
 impl Actor {
@@ -70,6 +73,19 @@ impl Actor {
             key_id: None,
             name: name.to_owned(),
             role: Role::Admin,
+            personal_data: true,
+        }
+    }
+
+    /// Fails with `FORBIDDEN` unless the actor reads personal data; `what` says what was asked.
+    pub fn require_personal_data(&self, what: &str) -> Result<()> {
+        if self.personal_data {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                role: format!("{} without personal data", self.role.as_str()),
+                needed: format!("a key with personalData to {what}"),
+            })
         }
     }
 
@@ -123,31 +139,84 @@ fn prefix_of(secret: &str) -> String {
 /// The name of the key made from `ADMIN_API_KEY`.
 const ADMIN_API_KEY_NAME: &str = "ADMIN_API_KEY";
 
+/// What a new key is.
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    pub name: String,
+    pub role: Role,
+    /// When it stops working; never when `None`.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether it reads personal data; `None` takes the role's default ([`personal_by_default`]).
+    pub personal_data: Option<bool>,
+}
+
+impl KeySpec {
+    /// A key of `role` named `name`, without expiry, with the role's default on personal data.
+    pub fn new(name: &str, role: Role) -> KeySpec {
+        KeySpec {
+            name: name.to_owned(),
+            role,
+            expires_at: None,
+            personal_data: None,
+        }
+    }
+}
+
+/// Whether a new key of `role` reads personal data unless told: VIEWER keys (dashboards,
+/// reports) do not, OPERATOR and ADMIN keys (who bind customers) do.
+pub fn personal_by_default(role: Role) -> bool {
+    role >= Role::Operator
+}
+
 async fn insert_key(
     db: &DatabaseConnection,
-    name: &str,
-    role: Role,
+    spec: &KeySpec,
     secret: &str,
 ) -> Result<api_key::Model> {
-    let name = crate::text::clean_line("name", name, 120)?;
+    let name = crate::text::clean_line("name", &spec.name, 120)?;
+    let now = Utc::now();
+    if spec.expires_at.is_some_and(|at| at <= now) {
+        return Err(Error::validation(
+            "expiresAt",
+            "expiresAt must be in the future",
+        ));
+    }
     let row = api_key::ActiveModel {
         name: Set(name),
-        role: Set(role.as_str().to_owned()),
+        role: Set(spec.role.as_str().to_owned()),
         prefix: Set(prefix_of(secret)),
         hash: Set(digest(secret)),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         revoked_at: Set(None),
         last_used_at: Set(None),
+        expires_at: Set(spec.expires_at),
+        personal_data: Set(spec
+            .personal_data
+            .unwrap_or_else(|| personal_by_default(spec.role))),
         ..Default::default()
     };
     Ok(row.insert(db).await?)
 }
 
-/// Creates a key with a fresh random secret.
+/// Creates a key of `role` with a fresh random secret, the role's defaults otherwise.
 pub async fn create_key(db: &DatabaseConnection, name: &str, role: Role) -> Result<NewKey> {
+    create(db, &KeySpec::new(name, role)).await
+}
+
+/// Creates a key as `spec` says, with a fresh random secret.
+pub async fn create(db: &DatabaseConnection, spec: &KeySpec) -> Result<NewKey> {
     let secret = format!("mgw_{}", crate::crypto::random_hex(16));
-    let key = insert_key(db, name, role, &secret).await?;
+    let key = insert_key(db, spec, &secret).await?;
+    tracing::info!(key_id = key.id, role = %key.role, personal_data = key.personal_data, "API key created");
     Ok(NewKey { key, secret })
+}
+
+/// A key by id.
+pub async fn find_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Model> {
+    api_key::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("API key {}", crate::ids::api_key(id))))
 }
 
 /// Keeps the key of `secret` (kept by its holder, like the demo's key file) as an active key
@@ -165,7 +234,9 @@ pub async fn keep_secret(
         .await?
     {
         Some(key) => Ok(key.revoked_at.is_none()),
-        None => insert_key(db, name, role, secret).await.map(|_| true),
+        None => insert_key(db, &KeySpec::new(name, role), secret)
+            .await
+            .map(|_| true),
     }
 }
 
@@ -177,17 +248,63 @@ pub async fn list_keys(db: &DatabaseConnection) -> Result<Vec<api_key::Model>> {
         .await?)
 }
 
-/// Revokes a key by id; its requests are refused from then on.
+/// Where a key is in its life at `now`: `active`, `expired` or `revoked`.
+pub fn state_of(key: &api_key::Model, now: DateTime<Utc>) -> &'static str {
+    if key.revoked_at.is_some() {
+        "revoked"
+    } else if key.expires_at.is_some_and(|at| at <= now) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// `keys list`: the columns `apiKeys` answers, one key a line, times in UTC to the minute.
+pub fn table(keys: &[api_key::Model], now: DateTime<Utc>) -> String {
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        )
+    };
+    let mut out = format!(
+        "{:<24}  {:<8}  {:<8}  {:<7}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}  NAME\n",
+        "ID", "ROLE", "PREFIX", "STATE", "PERSONAL", "CREATED", "LAST USED", "EXPIRES", "REVOKED"
+    );
+    for key in keys {
+        out.push_str(&format!(
+            "{:<24}  {:<8}  {:<8}  {:<7}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}  {}\n",
+            crate::ids::api_key(key.id),
+            key.role,
+            key.prefix,
+            state_of(key, now),
+            if key.personal_data { "yes" } else { "no" },
+            time(Some(key.created_at)),
+            time(key.last_used_at),
+            time(key.expires_at),
+            time(key.revoked_at),
+            key.name
+        ));
+    }
+    out
+}
+
+/// Revokes a key by id; its requests are refused from then on. Revoking a revoked key keeps
+/// its first revocation time.
 pub async fn revoke_key(db: &DatabaseConnection, id: i64) -> Result<api_key::Model> {
-    let key = api_key::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("API key {id}")))?;
-    let mut row: api_key::ActiveModel = key.into();
-    row.revoked_at = Set(Some(Utc::now()));
-    let revoked = row.update(db).await?;
+    api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(api_key::Column::Id.eq(id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    let key = find_key(db, id).await?;
     changed(db, id).await;
-    Ok(revoked)
+    tracing::info!(key_id = id, "API key revoked");
+    Ok(key)
 }
 
 /// After a key was revoked or given another role: this process forgets its cached verification
@@ -201,15 +318,24 @@ async fn changed(db: &DatabaseConnection, id: i64) {
     }
 }
 
-/// Resolves a secret to its actor; `None` when unknown or revoked.
+/// How often a key's `last_used_at` is written at most.
+pub const LAST_USED_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Resolves a secret to its actor; `None` when unknown, revoked or expired.
 pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Option<Actor>> {
     let digest = digest(secret);
-    if let Some(actor) = cache::get(&digest) {
+    let now = Utc::now();
+    if let Some(actor) = cache::get(&digest, now) {
         return Ok(Some(actor));
     }
     let Some(key) = api_key::Entity::find()
         .filter(api_key::Column::Hash.eq(digest.as_str()))
         .filter(api_key::Column::RevokedAt.is_null())
+        .filter(
+            sea_orm::Condition::any()
+                .add(api_key::Column::ExpiresAt.is_null())
+                .add(api_key::Column::ExpiresAt.gt(now)),
+        )
         .one(db)
         .await?
     else {
@@ -218,14 +344,10 @@ pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Optio
     let Some(role) = Role::parse(&key.role) else {
         return Ok(None);
     };
-    let now = Utc::now();
-    // Record use at most once a minute, so reads do not turn into a write each. The write is
-    // best-effort and off the request's path: a database busy with a sync's write lock must not
-    // delay or fail a read.
-    if key
-        .last_used_at
-        .is_none_or(|t| now - t > chrono::Duration::seconds(60))
-    {
+    // Record use at most once a minute, so reads do not turn into a write each: one conditional
+    // UPDATE, so instances and requests racing past the cache write it once. Best-effort and off
+    // the request's path: a database busy with a sync's write lock must not delay or fail a read.
+    if key.last_used_at.is_none_or(|t| now - t >= LAST_USED_EVERY) {
         let db = db.clone();
         let id = key.id;
         tokio::spawn(async move {
@@ -235,6 +357,11 @@ pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Optio
                     sea_orm::sea_query::Expr::value(now),
                 )
                 .filter(api_key::Column::Id.eq(id))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(api_key::Column::LastUsedAt.is_null())
+                        .add(api_key::Column::LastUsedAt.lte(now - LAST_USED_EVERY)),
+                )
                 .exec(&db);
             if let Err(e) = update.await {
                 tracing::debug!(key_id = id, error = %e, "could not record the key's last use");
@@ -245,8 +372,9 @@ pub async fn authenticate(db: &DatabaseConnection, secret: &str) -> Result<Optio
         key_id: Some(key.id),
         name: key.name,
         role,
+        personal_data: key.personal_data,
     };
-    cache::put(digest, actor.clone());
+    cache::put(digest, actor.clone(), key.expires_at);
     Ok(Some(actor))
 }
 
@@ -269,16 +397,20 @@ pub async fn ensure_admin_secret(db: &DatabaseConnection, secret: &str) -> Resul
         .one(db)
         .await?
     {
-        Some(key) if key.revoked_at.is_none() && key.role == Role::Admin.as_str() => {}
+        Some(key)
+            if key.revoked_at.is_none()
+                && key.expires_at.is_none()
+                && key.role == Role::Admin.as_str() => {}
         Some(key) => {
             let mut row: api_key::ActiveModel = key.into();
             row.role = Set(Role::Admin.as_str().to_owned());
             row.revoked_at = Set(None);
+            row.expires_at = Set(None);
             let key = row.update(db).await?;
             changed(db, key.id).await;
         }
         None => {
-            insert_key(db, ADMIN_API_KEY_NAME, Role::Admin, secret).await?;
+            insert_key(db, &KeySpec::new(ADMIN_API_KEY_NAME, Role::Admin), secret).await?;
         }
     }
     // A new value replaces the old one: the key made from an earlier ADMIN_API_KEY is revoked.
@@ -328,6 +460,7 @@ mod tests {
             key_id: Some(1),
             name: "v".into(),
             role: Role::Viewer,
+            personal_data: false,
         };
         assert!(viewer.require(Role::Viewer).is_ok());
         assert_eq!(viewer.require(Role::Admin).unwrap_err().code(), "FORBIDDEN");

@@ -50,7 +50,7 @@ pub struct KeyHold {
 }
 
 impl KeyHold {
-    /// Resolves once the key is no longer valid (revoked, deleted or given another role).
+    /// Resolves once the key is no longer valid (revoked, expired, deleted or given another role).
     pub async fn invalidated(&mut self) {
         let _ = self.valid.wait_for(|valid| !valid).await;
     }
@@ -100,6 +100,11 @@ impl KeyWatch {
         let valid: HashMap<i64, Option<Role>> = api_key::Entity::find()
             .filter(api_key::Column::Id.is_in(ids))
             .filter(api_key::Column::RevokedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(api_key::Column::ExpiresAt.is_null())
+                    .add(api_key::Column::ExpiresAt.gt(chrono::Utc::now())),
+            )
             .all(db)
             .await?
             .into_iter()

@@ -3,6 +3,8 @@
 use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Object, SimpleObject, ID};
 
+use crate::access::personal;
+use crate::graphql::guard::personal_data;
 use crate::graphql::ids::{self, BINDING};
 use crate::graphql::loaders::{loader_error, loaders};
 use entity::binding;
@@ -66,6 +68,15 @@ pub struct BindingSnapshot {
     pub port_number: Option<i32>,
 }
 
+/// `text` as the caller may read it: itself for a key with `personalData`, else `mask(text)`.
+pub(crate) fn shown(ctx: &Context<'_>, text: &str, mask: fn(&str) -> String) -> String {
+    if personal_data(ctx) {
+        text.to_owned()
+    } else {
+        mask(text)
+    }
+}
+
 /// A customer bound to a port.
 pub struct Binding(pub std::sync::Arc<binding::Model>);
 
@@ -87,21 +98,25 @@ impl Binding {
     async fn status(&self) -> BindingStatus {
         self.0.status
     }
-    /// Customer CPF or CNPJ, digits only.
-    async fn document(&self) -> &str {
-        &self.0.document
+    /// Customer CPF or CNPJ, digits only (masked, `***.982.247-**`, for a key without
+    /// `personalData`).
+    async fn document(&self, ctx: &Context<'_>) -> String {
+        shown(ctx, &self.0.document, personal::document)
     }
     /// The ISP's contract (`id_cliente_servico`).
     async fn contract(&self) -> &str {
         &self.0.contract
     }
-    /// Customer name.
-    async fn name(&self) -> &str {
-        &self.0.name
+    /// Customer name (initials for a key without `personalData`).
+    async fn name(&self, ctx: &Context<'_>) -> String {
+        shown(ctx, &self.0.name, personal::name)
     }
-    /// Service address, when given.
-    async fn address(&self) -> Option<&str> {
-        self.0.address.as_deref()
+    /// Service address, when given (`***` for a key without `personalData`).
+    async fn address(&self, ctx: &Context<'_>) -> Option<String> {
+        self.0
+            .address
+            .as_deref()
+            .map(|a| shown(ctx, a, personal::address))
     }
     /// Plan, when given.
     async fn plan(&self) -> Option<&str> {
@@ -134,13 +149,17 @@ impl Binding {
             }
         })
     }
-    /// The customer.
-    async fn customer(&self) -> BindingCustomer {
+    /// The customer (document, name and address masked for a key without `personalData`).
+    async fn customer(&self, ctx: &Context<'_>) -> BindingCustomer {
         BindingCustomer {
-            document: self.0.document.clone(),
+            document: shown(ctx, &self.0.document, personal::document),
             contract: self.0.contract.clone(),
-            name: self.0.name.clone(),
-            address: self.0.address.clone(),
+            name: shown(ctx, &self.0.name, personal::name),
+            address: self
+                .0
+                .address
+                .as_deref()
+                .map(|a| shown(ctx, a, personal::address)),
             plan: self.0.plan.clone(),
         }
     }
@@ -155,10 +174,14 @@ impl Binding {
         })
     }
     /// A disagreement a sync found between the port on the platform and this binding.
-    async fn conflict(&self) -> Option<BindingConflict> {
+    async fn conflict(&self, ctx: &Context<'_>) -> Option<BindingConflict> {
         self.0.conflict_seen_at.map(|seen_at| BindingConflict {
             platform_contract: self.0.conflict_contract.clone(),
-            platform_document: self.0.conflict_document.clone(),
+            platform_document: self
+                .0
+                .conflict_document
+                .as_deref()
+                .map(|d| shown(ctx, d, personal::document)),
             seen_at: seen_at.into(),
         })
     }
@@ -172,7 +195,11 @@ impl Binding {
     }
     /// Why its latest delivery attempt failed, if it did.
     async fn last_error(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        Ok(self.latest_delivery(ctx).await?.and_then(|d| d.last_error))
+        Ok(self
+            .latest_delivery(ctx)
+            .await?
+            .and_then(|d| d.last_error)
+            .map(|e| shown(ctx, &e, personal::text)))
     }
     /// When its latest delivery was written on the platform.
     async fn delivered_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime>> {

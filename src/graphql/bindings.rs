@@ -150,9 +150,13 @@ impl BindingEvent {
     async fn attempts(&self) -> i32 {
         self.0.attempts
     }
-    /// Why its last attempt failed.
-    async fn last_error(&self) -> Option<&str> {
-        self.0.last_error.as_deref()
+    /// Why its last attempt failed (documents in it masked for a key without
+    /// `personalData`).
+    async fn last_error(&self, ctx: &Context<'_>) -> Option<String> {
+        self.0
+            .last_error
+            .as_deref()
+            .map(|e| crate::graphql::binding::shown(ctx, e, crate::access::personal::text))
     }
     /// When this state was read.
     async fn at(&self) -> chrono::DateTime<chrono::Utc> {

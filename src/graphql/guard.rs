@@ -22,3 +22,9 @@ pub fn actor<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Actor> {
     ctx.data_opt::<Actor>()
         .ok_or_else(|| Error::Unauthenticated.into())
 }
+
+/// Whether the caller reads personal data (customers' documents, names and addresses, LGPD):
+/// only a key with `personalData` does.
+pub fn personal_data(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<Actor>().is_some_and(|a| a.personal_data)
+}

@@ -28,9 +28,11 @@ pub enum HistoryAction {
     IntegrationDeactivated,
     /// `testIntegration`, with its outcome.
     IntegrationTested,
+    /// `deleteIntegration`: the integration and its data are gone, this history stays.
+    IntegrationDeleted,
     /// `setProject`.
     ProjectLinked,
-    /// `unsetProject`.
+    /// `unlinkProject`.
     ProjectUnlinked,
     /// `setElementSelection`.
     SelectionChanged,
@@ -54,7 +56,7 @@ pub enum HistoryAction {
     BindingRebound,
     /// A sync found the binding's port gone.
     BindingOrphaned,
-    /// `retryDelivery`.
+    /// `retryPush`.
     BindingRetried,
 }
 
@@ -64,6 +66,17 @@ crate::connection_type!(
     HistoryEntry,
     "history entries"
 );
+
+impl HistoryEntry {
+    /// A snapshot as the caller may read it: a binding's personal data masked for a key
+    /// without `personalData`.
+    fn shown(&self, ctx: &Context<'_>, mut value: serde_json::Value) -> serde_json::Value {
+        if self.0.action.starts_with("binding.") && !crate::graphql::guard::personal_data(ctx) {
+            crate::access::personal::snapshot(&mut value);
+        }
+        value
+    }
+}
 
 /// One change or run in an integration's history.
 #[Object]
@@ -92,13 +105,14 @@ impl HistoryEntry {
     async fn actor(&self) -> &str {
         &self.0.actor
     }
-    /// The state before the change, without secrets.
-    async fn before(&self) -> Option<Json<serde_json::Value>> {
-        self.0.before.clone().map(Json)
+    /// The state before the change, without secrets (a binding's document, name and
+    /// address masked for a key without `personalData`).
+    async fn before(&self, ctx: &Context<'_>) -> Option<Json<serde_json::Value>> {
+        self.0.before.clone().map(|v| Json(self.shown(ctx, v)))
     }
-    /// The state after the change, without secrets.
-    async fn after(&self) -> Option<Json<serde_json::Value>> {
-        self.0.after.clone().map(Json)
+    /// The state after the change, without secrets (masked as `before`).
+    async fn after(&self, ctx: &Context<'_>) -> Option<Json<serde_json::Value>> {
+        self.0.after.clone().map(|v| Json(self.shown(ctx, v)))
     }
     /// When it happened.
     async fn created_at(&self) -> DateTime {
@@ -113,7 +127,8 @@ pub struct HistoryQuery;
 /// History queries.
 #[Object]
 impl HistoryQuery {
-    /// The history of an integration, newest first.
+    /// The history of an integration, newest first. A deleted integration's history stays
+    /// readable, its deletion the newest entry.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::connection_cost(paging::Args::size(first, last), child_complexity, false)"
@@ -143,7 +158,11 @@ impl HistoryQuery {
         )?;
         let id = ids::decode(INTEGRATION, &integration_id)?;
         let db = &state(ctx)?.db;
-        crate::integrations::find(db, id).await?;
+        if let Err(missing) = crate::integrations::find(db, id).await {
+            if !crate::history::exists(db, id).await? {
+                return Err(missing.into());
+            }
+        }
         let page = crate::history::page(db, id, request).await?;
         Ok(paging::connection("history", page, |e| e.id, HistoryEntry))
     }

@@ -4,8 +4,8 @@
 use async_graphql::ID;
 
 pub use crate::ids::{
-    decode_any, decode_tagged, BINDING, ELEMENT, HISTORY_ENTRY, INTEGRATION, KINDS, PORT, PROJECT,
-    SPLITTER, SYNC_RUN,
+    decode_any, decode_tagged, API_KEY, BINDING, ELEMENT, HISTORY_ENTRY, INTEGRATION, KINDS, PORT,
+    PROJECT, SPLITTER, SYNC_RUN,
 };
 use crate::Error;
 

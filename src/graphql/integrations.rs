@@ -221,6 +221,15 @@ impl IntegrationQuery {
     }
 }
 
+/// An integration just deleted.
+#[derive(async_graphql::SimpleObject)]
+pub struct DeletedIntegration {
+    /// The id it had (its history is still read with it).
+    pub id: ID,
+    /// The name it had.
+    pub name: String,
+}
+
 /// Integration mutations.
 #[derive(Default)]
 pub struct IntegrationMutation;
@@ -284,6 +293,25 @@ impl IntegrationMutation {
         )
         .await?;
         Ok(Integration(row))
+    }
+
+    /// Deletes an integration (ADMIN) with its plant copy, runs, selection, bindings and
+    /// deliveries, in one transaction; its history stays readable (`history(integrationId)`),
+    /// the deletion its newest entry. Refused with CONFLICT while it is active, has PENDING or
+    /// CONFIRMED bindings, deliveries PENDING or FAILED, or a sync queued or running.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn delete_integration(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the integration.")] id: ID,
+    ) -> async_graphql::Result<DeletedIntegration> {
+        let db = &state(ctx)?.db;
+        let row =
+            crate::integrations::delete(db, actor(ctx)?, ids::decode(INTEGRATION, &id)?).await?;
+        Ok(DeletedIntegration {
+            id: ids::encode(INTEGRATION, row.id),
+            name: row.name,
+        })
     }
 
     /// Deactivates (`active: false`) or reactivates an integration (ADMIN). Deactivating

@@ -21,6 +21,7 @@ pub mod health;
 pub mod history;
 pub mod ids;
 pub mod integrations;
+pub mod keys;
 pub mod live_cost;
 pub mod loaders;
 pub mod node;
@@ -47,6 +48,7 @@ pub struct QueryRoot(
     sync::SyncQuery,
     plant::PlantQuery,
     node::NodeQuery,
+    keys::KeyQuery,
 );
 
 /// Every mutation field, merged from one struct per area.
@@ -58,6 +60,7 @@ pub struct MutationRoot(
     platform::PlatformMutation,
     projects::ProjectMutation,
     sync::SyncMutation,
+    keys::KeyMutation,
 );
 
 /// Every subscription field, merged from one struct per area.

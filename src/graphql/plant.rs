@@ -7,7 +7,7 @@ use async_graphql::{Context, InputObject, Object, ID};
 use entity::{element, port, splitter};
 
 use crate::access::Role;
-use crate::graphql::guard::RoleGuard;
+use crate::graphql::guard::{actor, RoleGuard};
 use crate::graphql::ids::{self, ELEMENT, INTEGRATION, PORT, SPLITTER};
 use crate::graphql::loaders::loaders;
 use crate::graphql::paging;
@@ -65,7 +65,8 @@ impl ElementFilterInput {
 pub struct BindingFilterInput {
     /// Only this integration's bindings.
     pub integration_id: Option<ID>,
-    /// Customer CPF/CNPJ, formatted or digits only.
+    /// Customer CPF/CNPJ, formatted or digits only (FORBIDDEN for a key without
+    /// `personalData`).
     pub document: Option<String>,
     /// The ISP's contract.
     pub contract: Option<String>,
@@ -358,6 +359,9 @@ impl PlantQuery {
             },
         )?;
         let f = filter.unwrap_or_default();
+        if f.document.is_some() {
+            actor(ctx)?.require_personal_data("search by document")?;
+        }
         let filter = BindingFilter {
             integration_id: f
                 .integration_id

@@ -50,16 +50,25 @@ impl Port {
     async fn status(&self) -> PortStatus {
         self.0.status
     }
-    /// The customer the platform has on it; null when none.
-    async fn platform_customer(&self) -> Option<PlatformCustomer> {
+    /// The customer the platform has on it; null when none (document and name masked for a
+    /// key without `personalData`).
+    async fn platform_customer(&self, ctx: &Context<'_>) -> Option<PlatformCustomer> {
+        use crate::access::personal;
+        use crate::graphql::binding::shown;
         let p = &self.0;
         (p.customer_contract.is_some()
             || p.customer_document.is_some()
             || p.customer_name.is_some())
         .then(|| PlatformCustomer {
             contract: p.customer_contract.clone(),
-            document: p.customer_document.clone(),
-            name: p.customer_name.clone(),
+            document: p
+                .customer_document
+                .as_deref()
+                .map(|d| shown(ctx, d, personal::document)),
+            name: p
+                .customer_name
+                .as_deref()
+                .map(|n| shown(ctx, n, personal::name)),
         })
     }
     /// The active (PENDING or CONFIRMED) binding on it, if any.

@@ -13,9 +13,11 @@ use crate::gateways::GatewayKind;
 use crate::outbound::NetworkPolicy;
 use crate::{history, Error, Result};
 
+mod delete;
 mod input;
 mod remote;
 
+pub use delete::delete;
 use input::{clean_name, clean_password, clean_url_for, clean_username, origin_of};
 pub use remote::{remote_projects, test_connection, ConnectionTest};
 
