@@ -288,4 +288,32 @@ on_both_engines! {
             assert_eq!(found["bindings"]["edges"].as_array().unwrap().len(), 1);
         }
     }
+
+    /// A key made from `ADMIN_API_KEY` before prefixes came from the digest showed the secret's
+    /// first characters: the next start rewrites its prefix.
+    async fn a_chosen_secret_s_old_prefix_is_rewritten(app: TestApp) {
+        use sea_orm::ConnectionTrait;
+        let secret = "escolhido-pelo-operador-0123456789abcdef";
+        mapping_gateway::access::ensure_admin_secret(&app.state.db, secret).await.unwrap();
+        app.state
+            .db
+            .execute_unprepared(&format!(
+                "UPDATE api_keys SET prefix = '{}' WHERE name = 'ADMIN_API_KEY'",
+                &secret[..8]
+            ))
+            .await
+            .unwrap();
+        mapping_gateway::access::ensure_admin_secret(&app.state.db, secret).await.unwrap();
+        let keys = app.ok(KEYS, json!({})).await;
+        let key = keys["apiKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "ADMIN_API_KEY")
+            .unwrap()
+            .clone();
+        let prefix = key["prefix"].as_str().unwrap();
+        assert!(prefix.starts_with("mgw_") && prefix != &secret[..8], "{prefix}");
+        app.ok_as(secret, GATEWAYS, json!({})).await;
+    }
 }

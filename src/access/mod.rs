@@ -413,6 +413,17 @@ pub async fn ensure_admin_secret(db: &DatabaseConnection, secret: &str) -> Resul
             insert_key(db, &KeySpec::new(ADMIN_API_KEY_NAME, Role::Admin), secret).await?;
         }
     }
+    // A key made before prefixes came from the digest shows the secret's first characters:
+    // rewritten to the digest's.
+    api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::Prefix,
+            sea_orm::sea_query::Expr::value(prefix_of(secret)),
+        )
+        .filter(api_key::Column::Hash.eq(digest(secret)))
+        .filter(api_key::Column::Prefix.ne(prefix_of(secret)))
+        .exec(db)
+        .await?;
     // A new value replaces the old one: the key made from an earlier ADMIN_API_KEY is revoked.
     let replaced = api_key::Entity::update_many()
         .col_expr(
