@@ -11,6 +11,7 @@
 mod common;
 
 use common::*;
+use mapping_gateway::access::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -292,6 +293,31 @@ fn kind(field: &Value) -> String {
     match ty["kind"].as_str() {
         Some("NON_NULL") => format!("NON_NULL {}", ty["ofType"]["kind"].as_str().unwrap()),
         other => other.unwrap().to_owned(),
+    }
+}
+
+on_both_engines! {
+    /// A non-null root field that fails nulls `data` (its nearest nullable parent is the root),
+    /// as the spec's "Handling Field Errors" says, whatever else the operation selected; a
+    /// nullable one is null beside the rest.
+    async fn a_failed_non_null_root_field_nulls_data(app: TestApp) {
+        let (status, body) = app
+            .post(Some(&app.admin_key), r#"{ gateways { kind } binding(id: "QmluZGluZzo5OTk5OQ") { id } }"#, json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"].is_null(), "{body}");
+        assert_eq!(body["errors"][0]["path"], json!(["binding"]), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+        let viewer = app.key(Role::Viewer).await;
+        let (_, body) = app.post(Some(&viewer), "{ gateways { kind } apiKeys { id } }", json!({})).await;
+        assert!(body["data"].is_null(), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+        // Nothing failed: the data is there.
+        let (_, body) = app
+            .post(Some(&app.admin_key), r#"{ gateways { kind } node(id: "QmluZGluZzo5OTk5OQ") { id } }"#, json!({}))
+            .await;
+        assert_eq!(body["data"]["gateways"][0]["kind"], "GEOSITE", "{body}");
+        assert!(body["data"]["node"].is_null(), "{body}");
     }
 }
 

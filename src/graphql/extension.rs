@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextRequest, NextValidation,
+    NextRequest, NextResolve, NextValidation, ResolveInfo,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
@@ -27,6 +27,7 @@ impl ExtensionFactory for Safety {
             cost: std::sync::OnceLock::new(),
             parsed: std::sync::Mutex::new(None),
             subscription: std::sync::Mutex::new(None),
+            root_failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -48,6 +49,9 @@ pub struct SafetyExtension {
     /// A subscription's weight, held while it lives (the extension lives as long as its
     /// stream).
     subscription: std::sync::Mutex<Option<super::live_cost::Reservation>>,
+    /// A non-null root field failed: its null reaches the root, so `data` is null (the spec's
+    /// "Handling Field Errors"; async-graphql leaves the field out instead).
+    root_failed: std::sync::atomic::AtomicBool,
 }
 
 /// What the HTTP layer learns of an operation: whether it passed every check and began to
@@ -341,6 +345,23 @@ impl Extension for SafetyExtension {
         Ok(result)
     }
 
+    /// Notes a non-null root field that failed (see `root_failed`); costs one comparison for
+    /// every other field.
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        let root_non_null = info.path_node.parent.is_none() && info.return_type.ends_with('!');
+        let result = next.run(ctx, info).await;
+        if root_non_null && result.is_err() {
+            self.root_failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
     async fn execute(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -372,6 +393,9 @@ impl Extension for SafetyExtension {
                     .into_iter()
                     .map(|e| tag(e, "VALIDATION"))
                     .collect();
+                if self.root_failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    response.data = async_graphql::Value::Null;
+                }
                 response
             }
             Err(panic) => {
