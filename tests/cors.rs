@@ -43,6 +43,70 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The status line of a WebSocket upgrade of `/graphql/ws` sent with these extra headers.
+async fn upgrade_status(gateway: &str, extra: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = gateway.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "GET /graphql/ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: graphql-transport-ws\r\n{extra}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+on_both_engines! {
+    /// `CORS_ALLOWED_ORIGINS` holds for `/graphql/ws` too: a page of another origin cannot open
+    /// a socket; the allowed origins, the gateway's own pages (GraphiQL) and clients that send
+    /// no `Origin` can.
+    async fn sockets_follow_the_allowed_origins(app: TestApp) {
+        let gateway = app.serve_surface(surface(&[FRONT_END])).await;
+        let host = gateway.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        assert!(upgrade_status(&gateway, "Origin: http://evil.example\r\n").await.contains(" 403 "));
+        assert!(upgrade_status(&gateway, &format!("Origin: {FRONT_END}\r\n")).await.contains(" 101 "));
+        assert!(upgrade_status(&gateway, &format!("Origin: http://{host}\r\n")).await.contains(" 101 "));
+        assert!(upgrade_status(&gateway, "").await.contains(" 101 "));
+        // With no origin allowed, only the gateway's own pages and non-browser clients.
+        let closed = app.serve_surface(surface(&[])).await;
+        assert!(upgrade_status(&closed, &format!("Origin: {FRONT_END}\r\n")).await.contains(" 403 "));
+        assert!(upgrade_status(&closed, "").await.contains(" 101 "));
+    }
+
+    /// A preflight asking for tracing and client headers (`traceparent`, `sentry-trace`,
+    /// `x-request-id`, Apollo's `apollo-require-preflight` and `x-apollo-operation-name`) is
+    /// allowed them.
+    async fn preflights_allow_the_headers_a_page_asks_for(app: TestApp) {
+        let gateway = app.serve_surface(surface(&[FRONT_END])).await;
+        let asked = "authorization,content-type,traceparent,sentry-trace,x-request-id,apollo-require-preflight,x-apollo-operation-name";
+        let response = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{gateway}/graphql"))
+            .header("origin", FRONT_END)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", asked)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        let allowed = header(response.headers(), "access-control-allow-headers")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        for name in asked.split(',') {
+            assert!(allowed.contains(name), "{name} not in {allowed}");
+        }
+    }
+}
+
 on_both_engines! {
     async fn allowed_origins_get_preflights_and_headers_others_nothing(app: TestApp) {
         let gateway = app.serve_surface(surface(&[FRONT_END, "https://app.example.com"])).await;

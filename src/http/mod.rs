@@ -52,6 +52,8 @@ struct Http {
     graphiql: bool,
     base_path: Arc<str>,
     metrics_token: Option<Arc<str>>,
+    /// `CORS_ALLOWED_ORIGINS`, which WebSocket upgrades are held to as well.
+    origins: Arc<[String]>,
 }
 
 /// What the router serves besides the API.
@@ -138,6 +140,7 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
+            origins: Arc::from(surface.cors_allowed_origins.as_slice()),
         });
     if surface.access_log {
         routes = routes.layer(axum::middleware::from_fn(access_log::layer));
@@ -149,12 +152,37 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
     }
 }
 
+/// Whether a WebSocket upgrade from a page of `origin` is let in: a page of the gateway itself
+/// (the origin's host is the request's `Host`, as GraphiQL's), or of an origin
+/// `CORS_ALLOWED_ORIGINS` allows. Clients that are not browsers send no `Origin` and are not
+/// asked.
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let origin = origin.trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|o| o == "*" || o.trim_end_matches('/') == origin)
+    {
+        return true;
+    }
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    // A proxy that passes `Host $host` (nginx) drops the port: the name alone then decides.
+    let origin_name = origin_host
+        .rsplit_once(':')
+        .map_or(origin_host, |(name, _)| name);
+    host.is_some_and(|h| {
+        h.eq_ignore_ascii_case(origin_host)
+            || (!h.contains(':') && h.eq_ignore_ascii_case(origin_name))
+    })
+}
+
 /// Cross-origin access for browser pages of the allowed origins (none by default: a layer that
-/// adds nothing). Preflights are answered for GET and POST with `Authorization`,
-/// `Content-Type` and `Accept`, cached by the browser for an hour; no credentials (the key
-/// travels in `Authorization`, which a page sets itself).
+/// adds nothing). Preflights are answered for GET and POST with whatever headers the page asks
+/// for (tracing headers such as `traceparent`, `sentry-trace` or `x-request-id`, Apollo's
+/// `apollo-require-preflight` and operation-name headers), cached by the browser for an hour;
+/// no credentials (the key travels in `Authorization`, which a page sets itself), so mirroring
+/// the requested headers lets a page send nothing it could not send without them.
 fn cors(origins: &[String]) -> CorsLayer {
-    use axum::http::{HeaderName, Method};
+    use axum::http::Method;
     let allow_origin = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -163,13 +191,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            HeaderName::from_static("apollographql-client-name"),
-            HeaderName::from_static("apollographql-client-version"),
-        ])
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
         .expose_headers([header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(3600))
 }
@@ -214,6 +236,24 @@ async fn graphql_ws(
     slot: Option<Extension<serve::ConnectionSlot>>,
 ) -> Response {
     let slot = slot.map(|Extension(slot)| slot);
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("?");
+        let host = headers
+            .get("x-forwarded-host")
+            .or_else(|| headers.get(header::HOST))
+            .and_then(|h| h.to_str().ok());
+        if !origin_allowed(origin, host, &http.origins) {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "pages of {} may not open this socket (CORS_ALLOWED_ORIGINS)",
+                    crate::text::plain(&origin.chars().take(100).collect::<String>())
+                ),
+                "FORBIDDEN",
+                None,
+            );
+        }
+    }
     // The first protocol offered that is one of the two GraphQL ones.
     let Some(protocol) = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
