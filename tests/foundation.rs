@@ -380,6 +380,42 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    /// A client's own close gets its close frame back (1000, or the client's code), on both
+    /// protocols, before and after `connection_init`: clients see a clean close, not 1006.
+    async fn a_client_s_close_is_echoed(app: TestApp) {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tokio_tungstenite::tungstenite::Message;
+        for protocol in [common::TRANSPORT_WS, common::LEGACY_WS] {
+            for init in [false, true] {
+                let mut socket = common::connect(&app.ws_url(), protocol).await;
+                if init {
+                    common::send(&mut socket, json!({ "type": "connection_init",
+                        "payload": { "authorization": format!("Bearer {}", app.admin_key) } })).await;
+                    assert_eq!(common::next_json(&mut socket).await["type"], "connection_ack");
+                }
+                socket
+                    .send(Message::Close(Some(CloseFrame { code: 1000.into(), reason: "bye".into() })))
+                    .await
+                    .unwrap();
+                let echoed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                    loop {
+                        match socket.next().await {
+                            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                            Some(Ok(_)) => continue,
+                            None | Some(Err(_)) => return None,
+                        }
+                    }
+                })
+                .await
+                .expect("an answer within 10 s");
+                assert_eq!(echoed, Some(1000), "{protocol}, init {init}");
+            }
+        }
+    }
+}
+
+on_both_engines! {
     async fn keys_are_managed_from_the_command_line(app: TestApp) {
         let out = common::run_gateway(&["keys", "create", "--role", "VIEWER", "--name", "erp"], &app.db_config);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

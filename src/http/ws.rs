@@ -268,6 +268,10 @@ pub async fn serve<E: async_graphql::Executor>(
             break;
         }
     }
+    // After the client's own close, tungstenite has queued the echo of its frame and refuses the
+    // close sent above: closing the sink flushes that echo (and anything else still queued), so
+    // the client sees its close answered instead of a dropped connection (1006).
+    let _ = tokio::time::timeout(limits.write_timeout, sink.close()).await;
     drop(slot);
 }
 
