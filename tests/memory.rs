@@ -23,8 +23,9 @@ fn rss_mib(pid: u32) -> (u64, u64) {
 }
 
 /// Sends the documents numbered `range`, 4 at a time, each distinct and refused for its size
-/// (8,187 fields, under 16 KiB of text, about 1.8 MB once parsed).
-async fn refused_documents(base: &str, admin: &str, range: std::ops::Range<usize>) {
+/// (8,187 fields, under 16 KiB of text, about 1.8 MB once parsed). `crowded`: other operations
+/// of the key run meanwhile, so a document may also be refused for lack of room.
+async fn refused_documents(base: &str, admin: &str, range: std::ops::Range<usize>, crowded: bool) {
     use futures::StreamExt;
     let client = reqwest::Client::new();
     let fields = "a ".repeat(8_187);
@@ -42,10 +43,11 @@ async fn refused_documents(base: &str, admin: &str, range: std::ops::Range<usize
                 .json()
                 .await
                 .unwrap();
-            assert_eq!(
-                body["errors"][0]["extensions"]["code"], "VALIDATION",
-                "{body}"
-            );
+            let code = body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or_default();
+            let room = crowded && matches!(code, "RATE_LIMITED" | "OVERLOADED");
+            assert!(code == "VALIDATION" || room, "{body}");
         }
     };
     futures::stream::iter(range)
@@ -64,9 +66,9 @@ async fn refused_documents_are_not_kept(engine: Engine) {
     let (gateway, base) = serve_on(&db, &admin, &[]);
     let pid = gateway.child.id();
     // Warm up (allocator arenas, connection pools), then measure.
-    refused_documents(&base, &admin, 0..20).await;
+    refused_documents(&base, &admin, 0..20, false).await;
     let (before, _) = rss_mib(pid);
-    refused_documents(&base, &admin, 20..270).await;
+    refused_documents(&base, &admin, 20..270, false).await;
     let (after, peak) = rss_mib(pid);
     assert!(
         after < before + 150,
@@ -210,7 +212,7 @@ async fn the_budget_holds_under_the_attacks_at_once(engine: Engine) {
             .join(" ")
     );
     let ((), heavy, introspection) = tokio::join!(
-        refused_documents(&base, &admin, 0..250),
+        refused_documents(&base, &admin, 0..250, true),
         batches(&base, &admin, heavy_page(&id), 10, 30),
         batches(&base, &admin, json!({ "query": schema }), 10, 20),
     );

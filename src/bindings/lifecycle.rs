@@ -118,7 +118,7 @@ pub async fn change(
         change.action(),
         format!(
             "binding {} (contract {}): {} → {}{}",
-            after.id,
+            crate::ids::binding(after.id),
             after.contract,
             before.status,
             after.status,
@@ -193,7 +193,7 @@ pub async fn rebind(
         crate::history::Action::BindingRebound,
         format!(
             "moved binding {} (contract {}) to port {}; {}",
-            after.id,
+            crate::ids::binding(after.id),
             after.contract,
             port.fid,
             match &removal {

@@ -58,6 +58,21 @@ struct Customer {
     plan: Option<String>,
 }
 
+/// A refusal of a customer's field, named by its path in the `customer` argument
+/// (`customer.document`), as `extensions.field` answers it.
+fn in_customer(e: Error) -> Error {
+    match e {
+        Error::Validation {
+            message,
+            field: Some(field),
+        } => Error::Validation {
+            message,
+            field: Some(format!("customer.{field}")),
+        },
+        e => e,
+    }
+}
+
 fn clean(input: CustomerInput) -> Result<Customer> {
     let optional = |field: &str, text: Option<String>| -> Result<Option<String>> {
         text.filter(|t| !t.trim().is_empty())
@@ -118,7 +133,7 @@ pub async fn record_orphaned<C: ConnectionTrait>(
             crate::history::Action::BindingOrphaned,
             format!(
                 "binding {} (contract {}) orphaned: its port {} disappeared",
-                b.id,
+                crate::ids::binding(b.id),
                 b.contract,
                 b.snapshot_port_fid.as_deref().unwrap_or("?")
             ),
@@ -378,7 +393,7 @@ pub async fn bind(
     input: CustomerInput,
 ) -> Result<binding::Model> {
     actor.require(Role::Operator)?;
-    let customer = clean(input)?;
+    let customer = clean(input).map_err(in_customer)?;
     let txn = crate::db::write_txn(&app.db).await?;
     let port = bindable_port(&txn, port_id, &customer.contract).await?;
     if let Some(other) = holding_contract(&txn, port.integration_id, &customer.contract).await? {
@@ -408,7 +423,9 @@ pub async fn bind(
         crate::history::Action::BindingCreated,
         format!(
             "bound contract {} to port {} (binding {})",
-            row.contract, port.fid, row.id
+            row.contract,
+            port.fid,
+            crate::ids::binding(row.id)
         ),
         None,
         Some(snapshot(&row)),

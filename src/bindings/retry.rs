@@ -60,7 +60,7 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
         if let Some(reason) = conflict_reason(&b, port.as_ref()) {
             return Err(Error::Conflict(format!(
                 "binding {} is not pushed again: {reason}",
-                b.id
+                crate::ids::binding(b.id)
             )));
         }
     }
@@ -68,7 +68,7 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
         if !outbox::retire_failed(&txn, row.id).await? {
             return Err(Error::Conflict(format!(
                 "the failed delivery of binding {} was retried meanwhile",
-                b.id
+                crate::ids::binding(b.id)
             )));
         }
     }
@@ -103,7 +103,7 @@ pub async fn retry_push(app: &AppState, actor: &Actor, id: i64) -> Result<bindin
         format!(
             "queued {} of binding {} again",
             queued.join(", then "),
-            b.id
+            crate::ids::binding(b.id)
         ),
         Some(delivery("FAILED", first.last_error.as_deref())),
         Some(delivery("PENDING", None)),

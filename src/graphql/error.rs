@@ -25,7 +25,12 @@ impl From<Error> for async_graphql::Error {
                 } => {
                     ext.set("field", field.as_str());
                     ext.set("limit", *limit);
-                    ext.set("max", *max);
+                    // A whole limit is answered as an integer (`500`, not `500.0`).
+                    if max.fract() == 0.0 && max.abs() < 9.0e15 {
+                        ext.set("max", *max as i64);
+                    } else {
+                        ext.set("max", *max);
+                    }
                 }
                 _ => {}
             }

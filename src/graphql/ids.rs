@@ -17,7 +17,7 @@ pub fn encode(kind: &str, id: i64) -> ID {
 /// Decodes an API id of the given kind; anything else is `NOT_FOUND`.
 pub fn decode(kind: &str, id: &ID) -> Result<i64, Error> {
     decode_tagged(kind, id.as_str())
-        .ok_or_else(|| Error::NotFound(format!("{kind} {}", printable(id.as_str()))))
+        .ok_or_else(|| Error::NotFound(format!("{kind} with id \"{}\"", printable(id.as_str()))))
 }
 
 /// An id as it may appear in a message: short, and without control characters.

@@ -36,7 +36,7 @@ pub mod scalars;
 pub mod splitter;
 pub mod sync;
 
-/// Every query field, merged from one struct per area.
+/// What can be read: integrations, their plant copy, bindings, sync runs, history and keys.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
 pub struct QueryRoot(
@@ -51,7 +51,7 @@ pub struct QueryRoot(
     keys::KeyQuery,
 );
 
-/// Every mutation field, merged from one struct per area.
+/// What can be changed: integrations, projects and selection, syncs, bindings and keys.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
@@ -63,7 +63,7 @@ pub struct MutationRoot(
     keys::KeyMutation,
 );
 
-/// Every subscription field, merged from one struct per area.
+/// What can be followed live: sync progress and binding changes.
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]
 pub struct SubscriptionRoot(

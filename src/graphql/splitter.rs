@@ -72,7 +72,8 @@ impl Splitter {
             .flatten()
             .map(Element))
     }
-    /// The platform fid of the housing box, always there even when `box` is null.
+    /// The platform fid of the housing box, as the platform gives it: there even when `box` is
+    /// null (a box outside the selection), null when the platform names no box.
     async fn box_fid(&self) -> Option<&str> {
         self.0.box_fid.as_deref()
     }
