@@ -2,9 +2,9 @@
 //! in one conditional statement (the foreign keys cascade), its history stays, the deletion
 //! recorded as its newest entry.
 
-use sea_orm::sea_query::Query;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait, Select,
 };
 
 use entity::binding::{self, BindingStatus};
@@ -42,32 +42,33 @@ pub async fn delete(
     } else {
         find(&txn, id).await?
     };
-    let active_bindings = Query::select()
-        .column(binding::Column::IntegrationId)
-        .from(binding::Entity)
-        .and_where(binding::Column::IntegrationId.eq(id))
-        .and_where(
-            binding::Column::Status.is_in([BindingStatus::Pending, BindingStatus::Confirmed]),
-        )
-        .to_owned();
-    let undelivered = Query::select()
-        .column(push_outbox::Column::IntegrationId)
-        .from(push_outbox::Entity)
-        .and_where(push_outbox::Column::IntegrationId.eq(id))
-        .and_where(push_outbox::Column::Status.is_in([PushStatus::Pending, PushStatus::Failed]))
-        .to_owned();
-    let running = Query::select()
-        .column(sync_run::Column::IntegrationId)
-        .from(sync_run::Entity)
-        .and_where(sync_run::Column::IntegrationId.eq(id))
-        .and_where(sync_run::Column::Status.is_in([SyncStatus::Queued, SyncStatus::Running]))
-        .to_owned();
     let deleted = integration::Entity::delete_many()
         .filter(integration::Column::Id.eq(id))
         .filter(integration::Column::Active.eq(false))
-        .filter(integration::Column::Id.not_in_subquery(active_bindings))
-        .filter(integration::Column::Id.not_in_subquery(undelivered))
-        .filter(integration::Column::Id.not_in_subquery(running))
+        .filter(
+            integration::Column::Id.not_in_subquery(
+                live_bindings(id)
+                    .select_only()
+                    .column(binding::Column::IntegrationId)
+                    .into_query(),
+            ),
+        )
+        .filter(
+            integration::Column::Id.not_in_subquery(
+                undelivered(id)
+                    .select_only()
+                    .column(push_outbox::Column::IntegrationId)
+                    .into_query(),
+            ),
+        )
+        .filter(
+            integration::Column::Id.not_in_subquery(
+                running(id)
+                    .select_only()
+                    .column(sync_run::Column::IntegrationId)
+                    .into_query(),
+            ),
+        )
         .exec(&txn)
         .await?;
     if deleted.rows_affected == 0 {
@@ -96,6 +97,27 @@ pub async fn delete(
     Ok(row)
 }
 
+/// The integration's PENDING or CONFIRMED bindings.
+fn live_bindings(id: i64) -> Select<binding::Entity> {
+    binding::Entity::find()
+        .filter(binding::Column::IntegrationId.eq(id))
+        .filter(binding::Column::Status.is_in([BindingStatus::Pending, BindingStatus::Confirmed]))
+}
+
+/// Its deliveries PENDING or FAILED: customers the platform may still show, or not yet.
+fn undelivered(id: i64) -> Select<push_outbox::Entity> {
+    push_outbox::Entity::find()
+        .filter(push_outbox::Column::IntegrationId.eq(id))
+        .filter(push_outbox::Column::Status.is_in([PushStatus::Pending, PushStatus::Failed]))
+}
+
+/// Its runs queued or running.
+fn running(id: i64) -> Select<sync_run::Entity> {
+    sync_run::Entity::find()
+        .filter(sync_run::Column::IntegrationId.eq(id))
+        .filter(sync_run::Column::Status.is_in([SyncStatus::Queued, SyncStatus::Running]))
+}
+
 /// Why the conditional delete matched nothing, as a person should read it.
 async fn refusal(txn: &sea_orm::DatabaseTransaction, row: &integration::Model) -> Result<String> {
     if row.active {
@@ -103,21 +125,13 @@ async fn refusal(txn: &sea_orm::DatabaseTransaction, row: &integration::Model) -
             "it is active; deactivate it first (setIntegrationActive(active: false))".into(),
         );
     }
-    let bindings = binding::Entity::find()
-        .filter(binding::Column::IntegrationId.eq(row.id))
-        .filter(binding::Column::Status.is_in([BindingStatus::Pending, BindingStatus::Confirmed]))
-        .count(txn)
-        .await?;
+    let bindings = live_bindings(row.id).count(txn).await?;
     if bindings > 0 {
         return Ok(format!(
             "it has {bindings} PENDING or CONFIRMED binding(s); cancel or release them first"
         ));
     }
-    let deliveries = push_outbox::Entity::find()
-        .filter(push_outbox::Column::IntegrationId.eq(row.id))
-        .filter(push_outbox::Column::Status.is_in([PushStatus::Pending, PushStatus::Failed]))
-        .count(txn)
-        .await?;
+    let deliveries = undelivered(row.id).count(txn).await?;
     if deliveries > 0 {
         return Ok(format!(
             "it has {deliveries} delivery(ies) PENDING or FAILED (the platform may still show \
