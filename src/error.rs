@@ -17,6 +17,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The thing asked for does not exist (or is not visible).
     NotFound(String),
+    /// An id that no object of this API ever had: not the opaque form ids take. Answered as
+    /// `NOT_FOUND`, with a message that says the id is malformed.
+    MalformedId {
+        /// The kind of object asked for (`Binding`).
+        kind: &'static str,
+        /// The id as given, shortened and without control characters.
+        id: String,
+    },
     /// The input breaks a rule; the message names it.
     Validation {
         /// What is wrong, for a person.
@@ -71,7 +79,7 @@ impl Error {
     /// The stable SHOUTY_SNAKE code of this error, as clients see it in `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::NotFound(_) => "NOT_FOUND",
+            Error::NotFound(_) | Error::MalformedId { .. } => "NOT_FOUND",
             Error::Validation { .. } | Error::OverLimit { .. } => "VALIDATION",
             Error::InvalidSelection(_) => "INVALID_SELECTION",
             Error::Conflict(_) => "CONFLICT",
@@ -90,6 +98,9 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::NotFound(what) => format!("{what} not found"),
+            Error::MalformedId { kind, id } => {
+                format!("{kind} with id \"{id}\" not found: the id is malformed (ids are the opaque strings the API gives)")
+            }
             Error::Validation { message, .. } | Error::OverLimit { message, .. } => message.clone(),
             Error::InvalidSelection(message) | Error::Conflict(message) => message.clone(),
             Error::SyncAlreadyRunning { run_id } => {

@@ -16,11 +16,12 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use chromium::{chromium, launch, shut, target_dir, until};
-use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromium::{
+    chromium, docs_list_the_root_types, enter, launch, result_contains, run_button, shut,
+    target_dir, until, HEADERS, QUERY, RESULT,
+};
 use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
 use chromiumoxide::page::ScreenshotParams;
-use chromiumoxide::Page;
 use common::*;
 use futures::StreamExt;
 use serde_json::json;
@@ -28,85 +29,6 @@ use serde_json::json;
 const BASE: &str = "/isp/gateway";
 /// What a browser's navigation accepts.
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-
-/// Replaces the text of the CodeMirror editor under `selector` as a user would: focus it, select
-/// everything, and type the new text through the browser's input pipeline.
-async fn enter(page: &Page, selector: &str, text: &str) -> Result<(), String> {
-    let focused = page
-        .evaluate(format!(
-            "(() => {{ const e = document.querySelector({selector:?}); \
-               if (!e || !e.CodeMirror) return false; \
-               e.CodeMirror.focus(); e.CodeMirror.execCommand('selectAll'); return true; }})()"
-        ))
-        .await
-        .map_err(|e| e.to_string())?
-        .into_value::<bool>()
-        .unwrap_or(false);
-    if !focused {
-        return Err(format!("no editor at {selector}"));
-    }
-    page.execute(InsertTextParams::new(text))
-        .await
-        .map_err(|e| e.to_string())?;
-    let value: String = page
-        .evaluate(format!(
-            "document.querySelector({selector:?}).CodeMirror.getValue()"
-        ))
-        .await
-        .map_err(|e| e.to_string())?
-        .into_value()
-        .map_err(|e| e.to_string())?;
-    if value != text {
-        return Err(format!("the editor at {selector} holds {value:?}"));
-    }
-    Ok(())
-}
-
-/// Opens the documentation explorer and waits until the schema's root types show in it (and
-/// the welcome is gone).
-async fn docs_list_the_root_types(page: &Page) -> Result<(), String> {
-    until(
-        page,
-        "the welcome goes once the key is accepted",
-        "!document.querySelector('.mgw-welcome')",
-    )
-    .await?;
-    page.evaluate(
-        "(() => { const b = [...document.querySelectorAll('button')].find(b => \
-           (b.getAttribute('aria-label') || '').includes('Documentation Explorer')); \
-           if (b && !document.querySelector('.graphiql-doc-explorer')) b.click(); return !!b; })()",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    until(
-        page,
-        "the documentation explorer lists Query and Mutation",
-        "(() => { const d = document.querySelector('.graphiql-doc-explorer'); \
-           return !!d && d.innerText.includes('Query') && d.innerText.includes('Mutation'); })()",
-    )
-    .await
-}
-
-const HEADERS: &str = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror";
-const QUERY: &str = ".graphiql-query-editor .CodeMirror";
-const RESULT: &str = ".result-window .CodeMirror";
-
-fn result_contains(needle: &str) -> String {
-    format!(
-        "(() => {{ const e = document.querySelector({RESULT:?}); \
-           return !!e && !!e.CodeMirror && e.CodeMirror.getValue().includes({needle:?}); }})()"
-    )
-}
-
-async fn run_button(page: &Page) -> Result<(), String> {
-    page.find_element(".graphiql-execute-button")
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
 
 async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
     let Some(executable) = chromium() else {
@@ -411,6 +333,33 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
         if address.contains(&app.admin_key) {
             return Err(format!("the key stays in the address bar: {address}"));
         }
+        // The welcome says what is true (the key is there) and fits the editor: no line runs
+        // past its edge.
+        let welcome: String = page
+            .evaluate(format!(
+                "document.querySelector({QUERY:?}).CodeMirror.getValue()"
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if !welcome.contains("Your key is in Headers") || welcome.contains("Put your API key") {
+            return Err(format!("the welcome asks for a key it has: {welcome}"));
+        }
+        let fits: String = page
+            .evaluate(format!(
+                "(() => {{ const s = document.querySelector({QUERY:?}).CodeMirror.getScrollInfo(); \
+                   return s.width <= s.clientWidth ? 'fits' : s.width + ' > ' + s.clientWidth; }})()"
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if fits != "fits" {
+            return Err(format!(
+                "a line of the welcome runs past the editor's edge: {fits}"
+            ));
+        }
         docs_list_the_root_types(&page).await?;
         run_button(&page).await?;
         until(
@@ -426,3 +375,73 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
 }
 
 each_engine!(a_demo_page_starts_with_its_key);
+
+/// A shared link (`/graphql?query=…&variables=…&operationName=…`) opens the linked operation
+/// with its variables, and runs the operation it names.
+async fn a_shared_link_opens_its_query(engine: Engine) {
+    let Some(executable) = chromium() else {
+        return;
+    };
+    let Some(app) = TestApp::start(engine).await else {
+        return;
+    };
+    let origin = app
+        .serve_surface(mapping_gateway::http::Surface::default())
+        .await;
+    let query = "query First { gateways { kind } }\nquery Second($n: Int!) { integrations(first: $n) { id } }";
+    let variables = r#"{"n": 1}"#;
+    let link = format!(
+        "{origin}/graphql?query={}&variables={}&operationName=Second#key={}",
+        url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>(),
+        url::form_urlencoded::byte_serialize(variables.as_bytes()).collect::<String>(),
+        app.admin_key
+    );
+    let (browser, events, profile) = launch(executable).await;
+    let steps = async {
+        let page = browser.new_page(link).await.map_err(|e| e.to_string())?;
+        until(
+            &page,
+            "GraphiQL shows the linked query",
+            &format!(
+                "(() => {{ const e = document.querySelector({QUERY:?}); \
+                   return !!e && !!e.CodeMirror && e.CodeMirror.getValue() === {query:?}; }})()"
+            ),
+        )
+        .await?;
+        until(
+            &page,
+            "GraphiQL shows the linked variables",
+            &format!(
+                "[...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')].some(e => \
+                   e.CodeMirror.getValue() === {variables:?})"
+            ),
+        )
+        .await?;
+        docs_list_the_root_types(&page).await?;
+        run_button(&page).await?;
+        // The second operation ran: integrations, not gateways.
+        until(
+            &page,
+            "the linked operation answers",
+            &result_contains("\"integrations\""),
+        )
+        .await?;
+        let text: String = page
+            .evaluate(format!(
+                "document.querySelector({RESULT:?}).CodeMirror.getValue()"
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_value()
+            .map_err(|e| e.to_string())?;
+        if text.contains("gateways") {
+            return Err(format!("the first operation ran: {text}"));
+        }
+        Ok(())
+    };
+    let outcome = steps.await;
+    shut(browser, events, profile).await;
+    outcome.expect("a shared link opens its query");
+}
+
+each_engine!(a_shared_link_opens_its_query);

@@ -300,18 +300,29 @@ on_both_engines! {
     /// A non-null root field that fails nulls `data` (its nearest nullable parent is the root),
     /// as the spec's "Handling Field Errors" says, whatever else the operation selected; a
     /// nullable one is null beside the rest.
-    async fn a_failed_non_null_root_field_nulls_data(app: TestApp) {
-        let (status, body) = app
-            .post(Some(&app.admin_key), r#"{ gateways { kind } binding(id: "QmluZGluZzo5OTk5OQ") { id } }"#, json!({}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        assert!(body["data"].is_null(), "{body}");
-        assert_eq!(body["errors"][0]["path"], json!(["binding"]), "{body}");
-        assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    async fn a_failed_lookup_is_null_beside_the_rest_and_a_failed_non_null_field_nulls_data(app: TestApp) {
+        // Lookups are nullable: a miss is null, with its error, and the rest of data stays.
+        for (query, path) in [
+            (r#"{ gateways { kind } binding(id: "QmluZGluZzo5OTk5OQ") { id } }"#, "binding"),
+            (r#"{ gateways { kind } integration(id: "garbage") { id } }"#, "integration"),
+            (r#"{ gateways { kind } syncRun(id: "U3luY1J1bjo5OTk5OQ") { id } }"#, "syncRun"),
+        ] {
+            let (status, body) = app.post(Some(&app.admin_key), query, json!({})).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["data"]["gateways"][0]["kind"], "GEOSITE", "{body}");
+            assert!(body["data"].as_object().unwrap().contains_key(path), "{body}");
+            assert!(body["data"][path].is_null(), "{body}");
+            assert_eq!(body["errors"][0]["path"], json!([path]), "{body}");
+            assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+        }
+        let (_, body) = app.post(Some(&app.admin_key), r#"{ integration(id: "garbage") { id } }"#, json!({})).await;
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("malformed"), "{body}");
+        // A non-null root field that fails nulls all of data (its nearest nullable parent).
         let viewer = app.key(Role::Viewer).await;
         let (_, body) = app.post(Some(&viewer), "{ gateways { kind } apiKeys { id } }", json!({})).await;
         assert!(body["data"].is_null(), "{body}");
         assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+        assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
         // Nothing failed: the data is there.
         let (_, body) = app
             .post(Some(&app.admin_key), r#"{ gateways { kind } node(id: "QmluZGluZzo5OTk5OQ") { id } }"#, json!({}))
@@ -322,12 +333,39 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    /// An answer's keys come in the query's order, root fields included, though the fields that
+    /// read the database finish after the others.
+    async fn keys_come_in_the_query_s_order(app: TestApp) {
+        let query = "{ integrations { name id } apiKeys { name id role } gateways { kind } \
+                     first: integrations { id } }";
+        let text = app
+            .client
+            .post(format!("{}/graphql", app.url))
+            .bearer_auth(&app.admin_key)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("{key} in {text}"));
+        assert!(at("integrations") < at("apiKeys") && at("apiKeys") < at("gateways") && at("gateways") < at("first"), "{text}");
+        let key = &text[text.find("\"apiKeys\":[{").unwrap()..];
+        assert!(key.find("\"name\"").unwrap() < key.find("\"id\"").unwrap(), "{text}");
+        assert!(key.find("\"id\"").unwrap() < key.find("\"role\"").unwrap(), "{text}");
+    }
+}
+
+on_both_engines! {
     /// Types say what the data is: non-null where a value is always there, enums for codes,
     /// the root types named as clients expect, and a specified date-time scalar.
     async fn the_schema_says_what_the_data_is(app: TestApp) {
         let data = app.ok(
-            "{ __schema { queryType { name } mutationType { name } subscriptionType { name } \
-               types { name fields { name args { name description } type { kind ofType { kind } } } } } \
+            "{ __schema { description queryType { name } mutationType { name } subscriptionType { name } \
+               types { name enumValues(includeDeprecated: true) { name isDeprecated deprecationReason } \
+                 fields(includeDeprecated: true) { name isDeprecated deprecationReason \
+                   args { name description defaultValue } type { kind ofType { kind } } } } } \
                dateTime: __type(name: \"DateTime\") { description specifiedByURL } }",
             json!({}),
         ).await;
@@ -353,6 +391,26 @@ on_both_engines! {
             ("IntegrationTest", "code", "ENUM"),
             ("HistoryEntry", "action", "NON_NULL ENUM"),
             ("SyncProgress", "item", "ENUM"),
+            ("SyncProgress", "runPhase", "NON_NULL ENUM"),
+            ("SyncProgress", "run", "NON_NULL OBJECT"),
+            ("Element", "project", "NON_NULL OBJECT"),
+            ("Port", "splitter", "NON_NULL OBJECT"),
+            ("SyncRun", "integration", "NON_NULL OBJECT"),
+            ("SyncRun", "startedAt", "NON_NULL SCALAR"),
+            ("SyncRun", "heartbeatAt", "NON_NULL SCALAR"),
+            ("Project", "integration", "NON_NULL OBJECT"),
+            ("Integration", "syncRuns", "NON_NULL OBJECT"),
+            ("Integration", "history", "NON_NULL OBJECT"),
+            ("Integration", "bindings", "NON_NULL OBJECT"),
+            // Lookups that can miss are nullable.
+            ("Query", "binding", "OBJECT"),
+            ("Query", "element", "OBJECT"),
+            ("Query", "elementByFid", "OBJECT"),
+            ("Query", "splitter", "OBJECT"),
+            ("Query", "port", "OBJECT"),
+            ("Query", "integration", "OBJECT"),
+            ("Query", "syncRun", "OBJECT"),
+            ("Query", "node", "INTERFACE"),
         ] {
             assert_eq!(kind(&field(ty, name)), expected, "{ty}.{name}");
         }
@@ -365,6 +423,23 @@ on_both_engines! {
                 .collect::<Vec<_>>())
             .collect();
         assert!(undescribed.is_empty(), "arguments without a description: {undescribed:?}");
+        // The schema says what it is; what is deprecated says why and until when.
+        assert!(schema["description"].as_str().unwrap().starts_with("mapping-gateway: "), "{}", schema["description"]);
+        for (ty, name) in [("SyncProgress", "phase"), ("Binding", "document"), ("Binding", "orphanedFrom")] {
+            let f = field(ty, name);
+            assert_eq!(f["isDeprecated"], true, "{ty}.{name}");
+            assert!(f["deprecationReason"].as_str().unwrap().contains("docs/SCHEMA.md"), "{ty}.{name}");
+        }
+        let status = schema["types"].as_array().unwrap().iter().find(|t| t["name"] == "SyncStatus").unwrap();
+        let queued = status["enumValues"].as_array().unwrap().iter().find(|v| v["name"] == "QUEUED").unwrap();
+        assert_eq!(queued["isDeprecated"], true);
+        // Page sizes have their default in the schema, where generated clients read it.
+        for (ty, name) in [("Query", "elements"), ("Query", "bindings"), ("Query", "syncRuns"), ("Query", "history"), ("Integration", "syncRuns")] {
+            let first = field(ty, name)["args"].as_array().unwrap().iter().find(|a| a["name"] == "first").unwrap().clone();
+            assert_eq!(first["defaultValue"], "50", "{ty}.{name}");
+        }
+        let first = field("Query", "integrations")["args"].as_array().unwrap().iter().find(|a| a["name"] == "first").unwrap().clone();
+        assert_eq!(first["defaultValue"], "100");
         assert_eq!(data["dateTime"]["specifiedByURL"], "https://datatracker.ietf.org/doc/html/rfc3339");
         assert!(data["dateTime"]["description"].as_str().unwrap().contains("RFC 3339"));
     }

@@ -92,8 +92,11 @@ pub enum SyncTrigger {
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum SyncStatus {
-    /// Accepted, not started.
+    /// Never produced: a run is RUNNING from the moment it is accepted.
     #[sea_orm(string_value = "QUEUED")]
+    #[graphql(
+        deprecation = "Never produced: runs start RUNNING (there is no queue). Removed in schema 2 (docs/SCHEMA.md)."
+    )]
     Queued,
     /// In progress.
     #[sea_orm(string_value = "RUNNING")]

@@ -75,6 +75,8 @@ pub struct Progress {
     pub status: SyncStatus,
     /// Where it is.
     pub phase: Phase,
+    /// The row's own phase (`ELEMENTS`, `PORTS`, `DELETING`, ...), as `SyncRun` tells it.
+    pub step: Option<String>,
     /// The item being listed (`CTO`, `SPLITTER`, `PORT`, ...).
     pub item: Option<String>,
     /// The page of the current listing last written (0 before the first).
@@ -133,6 +135,7 @@ impl Progress {
             mode: row.mode,
             status: row.status,
             phase,
+            step: row.phase.clone(),
             item: row.current_item.clone(),
             page: row.page,
             pages: row.pages,

@@ -134,6 +134,7 @@ mod tests {
             mode: entity::sync_run::SyncMode::Full,
             status: entity::sync_run::SyncStatus::Running,
             phase: super::super::Phase::Starting,
+            step: None,
             item: None,
             page: 0,
             pages: None,

@@ -100,22 +100,22 @@ impl Binding {
     }
     /// Customer CPF or CNPJ, digits only (masked, `***.982.247-**`, for a key without
     /// `personalData`).
-    #[graphql(deprecation = "Use `customer { document }`.")]
+    #[graphql(deprecation = "Use `customer { document }`. Removed in schema 2 (docs/SCHEMA.md).")]
     async fn document(&self, ctx: &Context<'_>) -> String {
         shown(ctx, &self.0.document, personal::document)
     }
     /// The ISP's contract (`id_cliente_servico`).
-    #[graphql(deprecation = "Use `customer { contract }`.")]
+    #[graphql(deprecation = "Use `customer { contract }`. Removed in schema 2 (docs/SCHEMA.md).")]
     async fn contract(&self) -> &str {
         &self.0.contract
     }
     /// Customer name (initials for a key without `personalData`).
-    #[graphql(deprecation = "Use `customer { name }`.")]
+    #[graphql(deprecation = "Use `customer { name }`. Removed in schema 2 (docs/SCHEMA.md).")]
     async fn name(&self, ctx: &Context<'_>) -> String {
         shown(ctx, &self.0.name, personal::name)
     }
     /// Service address, when given (`***` for a key without `personalData`).
-    #[graphql(deprecation = "Use `customer { address }`.")]
+    #[graphql(deprecation = "Use `customer { address }`. Removed in schema 2 (docs/SCHEMA.md).")]
     async fn address(&self, ctx: &Context<'_>) -> Option<String> {
         self.0
             .address
@@ -123,7 +123,7 @@ impl Binding {
             .map(|a| shown(ctx, a, personal::address))
     }
     /// Plan, when given.
-    #[graphql(deprecation = "Use `customer { plan }`.")]
+    #[graphql(deprecation = "Use `customer { plan }`. Removed in schema 2 (docs/SCHEMA.md).")]
     async fn plan(&self) -> Option<&str> {
         self.0.plan.as_deref()
     }
@@ -169,7 +169,9 @@ impl Binding {
         }
     }
     /// Where the port was, once orphaned.
-    #[graphql(deprecation = "Use `snapshot`, which also has the port's fid.")]
+    #[graphql(
+        deprecation = "Use `snapshot`, which also has the port's fid. Removed in schema 2 (docs/SCHEMA.md)."
+    )]
     async fn orphaned_from(&self) -> Option<OrphanedFrom> {
         let b = &self.0;
         (b.status == BindingStatus::Orphaned || b.orphaned_at.is_some()).then(|| OrphanedFrom {

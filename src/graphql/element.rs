@@ -4,7 +4,7 @@ use crate::graphql::scalars::DateTime;
 use async_graphql::{Context, Object, ID};
 
 use crate::graphql::ids::{self, ELEMENT};
-use crate::graphql::loaders::{loader_error, loaders};
+use crate::graphql::loaders::{loader_error, loaders, required};
 use crate::graphql::projects::{ElementItemKey, Project};
 use entity::element;
 
@@ -55,15 +55,16 @@ impl Element {
         self.0.synced_at.into()
     }
     /// The project it belongs to.
-    async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Project>> {
-        Ok(loaders(ctx)?
+    async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Project> {
+        let project = loaders(ctx)?
             .plant
             .project
             .load_one(self.0.project_id)
             .await
             .map_err(loader_error)?
-            .flatten()
-            .map(|p| Project((*p).clone())))
+            .flatten();
+        let project = required(project, crate::ids::PROJECT, self.0.project_id)?;
+        Ok(Project((*project).clone()))
     }
     /// The splitters it houses, by fid.
     #[graphql(complexity = "4 * child_complexity + 1")]

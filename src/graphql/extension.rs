@@ -27,7 +27,7 @@ impl ExtensionFactory for Safety {
             cost: std::sync::OnceLock::new(),
             parsed: std::sync::Mutex::new(None),
             subscription: std::sync::Mutex::new(None),
-            root_failed: std::sync::atomic::AtomicBool::new(false),
+            shape: Arc::new(super::shape::Shape::default()),
         })
     }
 }
@@ -49,9 +49,8 @@ pub struct SafetyExtension {
     /// A subscription's weight, held while it lives (the extension lives as long as its
     /// stream).
     subscription: std::sync::Mutex<Option<super::live_cost::Reservation>>,
-    /// A non-null root field failed: its null reaches the root, so `data` is null (the spec's
-    /// "Handling Field Errors"; async-graphql leaves the field out instead).
-    root_failed: std::sync::atomic::AtomicBool,
+    /// The answer's shape as the spec gives it: field errors and key order.
+    shape: Arc<super::shape::Shape>,
 }
 
 /// What the HTTP layer learns of an operation: whether it passed every check and began to
@@ -210,15 +209,41 @@ fn fold_errors(errors: Vec<ServerError>) -> Vec<ServerError> {
     out
 }
 
-/// Adds `code` (and `limit`, for the operation limits) to an error that has none.
+/// The argument an async-graphql validation message names (`input.name` in `Invalid value for
+/// argument "input.name", ...`).
+fn argument_named(message: &str) -> Option<&str> {
+    let rest = ["Invalid value for argument \"", "Unknown argument \""]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .or_else(|| {
+            let (_, tail) = message.split_once("\" argument \"")?;
+            message.starts_with("Field \"").then_some(tail)
+        })?;
+    rest.split_once('"').map(|(name, _)| name)
+}
+
+/// Adds `code` (and `limit`, for the operation limits) to an error that has none, and the
+/// argument at fault as `field` when async-graphql's message names one.
 pub(super) fn tag(mut err: ServerError, code: &str) -> ServerError {
     let limit = match err.message.as_str() {
         "Query is nested too deep." => Some("depth"),
         _ => None,
     };
+    // async-graphql's words for a @oneOf input given none or several fields.
+    const ONEOF: &str = "Oneof input objects requires have exactly one field";
+    if err.message.contains(ONEOF) {
+        err.message = err.message.replace(
+            ONEOF,
+            "give exactly one of its fields (the input is @oneOf)",
+        );
+    }
+    let field = argument_named(&err.message).map(str::to_owned);
     let ext = err.extensions.get_or_insert_with(Default::default);
     if ext.get("code").is_none() {
         ext.set("code", code);
+    }
+    if let (Some(field), None) = (field, ext.get("field")) {
+        ext.set("field", field);
     }
     if let Some(limit) = limit {
         ext.set("limit", limit);
@@ -279,6 +304,9 @@ impl Extension for SafetyExtension {
         }
         if let Some(name) = &operation {
             tracing::Span::current().record("operation", name.as_str());
+        }
+        if let Ok(doc) = request.parsed_query() {
+            self.shape.prepare(doc, operation.as_deref());
         }
         let label = root_label(&mut request, operation.as_deref(), &ctx.schema_env.registry);
         if let Some(executed) = request.data.get(&std::any::TypeId::of::<Arc<Executed>>()) {
@@ -345,21 +373,39 @@ impl Extension for SafetyExtension {
         Ok(result)
     }
 
-    /// Notes a non-null root field that failed (see `root_failed`); costs one comparison for
-    /// every other field.
+    /// Shapes each field's answer as the spec says (see `shape`).
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<async_graphql::Value>> {
-        let root_non_null = info.path_node.parent.is_none() && info.return_type.ends_with('!');
-        let result = next.run(ctx, info).await;
-        if root_non_null && result.is_err() {
-            self.root_failed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+        if info.is_for_introspection && info.parent_type == "__Schema" && info.name == "description"
+        {
+            // async-graphql answers a text of its own; the schema's is ours.
+            return Ok(Some(async_graphql::Value::from(super::SCHEMA_DESCRIPTION)));
         }
-        result
+        let (path, return_type, field) = (info.path_node, info.return_type, info.field);
+        let result = next.run(ctx, info).await;
+        self.shape
+            .field(path, return_type, &field.selection_set.node, result)
+    }
+
+    /// Shapes each event of a subscription as a whole answer is.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, Response> {
+        use futures::StreamExt;
+        let shape = self.shape.clone();
+        next.run(ctx, stream)
+            .map(move |mut response| {
+                shape.finish(&mut response);
+                response
+            })
+            .boxed()
     }
 
     async fn execute(
@@ -389,13 +435,11 @@ impl Extension for SafetyExtension {
         {
             // Errors left without a code come from input coercion inside the executor.
             Ok(mut response) => {
+                self.shape.finish(&mut response);
                 response.errors = std::mem::take(&mut response.errors)
                     .into_iter()
                     .map(|e| tag(e, "VALIDATION"))
                     .collect();
-                if self.root_failed.load(std::sync::atomic::Ordering::Relaxed) {
-                    response.data = async_graphql::Value::Null;
-                }
                 response
             }
             Err(panic) => {

@@ -133,11 +133,15 @@ impl HistoryQuery {
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::connection_cost(paging::Args::size(first, last), child_complexity, false)"
     )]
-    async fn history(
+    pub(crate) async fn history(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the integration.")] integration_id: ID,
-        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
         #[graphql(
             desc = "Page size reading backward: the last edges before `before` (or of \

@@ -14,10 +14,17 @@ pub fn encode(kind: &str, id: i64) -> ID {
     ID(crate::ids::opaque(kind, id))
 }
 
-/// Decodes an API id of the given kind; anything else is `NOT_FOUND`.
-pub fn decode(kind: &str, id: &ID) -> Result<i64, Error> {
-    decode_tagged(kind, id.as_str())
-        .ok_or_else(|| Error::NotFound(format!("{kind} with id \"{}\"", printable(id.as_str()))))
+/// Decodes an API id of the given kind; anything else is `NOT_FOUND`, and the message says
+/// when the id is not one this API gives at all.
+pub fn decode(kind: &'static str, id: &ID) -> Result<i64, Error> {
+    decode_tagged(kind, id.as_str()).ok_or_else(|| {
+        let shown = printable(id.as_str());
+        if decode_any(id.as_str()).is_some() {
+            Error::NotFound(format!("{kind} with id \"{shown}\""))
+        } else {
+            Error::MalformedId { kind, id: shown }
+        }
+    })
 }
 
 /// An id as it may appear in a message: short, and without control characters.

@@ -136,6 +136,91 @@ impl Integration {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+    /// Its sync runs, newest first: `syncRuns(integrationId:)` from the integration.
+    #[graphql(
+        complexity = "super::paging::connection_cost(super::paging::Args::size(first, last), child_complexity, false)"
+    )]
+    async fn sync_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward, at most 500.")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page (with `last`).")]
+        before: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::sync::SyncRunConnection> {
+        crate::graphql::sync::SyncQuery
+            .sync_runs(
+                ctx,
+                ids::encode(INTEGRATION, self.0.id),
+                first,
+                after,
+                last,
+                before,
+            )
+            .await
+    }
+    /// Its history, newest first: `history(integrationId:)` from the integration.
+    #[graphql(
+        complexity = "super::paging::connection_cost(super::paging::Args::size(first, last), child_complexity, false)"
+    )]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward, at most 500.")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page (with `last`).")]
+        before: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::history::HistoryEntryConnection> {
+        crate::graphql::history::HistoryQuery
+            .history(
+                ctx,
+                ids::encode(INTEGRATION, self.0.id),
+                first,
+                after,
+                last,
+                before,
+            )
+            .await
+    }
+    /// Its bindings, newest first: `bindings(filter: {integrationId})` from the integration
+    /// (the filter's `integrationId` is this one's).
+    #[graphql(
+        complexity = "super::paging::connection_cost(super::paging::Args::size(first, last), child_complexity, false)"
+    )]
+    async fn bindings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What to keep.")] filter: Option<
+            crate::graphql::plant::BindingFilterInput,
+        >,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward, at most 500.")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page (with `last`).")]
+        before: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::binding::BindingConnection> {
+        let filter = crate::graphql::plant::BindingFilterInput {
+            integration_id: Some(ids::encode(INTEGRATION, self.0.id)),
+            ..filter.unwrap_or_default()
+        };
+        crate::graphql::plant::PlantQuery
+            .bindings(ctx, Some(filter), first, after, last, before)
+            .await
+    }
     /// How it is doing: its last sync and its deliveries to the platform.
     async fn health(
         &self,
@@ -190,23 +275,31 @@ pub struct UpdateIntegrationInput {
     pub schedule: Option<ScheduleInput>,
 }
 
+/// The most integrations `integrations` lists at once.
+const MAX_INTEGRATIONS_LISTED: u64 = 500;
+
 /// Integration queries.
 #[derive(Default)]
 pub struct IntegrationQuery;
 
 #[Object]
 impl IntegrationQuery {
-    /// Every integration, by name.
+    /// The integrations by name: the first `first` of them (100 unless said, at most 500).
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
-        complexity = "super::paging::lookup_cost(child_complexity)"
+        complexity = "super::paging::lookup_cost(super::paging::complexity(Some(first), child_complexity))"
     )]
-    async fn integrations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Integration>> {
-        let rows = domain::list(&state(ctx)?.db).await?;
+    async fn integrations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, at most 500.", default = 100)] first: i32,
+    ) -> async_graphql::Result<Vec<Integration>> {
+        let limit = super::paging::size_within("first", first, MAX_INTEGRATIONS_LISTED)?;
+        let rows = domain::list_first(&state(ctx)?.db, Some(limit)).await?;
         Ok(rows.into_iter().map(Integration).collect())
     }
 
-    /// One integration by id; `NOT_FOUND` when there is none.
+    /// One integration by id; null with a `NOT_FOUND` error when there is none.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "super::paging::lookup_cost(child_complexity)"
@@ -215,9 +308,9 @@ impl IntegrationQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the integration.")] id: ID,
-    ) -> async_graphql::Result<Integration> {
+    ) -> async_graphql::Result<Option<Integration>> {
         let id = ids::decode(INTEGRATION, &id)?;
-        Ok(Integration(domain::find(&state(ctx)?.db, id).await?))
+        Ok(Some(Integration(domain::find(&state(ctx)?.db, id).await?)))
     }
 }
 

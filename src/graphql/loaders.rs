@@ -20,3 +20,15 @@ pub fn loader_error(e: Arc<crate::Error>) -> async_graphql::Error {
         Err(shared) => crate::Error::internal(anyhow::anyhow!("{}", shared.message())).into(),
     }
 }
+
+/// The row a foreign key points to, for a non-null field: missing only when it was deleted
+/// since its parent was read, and then `NOT_FOUND` (which nulls the nearest nullable parent).
+pub fn required<T>(row: Option<T>, kind: &'static str, id: i64) -> async_graphql::Result<T> {
+    row.ok_or_else(|| {
+        crate::Error::NotFound(format!(
+            "{kind} with id \"{}\"",
+            crate::ids::opaque(kind, id)
+        ))
+        .into()
+    })
+}

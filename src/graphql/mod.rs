@@ -33,6 +33,7 @@ pub mod port;
 pub mod progress;
 pub mod projects;
 pub mod scalars;
+mod shape;
 pub mod splitter;
 pub mod sync;
 
@@ -93,9 +94,17 @@ pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot,
     })
 }
 
+/// What the schema is, for a person: GraphiQL and other explorers show it (the SDL's schema
+/// description and introspection's `__schema { description }`).
+pub const SCHEMA_DESCRIPTION: &str = "mapping-gateway: the service equipment of an ISP's fibre \
+plant, synced from its mapping platform (Geosite, OZmap), and the binding of customers to \
+service ports, pushed back to the platform. Ids are opaque; lists are Relay connections; every \
+error carries `extensions.code`. Deprecated fields and values are listed with their removal in \
+docs/SCHEMA.md.";
+
 /// The SDL of the schema, sorted so that it diffs well; `schema.graphql` holds it.
 pub fn sdl() -> String {
-    schema_builder(&Limits::default())
+    let sdl = schema_builder(&Limits::default())
         .finish()
         .sdl_with_options(
             async_graphql::SDLExportOptions::new()
@@ -103,7 +112,12 @@ pub fn sdl() -> String {
                 .sorted_arguments()
                 .sorted_enum_items()
                 .include_specified_by(),
-        )
+        );
+    sdl.replacen(
+        "\nschema {",
+        &format!("\n\"\"\"\n{SCHEMA_DESCRIPTION}\n\"\"\"\nschema {{"),
+        1,
+    )
 }
 
 /// The process-wide state every resolver reads.

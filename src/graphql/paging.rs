@@ -87,15 +87,20 @@ pub struct Args {
 }
 
 impl Args {
-    /// The page size the cost model counts.
+    /// The page size the cost model counts: `last` when given (`first` then only holds its
+    /// default).
     pub fn size(first: Option<i32>, last: Option<i32>) -> Option<i32> {
-        first.or(last)
+        last.or(first)
     }
 }
 
 /// Checks the paging arguments of a list named `list` (cursors of one list are refused by
-/// another; `first` and `last` together are refused).
-pub fn request(list: &str, args: Args) -> Result<PageRequest, Error> {
+/// another; `first` and `last` together are refused, unless `first` holds its default, which
+/// the schema states: a client reading backward gives `last` alone).
+pub fn request(list: &str, mut args: Args) -> Result<PageRequest, Error> {
+    if args.last.is_some() && args.first == Some(DEFAULT_PAGE_SIZE) {
+        args.first = None;
+    }
     if args.first.is_some() && args.last.is_some() {
         return Err(Error::validation(
             "last",
@@ -106,20 +111,7 @@ pub fn request(list: &str, args: Args) -> Result<PageRequest, Error> {
         Some(last) => ("last", last),
         None => ("first", args.first.unwrap_or(DEFAULT_PAGE_SIZE)),
     };
-    if size < 0 {
-        return Err(Error::validation(
-            field,
-            format!("{field} must be between 0 and {MAX_PAGE_SIZE}, got {size}"),
-        ));
-    }
-    if size as u64 > MAX_PAGE_SIZE {
-        return Err(Error::over_limit(
-            field,
-            "pageSize",
-            MAX_PAGE_SIZE as f64,
-            format!("{field} must be between 0 and {MAX_PAGE_SIZE}, got {size}"),
-        ));
-    }
+    let size = size_within(field, size, MAX_PAGE_SIZE)?;
     let cursor = |name: &str, cursor: Option<String>| {
         cursor
             .map(|c| {
@@ -130,11 +122,21 @@ pub fn request(list: &str, args: Args) -> Result<PageRequest, Error> {
             .transpose()
     };
     Ok(PageRequest {
-        limit: size as u64,
+        limit: size,
         after: cursor("after", args.after)?,
         before: cursor("before", args.before)?,
         from_end: args.last.is_some(),
     })
+}
+
+/// A page size argument `field` checked to be within 0..=`max` (`pageSize` is the limit's name).
+pub fn size_within(field: &str, size: i32, max: u64) -> Result<u64, Error> {
+    let message = || format!("{field} must be between 0 and {max}, got {size}");
+    match u64::try_from(size) {
+        Err(_) => Err(Error::validation(field, message())),
+        Ok(n) if n > max => Err(Error::over_limit(field, "pageSize", max as f64, message())),
+        Ok(n) => Ok(n),
+    }
 }
 
 /// Builds a connection from a page; `key` gives each item's keyset id.

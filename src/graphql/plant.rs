@@ -183,7 +183,11 @@ impl PlantQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the integration.")] integration_id: ID,
         #[graphql(desc = "What to keep.")] filter: Option<ElementFilterInput>,
-        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
         #[graphql(
             desc = "Page size reading backward: the last edges before `before` (or of \
@@ -209,7 +213,7 @@ impl PlantQuery {
         .await
     }
 
-    /// One element by id.
+    /// One element by id; null with a `NOT_FOUND` error when there is none.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::lookup_cost(child_complexity)"
@@ -218,14 +222,15 @@ impl PlantQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the element.")] id: ID,
-    ) -> async_graphql::Result<Element> {
+    ) -> async_graphql::Result<Option<Element>> {
         let id = ids::decode(ELEMENT, &id)?;
-        Ok(Element::from(
-            lookup::by_id::<element::Entity, _>(&state(ctx)?.db, "element", id).await?,
-        ))
+        Ok(Some(Element::from(
+            lookup::by_id::<element::Entity, _>(&state(ctx)?.db, ELEMENT, id).await?,
+        )))
     }
 
-    /// One element of an integration by its platform fid.
+    /// One element of an integration by its platform fid; null with a `NOT_FOUND` error when
+    /// there is none.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::lookup_cost(child_complexity)"
@@ -235,15 +240,15 @@ impl PlantQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the integration.")] integration_id: ID,
         #[graphql(desc = "Platform fid of the element.")] fid: String,
-    ) -> async_graphql::Result<Element> {
+    ) -> async_graphql::Result<Option<Element>> {
         let id = ids::decode(INTEGRATION, &integration_id)?;
         let fid = crate::text::identifier("fid", &fid, crate::text::MAX_FID_CHARS)?;
-        Ok(Element::from(
+        Ok(Some(Element::from(
             lookup::element_by_fid(&state(ctx)?.db, id, &fid).await?,
-        ))
+        )))
     }
 
-    /// One splitter by id.
+    /// One splitter by id; null with a `NOT_FOUND` error when there is none.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::lookup_cost(child_complexity)"
@@ -252,14 +257,14 @@ impl PlantQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the splitter.")] id: ID,
-    ) -> async_graphql::Result<Splitter> {
+    ) -> async_graphql::Result<Option<Splitter>> {
         let id = ids::decode(SPLITTER, &id)?;
-        Ok(Splitter::from(
-            lookup::by_id::<splitter::Entity, _>(&state(ctx)?.db, "splitter", id).await?,
-        ))
+        Ok(Some(Splitter::from(
+            lookup::by_id::<splitter::Entity, _>(&state(ctx)?.db, SPLITTER, id).await?,
+        )))
     }
 
-    /// One port by id.
+    /// One port by id; null with a `NOT_FOUND` error when there is none.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::lookup_cost(child_complexity)"
@@ -268,14 +273,14 @@ impl PlantQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the port.")] id: ID,
-    ) -> async_graphql::Result<Port> {
+    ) -> async_graphql::Result<Option<Port>> {
         let id = ids::decode(PORT, &id)?;
-        Ok(Port::from(
-            lookup::by_id::<port::Entity, _>(&state(ctx)?.db, "port", id).await?,
-        ))
+        Ok(Some(Port::from(
+            lookup::by_id::<port::Entity, _>(&state(ctx)?.db, PORT, id).await?,
+        )))
     }
 
-    /// One binding by id.
+    /// One binding by id; null with a `NOT_FOUND` error when there is none.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::lookup_cost(child_complexity)"
@@ -284,11 +289,11 @@ impl PlantQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the binding.")] id: ID,
-    ) -> async_graphql::Result<Binding> {
+    ) -> async_graphql::Result<Option<Binding>> {
         let id = ids::decode(ids::BINDING, &id)?;
-        Ok(Binding::from(
-            lookup::by_id::<entity::binding::Entity, _>(&state(ctx)?.db, "binding", id).await?,
-        ))
+        Ok(Some(Binding::from(
+            lookup::by_id::<entity::binding::Entity, _>(&state(ctx)?.db, ids::BINDING, id).await?,
+        )))
     }
 
     /// The nearest bindable ports to a point: FREE ports of SERVICE splitters with no active
@@ -335,11 +340,15 @@ impl PlantQuery {
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::connection_cost(paging::Args::size(first, last), child_complexity, false)"
     )]
-    async fn bindings(
+    pub(crate) async fn bindings(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "What to keep.")] filter: Option<BindingFilterInput>,
-        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
         #[graphql(
             desc = "Page size reading backward: the last edges before `before` (or of \

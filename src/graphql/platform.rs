@@ -43,8 +43,8 @@ pub struct PlatformQuery;
 /// Live platform queries.
 #[Object]
 impl PlatformQuery {
-    /// The projects the integration's platform user can see, read live (ADMIN). Nothing is
-    /// stored.
+    /// The projects the integration's platform user can see, read live (ADMIN), in the
+    /// platform's order: at most 1,000, the first it lists. Nothing is stored.
     #[graphql(
         guard = "RoleGuard(Role::Admin)",
         complexity = "super::paging::PLATFORM + child_complexity"

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Object, SimpleObject, ID};
 
 use crate::graphql::ids::{self, PORT};
-use crate::graphql::loaders::{loader_error, loaders};
+use crate::graphql::loaders::{loader_error, loaders, required};
 use entity::port;
 
 pub use entity::port::PortStatus;
@@ -83,14 +83,14 @@ impl Port {
             .map(Binding))
     }
     /// Its splitter.
-    async fn splitter(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Splitter>> {
-        Ok(loaders(ctx)?
+    async fn splitter(&self, ctx: &Context<'_>) -> async_graphql::Result<Splitter> {
+        let splitter = loaders(ctx)?
             .plant
             .splitter
             .load_one(self.0.splitter_id)
             .await
             .map_err(loader_error)?
-            .flatten()
-            .map(Splitter))
+            .flatten();
+        required(splitter, crate::ids::SPLITTER, self.0.splitter_id).map(Splitter)
     }
 }

@@ -11,7 +11,7 @@ use crate::graphql::ids::{self, INTEGRATION, SYNC_RUN};
 use crate::graphql::state;
 use crate::Error;
 
-use super::sync::{SyncMode, SyncStatus};
+use super::sync::{SyncMode, SyncRun, SyncRunPhase, SyncStatus};
 
 /// Where a run is, as `syncProgress` tells it.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +61,22 @@ impl SyncProgress {
     async fn status(&self) -> SyncStatus {
         self.0.progress.status
     }
-    /// Where it is.
+    /// Where it is, in the words of events only.
+    #[graphql(
+        deprecation = "Use `runPhase`, the vocabulary `SyncRun.progress.phase` shares. Removed in schema 2 (docs/SCHEMA.md)."
+    )]
     async fn phase(&self) -> SyncProgressPhase {
         self.0.progress.phase.into()
+    }
+    /// Where it is, in the run's own words (`SyncRun.progress.phase`): the item being listed
+    /// gives the listing's phase, `DONE` once it ended.
+    async fn run_phase(&self) -> SyncRunPhase {
+        SyncRunPhase::of(self.0.progress.status, self.0.progress.step.as_deref())
+    }
+    /// The run as it is now (the same object as `syncRun`, so a client cache updates it).
+    async fn run(&self, ctx: &Context<'_>) -> async_graphql::Result<SyncRun> {
+        let run = crate::sync::find(&state(ctx)?.db, self.0.progress.run_id).await?;
+        Ok(SyncRun(run))
     }
     /// The item being listed (`CTO`, `SPLITTER`, `PORT`, ...).
     async fn item(&self) -> Option<super::sync::SyncItem> {

@@ -100,6 +100,16 @@ impl Project {
     async fn linked_at(&self) -> DateTime {
         self.0.linked_at.into()
     }
+    /// The integration it is linked to (`setProject`'s way back, for client caches).
+    async fn integration(&self, ctx: &Context<'_>) -> async_graphql::Result<Integration> {
+        let integration = crate::graphql::loaders::loaders(ctx)?
+            .integration
+            .load_one(self.0.integration_id)
+            .await
+            .map_err(crate::graphql::loaders::loader_error)?;
+        crate::graphql::loaders::required(integration, INTEGRATION, self.0.integration_id)
+            .map(Integration)
+    }
     /// Its synced elements, by id: the same connection as `elements` (an integration has one
     /// project, and unlinking it removes its copy).
     #[graphql(
@@ -109,7 +119,11 @@ impl Project {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "What to keep.")] filter: Option<super::plant::ElementFilterInput>,
-        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
         #[graphql(
             desc = "Page size reading backward: the last edges before `before` (or of \

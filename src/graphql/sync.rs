@@ -9,7 +9,7 @@ use crate::access::Role;
 use crate::graphql::guard::{actor, RoleGuard};
 use crate::graphql::ids::{self, INTEGRATION, SYNC_RUN};
 use crate::graphql::integrations::Integration;
-use crate::graphql::loaders::{loader_error, loaders};
+use crate::graphql::loaders::{loader_error, loaders, required};
 use crate::graphql::paging;
 use crate::graphql::state;
 use crate::sync::{self as domain, Mode, RunRequest, Trigger};
@@ -69,6 +69,17 @@ pub enum SyncRunPhase {
     Done,
 }
 
+impl SyncRunPhase {
+    /// The phase of a run in `status` whose row names `step`.
+    pub fn of(status: SyncStatus, step: Option<&str>) -> SyncRunPhase {
+        if !SyncStatus::ACTIVE.contains(&status) {
+            return SyncRunPhase::Done;
+        }
+        step.and_then(crate::graphql::scalars::enum_named)
+            .unwrap_or(SyncRunPhase::Starting)
+    }
+}
+
 /// What a run is listing.
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SyncItem {
@@ -117,13 +128,13 @@ impl SyncRun {
         ids::encode(SYNC_RUN, self.0.id)
     }
     /// The integration synced.
-    async fn integration(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Integration>> {
-        Ok(loaders(ctx)?
+    async fn integration(&self, ctx: &Context<'_>) -> async_graphql::Result<Integration> {
+        let integration = loaders(ctx)?
             .integration
             .load_one(self.0.integration_id)
             .await
-            .map_err(loader_error)?
-            .map(Integration))
+            .map_err(loader_error)?;
+        required(integration, INTEGRATION, self.0.integration_id).map(Integration)
     }
     /// What the run fetches and deletes.
     async fn mode(&self) -> SyncMode {
@@ -149,9 +160,9 @@ impl SyncRun {
     async fn scheduled_for(&self) -> Option<DateTime> {
         self.0.scheduled_for.map(DateTime)
     }
-    /// When it started.
-    async fn started_at(&self) -> Option<DateTime> {
-        self.0.started_at.map(DateTime)
+    /// When it started (runs start RUNNING: there is no queue).
+    async fn started_at(&self) -> DateTime {
+        DateTime(self.0.started_at.unwrap_or(self.0.created_at))
     }
     /// When it ended.
     async fn finished_at(&self) -> Option<DateTime> {
@@ -180,7 +191,8 @@ impl SyncRun {
         }
     }
     /// What a person should know of the run, one line each: records that could not be read
-    /// (feature, fid and field), deletions skipped because of them.
+    /// (feature, fid and field), deletions skipped because of them. At most 21 lines: the
+    /// first 20, then one saying the rest is in the log.
     async fn warnings(&self) -> Vec<&str> {
         self.0
             .warnings
@@ -190,18 +202,8 @@ impl SyncRun {
     }
     /// Where it is now.
     async fn progress(&self) -> SyncPhase {
-        let ended = !SyncStatus::ACTIVE.contains(&self.0.status);
         SyncPhase {
-            phase: self
-                .0
-                .phase
-                .as_deref()
-                .and_then(crate::graphql::scalars::enum_named)
-                .unwrap_or(if ended {
-                    SyncRunPhase::Done
-                } else {
-                    SyncRunPhase::Starting
-                }),
+            phase: SyncRunPhase::of(self.0.status, self.0.phase.as_deref()),
             item: SyncItem::parse(self.0.current_item.as_deref()),
             processed: self.0.processed,
             total: self.0.total,
@@ -214,9 +216,14 @@ impl SyncRun {
             message: self.0.error_message.clone().unwrap_or_default(),
         })
     }
-    /// When the instance running it last proved alive.
-    async fn heartbeat_at(&self) -> Option<DateTime> {
-        self.0.heartbeat_at.map(DateTime)
+    /// When the instance running it last proved alive (for an ended run, its last beat).
+    async fn heartbeat_at(&self) -> DateTime {
+        DateTime(
+            self.0
+                .heartbeat_at
+                .or(self.0.started_at)
+                .unwrap_or(self.0.created_at),
+        )
     }
 }
 
@@ -234,11 +241,15 @@ impl SyncQuery {
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::connection_cost(paging::Args::size(first, last), child_complexity, false)"
     )]
-    async fn sync_runs(
+    pub(crate) async fn sync_runs(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the integration.")] integration_id: ID,
-        #[graphql(desc = "Page size, at most 500 (default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "Page size, at most 500; left out when reading backward with `last`.",
+            default = 50
+        )]
+        first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
         #[graphql(
             desc = "Page size reading backward: the last edges before `before` (or of \
@@ -264,7 +275,7 @@ impl SyncQuery {
         Ok(paging::connection("syncRuns", page, |r| r.id, SyncRun))
     }
 
-    /// One run by id.
+    /// One run by id; null with a `NOT_FOUND` error when there is none.
     #[graphql(
         guard = "RoleGuard(Role::Viewer)",
         complexity = "paging::lookup_cost(child_complexity)"
@@ -273,9 +284,9 @@ impl SyncQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Id of the run.")] id: ID,
-    ) -> async_graphql::Result<SyncRun> {
+    ) -> async_graphql::Result<Option<SyncRun>> {
         let id = ids::decode(SYNC_RUN, &id)?;
-        Ok(SyncRun(domain::find(&state(ctx)?.db, id).await?))
+        Ok(Some(SyncRun(domain::find(&state(ctx)?.db, id).await?)))
     }
 }
 

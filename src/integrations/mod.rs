@@ -297,8 +297,18 @@ pub async fn set_active(
 
 /// Every integration, by name.
 pub async fn list(db: &DatabaseConnection) -> Result<Vec<integration::Model>> {
+    list_first(db, None).await
+}
+
+/// The first `limit` integrations by name (all of them without a limit).
+pub async fn list_first(
+    db: &DatabaseConnection,
+    limit: Option<u64>,
+) -> Result<Vec<integration::Model>> {
+    use sea_orm::QuerySelect;
     Ok(integration::Entity::find()
         .order_by_asc(integration::Column::Name)
+        .limit(limit)
         .all(db)
         .await?)
 }

@@ -66,7 +66,11 @@ pub async fn test_connection(app: &AppState, actor: &Actor, id: i64) -> Result<C
     Ok(result)
 }
 
-/// The projects the platform offers, read live; nothing is stored.
+/// The most projects `remote_projects` answers (the first the platform lists).
+pub const MAX_REMOTE_PROJECTS: usize = 1_000;
+
+/// The projects the platform offers, read live, in its order, at most
+/// [`MAX_REMOTE_PROJECTS`]; nothing is stored.
 pub async fn remote_projects(
     app: &AppState,
     actor: &Actor,
@@ -78,5 +82,6 @@ pub async fn remote_projects(
     for p in &mut projects {
         crate::text::make_plain(&mut p.name);
     }
+    projects.truncate(MAX_REMOTE_PROJECTS);
     Ok(projects)
 }

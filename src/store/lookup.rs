@@ -464,17 +464,19 @@ fn latest_delivery_is(filter: &BindingFilter) -> sea_orm::sea_query::Condition {
     all
 }
 
-/// A model by id, or `NOT_FOUND` naming it.
-pub async fn by_id<E, C>(db: &C, what: &str, id: i64) -> Result<E::Model>
+/// A model by id, or `NOT_FOUND` naming it by its kind (`Binding`) and opaque id.
+pub async fn by_id<E, C>(db: &C, kind: &str, id: i64) -> Result<E::Model>
 where
     E: EntityTrait,
     C: ConnectionTrait,
     <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<i64>,
 {
-    E::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("{what} {id}")))
+    E::find_by_id(id).one(db).await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{kind} with id \"{}\"",
+            crate::ids::opaque(kind, id)
+        ))
+    })
 }
 
 /// An element of an integration by platform fid (any item).

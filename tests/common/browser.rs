@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::Page;
 use futures::StreamExt;
 
@@ -84,8 +85,94 @@ pub async fn launch(executable: PathBuf) -> (Browser, tokio::task::JoinHandle<()
 
 /// Closes Chromium, ends its event loop and removes its profile.
 pub async fn shut(mut browser: Browser, events: tokio::task::JoinHandle<()>, profile: PathBuf) {
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
+    // A browser that does not close in 10 s is killed: a test must end, whatever it left open.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = browser.close().await;
+        let _ = browser.wait().await;
+    })
+    .await;
+    if closed.is_err() {
+        let _ = browser.kill().await;
+    }
     events.abort();
     let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// Replaces the text of the CodeMirror editor under `selector` as a user would: focus it, select
+/// everything, and type the new text through the browser's input pipeline.
+pub async fn enter(page: &Page, selector: &str, text: &str) -> Result<(), String> {
+    let focused = page
+        .evaluate(format!(
+            "(() => {{ const e = document.querySelector({selector:?}); \
+               if (!e || !e.CodeMirror) return false; \
+               e.CodeMirror.focus(); e.CodeMirror.execCommand('selectAll'); return true; }})()"
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_value::<bool>()
+        .unwrap_or(false);
+    if !focused {
+        return Err(format!("no editor at {selector}"));
+    }
+    page.execute(InsertTextParams::new(text))
+        .await
+        .map_err(|e| e.to_string())?;
+    let value: String = page
+        .evaluate(format!(
+            "document.querySelector({selector:?}).CodeMirror.getValue()"
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_value()
+        .map_err(|e| e.to_string())?;
+    if value != text {
+        return Err(format!("the editor at {selector} holds {value:?}"));
+    }
+    Ok(())
+}
+
+/// Opens the documentation explorer and waits until the schema's root types show in it (and
+/// the welcome is gone).
+pub async fn docs_list_the_root_types(page: &Page) -> Result<(), String> {
+    until(
+        page,
+        "the welcome goes once the key is accepted",
+        "!document.querySelector('.mgw-welcome')",
+    )
+    .await?;
+    page.evaluate(
+        "(() => { const b = [...document.querySelectorAll('button')].find(b => \
+           (b.getAttribute('aria-label') || '').includes('Documentation Explorer')); \
+           if (b && !document.querySelector('.graphiql-doc-explorer')) b.click(); return !!b; })()",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    until(
+        page,
+        "the documentation explorer lists Query and Mutation",
+        "(() => { const d = document.querySelector('.graphiql-doc-explorer'); \
+           return !!d && d.innerText.includes('Query') && d.innerText.includes('Mutation'); })()",
+    )
+    .await
+}
+
+pub const HEADERS: &str = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror";
+pub const QUERY: &str = ".graphiql-query-editor .CodeMirror";
+pub const RESULT: &str = ".result-window .CodeMirror";
+
+pub fn result_contains(needle: &str) -> String {
+    format!(
+        "(() => {{ const e = document.querySelector({RESULT:?}); \
+           return !!e && !!e.CodeMirror && e.CodeMirror.getValue().includes({needle:?}); }})()"
+    )
+}
+
+pub async fn run_button(page: &Page) -> Result<(), String> {
+    page.find_element(".graphiql-execute-button")
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }

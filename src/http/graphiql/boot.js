@@ -124,25 +124,46 @@
     return op.type === 'subscription' ? subscribe(sent, headers) : post(sent, headers);
   }
 
-  var firstQuery = [
-    '# Welcome to mapping-gateway.',
-    '#',
-    '# 1. Put your API key after "Bearer " in Headers below;',
-    '#    the docs on the left load once it is accepted.',
-    '# 2. Run this query (Ctrl-Enter) to see your integrations, then',
-    '#    query their elements, e.g.',
-    '#    { elements(integrationId: "<an id from the list>", first: 20) {',
-    '#        edges { node { fid name item } } } }',
-    '',
-    'query Integrations {',
-    '  integrations {',
-    '    id',
-    '    name',
-    '    active',
-    '  }',
-    '}',
-    ''
-  ].join('\n');
+  // A shared link (`/graphql?query=…&variables=…&operationName=…`) opens what it links; the
+  // address follows the editors, so the address bar is always a link to what is on screen.
+  var linked = new URLSearchParams(window.location.search);
+
+  function welcome(hasKey) {
+    return [
+      '# Welcome to mapping-gateway.',
+      '#',
+      hasKey
+        ? '# 1. Your key is in Headers below: the docs\n#    on the left load with it.'
+        : '# 1. Put your API key after "Bearer " in\n#    Headers below; the docs on the left\n#    load once it is accepted.',
+      '# 2. Run this query (Ctrl-Enter) to list',
+      '#    the integrations; then ask for the',
+      '#    elements of one of them:',
+      '#    elements(integrationId: "…", first: 20)',
+      '',
+      'query Integrations {',
+      '  integrations {',
+      '    id',
+      '    name',
+      '    active',
+      '  }',
+      '}',
+      ''
+    ].join('\n');
+  }
+
+  function follow(name) {
+    return function (value) {
+      var now = new URLSearchParams(window.location.search);
+      if (value) now.set(name, value);
+      else now.delete(name);
+      var search = now.toString();
+      window.history.replaceState(
+        null,
+        '',
+        window.location.pathname + (search ? '?' + search : '') + window.location.hash
+      );
+    };
+  }
 
   // The schema is fetched here rather than by GraphiQL: with the key of the headers editor, as
   // soon as it changes (a pause in typing), and not at all without one. Until a key is accepted
@@ -258,7 +279,13 @@
         fetcher: fetcher,
         schema: view.schema,
         onEditHeaders: onEditHeaders,
-        defaultQuery: firstQuery,
+        defaultQuery: welcome(!!demoKey),
+        query: linked.get('query') || undefined,
+        variables: linked.get('variables') || undefined,
+        operationName: linked.get('operationName') || undefined,
+        onEditQuery: follow('query'),
+        onEditVariables: follow('variables'),
+        onEditOperationName: follow('operationName'),
         defaultHeaders: startHeaders,
         defaultEditorToolsVisibility: 'headers',
         shouldPersistHeaders: false
