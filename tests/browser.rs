@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use chromium::{
     chromium, docs_list_the_root_types, enter, launch, result_contains, run_button, shut,
-    target_dir, until, HEADERS, QUERY, RESULT,
+    target_dir, until, value, HEADERS, QUERY, RESULT,
 };
 use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
 use chromiumoxide::page::ScreenshotParams;
@@ -86,14 +86,11 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
         .await?;
 
         // The headers editor starts as the template users fill in.
-        let template: String = page
-            .evaluate(format!(
-                "document.querySelector({HEADERS:?}).CodeMirror.getValue()"
-            ))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+        let template: String = value(
+            &page,
+            format!("document.querySelector({HEADERS:?}).CodeMirror.getValue()"),
+        )
+        .await?;
         if !template.contains("\"Authorization\": \"Bearer \"") {
             return Err(format!("the headers start as {template:?}"));
         }
@@ -104,12 +101,8 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
             "!!document.querySelector('.mgw-welcome[data-state=\"no-key\"]')",
         )
         .await?;
-        let refused: bool = page
-            .evaluate("document.body.innerText.includes('UNAUTHENTICATED')")
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+        let refused: bool =
+            value(&page, "document.body.innerText.includes('UNAUTHENTICATED')").await?;
         if refused {
             return Err("the first screen shows a refusal".into());
         }
@@ -180,12 +173,7 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
         )
         .await?;
 
-        let violations: Vec<String> = page
-            .evaluate("window.mgwCspViolations")
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+        let violations: Vec<String> = value(&page, "window.mgwCspViolations").await?;
         if !violations.is_empty() {
             return Err(format!("Content-Security-Policy refusals: {violations:?}"));
         }
@@ -313,48 +301,32 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
             &format!("!!document.querySelector({HEADERS:?})"),
         )
         .await?;
-        let headers: String = page
-            .evaluate(format!(
-                "document.querySelector({HEADERS:?}).CodeMirror.getValue()"
-            ))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+        let headers: String = value(
+            &page,
+            format!("document.querySelector({HEADERS:?}).CodeMirror.getValue()"),
+        )
+        .await?;
         if !headers.contains(&app.admin_key) {
             return Err(format!("the headers start as {headers:?}"));
         }
-        let address: String = page
-            .evaluate("window.location.href")
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+        let address: String = value(&page, "window.location.href").await?;
         if address.contains(&app.admin_key) {
             return Err(format!("the key stays in the address bar: {address}"));
         }
         // The welcome says what is true (the key is there) and fits the editor: no line runs
         // past its edge.
-        let welcome: String = page
-            .evaluate(format!(
-                "document.querySelector({QUERY:?}).CodeMirror.getValue()"
-            ))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+        let welcome: String = value(
+            &page,
+            format!("document.querySelector({QUERY:?}).CodeMirror.getValue()"),
+        )
+        .await?;
         if !welcome.contains("Your key is in Headers") || welcome.contains("Put your API key") {
             return Err(format!("the welcome asks for a key it has: {welcome}"));
         }
-        let fits: String = page
-            .evaluate(format!(
+        let fits: String = value(&page, format!(
                 "(() => {{ const s = document.querySelector({QUERY:?}).CodeMirror.getScrollInfo(); \
                    return s.width <= s.clientWidth ? 'fits' : s.width + ' > ' + s.clientWidth; }})()"
-            ))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+            )).await?;
         if fits != "fits" {
             return Err(format!(
                 "a line of the welcome runs past the editor's edge: {fits}"
@@ -426,14 +398,11 @@ async fn a_shared_link_opens_its_query(engine: Engine) {
             &result_contains("\"integrations\""),
         )
         .await?;
-        let text: String = page
-            .evaluate(format!(
-                "document.querySelector({RESULT:?}).CodeMirror.getValue()"
-            ))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_value()
-            .map_err(|e| e.to_string())?;
+        let text: String = value(
+            &page,
+            format!("document.querySelector({RESULT:?}).CodeMirror.getValue()"),
+        )
+        .await?;
         if text.contains("gateways") {
             return Err(format!("the first operation ran: {text}"));
         }

@@ -117,14 +117,11 @@ pub async fn enter(page: &Page, selector: &str, text: &str) -> Result<(), String
     page.execute(InsertTextParams::new(text))
         .await
         .map_err(|e| e.to_string())?;
-    let value: String = page
-        .evaluate(format!(
-            "document.querySelector({selector:?}).CodeMirror.getValue()"
-        ))
-        .await
-        .map_err(|e| e.to_string())?
-        .into_value()
-        .map_err(|e| e.to_string())?;
+    let value: String = value(
+        page,
+        format!("document.querySelector({selector:?}).CodeMirror.getValue()"),
+    )
+    .await?;
     if value != text {
         return Err(format!("the editor at {selector} holds {value:?}"));
     }
@@ -175,4 +172,16 @@ pub async fn run_button(page: &Page) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The value of `expression` evaluated in the page.
+pub async fn value<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    expression: impl Into<String>,
+) -> Result<T, String> {
+    page.evaluate(expression.into())
+        .await
+        .map_err(|e| e.to_string())?
+        .into_value()
+        .map_err(|e| e.to_string())
 }
