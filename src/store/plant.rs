@@ -40,6 +40,27 @@ where
     }
 }
 
+/// Whether `table` holds any row of the integration.
+pub async fn holds_any<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+    integration_id: i64,
+) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT 1 AS one FROM {table} WHERE integration_id = {} LIMIT 1",
+        placeholder(backend, 1)
+    );
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(integration_id)],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Deletes rows of `table` by id, in chunks; returns how many went.
 pub async fn delete_ids<C: ConnectionTrait>(db: &C, table: &str, ids: &[i64]) -> Result<u64> {
     let mut total = 0;

@@ -172,7 +172,7 @@ impl<'a> Engine<'a> {
     }
     /// Orphans bindings, then deletes ports, splitters and elements, in one transaction.
     pub(super) async fn delete(&mut self, doomed: &Doomed) -> Result<u64> {
-        let txn = crate::db::write_txn(self.db).await?;
+        let txn = crate::db::page_txn(self.db).await?;
         let mut orphaned =
             crate::store::bindings::orphan_bindings(&txn, &PortScope::Ports(doomed.ports.clone()))
                 .await?;

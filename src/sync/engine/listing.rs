@@ -40,6 +40,24 @@ impl Table {
             Table::Ports => "ports",
         }
     }
+
+    /// The tables that hold no row of the integration (before its first full run). A page's
+    /// records cannot then exist locally but for the run's own earlier pages, which listed other
+    /// fids, so the run skips each page's lookup of existing rows. Were a fenced-out run to
+    /// write the same rows meanwhile, the upsert still writes each right (only its count would
+    /// say created for updated).
+    pub(super) async fn empty(
+        db: &sea_orm::DatabaseConnection,
+        integration_id: i64,
+    ) -> Result<Vec<Table>> {
+        let mut empty = Vec::new();
+        for table in [Table::Elements, Table::Splitters, Table::Ports] {
+            if !crate::store::plant::holds_any(db, table.name(), integration_id).await? {
+                empty.push(table);
+            }
+        }
+        Ok(empty)
+    }
 }
 
 /// The local rows a listing covers, when it covers a whole scope.
@@ -229,7 +247,7 @@ impl<'a> Engine<'a> {
             let mut batch = wrap(page.records);
             batch.make_plain();
             let bounds = range.advance(&batch.fid_nums())?;
-            let txn = crate::db::write_txn(self.db).await?;
+            let txn = crate::db::page_txn(self.db).await?;
             let keep = self.write_batch(&txn, &batch).await?;
             if full {
                 let last_page = batch.is_empty() || bounds.1.is_none();

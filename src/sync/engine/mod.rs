@@ -123,6 +123,8 @@ pub struct Engine<'a> {
     /// Splitters an INCREMENTAL run created or saw change kind: their ports are listed by
     /// splitter, since ports are listed by their own change time.
     new_splitters: Vec<String>,
+    /// The tables that held no row of the integration when the run began ([`Table::empty`]).
+    empty: Vec<Table>,
     /// The database's clock minus this instance's, measured at the start: heartbeats are on the
     /// database's clock, the one every instance's stale sweep reads.
     skew: chrono::Duration,
@@ -217,6 +219,10 @@ impl<'a> Engine<'a> {
         } else {
             None
         };
+        let empty = match mode {
+            Mode::Element => Vec::new(),
+            _ => Table::empty(db, integration.id).await?,
+        };
         sync_run::Entity::update_many()
             .col_expr(
                 sync_run::Column::CursorBefore,
@@ -247,6 +253,7 @@ impl<'a> Engine<'a> {
             item: None,
             warnings: Vec::new(),
             new_splitters: Vec::new(),
+            empty,
             skew,
             live: Live {
                 seq: run.seq,

@@ -10,6 +10,7 @@ use sea_orm::{
 
 use entity::{port, splitter};
 
+use super::listing::Table;
 use super::ports;
 use super::write::{fid_num, kind_item, upsert};
 use super::{Engine, Step};
@@ -43,7 +44,7 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending_ports);
-        let txn = crate::db::write_txn(self.db).await?;
+        let txn = crate::db::page_txn(self.db).await?;
         self.apply_ports(&txn, pending, true).await?;
         self.save_progress_in(&txn).await?;
         txn.commit().await?;
@@ -79,23 +80,28 @@ impl<'a> Engine<'a> {
             .into_iter()
             .map(|(fid, id, kind)| (fid, (id, kind)))
             .collect();
-        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
-        let page = sea_orm::Condition::all()
-            .add(port::Column::IntegrationId.eq(self.integration.id))
-            .add(plant::among(
-                txn.get_database_backend(),
-                port::Column::Fid,
-                fids,
-            ));
-        let existing = crate::store::rows::many::<port::Entity>(
-            txn,
-            page,
-            &[],
-            Some(crate::store::rows::decoder()),
-        )
-        .await?;
-        let existing: HashMap<String, port::Model> =
-            existing.into_iter().map(|p| (p.fid.clone(), p)).collect();
+        let existing: HashMap<String, port::Model> = if self.empty.contains(&Table::Ports) {
+            HashMap::new()
+        } else {
+            let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+            let page = sea_orm::Condition::all()
+                .add(port::Column::IntegrationId.eq(self.integration.id))
+                .add(plant::among(
+                    txn.get_database_backend(),
+                    port::Column::Fid,
+                    fids,
+                ));
+            crate::store::rows::many::<port::Entity>(
+                txn,
+                page,
+                &[],
+                Some(crate::store::rows::decoder()),
+            )
+            .await?
+            .into_iter()
+            .map(|p| (p.fid.clone(), p))
+            .collect()
+        };
         let mut kept = HashSet::new();
         let mut changed: Vec<(RemotePort, i64)> = Vec::new();
         for rec in records {

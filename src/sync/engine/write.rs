@@ -11,7 +11,7 @@ use sea_orm::{
 
 use entity::{element, splitter};
 
-use super::listing::Batch;
+use super::listing::{Batch, Table};
 use super::{Engine, Step};
 use crate::catalog::ElementItem;
 use crate::platform::{RemoteElement, RemoteSplitter, SplitterKind};
@@ -52,20 +52,24 @@ impl<'a> Engine<'a> {
         item: ElementItem,
         records: &'r [RemoteElement],
     ) -> Step<HashSet<&'r str>> {
-        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
-        let existing: HashMap<String, element::Model> = element::Entity::find()
-            .filter(element::Column::IntegrationId.eq(self.integration.id))
-            .filter(element::Column::Item.eq(item))
-            .filter(plant::among(
-                txn.get_database_backend(),
-                element::Column::Fid,
-                fids,
-            ))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|e| (e.fid.clone(), e))
-            .collect();
+        let existing: HashMap<String, element::Model> = if self.empty.contains(&Table::Elements) {
+            HashMap::new()
+        } else {
+            let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+            element::Entity::find()
+                .filter(element::Column::IntegrationId.eq(self.integration.id))
+                .filter(element::Column::Item.eq(item))
+                .filter(plant::among(
+                    txn.get_database_backend(),
+                    element::Column::Fid,
+                    fids,
+                ))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|e| (e.fid.clone(), e))
+                .collect()
+        };
         let now = Utc::now();
         let mut writes = Vec::new();
         for rec in records {
@@ -114,19 +118,23 @@ impl<'a> Engine<'a> {
         txn: &C,
         records: &'r [RemoteSplitter],
     ) -> Step<HashSet<&'r str>> {
-        let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
-        let existing: HashMap<String, splitter::Model> = splitter::Entity::find()
-            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
-            .filter(plant::among(
-                txn.get_database_backend(),
-                splitter::Column::Fid,
-                fids,
-            ))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|s| (s.fid.clone(), s))
-            .collect();
+        let existing: HashMap<String, splitter::Model> = if self.empty.contains(&Table::Splitters) {
+            HashMap::new()
+        } else {
+            let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
+            splitter::Entity::find()
+                .filter(splitter::Column::IntegrationId.eq(self.integration.id))
+                .filter(plant::among(
+                    txn.get_database_backend(),
+                    splitter::Column::Fid,
+                    fids,
+                ))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|s| (s.fid.clone(), s))
+                .collect()
+        };
         let box_fids: Vec<String> = records.iter().filter_map(|r| r.box_fid.clone()).collect();
         let boxes: HashMap<String, i64> = element::Entity::find()
             .select_only()
@@ -200,7 +208,7 @@ impl<'a> Engine<'a> {
     }
     /// Links splitters to boxes synced after them (or re-selected), fenced like a page.
     pub(super) async fn link_boxes(&mut self) -> Step {
-        let txn = crate::db::write_txn(self.db).await?;
+        let txn = crate::db::page_txn(self.db).await?;
         crate::store::plant::link_boxes(
             &txn,
             self.integration.id,
