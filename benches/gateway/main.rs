@@ -2,7 +2,8 @@
 //! so its time and peak RSS are its alone; the simulator runs in another.
 //!
 //! ```sh
-//! cargo bench --bench gateway -- sync --boxes 5000,20000 --engines sqlite,postgres
+//! cargo bench --bench gateway -- sync --boxes 2000,20000 --engines sqlite,postgres
+//! cargo bench --bench gateway -- scale --boxes 2000,20000,200000
 //! ```
 //!
 //! For each size and engine it measures, against the Geosite simulator over loopback HTTP:
@@ -56,23 +57,30 @@ struct Cli {
     command: Cmd,
 }
 
+/// The runs a sync benchmark makes: every size on every engine and platform.
+#[derive(clap::Args)]
+struct Matrix {
+    /// Project sizes, in boxes (the simulator puts 80% of them in the synced project).
+    #[arg(long, value_delimiter = ',', default_value = "2000,20000")]
+    boxes: Vec<usize>,
+    /// Engines to measure.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    engines: Vec<String>,
+    /// PostgreSQL server URL of a role that may create databases.
+    #[arg(long, env = "BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// Platforms whose simulator is synced: `geosite`, `ozmap` (same generated network).
+    #[arg(long, value_delimiter = ',', default_value = "geosite,ozmap")]
+    platforms: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Full and incremental sync against the baseline.
-    Sync {
-        /// Project sizes, in boxes (the simulator puts 80% of them in the synced project).
-        #[arg(long, value_delimiter = ',', default_value = "5000,20000")]
-        boxes: Vec<usize>,
-        /// Engines to measure.
-        #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
-        engines: Vec<String>,
-        /// PostgreSQL server URL of a role that may create databases.
-        #[arg(long, env = "BENCH_POSTGRES_URL")]
-        postgres_url: Option<String>,
-        /// Platforms whose simulator is synced: `geosite`, `ozmap` (same generated network).
-        #[arg(long, value_delimiter = ',', default_value = "geosite,ozmap")]
-        platforms: Vec<String>,
-    },
+    Sync(Matrix),
+    /// The scale table: full and incremental runs (nothing changed, 1% changed), peak RSS and
+    /// database size, by size, engine and platform. 200,000 boxes take minutes per row.
+    Scale(Matrix),
     /// Read API: a 1,000-box tree against hand-written SQL, freePorts on a 20,000-box project,
     /// and HTTP throughput of `port(id)` under wrk.
     Read {
@@ -237,12 +245,8 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Cmd::Sync {
-            boxes,
-            engines,
-            postgres_url,
-            platforms,
-        } => orchestrate(boxes, engines, postgres_url, platforms).await,
+        Cmd::Sync(m) => orchestrate(m.boxes, m.engines, m.postgres_url, m.platforms).await,
+        Cmd::Scale(m) => sync_bench::scale(m.boxes, m.engines, m.postgres_url, m.platforms).await,
         Cmd::Read {
             boxes,
             seconds,

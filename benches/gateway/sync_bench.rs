@@ -309,83 +309,182 @@ pub(crate) async fn orchestrate(
     let mut ratios = Vec::new();
     println!("| platform | boxes | engine | records | baseline s | fetch-only s | raw write s | full s | full/baseline | full/(fetch+raw) | full/max(fetch,raw) | full peak RSS MiB | baseline peak RSS MiB | incremental, nothing changed s | incremental, 1% changed s | incremental/full | its fetch-only s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for boxes in sizes {
-        for engine in &engines {
-            for platform_name in &platforms {
-                let platform = mapping_gateway::simulator::SimPlatform::parse(platform_name)
-                    .ok_or_else(|| anyhow::anyhow!("unknown platform {platform_name}"))?;
-                let phase = |kind: &str, sim: &str, db: &str, key: &str| {
-                    phase_on(kind, sim, db, key, platform_name)
-                };
-                // A simulator of its own per engine: the records one engine's run touched would
-                // otherwise show up, changed, in the other engine's incremental runs.
-                let (_simulator, sim) = crate::common::spawn_simulator_on(boxes, platform)?;
-                let db = fresh_db(engine, pg.as_deref(), &format!("base_{boxes}")).await?;
-                let base = phase("baseline", &sim, &db, &key)?;
-                let db = fresh_db(engine, pg.as_deref(), &format!("fetch_{boxes}")).await?;
-                let fetch = phase("fetch", &sim, &db, &key)?;
-                let db = fresh_db(engine, pg.as_deref(), &format!("raw_{boxes}")).await?;
-                let raw = phase("raw", &sim, &db, &key)?;
-                let db = fresh_db(engine, pg.as_deref(), &format!("full_{boxes}")).await?;
-                let full = phase("full", &sim, &db, &key)?;
-                // Right after: nothing changed (the simulator's records are over an hour old, so
-                // the overlap brings none back).
-                let noop = phase("incremental", &sim, &db, &key)?;
-                let client = reqwest::Client::new();
-                for feature in ["cto", "splitter", "portaSplitter"] {
-                    client
-                        .post(format!("{sim}/_sim/touch"))
-                        .json(&json!({ "feature": feature, "share": 0.01 }))
-                        .send()
-                        .await?
-                        .error_for_status()?;
-                }
-                // Let the touched records' time move past the platform clock's second.
-                tokio::time::sleep(Duration::from_millis(1100)).await;
-                let incr_fetch = phase("fetch-incremental", &sim, &db, &key)?;
-                let incr = phase("incremental", &sim, &db, &key)?;
-                let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
-                let mib = |v: &Value| v["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
-                let (f, w) = (secs(&fetch), secs(&raw));
-                match first_full.get(&(boxes, engine.clone())) {
-                    None => {
-                        first_full.insert((boxes, engine.clone()), secs(&full));
-                    }
-                    Some(first) => ratios.push(format!(
-                        "{platform_name} full / {} full, {boxes} boxes, {engine}: {:.2}",
-                        platforms[0],
-                        secs(&full) / first
-                    )),
-                }
-                println!(
-                "| {platform_name} | {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                base["counts"]["written"],
-                secs(&base),
-                f,
-                w,
-                secs(&full),
-                secs(&full) / secs(&base),
-                secs(&full) / (f + w),
-                secs(&full) / f.max(w),
-                mib(&full),
-                mib(&base),
-                secs(&noop),
-                secs(&incr),
-                secs(&incr) / secs(&full),
-                secs(&incr_fetch),
-            );
-                eprintln!(
-                    "  full: {}  incremental: {}  fetched: {}  raw: {}",
-                    full["counts"],
-                    incr["counts"],
-                    fetch["counts"]["listed"],
-                    raw["counts"]["written"]
-                );
+    for (boxes, engine, platform_name, platform) in cells(&sizes, &engines, &platforms)? {
+        let phase = |kind: &str, sim: &str, db: &str, key: &str| {
+            phase_on(kind, sim, db, key, platform_name)
+        };
+        // A simulator of its own per engine: the records one engine's run touched would
+        // otherwise show up, changed, in the other engine's incremental runs.
+        let (_simulator, sim) = crate::common::spawn_simulator_on(boxes, platform)?;
+        let db = fresh_db(engine, pg.as_deref(), &format!("base_{boxes}")).await?;
+        let base = phase("baseline", &sim, &db, &key)?;
+        let db = fresh_db(engine, pg.as_deref(), &format!("fetch_{boxes}")).await?;
+        let fetch = phase("fetch", &sim, &db, &key)?;
+        let db = fresh_db(engine, pg.as_deref(), &format!("raw_{boxes}")).await?;
+        let raw = phase("raw", &sim, &db, &key)?;
+        let db = fresh_db(engine, pg.as_deref(), &format!("full_{boxes}")).await?;
+        let full = phase("full", &sim, &db, &key)?;
+        // Right after: nothing changed (the simulator's records are over an hour old, so
+        // the overlap brings none back).
+        let noop = phase("incremental", &sim, &db, &key)?;
+        touch_one_percent(&reqwest::Client::new(), &sim).await?;
+        let incr_fetch = phase("fetch-incremental", &sim, &db, &key)?;
+        let incr = phase("incremental", &sim, &db, &key)?;
+        let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
+        let mib = |v: &Value| v["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
+        let (f, w) = (secs(&fetch), secs(&raw));
+        match first_full.get(&(boxes, engine.clone())) {
+            None => {
+                first_full.insert((boxes, engine.clone()), secs(&full));
             }
+            Some(first) => ratios.push(format!(
+                "{platform_name} full / {} full, {boxes} boxes, {engine}: {:.2}",
+                platforms[0],
+                secs(&full) / first
+            )),
         }
+        println!(
+        "| {platform_name} | {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        base["counts"]["written"],
+        secs(&base),
+        f,
+        w,
+        secs(&full),
+        secs(&full) / secs(&base),
+        secs(&full) / (f + w),
+        secs(&full) / f.max(w),
+        mib(&full),
+        mib(&base),
+        secs(&noop),
+        secs(&incr),
+        secs(&incr) / secs(&full),
+        secs(&incr_fetch),
+    );
+        eprintln!(
+            "  full: {}  incremental: {}  fetched: {}  raw: {}",
+            full["counts"], incr["counts"], fetch["counts"]["listed"], raw["counts"]["written"]
+        );
     }
     for ratio in ratios {
         println!("{ratio}");
+    }
+    Ok(())
+}
+
+/// Every (boxes, engine, platform) a run measures, in order, the platform read.
+fn cells<'a>(
+    sizes: &[usize],
+    engines: &'a [String],
+    platforms: &'a [String],
+) -> anyhow::Result<
+    Vec<(
+        usize,
+        &'a String,
+        &'a String,
+        mapping_gateway::simulator::SimPlatform,
+    )>,
+> {
+    let mut out = Vec::new();
+    for boxes in sizes {
+        for engine in engines {
+            for name in platforms {
+                let platform = mapping_gateway::simulator::SimPlatform::parse(name)
+                    .ok_or_else(|| anyhow::anyhow!("unknown platform {name}"))?;
+                out.push((*boxes, engine, name, platform));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Changes 1% of the boxes, splitters and ports on the simulator at `sim`, then lets their
+/// time move past the platform clock's second.
+async fn touch_one_percent(client: &reqwest::Client, sim: &str) -> anyhow::Result<()> {
+    for feature in ["cto", "splitter", "portaSplitter"] {
+        client
+            .post(format!("{sim}/_sim/touch"))
+            .json(&json!({ "feature": feature, "share": 0.01 }))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    Ok(())
+}
+
+/// The platform requests the simulator at `sim` has answered so far.
+async fn calls(client: &reqwest::Client, sim: &str) -> anyhow::Result<u64> {
+    let stats: Value = client
+        .get(format!("{sim}/_sim/stats"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(stats["calls"].as_u64().unwrap_or(0))
+}
+
+/// The database's size on disk, in MiB: SQLite's file with its WAL, PostgreSQL's database.
+async fn size_on_disk(db: &str) -> anyhow::Result<f64> {
+    let bytes = match db.strip_prefix("sqlite://") {
+        Some(path) => ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|end| std::fs::metadata(format!("{path}{end}")).ok())
+            .map(|m| m.len() as f64)
+            .sum(),
+        None => {
+            use sea_orm::ConnectionTrait;
+            let conn = sea_orm::Database::connect(db).await?;
+            conn.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_database_size(current_database())::float8 AS bytes",
+            ))
+            .await?
+            .map(|r| r.try_get::<f64>("", "bytes"))
+            .transpose()?
+            .unwrap_or(0.0)
+        }
+    };
+    Ok(bytes / 1024.0 / 1024.0)
+}
+
+/// The scale table (`scale`): for each size, engine and platform, a full run into a fresh
+/// database, an incremental run with nothing changed, one after 1% of the boxes, splitters and
+/// ports changed, the platform requests of each incremental run, the full run's peak RSS and
+/// the database's size on disk after it. Each run in a child process of its own.
+pub(crate) async fn scale(
+    sizes: Vec<usize>,
+    engines: Vec<String>,
+    pg: Option<String>,
+    platforms: Vec<String>,
+) -> anyhow::Result<()> {
+    let key = mapping_gateway::crypto::MasterKey::generate().1;
+    let client = reqwest::Client::new();
+    println!("| platform | boxes | engine | records written | full s | peak RSS MiB | database MiB | incremental, nothing changed s (requests) | incremental, 1% changed s (requests) | 1% / full |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (boxes, engine, platform_name, platform) in cells(&sizes, &engines, &platforms)? {
+        let phase = |kind: &str, db: &str, sim: &str| phase_on(kind, sim, db, &key, platform_name);
+        let (_simulator, sim) = crate::common::spawn_simulator_on(boxes, platform)?;
+        let db = fresh_db(engine, pg.as_deref(), &format!("scale_{boxes}")).await?;
+        let full = phase("full", &db, &sim)?;
+        let size = size_on_disk(&db).await?;
+        let before = calls(&client, &sim).await?;
+        let noop = phase("incremental", &db, &sim)?;
+        let noop_calls = calls(&client, &sim).await? - before;
+        touch_one_percent(&client, &sim).await?;
+        let before = calls(&client, &sim).await?;
+        let changed = phase("incremental", &db, &sim)?;
+        let changed_calls = calls(&client, &sim).await? - before;
+        let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
+        let written = full["counts"]["created"].as_i64().unwrap_or(0)
+            + full["counts"]["updated"].as_i64().unwrap_or(0);
+        println!(
+            "| {platform_name} | {boxes} | {engine} | {written} | {:.2} | {:.0} | {size:.0} | {:.3} ({noop_calls}) | {:.3} ({changed_calls}) | {:.3} |",
+            secs(&full),
+            full["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
+            secs(&noop),
+            secs(&changed),
+            secs(&changed) / secs(&full),
+        );
     }
     Ok(())
 }

@@ -164,6 +164,12 @@ pub(super) async fn touch(State(state): State<Arc<SimState>>, Json(touch): Json<
         touched += 1;
     }
     drop(store);
-    state.version.fetch_add(1, Ordering::SeqCst);
+    let version = state.version.fetch_add(1, Ordering::SeqCst) + 1;
+    // Indexed now, as a platform's database indexes as it writes: the next listing of changes
+    // does not pay for it.
+    state.changes.warm(&state.store.read().unwrap(), version);
+    if state.config.platform == super::SimPlatform::Ozmap {
+        state.warm_ozmap();
+    }
     Ok(Json(json!({ "touched": touched })).into_response())
 }

@@ -182,14 +182,22 @@ fn matching_fids(
         .filter(|(v, _)| *v == version)
         .map(|(_, fids)| fids.clone());
     cached.unwrap_or_else(|| {
-        let fids: Arc<Vec<i64>> = Arc::new(
-            table
+        let changed = store::change_bound(table, base).and_then(|(since, strict)| {
+            let index = state.changes.get(table, feature, version)?;
+            Some(index.since(since, strict))
+        });
+        let fids: Arc<Vec<i64>> = Arc::new(match changed {
+            Some(candidates) => candidates
+                .into_iter()
+                .filter(|fid| table.rows.get(fid).is_some_and(|r| store::matches(r, base)))
+                .collect(),
+            None => table
                 .rows
                 .iter()
                 .filter(|(_, row)| store::matches(row, base))
                 .map(|(fid, _)| *fid)
                 .collect(),
-        );
+        });
         let mut cache = state.matching.lock().unwrap();
         if cache.len() > 64 {
             cache.clear();

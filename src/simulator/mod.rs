@@ -11,6 +11,7 @@
 //!   their `dataAlteracao`, as edits on the platform would (benchmarks of incremental syncs).
 
 mod auth;
+pub mod changes;
 mod faults;
 mod features;
 pub mod gate;
@@ -153,6 +154,8 @@ pub struct SimState {
     /// fids matching a (feature, filter without the keyset bound), in fid order: keyset pages of
     /// one listing then count and slice with a binary search instead of a scan each.
     matching: Mutex<HashMap<String, Matching>>,
+    /// Rows by change time, per table (what a listing of changes reads).
+    pub(crate) changes: changes::ChangeIndexes,
     /// What the OZmap front keeps besides the store.
     ozmap: Mutex<ozmap::OzState>,
     /// Requests held by a test ([`SimState::hold`]).
@@ -167,7 +170,10 @@ impl SimState {
     pub fn new(config: SimConfig) -> Arc<Self> {
         let mut store = Store::new();
         let summary = network::generate(&mut store, config.seed, config.boxes, Utc::now());
-        Arc::new(SimState {
+        let changes = changes::ChangeIndexes::default();
+        changes.warm(&store, 0);
+        let ozmap = config.platform == SimPlatform::Ozmap;
+        let state = Arc::new(SimState {
             burst_left: AtomicU64::new(config.faults.burst_429 as u64),
             faults: Mutex::new(config.faults.clone()),
             config,
@@ -182,9 +188,14 @@ impl SimState {
             calls: AtomicU64::new(0),
             version: AtomicU64::new(0),
             matching: Default::default(),
+            changes,
             ozmap: Default::default(),
             gates: Default::default(),
-        })
+        });
+        if ozmap {
+            state.warm_ozmap();
+        }
+        state
     }
 
     /// Replaces the faults and resets their counters.

@@ -147,6 +147,21 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     Some(x.cmp(&y))
 }
 
+/// The change time a filter asks records to be after (`dataAlteracao >` or `>=` a time), and
+/// whether strictly: what [`super::changes`] narrows a listing by.
+pub fn change_bound(table: &Table, conditions: &[Condition]) -> Option<(DateTime<Utc>, bool)> {
+    let column = table.col(super::changes::COLUMN)?;
+    conditions.iter().find_map(|c| {
+        if c.column != column || !(c.operator == ">" || c.operator == ">=") {
+            return None;
+        }
+        if values::float(&c.value).is_some() {
+            return None;
+        }
+        Some((values::time(&c.value)?, c.operator == ">"))
+    })
+}
+
 /// Splits off the keyset bound: the conditions other than `fid >`/`fid >=`, and the smallest
 /// fid those bounds allow.
 pub fn split_fid_bound(conditions: &[Condition]) -> (Vec<Condition>, i64) {

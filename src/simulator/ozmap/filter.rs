@@ -80,6 +80,31 @@ pub fn named_ids(filter: &Value) -> Option<(Named, Vec<String>)> {
     })
 }
 
+/// The change time a filter asks records to be after (`updatedAt >` or `>=` a time), and
+/// whether strictly: what the simulator's change index narrows a listing by.
+pub fn change_bound(filter: &Value) -> Option<(DateTime<Utc>, bool)> {
+    filter.as_array()?.iter().find_map(|item| {
+        if item.get("property")?.as_str()? != "updatedAt" {
+            return None;
+        }
+        let operator = item.get("operator")?.as_str()?;
+        if operator != ">" && operator != ">=" {
+            return None;
+        }
+        Some((time(item.get("value")?)?, operator == ">"))
+    })
+}
+
+/// A record's `updatedAt` as the change index keeps it; `None` when it has none (no comparison
+/// holds then).
+pub fn stamp(record: &Value) -> Option<crate::simulator::changes::Stamp> {
+    use crate::simulator::changes::Stamp;
+    match record.get("updatedAt") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(time(v).map_or(Stamp::Odd, Stamp::At)),
+    }
+}
+
 /// The filter without the condition [`named_ids`] read its ids from.
 pub fn without_named(filter: &Value) -> Value {
     let Some(items) = filter.as_array() else {

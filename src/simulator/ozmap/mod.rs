@@ -13,6 +13,7 @@
 //!   `PATCH /ftth-clients/{id}`.
 
 mod filter;
+mod listed;
 pub mod records;
 mod writes;
 
@@ -30,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::check_token;
+use super::changes::ChangeIndex;
 use super::faults::chaos;
 use super::features::failing_page;
 use super::{fail, Answer, SimError, SimState};
@@ -56,7 +58,20 @@ pub struct OzState {
     index: Option<(u64, PortIndex)>,
     /// Matching records of recent listings, at a store version.
     listings: HashMap<String, (u64, Arc<Vec<String>>)>,
+    /// Records by `updatedAt`, per route, at a store version (see [`crate::simulator::changes`]).
+    changes: HashMap<String, (u64, Arc<ChangeIndex<String>>)>,
 }
+
+/// The routes whose listings of changes read the change index.
+const INDEXED: [&str; 7] = [
+    "projects",
+    "boxes",
+    "pops",
+    "poles",
+    "splitters",
+    "properties",
+    "ftth-clients",
+];
 
 /// The routes of the OZmap front.
 pub fn routes() -> Router<Arc<SimState>> {
@@ -158,6 +173,39 @@ impl SimState {
         f(&view)
     }
 
+    /// The change index of an OZmap route at the store's current version, built now if missing.
+    fn route_changes(&self, route: &str) -> Arc<ChangeIndex<String>> {
+        let version = self.version.load(Ordering::SeqCst);
+        if let Some((v, index)) = self.ozmap.lock().unwrap().changes.get(route) {
+            if *v == version {
+                return index.clone();
+            }
+        }
+        let index = Arc::new(self.ozmap_view(|view| {
+            let mut stamps = Vec::new();
+            view.each(route, |record| {
+                if let (Some(stamp), Some(id)) = (filter::stamp(&record), record["id"].as_str()) {
+                    stamps.push((id.to_owned(), stamp));
+                }
+            });
+            ChangeIndex::new(stamps)
+        }));
+        self.ozmap
+            .lock()
+            .unwrap()
+            .changes
+            .insert(route.to_owned(), (version, index.clone()));
+        index
+    }
+
+    /// Builds the change index of every OZmap route (at start, and after `/_sim/touch`), as a
+    /// platform's database indexes as it writes.
+    pub(crate) fn warm_ozmap(&self) {
+        for route in INDEXED {
+            self.route_changes(route);
+        }
+    }
+
     /// The records of `route` matching a filter, sorted, each as JSON text: cached per store
     /// version (a listing read twice, as splitters are, is rendered and written once).
     fn matching(
@@ -182,6 +230,14 @@ impl SimState {
             Some(_) => filter::parse(&filter::without_named(filter))?,
             None => filter::parse(filter)?,
         };
+        // A listing of changes reads the records changed, as a database would through its index
+        // on `updatedAt` (the rest of the filter still applies).
+        let changed: Option<Vec<String>> = match (&named, filter::change_bound(filter)) {
+            (None, Some((since, strict))) if INDEXED.contains(&route) => {
+                Some(self.route_changes(route).since(since, strict))
+            }
+            _ => None,
+        };
         let mut rows: Vec<Value> = self.ozmap_view(|view| {
             // A filter naming ids (`id`, or `connections.id` of properties) reads those
             // records only, as a database would through its index.
@@ -196,7 +252,10 @@ impl SimState {
                     .flat_map(|s| view.ports_by_splitter.get(&s).cloned().unwrap_or_default())
                     .filter_map(|port| view.property(port, populate))
                     .collect(),
-                _ => view.all(route),
+                _ => match &changed {
+                    Some(ids) => ids.iter().filter_map(|id| view.listed(route, id)).collect(),
+                    None => view.all(route),
+                },
             };
             all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
             all.dedup_by(|a, b| a["id"] == b["id"]);

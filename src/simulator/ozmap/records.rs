@@ -209,22 +209,12 @@ impl View<'_> {
                     .filter_map(|(fid, f)| self.render(f, fid))
                     .collect()
             }
-            "properties" => {
-                let t = table(self.store, "portaSplitter");
-                t.rows
-                    .keys()
-                    .filter_map(|fid| self.property(*fid, false))
-                    .collect()
-            }
-            "ftth-clients" => {
-                let t = table(self.store, "portaSplitter");
-                let mut all: Vec<Value> = t
-                    .rows
-                    .keys()
-                    .filter_map(|fid| self.client(*fid))
-                    .chain(self.loose_clients.values().cloned())
-                    .collect();
-                all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+            "properties" | "ftth-clients" => {
+                let mut all = Vec::new();
+                self.each(route, |record| all.push(record));
+                if route == "ftth-clients" {
+                    all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+                }
                 all
             }
             _ => Vec::new(),

@@ -263,7 +263,9 @@ where
 }
 
 /// The PostgreSQL form of [`upsert`]: the page as one JSON parameter, spread into rows by
-/// `json_to_recordset` (which, unlike bound arrays, carries NULLs).
+/// `json_to_recordset` (which, unlike bound arrays, carries NULLs). The JSON is written as text
+/// at once, its keys the columns' positions (`c0`, `c1`, …): PostgreSQL parses every byte of it,
+/// and a page of ports is 40% shorter so.
 async fn upsert_json<E, C>(
     txn: &C,
     rows: Vec<E::ActiveModel>,
@@ -276,11 +278,16 @@ where
     C: ConnectionTrait,
 {
     use sea_orm::{IdenStatic, Iterable};
+    use std::io::Write;
     let columns: Vec<E::Column> = E::Column::iter().filter(|c| c.as_str() != "id").collect();
     let mut types: Vec<&str> = Vec::new();
-    let mut page = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut object = serde_json::Map::with_capacity(columns.len());
+    let mut page: Vec<u8> = Vec::with_capacity(rows.len() * 24 * columns.len());
+    page.push(b'[');
+    for (r, row) in rows.iter().enumerate() {
+        if r > 0 {
+            page.push(b',');
+        }
+        page.push(b'{');
         for (i, column) in columns.iter().enumerate() {
             let value = row.get(*column).into_value().ok_or_else(|| {
                 crate::Error::internal(anyhow::anyhow!(
@@ -292,12 +299,19 @@ where
             if types.len() == i {
                 types.push(ty);
             }
-            object.insert(column.as_str().to_owned(), json);
+            if i > 0 {
+                page.push(b',');
+            }
+            write!(page, "\"c{i}\":").map_err(crate::Error::internal)?;
+            serde_json::to_writer(&mut page, &json).map_err(crate::Error::internal)?;
         }
-        page.push(serde_json::Value::Object(object));
+        page.push(b'}');
     }
+    page.push(b']');
+    let page = String::from_utf8(page).map_err(crate::Error::internal)?;
     let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
-    let record: Vec<String> = names
+    let positions: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();
+    let record: Vec<String> = positions
         .iter()
         .zip(&types)
         .map(|(n, t)| format!("{n} {t}"))
@@ -307,15 +321,15 @@ where
         .map(|c| format!("{0} = EXCLUDED.{0}", c.as_str()))
         .collect();
     let sql = format!(
-        "INSERT INTO {table} ({cols}) SELECT {cols} FROM json_to_recordset($1::json) AS r({record}) \
+        "INSERT INTO {table} ({cols}) SELECT {positions} FROM json_to_recordset($1::json) AS r({record}) \
          ON CONFLICT ({key}) DO UPDATE SET {set}",
         table = E::default().table_name(),
         cols = names.join(", "),
+        positions = positions.join(", "),
         record = record.join(", "),
         key = key.join(", "),
         set = set.join(", "),
     );
-    let page = serde_json::Value::Array(page).to_string();
     txn.execute_raw(sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
         sql,
