@@ -288,3 +288,30 @@ on_every_platform! {
     }
 
 }
+
+on_both_engines! {
+    /// Splitters synced before their boxes (the boxes' item selected later, the splitters'
+    /// listing incremental) are linked to them by the run that brings the boxes. Geosite's
+    /// network puts distribution splitters in CEOs; the OZmap simulator's splitters name no CEO.
+    async fn splitters_are_linked_to_boxes_synced_after_them(app: TestApp) {
+        let w = world(&app, 30).await;
+        succeeded(&app, &w.id, "FULL").await;
+        let set = "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { elementSelection } }";
+        // Distribution splitters stand in CEOs: synced first, without their boxes.
+        app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "DISTRIBUTION", "CTO"] })).await;
+        succeeded(&app, &w.id, "INCREMENTAL").await;
+        app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "DISTRIBUTION", "CTO", "CEO"] })).await;
+        let run = succeeded(&app, &w.id, "INCREMENTAL").await;
+        assert!(run["counts"]["created"].as_u64().unwrap() > 0, "{run}");
+        let count = |sql: &'static str| {
+            let db = app.state.db.clone();
+            async move {
+                use sea_orm::ConnectionTrait;
+                let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+                row.try_get_by_index::<i64>(0).unwrap()
+            }
+        };
+        assert!(count("SELECT count(*) FROM splitters s JOIN elements e ON e.id = s.element_id WHERE e.item = 'CEO'").await > 0);
+        assert_eq!(count("SELECT count(*) FROM splitters s WHERE s.element_id IS NULL AND EXISTS (SELECT 1 FROM elements e WHERE e.fid = s.box_fid AND e.item IN ('CTO', 'CEO'))").await, 0);
+    }
+}

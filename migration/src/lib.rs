@@ -24,6 +24,7 @@ mod m20261203_000014_sync_safety;
 mod m20261205_000015_secrets_check;
 mod m20261205_000016_key_lifecycle;
 mod m20261206_000017_port_splitter_check;
+mod m20261206_000018_splitters_by_kind;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_secrets_check::Migration),
             Box::new(m20261205_000016_key_lifecycle::Migration),
             Box::new(m20261206_000017_port_splitter_check::Migration),
+            Box::new(m20261206_000018_splitters_by_kind::Migration),
         ]
     }
 }

@@ -302,27 +302,40 @@ pub async fn delete_project_plant<C: ConnectionTrait>(db: &C, project_id: i64) -
 }
 
 /// Links the integration's splitters without a box to the box (element of one of `box_items`,
-/// stored names) whose fid they name, once that box is synced.
+/// stored names) whose fid they name, once that box is synced; with `only`, the splitters that
+/// name one of those box fids (the boxes a run created), else every unlinked one.
 pub async fn link_boxes<C: ConnectionTrait>(
     db: &C,
     integration_id: i64,
     box_items: [crate::catalog::ElementItem; 2],
+    only: Option<&[String]>,
 ) -> Result<()> {
     let backend = db.get_database_backend();
-    let sql = format!(
-        "UPDATE splitters SET element_id = (SELECT e.id FROM elements e \
-           WHERE e.integration_id = splitters.integration_id AND e.fid = splitters.box_fid \
-           AND e.item IN ({}, {}) ORDER BY e.id LIMIT 1) \
-         WHERE integration_id = {} AND element_id IS NULL AND box_fid IS NOT NULL",
-        placeholder(backend, 1),
-        placeholder(backend, 2),
-        placeholder(backend, 3),
-    );
-    let values = [
+    let mut values = vec![
         Value::from(box_items[0].as_str()),
         Value::from(box_items[1].as_str()),
         Value::from(integration_id),
     ];
+    let among = match only {
+        None => String::new(),
+        Some(fids) if backend == DbBackend::Postgres => {
+            values.push(Value::from(fids.to_vec()));
+            " AND box_fid = ANY($4)".to_owned()
+        }
+        Some(fids) => {
+            values.extend(fids.iter().map(|f| Value::from(f.as_str())));
+            format!(" AND box_fid IN ({})", vec!["?"; fids.len()].join(", "))
+        }
+    };
+    let sql = format!(
+        "UPDATE splitters SET element_id = (SELECT e.id FROM elements e \
+           WHERE e.integration_id = splitters.integration_id AND e.fid = splitters.box_fid \
+           AND e.item IN ({}, {}) ORDER BY e.id LIMIT 1) \
+         WHERE integration_id = {} AND element_id IS NULL AND box_fid IS NOT NULL{among}",
+        placeholder(backend, 1),
+        placeholder(backend, 2),
+        placeholder(backend, 3),
+    );
     db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())

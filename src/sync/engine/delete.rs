@@ -10,6 +10,7 @@ use entity::{element, splitter};
 
 use super::listing::Table;
 use super::{Engine, Step, Stop};
+use crate::catalog::ElementItem;
 use crate::store::bindings::PortScope;
 use crate::store::plant;
 use crate::Result;
@@ -54,30 +55,43 @@ impl<'a> Engine<'a> {
     pub(super) async fn purge_deselected(&mut self) -> Step {
         self.set_phase("PURGING", None).await?;
         let integration = self.integration.id;
-        let keep_items = self.element_items();
-        let keep_kinds: Vec<entity::splitter::SplitterKind> = [
+        // By the items not selected, each an index range of its own (usually empty), not by
+        // the items kept: that read every row of the integration (46 ms at 200,000 boxes).
+        let gone_items: Vec<ElementItem> = ElementItem::ALL
+            .into_iter()
+            .filter(|i| i.is_element() && !self.selected(*i))
+            .collect();
+        let gone_kinds: Vec<entity::splitter::SplitterKind> = [
             entity::splitter::SplitterKind::Service,
             entity::splitter::SplitterKind::Distribution,
         ]
         .into_iter()
-        .filter(|k| self.selected(super::write::kind_item(*k)))
+        .filter(|k| !self.selected(super::write::kind_item(*k)))
         .collect();
-        let mut splitters: Vec<i64> = splitter::Entity::find()
-            .select_only()
-            .column(splitter::Column::Id)
-            .filter(splitter::Column::IntegrationId.eq(integration))
-            .filter(splitter::Column::Kind.is_not_in(keep_kinds))
-            .into_tuple()
-            .all(self.db)
-            .await?;
-        let elements: Vec<i64> = element::Entity::find()
-            .select_only()
-            .column(element::Column::Id)
-            .filter(element::Column::IntegrationId.eq(integration))
-            .filter(element::Column::Item.is_not_in(keep_items))
-            .into_tuple()
-            .all(self.db)
-            .await?;
+        let mut splitters: Vec<i64> = if gone_kinds.is_empty() {
+            Vec::new()
+        } else {
+            splitter::Entity::find()
+                .select_only()
+                .column(splitter::Column::Id)
+                .filter(splitter::Column::IntegrationId.eq(integration))
+                .filter(splitter::Column::Kind.is_in(gone_kinds))
+                .into_tuple()
+                .all(self.db)
+                .await?
+        };
+        let elements: Vec<i64> = if gone_items.is_empty() {
+            Vec::new()
+        } else {
+            element::Entity::find()
+                .select_only()
+                .column(element::Column::Id)
+                .filter(element::Column::IntegrationId.eq(integration))
+                .filter(element::Column::Item.is_in(gone_items))
+                .into_tuple()
+                .all(self.db)
+                .await?
+        };
         self.spare_bound_splitters(&mut splitters).await?;
         if splitters.is_empty() && elements.is_empty() {
             return Ok(());

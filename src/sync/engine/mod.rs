@@ -125,6 +125,7 @@ pub struct Engine<'a> {
     new_splitters: Vec<String>,
     /// The tables that held no row of the integration when the run began ([`Table::empty`]).
     empty: Vec<Table>,
+    new_boxes: write::NewBoxes,
     /// The database's clock minus this instance's, measured at the start: heartbeats are on the
     /// database's clock, the one every instance's stale sweep reads.
     skew: chrono::Duration,
@@ -254,6 +255,7 @@ impl<'a> Engine<'a> {
             warnings: Vec::new(),
             new_splitters: Vec::new(),
             empty,
+            new_boxes: Default::default(),
             skew,
             live: Live {
                 seq: run.seq,
