@@ -255,6 +255,62 @@ pub(crate) async fn read_bench(
     let health = wrk(&format!("http://{addr}/healthz"), "", seconds)?;
     let graphql = wrk(&format!("http://{addr}/graphql"), &script, seconds)?;
     println!("| HTTP, wrk -t2 -c32, {seconds} s | port(id) {graphql:.0} req/s | /healthz {health:.0} req/s | ratio {:.2} |", graphql / health);
+    port_stages(&schema, &state, port_row.id, &pid).await
+}
+
+/// Where a `port(id)` request's time goes, stage by stage, one request at a time in this
+/// process (no HTTP, no key check): the row's lookup alone, parsing the document, the whole
+/// execution (parse, validation, the extensions, the lookup), and writing the answer as JSON.
+/// Set against the HTTP rate, the rest is the transport, the key check and the handler.
+async fn port_stages(
+    schema: &mapping_gateway::graphql::AppSchema,
+    state: &mapping_gateway::state::AppState,
+    id: i64,
+    pid: &str,
+) -> anyhow::Result<()> {
+    const N: u32 = 5000;
+    let per = |t: Instant| t.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+    let viewer = Actor {
+        key_id: None,
+        name: "bench".into(),
+        role: mapping_gateway::access::Role::Viewer,
+        personal_data: false,
+    };
+    let query = "query($p: ID!) { port(id: $p) { id number status } }";
+    let t = Instant::now();
+    for _ in 0..N {
+        mapping_gateway::store::lookup::by_id::<entity::port::Entity, _>(
+            &state.db,
+            mapping_gateway::graphql::ids::PORT,
+            id,
+        )
+        .await
+        .map_err(mapping_gateway::Error::into_anyhow)?;
+    }
+    let lookup = per(t);
+    let t = Instant::now();
+    for _ in 0..N {
+        async_graphql::parser::parse_query(query)?;
+    }
+    let parse = per(t);
+    let request = || {
+        async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(json!({ "p": pid })))
+            .data(viewer.clone())
+    };
+    let t = Instant::now();
+    for _ in 0..N {
+        schema.execute(request()).await;
+    }
+    let execute = per(t);
+    let answer = schema.execute(request()).await;
+    anyhow::ensure!(answer.errors.is_empty(), "{:?}", answer.errors);
+    let t = Instant::now();
+    for _ in 0..N {
+        serde_json::to_vec(&answer)?;
+    }
+    let write = per(t);
+    println!("| port(id), one at a time in process | lookup {lookup:.1} µs | parse {parse:.1} µs | execute (parse, validation, extensions, lookup) {execute:.1} µs | answer as JSON {write:.1} µs |");
     Ok(())
 }
 
