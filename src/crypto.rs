@@ -12,9 +12,10 @@ use crate::{Error, Result};
 
 const NONCE_LEN: usize = 12;
 
-/// The 32-byte key that encrypts secrets. Its `Debug` never shows the key.
+/// The 32-byte key that encrypts secrets. Its `Debug` never shows the key. Shared: the state
+/// that holds it is cloned for every request, and the expanded cipher is half a kilobyte.
 #[derive(Clone)]
-pub struct MasterKey(Aes256Gcm);
+pub struct MasterKey(std::sync::Arc<Aes256Gcm>);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,7 +53,9 @@ impl MasterKey {
             "MASTER_KEY must be base64 of 32 bytes, got {} bytes",
             bytes.len()
         );
-        Ok(MasterKey(Aes256Gcm::new_from_slice(&bytes)?))
+        Ok(MasterKey(std::sync::Arc::new(Aes256Gcm::new_from_slice(
+            &bytes,
+        )?)))
     }
 
     /// A fresh random key, returned with its base64 form.
@@ -61,7 +64,9 @@ impl MasterKey {
         rand::thread_rng().fill_bytes(&mut bytes);
         let text = B64.encode(bytes);
         (
-            MasterKey(Aes256Gcm::new_from_slice(&bytes).expect("32-byte key")),
+            MasterKey(std::sync::Arc::new(
+                Aes256Gcm::new_from_slice(&bytes).expect("32-byte key"),
+            )),
             text,
         )
     }

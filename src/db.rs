@@ -99,6 +99,10 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
             // Every connection to `sqlite::memory:` is a database of its own: keep exactly one.
             options.max_connections(if in_memory { 1 } else { share.size(engine) });
             options.min_connections(1);
+            // The pool's ping before handing a connection out is a round trip to the
+            // connection's worker thread: an embedded file has no server or network to drop the
+            // connection, and a failing one errs on its statement anyway.
+            options.test_before_acquire(false);
             // Per-connection settings go on every connection the pool opens: a PRAGMA run once
             // after connecting reaches one of them only, and the others kept SQLite's
             // `synchronous = FULL` (a WAL fsync per commit, one per sync page).
@@ -113,6 +117,9 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
         Engine::Postgres => {
             options = ConnectOptions::new(url);
             options.max_connections(share.size(engine));
+            // A ping before each statement doubles a short read's round trips: only a connection
+            // left idle long enough for a server, proxy or firewall to have dropped it is tried.
+            options.test_before_acquire_if_idle_for(Duration::from_secs(30));
             // Sync pages look rows up with IN lists of hundreds of parameters. After five runs
             // PostgreSQL may cache a generic plan for such a statement, planned while the table
             // was still small, and keep scanning the whole table with it; planning each run with

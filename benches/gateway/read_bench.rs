@@ -101,6 +101,13 @@ pub(crate) fn wrk(url: &str, script: &str, seconds: u64) -> anyhow::Result<f64> 
         .map_err(Into::into)
 }
 
+/// A wrk script that POSTs `body` as JSON with the key.
+fn script_for(body: &str, key: &str) -> String {
+    format!(
+        "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {key}\"\n"
+    )
+}
+
 pub(crate) async fn read_bench(
     boxes: usize,
     seconds: u64,
@@ -249,12 +256,13 @@ pub(crate) async fn read_bench(
     let pid =
         mapping_gateway::graphql::ids::encode(mapping_gateway::graphql::ids::PORT, port_row.id);
     let body = json!({ "query": "query($p: ID!) { port(id: $p) { id number status } }", "variables": { "p": pid } }).to_string();
-    let script = format!(
-        "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {key}\"\n"
-    );
+    let script = script_for(&body, &key);
+    let bare = json!({ "query": "{ __typename }" }).to_string();
+    let bare = script_for(&bare, &key);
     let health = wrk(&format!("http://{addr}/healthz"), "", seconds)?;
     let graphql = wrk(&format!("http://{addr}/graphql"), &script, seconds)?;
-    println!("| HTTP, wrk -t2 -c32, {seconds} s | port(id) {graphql:.0} req/s | /healthz {health:.0} req/s | ratio {:.2} |", graphql / health);
+    let typename = wrk(&format!("http://{addr}/graphql"), &bare, seconds)?;
+    println!("| HTTP, wrk -t2 -c32, {seconds} s | port(id) {graphql:.0} req/s | /healthz {health:.0} req/s | ratio {:.2} | `{{ __typename }}` {typename:.0} req/s |", graphql / health);
     port_stages(&schema, &state, port_row.id, &pid).await
 }
 
@@ -279,7 +287,7 @@ async fn port_stages(
     let query = "query($p: ID!) { port(id: $p) { id number status } }";
     let t = Instant::now();
     for _ in 0..N {
-        mapping_gateway::store::lookup::by_id::<entity::port::Entity, _>(
+        mapping_gateway::store::lookup::by_id::<entity::port::Entity>(
             &state.db,
             mapping_gateway::graphql::ids::PORT,
             id,
@@ -303,6 +311,14 @@ async fn port_stages(
         schema.execute(request()).await;
     }
     let execute = per(t);
+    // The same pipeline with nothing to look up: what validation and the extensions cost.
+    let t = Instant::now();
+    for _ in 0..N {
+        schema
+            .execute(async_graphql::Request::new("query { __typename }").data(viewer.clone()))
+            .await;
+    }
+    let bare = per(t);
     let answer = schema.execute(request()).await;
     anyhow::ensure!(answer.errors.is_empty(), "{:?}", answer.errors);
     let t = Instant::now();
@@ -310,7 +326,7 @@ async fn port_stages(
         serde_json::to_vec(&answer)?;
     }
     let write = per(t);
-    println!("| port(id), one at a time in process | lookup {lookup:.1} µs | parse {parse:.1} µs | execute (parse, validation, extensions, lookup) {execute:.1} µs | answer as JSON {write:.1} µs |");
+    println!("| port(id), one at a time in process | lookup {lookup:.1} µs | parse {parse:.1} µs | execute (parse, validation, extensions, lookup) {execute:.1} µs | `{{ __typename }}` {bare:.1} µs | answer as JSON {write:.1} µs |");
     Ok(())
 }
 

@@ -225,7 +225,7 @@ impl PlantQuery {
     ) -> async_graphql::Result<Option<Element>> {
         let id = ids::decode(ELEMENT, &id)?;
         Ok(Some(Element::from(
-            lookup::by_id::<element::Entity, _>(&state(ctx)?.db, ELEMENT, id).await?,
+            lookup::by_id::<element::Entity>(&state(ctx)?.db, ELEMENT, id).await?,
         )))
     }
 
@@ -260,7 +260,7 @@ impl PlantQuery {
     ) -> async_graphql::Result<Option<Splitter>> {
         let id = ids::decode(SPLITTER, &id)?;
         Ok(Some(Splitter::from(
-            lookup::by_id::<splitter::Entity, _>(&state(ctx)?.db, SPLITTER, id).await?,
+            lookup::by_id::<splitter::Entity>(&state(ctx)?.db, SPLITTER, id).await?,
         )))
     }
 
@@ -276,7 +276,7 @@ impl PlantQuery {
     ) -> async_graphql::Result<Option<Port>> {
         let id = ids::decode(PORT, &id)?;
         Ok(Some(Port::from(
-            lookup::by_id::<port::Entity, _>(&state(ctx)?.db, PORT, id).await?,
+            lookup::by_id::<port::Entity>(&state(ctx)?.db, PORT, id).await?,
         )))
     }
 
@@ -292,7 +292,7 @@ impl PlantQuery {
     ) -> async_graphql::Result<Option<Binding>> {
         let id = ids::decode(ids::BINDING, &id)?;
         Ok(Some(Binding::from(
-            lookup::by_id::<entity::binding::Entity, _>(&state(ctx)?.db, ids::BINDING, id).await?,
+            lookup::by_id::<entity::binding::Entity>(&state(ctx)?.db, ids::BINDING, id).await?,
         )))
     }
 

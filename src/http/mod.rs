@@ -36,7 +36,7 @@ use crate::graphql::{self, AppSchema};
 use crate::state::AppState;
 use crate::Error;
 
-#[derive(Clone)]
+/// What the handlers share, behind one `Arc`: axum clones the state for every request.
 struct Http {
     app: AppState,
     schema: AppSchema,
@@ -116,7 +116,7 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
         // the backstop for anything outside it.
         .layer(CatchPanicLayer::new())
         .layer(cors(&surface.cors_allowed_origins))
-        .with_state(Http {
+        .with_state(Arc::new(Http {
             app,
             schema,
             max_body_bytes: limits.max_body_bytes,
@@ -141,7 +141,7 @@ pub fn router(app: AppState, limits: &Limits, surface: &Surface) -> Router {
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
             origins: Arc::from(surface.cors_allowed_origins.as_slice()),
-        });
+        }));
     if surface.access_log {
         routes = routes.layer(axum::middleware::from_fn(access_log::layer));
     }
@@ -207,7 +207,7 @@ fn error_response(
 }
 
 async fn graphiql_asset(
-    State(http): State<Http>,
+    State(http): State<Arc<Http>>,
     path: axum::extract::Path<(String, String)>,
 ) -> Response {
     if !http.graphiql {
@@ -230,7 +230,7 @@ async fn actor_from(app: &AppState, authorization: Option<&str>) -> Result<Optio
 }
 
 async fn graphql_ws(
-    State(http): State<Http>,
+    State(http): State<Arc<Http>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
     slot: Option<Extension<serve::ConnectionSlot>>,
@@ -301,7 +301,7 @@ async fn graphql_ws(
 }
 
 /// The Prometheus exposition; with `METRICS_TOKEN` set, only for `Authorization: Bearer <it>`.
-async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
+async fn metrics(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response {
     if let Some(token) = &http.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -332,7 +332,7 @@ async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response()
 }
 
-async fn readyz(State(http): State<Http>) -> Response {
+async fn readyz(State(http): State<Arc<Http>>) -> Response {
     if crate::db::ready(&http.app.db).await {
         (StatusCode::OK, "ready").into_response()
     } else {

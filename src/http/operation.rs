@@ -38,14 +38,18 @@ enum Input {
     Url(Option<String>),
 }
 
-pub(super) async fn post(State(http): State<Http>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn post(
+    State(http): State<Arc<Http>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     counted(&http, &headers, Input::Body(body)).await
 }
 
 /// `GET /graphql`: GraphiQL for a browser asking for a page (when it is served), else the
 /// query in the URL.
 pub(super) async fn get(
-    State(http): State<Http>,
+    State(http): State<Arc<Http>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
