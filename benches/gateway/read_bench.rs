@@ -92,6 +92,11 @@ pub(crate) fn wrk(url: &str, script: &str, seconds: u64) -> anyhow::Result<f64> 
         .output()
         .map_err(|e| anyhow::anyhow!("wrk is needed (apt-get install wrk): {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
+    // Refusals (busy, rate limits, errors) are answered fast: counted as throughput they would
+    // flatter the number, so a run with any is not a measurement.
+    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
+        anyhow::bail!("wrk saw answers other than 200 ({}): {text}", line.trim());
+    }
     text.lines()
         .find_map(|l| {
             l.strip_prefix("Requests/sec:")
@@ -259,6 +264,20 @@ pub(crate) async fn read_bench(
     let script = script_for(&body, &key);
     let bare = json!({ "query": "{ __typename }" }).to_string();
     let bare = script_for(&bare, &key);
+    // What wrk will repeat, once by hand: the port's own answer, not an error.
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(
+        answer["data"]["port"]["id"] == json!(pid),
+        "port(id) answered {answer}"
+    );
     let health = wrk(&format!("http://{addr}/healthz"), "", seconds)?;
     let graphql = wrk(&format!("http://{addr}/graphql"), &script, seconds)?;
     let typename = wrk(&format!("http://{addr}/graphql"), &bare, seconds)?;
