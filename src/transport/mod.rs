@@ -97,8 +97,8 @@ pub enum Auth<'a> {
     None,
     /// This exact header value; a 401 is final.
     Fixed(String),
-    /// The session's value, renewed by the call on a 401, up to `MAX_RENEWALS` times (a
-    /// renewal by another task meanwhile does not count).
+    /// The session's value, renewed once by the call on a 401 (a renewal by another task
+    /// meanwhile does not count).
     Session(&'a dyn Session),
 }
 
@@ -364,8 +364,8 @@ impl Transport {
             .with_max_times(o.max_attempts.saturating_sub(1))
             .with_jitter()
             .build();
+        let mut renewed = false;
         let mut renewals = 0;
-        let mut tries = 0;
         let mut attempts = 0;
         let label = endpoint_label(path, self.routes);
         loop {
@@ -388,32 +388,25 @@ impl Transport {
             {
                 Ok(reply) => return Ok(reply),
                 Err(Failure::Final(e)) => return Err(e),
-                // A token refused is renewed, unless another task renewed it meanwhile: then
-                // the newer one is tried. Only this call's own renewals count towards the limit:
-                // tokens that expire after a few calls can be used up by the other requests of a
-                // shared listing before this one uses the token it just got. Wrong credentials
-                // end at the login itself (401 to the username and password).
-                Err(Failure::Unauthorized) => match &auth {
-                    Auth::Session(session)
-                        if renewals < MAX_RENEWALS && tries < MAX_RENEWALS * 8 =>
-                    {
-                        tries += 1;
+                // A token another task renewed meanwhile is tried without using up this call's
+                // own renewal (tokens that expire after a few calls can run out under shared
+                // listings); one refused right after this call's own renewal is final.
+                Err(Failure::Unauthorized) => match (&auth, renewed) {
+                    (Auth::Session(session), false) if renewals < MAX_RENEWALS => {
+                        renewals += 1;
                         attempts -= 1;
-                        let renewed = session
+                        renewed = session
                             .renew(authorization.as_deref().unwrap_or_default())
                             .await?;
-                        if renewed {
-                            renewals += 1;
-                        }
                     }
-                    Auth::None => {
+                    (Auth::None, _) => {
                         return Err(Error::PlatformAuth(
                             "it answered 401 to the username and password; check them with \
                              updateIntegration"
                                 .into(),
                         ))
                     }
-                    Auth::Fixed(_) => {
+                    (Auth::Fixed(_), _) => {
                         return Err(Error::PlatformAuth(
                             "it answered 401 to the API key; set a valid key as the \
                              integration's password with updateIntegration"
