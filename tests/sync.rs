@@ -280,10 +280,14 @@ on_every_platform! {
 
     async fn a_token_expiring_mid_sync_is_survived(app: TestApp) {
         let w = world(&app, 30).await;
-        w.sim.state.set_faults(Faults { expire_tokens_after_calls: Some(4), ..Default::default() });
+        // Tokens last 12 calls, three times the requests a run has in flight at once (4, and
+        // OZmap's ports read ahead): the requests waiting on one renewal retry with the fresh
+        // token together, and by the contract a fresh token refused is final. With 4 calls,
+        // OZmap's waiters could use the token up before the last of them retried.
+        w.sim.state.set_faults(Faults { expire_tokens_after_calls: Some(12), ..Default::default() });
         let run = succeeded(&app, &w.id, "FULL").await;
         assert!(run["counts"]["created"].as_u64().unwrap() > 0);
-        // Renewed: Geosite refreshes its token, OZmap logs in again.
+        // Renewed: Geosite refreshes its token, OZmap logs in again (a run makes over 24 calls).
         assert!(w.sim.state.refreshes() + w.sim.state.logins() >= 3);
     }
 
