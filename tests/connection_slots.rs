@@ -37,6 +37,22 @@ async fn in_use(ip: [u8; 4], to: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A WebSocket from `ip` as soon as a slot is free for it: a connection that has just
+/// answered may count as writing for a moment more, and is not closed for another meanwhile.
+async fn in_use_once_admitted(ip: [u8; 4], to: SocketAddr) -> TcpStream {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut stream = connect_from(ip, to).await;
+            if common::in_use_on(&mut stream).await {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a slot for the WebSocket")
+}
+
 async fn app(max_connections: usize, per_peer: usize) -> TestApp {
     TestApp::start_with(
         Engine::Sqlite,
@@ -127,4 +143,62 @@ async fn a_peer_holds_at_most_its_share() {
     );
     let mut other = connect_from([127, 0, 0, 5], app.addr).await;
     assert!(ask(&mut other, HEALTH).await.starts_with("HTTP/1.1 200"));
+}
+
+/// A connection whose answer is still being written (a large file to a client that has not
+/// read it yet) is in use, not idle: with every slot taken, a newcomer is refused rather than
+/// that answer cut short, and the slow client then gets all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_still_writing_its_answer_is_not_idle() {
+    let app = app(2, 2).await;
+    let script = common::graphiql_script(&app).await;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 6], 0))).unwrap();
+    let mut slow = socket.connect(app.addr).await.unwrap();
+    slow.write_all(format!("GET {script} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // The answer has begun (looked at, not read): the gateway holds the rest of it.
+    let mut head = [0u8; 512];
+    let peeked = tokio::time::timeout(Duration::from_secs(10), slow.peek(&mut head))
+        .await
+        .expect("the answer begins")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..peeked]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("no length in {head:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    // The other slot, once the test client's kept-alive connection has given it up.
+    let _other = in_use_once_admitted([127, 0, 0, 7], app.addr).await;
+    let mut newcomer = connect_from([127, 0, 0, 8], app.addr).await;
+    let answer = ask(&mut newcomer, HEALTH).await;
+    assert!(
+        answer.is_empty(),
+        "a newcomer was served by closing a connection still writing: {answer}"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            let body = got
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|end| got.len() - end - 4);
+            if body.is_some_and(|b| b >= length) {
+                return body;
+            }
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return body,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the answer arrives");
+    assert_eq!(got, Some(length), "the slow client got the whole answer");
 }

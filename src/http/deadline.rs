@@ -2,6 +2,8 @@
 //! send buffer fill and every write wait; once one has waited `WRITE_TIMEOUT_SECS`, the
 //! connection fails with `TimedOut` and hyper closes it (and frees its slot), whatever protocol
 //! runs on it: HTTP/1 with pipelined requests, HTTP/2, or a WebSocket after the upgrade.
+//! Meanwhile the connection is told that it has output waiting, and when that output has all
+//! been handed to the socket, so that a connection still writing is not taken for idle.
 
 use std::future::Future;
 use std::io;
@@ -12,20 +14,30 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+/// What a connection is told of its output.
+pub trait Output {
+    /// A write cannot proceed: the client has not read what came before.
+    fn waiting(&self);
+    /// Everything written so far has been handed to the socket (a flush succeeded).
+    fn flushed(&self);
+}
+
 /// `inner` with a deadline on each write that cannot proceed.
-pub struct WriteDeadline<S> {
+pub struct WriteDeadline<S, O> {
     inner: S,
     limit: Duration,
     /// Armed when a write first waits; cleared by any progress.
     waiting: Option<Pin<Box<Sleep>>>,
+    output: O,
 }
 
-impl<S> WriteDeadline<S> {
-    pub fn new(inner: S, limit: Duration) -> Self {
+impl<S, O: Output> WriteDeadline<S, O> {
+    pub fn new(inner: S, limit: Duration, output: O) -> Self {
         WriteDeadline {
             inner,
             limit,
             waiting: None,
+            output,
         }
     }
 
@@ -39,6 +51,7 @@ impl<S> WriteDeadline<S> {
             self.waiting = None;
             return polled;
         }
+        self.output.waiting();
         let limit = self.limit;
         let timer = self
             .waiting
@@ -53,7 +66,7 @@ impl<S> WriteDeadline<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+impl<S: AsyncRead + Unpin, O: Output + Unpin> AsyncRead for WriteDeadline<S, O> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -63,7 +76,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+impl<S: AsyncWrite + Unpin, O: Output + Unpin> AsyncWrite for WriteDeadline<S, O> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -85,6 +98,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = polled {
+            self.output.flushed();
+        }
         self.watch(cx, polled)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

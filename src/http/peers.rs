@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 /// One open connection, as the registry sees it.
 struct Open {
     peer: IpAddr,
-    /// Requests in progress on it.
+    /// Requests in progress on it, and output it has not yet handed to the socket.
     requests: tokio::sync::watch::Receiver<usize>,
-    /// The connection's slot: strong references beyond the connection's own two (its task and
-    /// its service) are requests or upgraded sockets still holding it.
+    /// The connection's slot: held by the connection's task and its service while it serves
+    /// HTTP (two references), by each request in progress, and by an upgraded socket (whose
+    /// connection task has then ended). Exactly two: nothing but the connection holds it.
     slot: Weak<super::serve::Held>,
     /// Cancelled to close it.
     close: CancellationToken,
@@ -103,15 +104,15 @@ impl Peers {
         }
     }
 
-    /// Closes one idle kept-alive connection (no request in progress, no upgraded socket), of
-    /// the peer holding the most connections; false when there is none.
+    /// Closes one idle kept-alive connection (no request in progress, no answer left to write,
+    /// no upgraded socket), of the peer holding the most connections; false when there is none.
     pub fn close_an_idle_one(&self) -> bool {
         let inner = self.inner.lock().expect("peers");
         let idle = inner
             .open
             .values()
             .filter(|o| {
-                !o.close.is_cancelled() && *o.requests.borrow() == 0 && o.slot.strong_count() <= 2
+                !o.close.is_cancelled() && *o.requests.borrow() == 0 && o.slot.strong_count() == 2
             })
             .max_by_key(|o| inner.per_peer.get(&o.peer).copied().unwrap_or(0));
         match idle {

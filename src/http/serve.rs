@@ -6,9 +6,9 @@
 //! also closes a kept-alive connection that stays idle that long), refuses connections above
 //! `MAX_CONNECTIONS` at once, fails a connection whose writes wait longer than
 //! `WRITE_TIMEOUT_SECS` (a client that does not read), closes a connection (HTTP/1 or HTTP/2)
-//! that has had no request in progress for `HEADER_TIMEOUT_SECS` whatever else it sends (an
-//! HTTP/2 client answering PINGs keeps no slot), and shuts down gracefully: it stops accepting,
-//! lets requests in flight finish, and returns when they have.
+//! that has had no request in progress (nor answer left to write) for `HEADER_TIMEOUT_SECS`
+//! whatever else it sends (an HTTP/2 client answering PINGs keeps no slot), and shuts down
+//! gracefully: it stops accepting, lets requests in flight finish, and returns when they have.
 //!
 //! Pipelined HTTP/1 requests are answered one at a time, in order: hyper reads the next one only
 //! once the answer before it is written into its buffer, and reads ahead, like it buffers
@@ -90,10 +90,50 @@ impl Drop for Busy {
     }
 }
 
-/// An answer's body, counted as a request in progress until it is written or dropped.
+/// An answer's body, counted as a request in progress until hyper has taken all of it (or
+/// dropped it); each part it takes then counts as [`Unflushed`] output until it is flushed.
 struct Tracked {
     body: axum::body::Body,
+    unflushed: Unflushed,
     _busy: Busy,
+}
+
+/// Output the connection has taken from answers (or could not write) and not yet handed to
+/// the socket: counted in its [`Activity`], so that a connection writing an answer to a slow
+/// reader is not closed as idle (its write deadline decides instead). It errs on the busy
+/// side: the flush that clears it follows the write that hands the last bytes over, so for a
+/// moment after a client has its answer the connection may still count as writing it.
+#[derive(Clone)]
+struct Unflushed {
+    activity: Activity,
+    pending: Arc<std::sync::Mutex<Option<Busy>>>,
+}
+
+impl Unflushed {
+    fn new(activity: Activity) -> Self {
+        Unflushed {
+            activity,
+            pending: Default::default(),
+        }
+    }
+
+    fn mark(&self) {
+        let mut pending = self.pending.lock().expect("unflushed");
+        if pending.is_none() {
+            *pending = Some(self.activity.begin());
+        }
+    }
+}
+
+impl super::deadline::Output for Unflushed {
+    fn waiting(&self) {
+        self.mark();
+    }
+
+    fn flushed(&self) {
+        let done = self.pending.lock().expect("unflushed").take();
+        drop(done);
+    }
 }
 
 impl hyper::body::Body for Tracked {
@@ -104,7 +144,11 @@ impl hyper::body::Body for Tracked {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(_))) = &polled {
+            self.unflushed.mark();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -214,6 +258,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         queue_little(&stream);
         let activity = Activity::default();
+        let unflushed = Unflushed::new(activity.clone());
         let registered = peers.register(peer.ip(), activity.watch());
         let close = registered.close.clone();
         let held = Arc::new(Held {
@@ -225,23 +270,36 @@ pub async fn serve(
         let request_slot = slot.clone();
         let service = {
             let (router, activity) = (router.clone(), activity.clone());
+            let unflushed = unflushed.clone();
             tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(request_slot.clone());
                 let busy = activity.begin();
                 let router = router.clone();
+                let unflushed = unflushed.clone();
                 async move {
                     // The request is in progress until its answer's body is written (or
                     // dropped): a connection streaming an answer is not idle.
                     let response = router.oneshot(request).await;
-                    response
-                        .map(|r| r.map(|body| axum::body::Body::new(Tracked { body, _busy: busy })))
+                    response.map(|r| {
+                        r.map(|body| {
+                            axum::body::Body::new(Tracked {
+                                body,
+                                unflushed,
+                                _busy: busy,
+                            })
+                        })
+                    })
                 }
             })
         };
         let connection = builder
             .serve_connection_with_upgrades(
-                TokioIo::new(super::deadline::WriteDeadline::new(stream, write_timeout)),
+                TokioIo::new(super::deadline::WriteDeadline::new(
+                    stream,
+                    write_timeout,
+                    unflushed,
+                )),
                 TowerToHyperService::new(service),
             )
             .into_owned();
@@ -267,7 +325,8 @@ pub async fn serve(
                         ending = true;
                     }
                     // Closed at once to admit another connection: it had no request in
-                    // progress when chosen (nginx closes idle kept-alive connections so).
+                    // progress nor answer left to write when chosen (nginx closes idle
+                    // kept-alive connections so).
                     () = close.cancelled() => break,
                 }
             }

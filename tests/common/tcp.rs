@@ -90,6 +90,25 @@ pub async fn never_reading(addr: std::net::SocketAddr) -> TcpStream {
     socket.connect(addr).await.unwrap()
 }
 
+/// The path of GraphiQL's script (about 1 MB), read from the page `GET /graphql` serves to a
+/// browser: a large answer for the tests of slow readers.
+pub async fn graphiql_script(app: &super::TestApp) -> String {
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.url))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.split('"')
+        .find(|part| part.contains("/graphiql/") && part.ends_with("/graphiql.min.js"))
+        .unwrap_or_else(|| panic!("no script in {page}"))
+        .to_owned()
+}
+
 /// Limits for the tests of clients that never read: three connections, a write deadline of
 /// one second, and headers given all the time they need.
 pub fn never_reading_limits() -> Limits {
