@@ -12,11 +12,21 @@ use entity::{port, splitter};
 
 use super::listing::Table;
 use super::ports;
-use super::write::{fid_num, kind_item, upsert};
+use super::write::{fid_num, kind_item, upsert, upsert_setting};
 use super::{Engine, Step};
 use crate::platform::{RemotePort, SplitterKind};
 use crate::store::plant;
 use crate::Result;
+
+/// What a port's record says of its state, held by no index.
+const STATE_COLUMNS: [port::Column; 6] = [
+    port::Column::Status,
+    port::Column::CustomerContract,
+    port::Column::CustomerDocument,
+    port::Column::CustomerName,
+    port::Column::RemoteUpdatedAt,
+    port::Column::SyncedAt,
+];
 
 impl<'a> Engine<'a> {
     /// Upserts ports of known splitters of selected kinds, with the writes deferred by earlier
@@ -189,12 +199,19 @@ impl<'a> Engine<'a> {
             .map(|(_, (id, _))| *id)
             .collect();
         plant::park_ports(txn, &displaced).await?;
-        upsert::<port::Entity, _>(
-            txn,
-            writes,
-            [port::Column::IntegrationId, port::Column::Fid],
-        )
-        .await?;
+        // A port that stays where it was (project, splitter, number) changes none of its
+        // indexed columns: only the others are set.
+        let (stay, go): (Vec<_>, Vec<_>) = writes.into_iter().partition(|row| {
+            let fid = row.fid.as_ref().as_str();
+            existing.get(fid).is_some_and(|p| {
+                row.project_id.as_ref() == &p.project_id
+                    && row.splitter_id.as_ref() == &p.splitter_id
+                    && row.number.as_ref() == &p.number
+            })
+        });
+        let key = || vec![port::Column::IntegrationId, port::Column::Fid];
+        upsert::<port::Entity, _>(txn, go, key()).await?;
+        upsert_setting::<port::Entity, _>(txn, stay, key(), STATE_COLUMNS.to_vec()).await?;
         let page_splitters: Vec<i64> = splitters.values().map(|(id, _)| *id).collect();
         self.counts.conflicts += crate::store::bindings::reconcile_bindings(
             txn,

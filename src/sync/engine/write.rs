@@ -277,14 +277,33 @@ where
     C: ConnectionTrait,
 {
     use sea_orm::{IdenStatic, Iterable};
-    if rows.is_empty() {
-        return Ok(());
-    }
     let key: Vec<E::Column> = key.into_iter().collect();
     let key_names: Vec<&str> = key.iter().map(|c| c.as_str()).collect();
     let update: Vec<E::Column> = E::Column::iter()
         .filter(|c| c.as_str() != "id" && !key_names.contains(&c.as_str()))
         .collect();
+    upsert_setting::<E, C>(txn, rows, key, update).await
+}
+
+/// [`upsert`] that updates only the `update` columns of a row already there: for rows whose
+/// indexed columns are known not to change, SQLite then leaves their indexes alone (it rewrites
+/// the entries of every index a `SET` names, equal or not), a page of the table less to write.
+pub(super) async fn upsert_setting<E, C>(
+    txn: &C,
+    rows: Vec<E::ActiveModel>,
+    key: Vec<E::Column>,
+    update: Vec<E::Column>,
+) -> Result<()>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
+    C: ConnectionTrait,
+{
+    use sea_orm::IdenStatic;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let key_names: Vec<&str> = key.iter().map(|c| c.as_str()).collect();
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         return upsert_json::<E, C>(txn, rows, &key_names, &update).await;
     }
