@@ -10,6 +10,10 @@ use sea_orm::ConnectionTrait;
 use super::write::fid_num;
 use crate::store::plant::FidRange;
 
+/// Records whose hashes a full listing makes room for at its first page (32 MiB); past that the
+/// vector grows as it needs.
+const UNNUMBERED_ROOM: u64 = 4_000_000;
+
 /// A fid's hash, to remember many fids in little memory.
 fn fid_hash(fid: &str) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
@@ -222,11 +226,15 @@ impl<'a> Engine<'a> {
         let mut blind = false;
         // Fids that are not numbers (object ids) have no range a page covers: a full listing
         // remembers those it kept (as hashes: a collision can only spare a row, never doom
-        // one) and dooms the others of its scope at the end.
-        let mut unnumbered: HashSet<u64> = HashSet::new();
+        // one) and dooms the others of its scope at the end. Kept in a vector sized once from
+        // the count the listing announces (8 bytes a record, sorted at the end), not a set that
+        // doubles as it grows: at 200,000 OZmap boxes, 2.65 million ports.
+        let mut unnumbered: Vec<u64> = Vec::new();
+        let mut announced = 0u64;
         let doomed_before = self.doomed.of(target.0).len();
         while let Some(mut page) = self.next_page(&mut listing).await? {
             if first {
+                announced = page.total;
                 self.counts.total += page.total as i64;
                 let per_page = (page.records.len() + page.unreadable.len()).max(1) as u64;
                 self.live.pages = Some(page.total.div_ceil(per_page).max(1) as i64);
@@ -257,11 +265,12 @@ impl<'a> Engine<'a> {
                     .gone_in_range(&txn, target, FidRange::Numbered(bounds.0, hi), &kept_here)
                     .await?;
                 self.doom(target.0, gone);
-                unnumbered.extend(
-                    keep.iter()
-                        .filter(|fid| fid_num(fid).is_none())
-                        .map(|fid| fid_hash(fid)),
-                );
+                let mut hashes = keep.iter().filter(|fid| fid_num(fid).is_none()).peekable();
+                if unnumbered.capacity() == 0 && hashes.peek().is_some() {
+                    // The count is the platform's word: room for at most UNNUMBERED_ROOM first.
+                    unnumbered.reserve(announced.min(UNNUMBERED_ROOM) as usize);
+                }
+                unnumbered.extend(hashes.map(|fid| fid_hash(fid)));
             }
             self.counted_page(&txn, batch.len()).await?;
             txn.commit().await?;
@@ -289,7 +298,11 @@ impl<'a> Engine<'a> {
                 )
                 .await?;
             self.doom(target.0, tail);
-            let kept_here = |fid: &str| unnumbered.contains(&fid_hash(fid)) || spared.contains(fid);
+            unnumbered.sort_unstable();
+            unnumbered.dedup();
+            let kept_here = |fid: &str| {
+                unnumbered.binary_search(&fid_hash(fid)).is_ok() || spared.contains(fid)
+            };
             let gone = self
                 .gone_in_range(self.db, target, FidRange::Unnumbered, &kept_here)
                 .await?;
