@@ -63,6 +63,17 @@ impl Share {
     }
 }
 
+/// Prepared statements each SQLite connection keeps (sqlx's default is 100). Every statement
+/// is kept, under its text: a page of 500 rows written as one multi-row `INSERT` is a program of
+/// about a megabyte, and each row count (a last page, an incremental run's pages) and each
+/// inlined id list is a text of its own. With 100 a connection, and a long sync passing through
+/// every connection of the pool, SQLite's kept programs reached 46 MB at 20,000 boxes, and an
+/// OZmap sync of 200,000 boxes peaked at 211-288 MiB against 117-137 with this bound
+/// (docs/BENCHMARKS.md, "The memory bound at 200,000 boxes"). The statements a request or a
+/// sync page repeats are fewer, so they stay prepared (16 was too few: a page's repeated writes
+/// were pushed out by its one-off lookups, and the full sync slowed by a tenth).
+pub const SQLITE_STATEMENTS_KEPT: usize = 32;
+
 /// Connects to the database; a SQLite file is created when missing.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     connect_share(url, Share::Main).await
@@ -112,6 +123,7 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
+                    .statement_cache_capacity(SQLITE_STATEMENTS_KEPT)
             });
         }
         Engine::Postgres => {
