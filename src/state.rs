@@ -17,6 +17,8 @@ use crate::sync::settings::SyncSettings;
 pub struct AppState {
     /// The database.
     pub db: DatabaseConnection,
+    /// Reads by id on the caller's thread (SQLite files only).
+    pub points: Option<Arc<crate::store::point::PointReads>>,
     /// Encrypts and decrypts platform passwords.
     pub master: MasterKey,
     /// Tunables of syncs and where platforms may be.

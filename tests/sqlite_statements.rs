@@ -9,7 +9,7 @@ use sea_orm::sqlx;
 /// Bytes SQLite has allocated, in every connection of this process.
 fn sqlite_memory() -> i64 {
     // SAFETY: reads SQLite's global counter; callable at any time from any thread.
-    unsafe { libsqlite3_sys::sqlite3_memory_used() }
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
 }
 
 /// A statement of `rows` rows of ten bound values each: a text of its own for each row count,

@@ -14,6 +14,7 @@ use crate::graphql::paging;
 use crate::graphql::projects::ElementItemKey;
 use crate::graphql::state;
 use crate::store::lookup::{self, BBox, BindingFilter, ElementFilter};
+use crate::store::point;
 
 pub use super::binding::{Binding, BindingConnection, BindingStatus};
 pub use super::element::Element;
@@ -225,7 +226,7 @@ impl PlantQuery {
     ) -> async_graphql::Result<Option<Element>> {
         let id = ids::decode(ELEMENT, &id)?;
         Ok(Some(Element::from(
-            lookup::by_id::<element::Entity>(&state(ctx)?.db, ELEMENT, id).await?,
+            point::by_id::<element::Entity>(&state(ctx)?.db, ELEMENT, id).await?,
         )))
     }
 
@@ -259,9 +260,11 @@ impl PlantQuery {
         #[graphql(desc = "Id of the splitter.")] id: ID,
     ) -> async_graphql::Result<Option<Splitter>> {
         let id = ids::decode(SPLITTER, &id)?;
-        Ok(Some(Splitter::from(
-            lookup::by_id::<splitter::Entity>(&state(ctx)?.db, SPLITTER, id).await?,
-        )))
+        Ok(Some(Splitter::from({
+            let app = state(ctx)?;
+            point::by_id_here::<splitter::Entity>(app.points.as_deref(), &app.db, SPLITTER, id)
+                .await?
+        })))
     }
 
     /// One port by id; null with a `NOT_FOUND` error when there is none.
@@ -275,9 +278,10 @@ impl PlantQuery {
         #[graphql(desc = "Id of the port.")] id: ID,
     ) -> async_graphql::Result<Option<Port>> {
         let id = ids::decode(PORT, &id)?;
-        Ok(Some(Port::from(
-            lookup::by_id::<port::Entity>(&state(ctx)?.db, PORT, id).await?,
-        )))
+        Ok(Some(Port::from({
+            let app = state(ctx)?;
+            point::by_id_here::<port::Entity>(app.points.as_deref(), &app.db, PORT, id).await?
+        })))
     }
 
     /// One binding by id; null with a `NOT_FOUND` error when there is none.
@@ -292,7 +296,7 @@ impl PlantQuery {
     ) -> async_graphql::Result<Option<Binding>> {
         let id = ids::decode(ids::BINDING, &id)?;
         Ok(Some(Binding::from(
-            lookup::by_id::<entity::binding::Entity>(&state(ctx)?.db, ids::BINDING, id).await?,
+            point::by_id::<entity::binding::Entity>(&state(ctx)?.db, ids::BINDING, id).await?,
         )))
     }
 

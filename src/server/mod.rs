@@ -207,8 +207,13 @@ async fn open_state(
             })?;
         keys.spawn(db.clone(), &events);
     }
+    let points = crate::store::point::PointReads::open(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open point reads: {}", e.message()))?
+        .map(Arc::new);
     let state = AppState {
         db,
+        points,
         master,
         events,
         keys,

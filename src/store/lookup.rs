@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Statement,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement,
 };
 
 use entity::{binding, element, port, splitter};
@@ -463,24 +462,6 @@ fn latest_delivery_is(filter: &BindingFilter) -> sea_orm::sea_query::Condition {
         all = all.add(latest(&condition, !held));
     }
     all
-}
-
-/// A model by id, or `NOT_FOUND` naming it by its kind (`Binding`) and opaque id.
-/// The API's hottest path, shaped by measurement (`cargo bench --bench gateway -- read`): the
-/// statement runs on a task of its own, so the pool's and connection's handshakes wake that small
-/// task, not the whole request's future, and the row is read with `all()`, cheaper than `one()`.
-pub async fn by_id<E>(db: &DatabaseConnection, kind: &str, id: i64) -> Result<E::Model>
-where
-    E: EntityTrait,
-    E::Model: Send + 'static,
-    <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<i64>,
-{
-    let db = db.clone();
-    let mut rows = tokio::spawn(async move { E::find_by_id(id).all(&db).await })
-        .await
-        .map_err(|e| Error::internal(anyhow::anyhow!("the lookup's task failed: {e}")))??;
-    let missing = || format!("{kind} with id \"{}\"", crate::ids::opaque(kind, id));
-    rows.pop().ok_or_else(|| Error::NotFound(missing()))
 }
 
 /// An element of an integration by platform fid (any item).

@@ -10,5 +10,6 @@ pub mod lookup;
 pub mod notify;
 pub mod paging;
 pub mod plant;
+pub mod point;
 pub mod rows;
 pub mod tree;
