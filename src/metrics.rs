@@ -83,6 +83,8 @@ pub struct Metrics {
     delivery_oldest_pending: GaugeVec,
     /// 1 while the database answers and has no pending migration (what `/readyz` says).
     ready: IntGauge,
+    /// SQLite's own heap in this process, read when scraped.
+    sqlite_memory: IntGauge,
     /// When the database's gauges were last read.
     health_read: Mutex<Option<Instant>>,
     /// `process_*` metrics, without the `mgw_` prefix.
@@ -234,6 +236,12 @@ impl Metrics {
                 "1 while the database answers and no migration is pending (as /readyz), else 0",
             )
             .expect("metric"),
+            sqlite_memory: IntGauge::new(
+                "sqlite_memory_bytes",
+                "Bytes SQLite has allocated in this process (page caches and prepared statements \
+                 of every connection); 0 on PostgreSQL",
+            )
+            .expect("metric"),
             health_read: Mutex::new(None),
             process: Registry::new(),
             operation_names: Mutex::new(HashSet::new()),
@@ -274,6 +282,8 @@ impl Metrics {
         r.register(Box::new(m.sync_slots_missed.clone()))
             .expect("register");
         r.register(Box::new(m.ready.clone())).expect("register");
+        r.register(Box::new(m.sqlite_memory.clone()))
+            .expect("register");
         let build = int_gauge(
             "build_info",
             "Always 1; the version of the running binary",
@@ -405,6 +415,9 @@ impl Metrics {
 
     /// The exposition, in Prometheus' text format.
     pub fn render(&self) -> String {
+        // SAFETY: reads SQLite's global counter, which any thread may read at any time.
+        self.sqlite_memory
+            .set(unsafe { rusqlite::ffi::sqlite3_memory_used() });
         let mut out = Vec::new();
         let mut families = self.registry.gather();
         families.extend(self.process.gather());

@@ -441,3 +441,33 @@ async fn a_lost_instance_s_run_is_found_by_the_sweep_alone() {
     sim.state.set_faults(Faults::default());
     common::drop_database(&db.database_url);
 }
+
+mod sqlite_memory {
+    use super::*;
+    use common::TestApp;
+
+    on_both_engines! {
+        /// SQLite's own heap is exported: more than nothing once an SQLite gateway has read
+        /// its plant (its connections' page caches and statements); on PostgreSQL it is there
+        /// too (a number, whatever other tests of the process hold).
+        async fn sqlite_s_memory_is_exported(app: TestApp) {
+            let (_sim, id) = common::world::synced(&app, 3, &["SERVICE", "CTO"]).await;
+            app.ok(
+                "query($i: ID!) { elements(integrationId: $i, first: 5) { edges { node { splitters { ports { status } } } } } }",
+                json!({ "i": id }),
+            )
+            .await;
+            let text = reqwest::get(format!("{}/metrics", app.url)).await.unwrap().text().await.unwrap();
+            let bytes: i64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("mgw_sqlite_memory_bytes "))
+                .unwrap_or_else(|| panic!("no mgw_sqlite_memory_bytes in {text}"))
+                .trim()
+                .parse()
+                .unwrap();
+            if app.engine == Engine::Sqlite {
+                assert!(bytes > 100_000, "SQLite holds {bytes} bytes");
+            }
+        }
+    }
+}
