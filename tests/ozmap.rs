@@ -210,6 +210,12 @@ async fn incremental_port_listings_bring_what_changed_through_splitter_property_
         changed.iter().all(|p| p.splitter_fid == splitter),
         "only that splitter's ports"
     );
+    // The edit moved the splitter's `updatedAt` and the property's: read once all the same.
+    let mut fids: Vec<&str> = changed.iter().map(|p| p.fid.as_str()).collect();
+    fids.sort_unstable();
+    let listed = fids.len();
+    fids.dedup();
+    assert_eq!(listed, fids.len(), "each port listed once: {fids:?}");
 }
 
 #[tokio::test]

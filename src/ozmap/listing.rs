@@ -3,11 +3,14 @@
 
 use serde_json::{json, Value};
 
-use crate::platform::ListQuery;
+use crate::platform::{ListPage, ListQuery};
 
 /// The most records per page the client asks for (S4 pages by 500); the server may give fewer,
 /// and the client trusts the answer's `rows`, never the number asked.
 pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Ids asked for in one filter of records by id.
+pub const IDS_PER_QUERY: usize = 100;
 
 /// The routes a sync lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +92,46 @@ pub fn body(route: Route, query: &ListQuery) -> Value {
         json!([{ "property": "id", "direction": 1 }])
     };
     json!({ "filter": filter, "sort": sort })
+}
+
+/// A page cut into pages of at most `size` records (its unreadable records with the first).
+pub fn split<T>(page: ListPage<T>, size: usize) -> Vec<ListPage<T>> {
+    let ListPage {
+        mut records,
+        total,
+        clock,
+        unreadable,
+    } = page;
+    let mut out = vec![ListPage {
+        records: Vec::new(),
+        total,
+        clock,
+        unreadable,
+    }];
+    let size = size.max(1);
+    while records.len() > size {
+        let rest = records.split_off(size);
+        out.last_mut().expect("one page").records = std::mem::replace(&mut records, rest);
+        out.push(ListPage {
+            records: Vec::new(),
+            total,
+            clock,
+            unreadable: Vec::new(),
+        });
+    }
+    out.last_mut().expect("one page").records = records;
+    out
+}
+
+/// `query` narrowed to these ids, chunk by chunk.
+pub fn by_ids(query: &ListQuery, ids: &[String]) -> Vec<ListQuery> {
+    ids.chunks(IDS_PER_QUERY)
+        .map(|chunk| ListQuery {
+            fid: None,
+            fids: Some(chunk.to_vec()),
+            ..query.clone()
+        })
+        .collect()
 }
 
 /// The path and query of page `page` (1-based) of a route; properties come with their client.

@@ -3,6 +3,8 @@
 //! connected to them. Writing a customer is in [`super::push`].
 
 use std::collections::{BTreeSet, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -11,7 +13,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::client::{project, OzmapClient, RawPage};
-use super::listing::{self, condition, Route};
+use super::listing::{self, by_ids, condition, split, Route, IDS_PER_QUERY};
 use super::wire::{Client, Place, Property, Splitter};
 use super::{assumed, convert};
 use crate::catalog::ElementItem;
@@ -20,9 +22,6 @@ use crate::platform::{
     RemotePort, RemoteProject, RemoteSplitter, Unreadable,
 };
 use crate::{Error, Result};
-
-/// Ids asked for in one filter of records by id.
-const IDS_PER_QUERY: usize = 100;
 
 /// Splitters whose properties are asked for in one filter: a whole page of them, so that the
 /// ports of a page cost one listing of properties (paged) instead of one per hundred.
@@ -37,50 +36,31 @@ const PORTS_PER_SPLITTER: u32 = 8;
 /// next page's are fetched while the engine writes the previous one's ports.
 const PORT_PAGES_AHEAD: usize = 2;
 
+/// The splitters a changed-since listing of ports has read, by a hash of their id: a port's
+/// change moves its splitter's `updatedAt` and its property's, and the splitters found through
+/// properties and clients are then not read a second time.
+#[derive(Clone, Default)]
+struct ReadSplitters(Arc<(RandomState, Mutex<HashSet<u64>>)>);
+
+impl ReadSplitters {
+    fn add(&self, splitters: &[Splitter]) {
+        let (hasher, set) = &*self.0;
+        let mut set = set.lock().expect("splitters read");
+        set.extend(splitters.iter().map(|s| hasher.hash_one(&s.id)));
+    }
+
+    fn has(&self, id: &String) -> bool {
+        let (hasher, set) = &*self.0;
+        set.lock()
+            .expect("splitters read")
+            .contains(&hasher.hash_one(id))
+    }
+}
+
 fn place(
     feature: &'static str,
 ) -> impl Fn(&Value) -> Option<std::result::Result<RemoteElement, Unreadable>> {
     move |row| Some(Place::read(feature, row).map(|p| convert::element(&p)))
-}
-
-/// A page cut into pages of at most `size` records (its unreadable records with the first).
-fn split<T>(page: ListPage<T>, size: usize) -> Vec<ListPage<T>> {
-    let ListPage {
-        mut records,
-        total,
-        clock,
-        unreadable,
-    } = page;
-    let mut out = vec![ListPage {
-        records: Vec::new(),
-        total,
-        clock,
-        unreadable,
-    }];
-    let size = size.max(1);
-    while records.len() > size {
-        let rest = records.split_off(size);
-        out.last_mut().expect("one page").records = std::mem::replace(&mut records, rest);
-        out.push(ListPage {
-            records: Vec::new(),
-            total,
-            clock,
-            unreadable: Vec::new(),
-        });
-    }
-    out.last_mut().expect("one page").records = records;
-    out
-}
-
-/// `query` narrowed to these ids, chunk by chunk.
-fn by_ids(query: &ListQuery, ids: &[String]) -> Vec<ListQuery> {
-    ids.chunks(IDS_PER_QUERY)
-        .map(|chunk| ListQuery {
-            fid: None,
-            fids: Some(chunk.to_vec()),
-            ..query.clone()
-        })
-        .collect()
 }
 
 impl OzmapClient {
@@ -258,6 +238,7 @@ impl OzmapClient {
         &self,
         page: RawPage,
         wanted: Option<&HashSet<String>>,
+        read: Option<&ReadSplitters>,
     ) -> Result<ListPage<RemotePort>> {
         let mut splitters = Vec::new();
         let mut unreadable = Vec::new();
@@ -272,6 +253,9 @@ impl OzmapClient {
             }
         }
         drop(page.rows);
+        if let Some(read) = read {
+            read.add(&splitters);
+        }
         let (properties, property_unreadable) = self.properties_on(&splitters).await?;
         let mut records = Vec::new();
         for s in &splitters {
@@ -304,7 +288,11 @@ impl OzmapClient {
     }
 
     /// Ports of the splitters a listing (of this query) pages through, page by page.
-    fn ports_streamed(&self, query: &ListQuery) -> Listing<RemotePort> {
+    fn ports_streamed(
+        &self,
+        query: &ListQuery,
+        read: Option<ReadSplitters>,
+    ) -> Listing<RemotePort> {
         let pages = self.pages_of(
             Route::Splitters,
             listing::body(Route::Splitters, query),
@@ -315,7 +303,8 @@ impl OzmapClient {
         pages
             .map_ok(move |page| {
                 let this = this.clone();
-                async move { this.ports_of(page, None).await }
+                let read = read.clone();
+                async move { this.ports_of(page, None, read.as_ref()).await }
             })
             .try_buffered(PORT_PAGES_AHEAD)
             // A page of splitters carries up to 16 times as many ports: written in pages of
@@ -352,7 +341,7 @@ impl OzmapClient {
         for q in by_ids(&scope, &ids) {
             let mut pages = self.pages(Route::Splitters, listing::body(Route::Splitters, &q));
             while let Some(page) = pages.try_next().await? {
-                let ports = self.ports_of(page, wanted.as_ref()).await?;
+                let ports = self.ports_of(page, wanted.as_ref(), None).await?;
                 out.clock = ports.clock.or(out.clock);
                 out.records.extend(ports.records);
                 out.unreadable.extend(ports.unreadable);
@@ -463,20 +452,24 @@ impl Platform for OzmapClient {
             let this = self.clone();
             return stream::once(async move { this.ports_named(query).await }).boxed();
         }
-        let changed = self.ports_streamed(&query);
         if query.changed_since.is_none() {
-            return changed;
+            return self.ports_streamed(&query, None);
         }
+        let read = ReadSplitters::default();
+        let changed = self.ports_streamed(&query, Some(read.clone()));
         let this = self.clone();
+        // Chained: the splitters found through properties and clients are asked for once
+        // the changed splitters have all been read.
         let touched = stream::once(async move {
-            let ids = this.splitters_touched_since(&query).await?;
+            let mut ids = this.splitters_touched_since(&query).await?;
+            ids.retain(|id| !read.has(id));
             let scope = ListQuery {
                 project_id: query.project_id.clone(),
                 ..Default::default()
             };
             let listings: Vec<Listing<RemotePort>> = by_ids(&scope, &ids)
                 .iter()
-                .map(|q| this.ports_streamed(q))
+                .map(|q| this.ports_streamed(q, None))
                 .collect();
             Ok::<_, Error>(stream::iter(listings).flatten().boxed())
         })
