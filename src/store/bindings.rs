@@ -147,7 +147,8 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 /// splitters one array parameter), prepared once for every page: as three statements with
 /// inlined ids they took 1.1 ms a page, 0.8 s of a 20,000-box full sync. The two updates of
 /// `bindings` touch disjoint rows (the port's contract agrees, or it differs), as PostgreSQL
-/// requires of one statement. SQLite runs them one after the other, ids inlined.
+/// requires of one statement. SQLite runs them one after the other, the splitters one JSON
+/// parameter.
 ///
 /// `now` is the database's clock (leases are compared on it).
 pub async fn reconcile_bindings<C: ConnectionTrait>(
@@ -236,27 +237,34 @@ pub async fn reconcile_bindings<C: ConnectionTrait>(
             .transpose()?
             .unwrap_or(0) as u64);
     }
-    let mut conflicts = 0;
-    for chunk in splitter_ids.chunks(CHUNK) {
-        let (done, agree, disagree) = statements(&format!(
-            "SELECT id FROM ports WHERE splitter_id IN ({})",
-            id_list(chunk)
-        ));
-        db.execute_raw(Statement::from_sql_and_values(
+    // The page's splitters as one JSON parameter: the same three texts for every page, prepared
+    // once. SQLite's `?` take their values in the order they appear in the text.
+    let (done, agree, disagree) =
+        statements("SELECT id FROM ports WHERE splitter_id IN (SELECT value FROM json_each(?))");
+    let ids = Value::from(format!("[{}]", id_list(splitter_ids)));
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        done,
+        [
+            Value::from(now),
+            Value::from(now),
+            ids.clone(),
+            Value::from(read_after),
+        ],
+    ))
+    .await?;
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        agree,
+        [ids.clone()],
+    ))
+    .await?;
+    Ok(db
+        .execute_raw(Statement::from_sql_and_values(
             backend,
-            done,
-            [Value::from(now), Value::from(now), Value::from(read_after)],
+            disagree,
+            [Value::from(now), ids, Value::from(since)],
         ))
-        .await?;
-        db.execute_unprepared(&agree).await?;
-        conflicts += db
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                disagree,
-                [Value::from(now), Value::from(since)],
-            ))
-            .await?
-            .rows_affected();
-    }
-    Ok(conflicts)
+        .await?
+        .rows_affected())
 }

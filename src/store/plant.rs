@@ -22,10 +22,11 @@ pub fn placeholder(backend: DbBackend, n: usize) -> String {
     }
 }
 
-/// `column IN (values)`, for a sync's per-page lookups. On PostgreSQL the page is one array
-/// parameter (`column = ANY($1)`): the statement's text is the same for every page, so its
-/// prepared form is reused, where an IN list of 500 parameters is parsed and planned again
-/// whenever the page's count changes. SQLite has no arrays and keeps the bound list.
+/// `column IN (values)`, for a sync's per-page lookups, as one parameter: on PostgreSQL an array
+/// (`column = ANY($1)`), on SQLite a JSON list (`column IN (SELECT value FROM json_each(?))`).
+/// The statement's text is then the same for every page, so its prepared form is reused, where
+/// an IN list of 500 parameters is parsed and planned again whenever the page's count changes
+/// (an incremental run's pages all differ).
 pub fn among<Col, T>(backend: DbBackend, column: Col, values: Vec<T>) -> sea_orm::sea_query::Expr
 where
     Col: sea_orm::ColumnTrait,
@@ -33,11 +34,35 @@ where
         + sea_orm::sea_query::value::postgres_array::NotU8
         + sea_orm::sea_query::ValueType,
 {
-    use sea_orm::sea_query::{extension::postgres::PgFunc, Expr, ExprTrait};
+    use sea_orm::sea_query::{extension::postgres::PgFunc, BinOper, Expr, ExprTrait};
     match backend {
         DbBackend::Postgres => Expr::col(column).eq(PgFunc::any(Expr::val(values))),
-        _ => column.is_in(values),
+        _ => {
+            let values: Vec<Value> = values.into_iter().map(Into::into).collect();
+            match json_list(&values) {
+                Some(list) => Expr::col(column).binary(
+                    BinOper::In,
+                    // sea-query puts the parentheses of `IN (…)` around it.
+                    Expr::cust_with_values("SELECT value FROM json_each(?)", [list]),
+                ),
+                None => column.is_in(values),
+            }
+        }
     }
+}
+
+/// Integers and texts as the text of a JSON list; `None` for other values.
+fn json_list(values: &[Value]) -> Option<String> {
+    let items = values
+        .iter()
+        .map(|v| match v {
+            Value::BigInt(Some(n)) => Some(serde_json::Value::from(*n)),
+            Value::Int(Some(n)) => Some(serde_json::Value::from(*n)),
+            Value::String(Some(s)) => Some(serde_json::Value::from(s.as_str())),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(serde_json::Value::Array(items).to_string())
 }
 
 /// Whether `table` holds any row of the integration.
@@ -339,4 +364,39 @@ pub async fn link_boxes<C: ConnectionTrait>(
     db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
+
+    use super::among;
+
+    #[test]
+    fn a_page_of_values_is_one_parameter() {
+        let sql = |backend, fids: Vec<String>| {
+            entity::port::Entity::find()
+                .filter(among(backend, entity::port::Column::Fid, fids))
+                .build(backend)
+        };
+        let one = sql(DbBackend::Sqlite, vec!["a".into()]);
+        let three = sql(
+            DbBackend::Sqlite,
+            vec!["a".into(), "b\"".into(), "c".into()],
+        );
+        assert_eq!(one.sql, three.sql, "the same text for every count");
+        assert!(
+            three
+                .sql
+                .ends_with("\"fid\" IN (SELECT value FROM json_each(?))"),
+            "{}",
+            three.sql
+        );
+        assert_eq!(
+            three.values.unwrap().0,
+            [sea_orm::Value::from(r#"["a","b\"","c"]"#)]
+        );
+        let pg = sql(DbBackend::Postgres, vec!["a".into(), "b".into()]);
+        assert!(pg.sql.ends_with("\"fid\" = ANY($1)"), "{}", pg.sql);
+    }
 }

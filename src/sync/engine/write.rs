@@ -264,8 +264,11 @@ impl<'a> Engine<'a> {
 /// (`json_to_recordset`): the multi-row `VALUES` form binds a parameter per value (6,500 for a
 /// page of 500 ports), which PostgreSQL parses, types and plans one by one
 /// (docs/BENCHMARKS.md, "Sync at the speed of the wire").
-/// On SQLite, multi-row statements of 500 rows (well under its bind-parameter limit); sqlx keeps
-/// the prepared statement of a full chunk for the next page.
+/// On SQLite, multi-row statements of up to 500 rows (well under its bind-parameter limit),
+/// padded to one of a few sizes by repeating their last row (the repeat updates the row to what
+/// it just wrote): sqlx keeps the prepared statement of each size, where a statement of each
+/// row count was parsed and planned again (an incremental run's pages all differ, and a page's
+/// statement took 2-3 times as long to prepare as to run).
 pub(super) async fn upsert<E, C>(
     txn: &C,
     rows: Vec<E::ActiveModel>,
@@ -308,7 +311,10 @@ where
         return upsert_json::<E, C>(txn, rows, &key_names, &update).await;
     }
     let conflict = OnConflict::columns(key).update_columns(update).to_owned();
-    for chunk in chunked(rows, 500) {
+    for mut chunk in chunked(rows, 500) {
+        if let Some(last) = chunk.last().cloned() {
+            chunk.resize(statement_rows(chunk.len()), last);
+        }
         E::insert_many(chunk)
             .on_conflict(conflict.clone())
             .exec(txn)
@@ -417,6 +423,12 @@ fn json_value(v: &sea_orm::Value) -> Result<(&'static str, serde_json::Value)> {
     })
 }
 
+/// The rows of the SQLite statement that writes `n` rows (at most 500): the next power of two,
+/// or 500.
+fn statement_rows(n: usize) -> usize {
+    n.next_power_of_two().min(500)
+}
+
 fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     let mut out = Vec::new();
     let mut it = items.into_iter().peekable();
@@ -438,6 +450,17 @@ mod tests {
             [500, 500, 1]
         );
         assert!(chunked(Vec::<i32>::new(), 500).is_empty());
+    }
+
+    #[test]
+    fn statements_come_in_a_few_sizes() {
+        let sizes: std::collections::BTreeSet<usize> = (1..=500).map(statement_rows).collect();
+        assert_eq!(sizes.len(), 10);
+        assert!((1..=500).all(|n| statement_rows(n) >= n && statement_rows(n) <= 500));
+        assert_eq!(
+            (statement_rows(1), statement_rows(257), statement_rows(500)),
+            (1, 500, 500)
+        );
     }
 
     #[test]
