@@ -30,6 +30,7 @@ mod persisted;
 pub mod plant;
 pub mod platform;
 pub mod port;
+mod port_list;
 pub mod progress;
 pub mod projects;
 pub mod scalars;

@@ -9,7 +9,7 @@ use entity::splitter;
 pub use entity::splitter::SplitterKind;
 
 use super::element::Element;
-use super::port::Port;
+use super::port_list::Ports;
 
 /// A synced splitter.
 pub struct Splitter(pub std::sync::Arc<splitter::Model>);
@@ -79,14 +79,31 @@ impl Splitter {
     }
     /// Its output ports, by number.
     #[graphql(complexity = "16 * child_complexity + 1")]
-    async fn ports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Port>> {
-        Ok(loaders(ctx)?
-            .plant
+    async fn ports(&self, ctx: &Context<'_>) -> async_graphql::Result<Ports> {
+        let plant = &loaders(ctx)?.plant;
+        let rows = plant
             .ports_of_splitter
             .load_one(self.0.id)
             .await
             .map_err(loader_error)?
-            .map(|all| all.iter().cloned().map(Port).collect())
-            .unwrap_or_default())
+            .unwrap_or_else(|| std::sync::Arc::from([]));
+        // Which ports have an active binding, when the selection asks: one cached lookup for
+        // the list instead of one per port.
+        let bound = if super::port_list::wants_binding(&ctx.item.node.selection_set.node) {
+            let found = plant
+                .active_binding_of_port
+                .load_many(rows.iter().map(|p| p.id))
+                .await
+                .map_err(loader_error)?;
+            Some(
+                found
+                    .into_iter()
+                    .filter_map(|(port, binding)| binding.map(|_| port))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok(Ports::new(rows, bound))
     }
 }
