@@ -14,6 +14,7 @@
 //! scalars unchanged (`shape`), so none of its work is skipped either.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::extensions::ResolveInfo;
@@ -30,8 +31,10 @@ use entity::port;
 /// The ports of one splitter, by number.
 pub struct Ports {
     rows: Arc<[Arc<port::Model>]>,
-    /// Ports with an active binding, when the selection asks for `binding`.
-    bound: Option<std::collections::HashSet<i64>>,
+    /// How a port is written here; `None` sends the whole list through async-graphql.
+    plan: Option<Plan>,
+    /// Ports with an active binding, when the plan asks for `binding`.
+    bound: HashSet<i64>,
 }
 
 /// A field of `Port` answered from its row.
@@ -46,53 +49,51 @@ enum Plain {
     Binding,
 }
 
-/// The response keys and fields of a plain selection; `None` when it is not one.
-fn plan(set: &SelectionSet) -> Option<Vec<(Name, Plain)>> {
-    let mut out: Vec<(Name, Plain)> = Vec::with_capacity(set.items.len());
-    for item in &set.items {
-        let Selection::Field(field) = &item.node else {
-            return None;
-        };
-        let field = &field.node;
-        if !field.directives.is_empty() || !field.arguments.is_empty() {
-            return None;
-        }
-        let plain = match field.name.node.as_str() {
-            "__typename" => Plain::Typename,
-            "id" => Plain::Id,
-            "fid" => Plain::Fid,
-            "number" => Plain::Number,
-            "status" => Plain::Status,
-            "binding" => Plain::Binding,
-            _ => return None,
-        };
-        let key = field.response_key().node.clone();
-        if out.iter().any(|(k, _)| *k == key) {
-            return None;
-        }
-        out.push((key, plain));
-    }
-    Some(out)
+/// The response keys and fields of a plain selection of a port, in the selection's order.
+pub struct Plan {
+    fields: Vec<(Name, Plain)>,
+    binding: bool,
 }
 
-/// True when the selection asks for `binding` (and so must know which ports have one).
-pub fn wants_binding(set: &SelectionSet) -> bool {
-    plan(set).is_some_and(|p| p.iter().any(|(_, f)| matches!(f, Plain::Binding)))
-}
-
-impl Ports {
-    /// The ports of a splitter; `bound` names those with an active binding when the selection
-    /// asks for `binding` (see [`wants_binding`]).
-    pub fn new(
-        rows: Arc<[Arc<port::Model>]>,
-        bound: Option<std::collections::HashSet<i64>>,
-    ) -> Self {
-        Ports { rows, bound }
+impl Plan {
+    /// The plan of a selection; `None` when it is not a plain one.
+    pub fn of(set: &SelectionSet) -> Option<Plan> {
+        let mut fields: Vec<(Name, Plain)> = Vec::with_capacity(set.items.len());
+        for item in &set.items {
+            let Selection::Field(field) = &item.node else {
+                return None;
+            };
+            let field = &field.node;
+            if !field.directives.is_empty() || !field.arguments.is_empty() {
+                return None;
+            }
+            let plain = match field.name.node.as_str() {
+                "__typename" => Plain::Typename,
+                "id" => Plain::Id,
+                "fid" => Plain::Fid,
+                "number" => Plain::Number,
+                "status" => Plain::Status,
+                "binding" => Plain::Binding,
+                _ => return None,
+            };
+            let key = field.response_key().node.clone();
+            if fields.iter().any(|(k, _)| *k == key) {
+                return None;
+            }
+            fields.push((key, plain));
+        }
+        let binding = fields.iter().any(|(_, f)| matches!(f, Plain::Binding));
+        Some(Plan { fields, binding })
     }
 
-    fn answer(&self, row: &port::Model, plan: &[(Name, Plain)]) -> Value {
-        let mut map = IndexMap::with_capacity(plan.len());
-        for (key, field) in plan {
+    /// True when the selection asks for `binding` (and so must know which ports have one).
+    pub fn asks_binding(&self) -> bool {
+        self.binding
+    }
+
+    fn answer(&self, row: &port::Model) -> Value {
+        let mut map = IndexMap::with_capacity(self.fields.len());
+        for (key, field) in &self.fields {
             let value = match field {
                 Plain::Typename => Value::String(Port::type_name().into_owned()),
                 Plain::Id => Value::String(ids::encode(PORT, row.id).0),
@@ -104,6 +105,14 @@ impl Ports {
             map.insert(key.clone(), value);
         }
         Value::Object(map)
+    }
+}
+
+impl Ports {
+    /// The ports of a splitter, the plan of their selection, and (when the plan asks for
+    /// `binding`) those with an active binding.
+    pub fn new(rows: Arc<[Arc<port::Model>]>, plan: Option<Plan>, bound: HashSet<i64>) -> Self {
+        Ports { rows, plan, bound }
     }
 }
 
@@ -160,7 +169,7 @@ impl OutputType for Ports {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         let rows = &self.rows;
-        let Some(plan) = plan(&ctx.item.node) else {
+        let Some(plan) = &self.plan else {
             return async_graphql::resolver_utils::resolve_list(
                 ctx,
                 field,
@@ -169,24 +178,20 @@ impl OutputType for Ports {
             )
             .await;
         };
-        let asks_binding = plan.iter().any(|(_, f)| matches!(f, Plain::Binding));
-        let is_bound = |row: &port::Model| {
-            asks_binding && self.bound.as_ref().is_none_or(|b| b.contains(&row.id))
-        };
         let mut items = Vec::with_capacity(rows.len());
-        let mut others = Vec::new();
+        let (mut bound, mut others) = (Vec::new(), Vec::new());
         for (idx, row) in rows.iter().enumerate() {
-            if is_bound(row) {
+            if plan.binding && self.bound.contains(&row.id) {
                 items.push(Value::Null);
+                bound.push(idx);
                 others.push(standard(ctx, field, idx, Port(row.clone())));
             } else {
-                items.push(self.answer(row, &plan));
+                items.push(plan.answer(row));
             }
         }
         if !others.is_empty() {
             let resolved = futures::future::try_join_all(others).await?;
-            let bound = rows.iter().enumerate().filter(|(_, row)| is_bound(row));
-            for ((idx, _), value) in bound.zip(resolved) {
+            for (idx, value) in bound.into_iter().zip(resolved) {
                 items[idx] = value;
             }
         }

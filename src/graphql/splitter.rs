@@ -9,7 +9,7 @@ use entity::splitter;
 pub use entity::splitter::SplitterKind;
 
 use super::element::Element;
-use super::port_list::Ports;
+use super::port_list::{Plan, Ports};
 
 /// A synced splitter.
 pub struct Splitter(pub std::sync::Arc<splitter::Model>);
@@ -87,23 +87,22 @@ impl Splitter {
             .await
             .map_err(loader_error)?
             .unwrap_or_else(|| std::sync::Arc::from([]));
-        // Which ports have an active binding, when the selection asks: one cached lookup for
-        // the list instead of one per port.
-        let bound = if super::port_list::wants_binding(&ctx.item.node.selection_set.node) {
+        // The selection is planned once for the list, and which ports have an active binding
+        // is one cached lookup for the list instead of one per port.
+        let plan = Plan::of(&ctx.item.node.selection_set.node);
+        let mut bound = std::collections::HashSet::new();
+        if plan.as_ref().is_some_and(Plan::asks_binding) {
             let found = plant
                 .active_binding_of_port
                 .load_many(rows.iter().map(|p| p.id))
                 .await
                 .map_err(loader_error)?;
-            Some(
+            bound.extend(
                 found
                     .into_iter()
-                    .filter_map(|(port, binding)| binding.map(|_| port))
-                    .collect(),
-            )
-        } else {
-            None
-        };
-        Ok(Ports::new(rows, bound))
+                    .filter_map(|(port, binding)| binding.map(|_| port)),
+            );
+        }
+        Ok(Ports::new(rows, plan, bound))
     }
 }
