@@ -48,11 +48,23 @@ impl Profile {
         self.0.lock().unwrap().clear();
     }
 
-    /// Prints the eight shapes that took longest, tagged `kind`.
+    /// Prints the twelve shapes that took longest, tagged `kind`, and the time of all of them.
     pub(crate) fn print(&self, kind: &str) {
         let mut shapes: Vec<_> = self.0.lock().unwrap().clone().into_iter().collect();
+        if shapes.is_empty() {
+            return;
+        }
         shapes.sort_by_key(|s| std::cmp::Reverse(s.1 .1));
-        for (sql, (n, t)) in shapes.iter().take(8) {
+        let (n, t) = shapes
+            .iter()
+            .fold((0, std::time::Duration::ZERO), |(n, t), s| {
+                (n + s.1 .0, t + s.1 .1)
+            });
+        eprintln!(
+            "  [{kind}] {n:>6} x {:>8.1} ms  all statements",
+            t.as_secs_f64() * 1000.0
+        );
+        for (sql, (n, t)) in shapes.iter().take(12) {
             eprintln!(
                 "  [{kind}] {n:>6} x {:>8.1} ms  {sql}",
                 t.as_secs_f64() * 1000.0

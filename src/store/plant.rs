@@ -291,6 +291,43 @@ pub async fn ports_of_splitters<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// The integration's ports with these fids, each with its splitter's fid and kind, read as one
+/// JSON array: what a sync page compares its port records with, and where each record whose
+/// port stays on its splitter finds that splitter without a lookup by fid (a page of an
+/// incremental run names about one splitter per record).
+pub async fn ports_with_splitters<C: ConnectionTrait>(
+    db: &C,
+    integration_id: i64,
+    fids: &[String],
+) -> Result<Vec<(entity::port::Model, String, entity::splitter::SplitterKind)>> {
+    use super::rows::{self, Json};
+    let backend = db.get_database_backend();
+    let Json {
+        aggregate,
+        array,
+        cast,
+    } = Json::of(backend);
+    let port = rows::row_array::<entity::port::Entity>(backend, "p.");
+    let (among, list) = match backend {
+        DbBackend::Postgres => (
+            format!("= ANY({})", placeholder(backend, 2)),
+            Value::from(fids.to_vec()),
+        ),
+        _ => (
+            "IN (SELECT value FROM json_each(?))".to_owned(),
+            Value::from(serde_json::Value::from(fids).to_string()),
+        ),
+    };
+    let sql = format!(
+        "SELECT {aggregate}({array}({port}, s.fid, s.kind)){cast} AS rows \
+         FROM ports p JOIN splitters s ON s.id = p.splitter_id \
+         WHERE p.integration_id = {} AND p.fid {among}",
+        placeholder(backend, 1)
+    );
+    let statement = Statement::from_sql_and_values(backend, sql, [integration_id.into(), list]);
+    rows::read(db, statement, |text| serde_json::from_str(text), "ports").await
+}
+
 /// Moves these ports to the number `-id`, out of the way of a renumbering written in the same
 /// transaction.
 pub async fn park_ports<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<()> {

@@ -74,30 +74,78 @@ pub async fn all<E: EntityTrait>(
         )));
     }
     let quoted = |c: &E::Column| format!("\"{}\"", c.as_str());
-    let columns: Vec<String> = E::Column::iter().map(|c| quoted(&c)).collect();
     let order: Vec<String> = order.iter().map(quoted).collect();
     let order = if order.is_empty() {
         String::new()
     } else {
         format!(" ORDER BY {}", order.join(", "))
     };
-    // PostgreSQL's `json` has no text decoding in sqlx: cast it.
-    let (aggregate, array, cast) = match db.get_database_backend() {
-        DbBackend::Postgres => ("json_agg", "json_build_array", "::text"),
-        _ => ("json_group_array", "json_array", ""),
-    };
+    let Json {
+        aggregate, cast, ..
+    } = Json::of(db.get_database_backend());
+    let row = row_array::<E>(db.get_database_backend(), "");
     let statement = Query::select()
         .expr_as(
-            Expr::cust(format!(
-                "{aggregate}({array}({}){order}){cast}",
-                columns.join(", ")
-            )),
+            Expr::cust(format!("{aggregate}({row}{order}){cast}")),
             Alias::new("rows"),
         )
         .from(E::default())
         .cond_where(condition)
         .to_owned();
-    let text: Option<String> = match db.query_one(&statement).await? {
+    read(
+        db,
+        db.get_database_backend().build(&statement),
+        decode,
+        E::default().table_name(),
+    )
+    .await
+}
+
+/// The functions that build JSON on `backend`.
+pub(crate) struct Json {
+    /// Rows into one array.
+    pub(crate) aggregate: &'static str,
+    /// Values into one array.
+    pub(crate) array: &'static str,
+    /// What makes the aggregate text (PostgreSQL's `json` has no text decoding in sqlx).
+    pub(crate) cast: &'static str,
+}
+
+impl Json {
+    pub(crate) fn of(backend: DbBackend) -> Self {
+        match backend {
+            DbBackend::Postgres => Json {
+                aggregate: "json_agg",
+                array: "json_build_array",
+                cast: "::text",
+            },
+            _ => Json {
+                aggregate: "json_group_array",
+                array: "json_array",
+                cast: "",
+            },
+        }
+    }
+}
+
+/// A row of `E` as a JSON array of its columns in declaration order, each column read from
+/// `prefix` (a table alias and a dot, or nothing).
+pub(crate) fn row_array<E: EntityTrait>(backend: DbBackend, prefix: &str) -> String {
+    let columns: Vec<String> = E::Column::iter()
+        .map(|c| format!("{prefix}\"{}\"", c.as_str()))
+        .collect();
+    format!("{}({})", Json::of(backend).array, columns.join(", "))
+}
+
+/// Runs `statement`, whose one row holds the JSON array `rows`, and decodes it; `what` names it
+/// in an error.
+pub(crate) async fn read<T>(
+    db: &impl ConnectionTrait,
+    statement: sea_orm::Statement,
+    decode: fn(&str) -> serde_json::Result<Vec<T>>,
+    what: &str,
+) -> Result<Vec<T>> {
+    let text: Option<String> = match db.query_one_raw(statement).await? {
         Some(row) => row.try_get("", "rows")?,
         None => None,
     };
@@ -105,10 +153,6 @@ pub async fn all<E: EntityTrait>(
     let Some(text) = text else {
         return Ok(Vec::new());
     };
-    decode(&text).map_err(|e| {
-        crate::Error::internal(anyhow::anyhow!(
-            "reading {} as JSON: {e}",
-            E::default().table_name()
-        ))
-    })
+    decode(&text)
+        .map_err(|e| crate::Error::internal(anyhow::anyhow!("reading {what} as JSON: {e}")))
 }

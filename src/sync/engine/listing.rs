@@ -274,6 +274,7 @@ impl<'a> Engine<'a> {
             }
             self.counted_page(&txn, batch.len()).await?;
             txn.commit().await?;
+            self.checkpoints.start(self.db);
             self.publish();
             if refresh_statistics(self.db.get_database_backend(), self.live.page) {
                 // On a connection of its own, beside the next pages: ANALYZE takes a lock that

@@ -126,9 +126,10 @@ pub struct Engine<'a> {
     /// The tables that held no row of the integration when the run began ([`Table::empty`]).
     empty: Vec<Table>,
     new_boxes: write::NewBoxes,
-    /// The database's clock minus this instance's, measured at the start: heartbeats are on the
-    /// database's clock, the one every instance's stale sweep reads.
+    /// The database's clock minus this instance's at the start (heartbeats are on its clock).
     skew: chrono::Duration,
+    /// SQLite's WAL copied into the database beside the pages' writes.
+    checkpoints: crate::db::Checkpoints,
 }
 
 /// Warning lines kept on a run; past them, one more line says how many were left out.
@@ -257,6 +258,7 @@ impl<'a> Engine<'a> {
             empty,
             new_boxes: Default::default(),
             skew,
+            checkpoints: Default::default(),
             live: Live {
                 seq: run.seq,
                 page: 0,

@@ -69,49 +69,29 @@ impl<'a> Engine<'a> {
         records: Vec<RemotePort>,
         last: bool,
     ) -> Step<HashSet<String>> {
-        let splitter_fids: Vec<String> = {
-            let set: HashSet<&str> = records.iter().map(|r| r.splitter_fid.as_str()).collect();
-            set.into_iter().map(str::to_owned).collect()
-        };
-        let splitters: HashMap<String, (i64, SplitterKind)> = splitter::Entity::find()
-            .select_only()
-            .column(splitter::Column::Fid)
-            .column(splitter::Column::Id)
-            .column(splitter::Column::Kind)
-            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
-            .filter(plant::among(
-                txn.get_database_backend(),
-                splitter::Column::Fid,
-                splitter_fids,
-            ))
-            .into_tuple::<(String, i64, SplitterKind)>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|(fid, id, kind)| (fid, (id, kind)))
-            .collect();
-        let existing: HashMap<String, port::Model> = if self.empty.contains(&Table::Ports) {
-            HashMap::new()
-        } else {
+        // The splitter of a record whose port stays on it comes with the port; the others'
+        // splitters are looked up by fid.
+        let wanted: HashSet<String> = records.iter().map(|r| r.splitter_fid.clone()).collect();
+        let mut splitters: HashMap<String, (i64, SplitterKind)> = HashMap::new();
+        let mut existing: HashMap<String, port::Model> = HashMap::new();
+        if !self.empty.contains(&Table::Ports) {
             let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
-            let page = sea_orm::Condition::all()
-                .add(port::Column::IntegrationId.eq(self.integration.id))
-                .add(plant::among(
-                    txn.get_database_backend(),
-                    port::Column::Fid,
-                    fids,
-                ));
-            crate::store::rows::many::<port::Entity>(
-                txn,
-                page,
-                &[],
-                Some(crate::store::rows::decoder()),
-            )
-            .await?
+            for (port, splitter_fid, kind) in
+                plant::ports_with_splitters(txn, self.integration.id, &fids).await?
+            {
+                if wanted.contains(&splitter_fid) {
+                    splitters.insert(splitter_fid, (port.splitter_id, kind));
+                }
+                existing.insert(port.fid.clone(), port);
+            }
+        }
+        let unknown: Vec<String> = wanted
             .into_iter()
-            .map(|p| (p.fid.clone(), p))
-            .collect()
-        };
+            .filter(|fid| !splitters.contains_key(fid))
+            .collect();
+        if !unknown.is_empty() {
+            splitters.extend(self.splitters_by_fid(txn, unknown).await?);
+        }
         let mut kept = HashSet::new();
         let mut changed: Vec<(RemotePort, i64)> = Vec::new();
         for rec in records {
@@ -139,14 +119,23 @@ impl<'a> Engine<'a> {
                 changed.push((rec, *splitter_id));
             }
         }
-        let targets_wanted: Vec<ports::Slot> = {
-            let set: HashSet<ports::Slot> = changed
-                .iter()
-                .map(|(rec, splitter_id)| (*splitter_id, rec.number))
-                .collect();
-            set.into_iter().collect()
-        };
-        let held = self.held_ports(txn, &targets_wanted).await?;
+        // A port written to the slot it holds is that slot's holder (one port a slot): only the
+        // other slots are looked up.
+        let mut held: HashMap<String, (i64, ports::Slot)> = HashMap::new();
+        let mut asked: HashSet<ports::Slot> = HashSet::new();
+        for (rec, splitter_id) in &changed {
+            let slot = (*splitter_id, rec.number);
+            match existing.get(&rec.fid) {
+                Some(p) if (p.splitter_id, p.number) == slot => {
+                    held.insert(rec.fid.clone(), (p.id, slot));
+                }
+                _ => {
+                    asked.insert(slot);
+                }
+            }
+        }
+        let asked: Vec<ports::Slot> = asked.into_iter().collect();
+        held.extend(self.held_ports(txn, &asked).await?);
         let moves: Vec<ports::Move> = changed
             .iter()
             .map(|(rec, splitter_id)| ports::Move {
@@ -222,6 +211,31 @@ impl<'a> Engine<'a> {
         .await? as i64;
         self.pending_ports = deferred;
         Ok(kept)
+    }
+
+    /// The integration's splitters with these fids: id and kind by fid.
+    async fn splitters_by_fid<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        fids: Vec<String>,
+    ) -> Result<HashMap<String, (i64, SplitterKind)>> {
+        Ok(splitter::Entity::find()
+            .select_only()
+            .column(splitter::Column::Fid)
+            .column(splitter::Column::Id)
+            .column(splitter::Column::Kind)
+            .filter(splitter::Column::IntegrationId.eq(self.integration.id))
+            .filter(plant::among(
+                txn.get_database_backend(),
+                splitter::Column::Fid,
+                fids,
+            ))
+            .into_tuple::<(String, i64, SplitterKind)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|(fid, id, kind)| (fid, (id, kind)))
+            .collect())
     }
 
     /// The row of a port record, counted as created or updated.
