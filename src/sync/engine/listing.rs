@@ -256,6 +256,10 @@ impl<'a> Engine<'a> {
             batch.make_plain();
             let bounds = range.advance(&batch.fid_nums())?;
             let txn = crate::db::page_txn(self.db).await?;
+            // The pages committed before this one are copied into the file while it is written,
+            // started once it holds the write lock: a checkpoint started at the commit before
+            // made this BEGIN wait on SQLite's busy handler (1 ms at least) about every page.
+            self.checkpoints.start(self.db);
             let keep = self.write_batch(&txn, &batch).await?;
             if full {
                 let last_page = batch.is_empty() || bounds.1.is_none();
@@ -274,7 +278,6 @@ impl<'a> Engine<'a> {
             }
             self.counted_page(&txn, batch.len()).await?;
             txn.commit().await?;
-            self.checkpoints.start(self.db);
             self.publish();
             if refresh_statistics(self.db.get_database_backend(), self.live.page) {
                 // On a connection of its own, beside the next pages: ANALYZE takes a lock that

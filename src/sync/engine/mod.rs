@@ -5,10 +5,9 @@
 //! order (the client checks it), so each page covers a fid range, and local rows of the same scope
 //! in that range that the page lacks are gone on the platform. Only those ids are kept until the
 //! end, so memory follows the number of deletions, not the size of the project.
-
 //!
 //! The engine is split by concern: [`listing`] walks a listing page by page and finds what is
-//! gone in each page's fid range, [`write`] turns a page into upserts, [`delete`] holds what is
+//! gone in each page's fid range, [`write`] turns a page into [`upsert`]s, [`delete`] holds what is
 //! doomed until the listing is complete and applies it behind the mass-deletion guard, and
 //! [`one_box`] is the ELEMENT mode.
 
@@ -19,6 +18,7 @@ mod listing;
 mod one_box;
 mod port_writes;
 mod ports;
+mod upsert;
 mod write;
 
 use std::sync::Arc;
@@ -132,12 +132,10 @@ pub struct Engine<'a> {
     checkpoints: crate::db::Checkpoints,
 }
 
-/// Warning lines kept on a run; past them, one more line says how many were left out.
-const WARNINGS_KEPT: usize = 20;
+const WARNINGS_KEPT: usize = 20; // past them, one more line says how many were left out
 
 /// What subscribers are told of the run: its sequence number, the listing's page, the row
-/// written in a page's transaction but not yet published (it is, once committed), and when the
-/// last event went out.
+/// written in a page's transaction (published once committed), when the last event went out.
 #[derive(Debug)]
 struct Live {
     seq: i64,
@@ -163,6 +161,8 @@ impl<'a> Engine<'a> {
                 if let Err(e) = engine.save_progress().await {
                     tracing::warn!(error = %e.for_log(), "could not save the last progress");
                 }
+                // What the last pages wrote goes into the file beside the run's end.
+                engine.checkpoints.start(engine.db);
                 result
             }
             Err(stop) => Err(stop),

@@ -12,7 +12,8 @@ use entity::{port, splitter};
 
 use super::listing::Table;
 use super::ports;
-use super::write::{fid_num, kind_item, upsert, upsert_setting};
+use super::upsert::{upsert, upsert_setting};
+use super::write::{fid_num, kind_item};
 use super::{Engine, Step};
 use crate::platform::{RemotePort, SplitterKind};
 use crate::store::plant;
