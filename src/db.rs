@@ -104,7 +104,7 @@ impl Checkpoints {
                 "PRAGMA wal_checkpoint(PASSIVE)",
             );
             if let Err(e) = db.query_all_raw(statement).await {
-                tracing::debug!(error = %e, "a WAL checkpoint beside the writes failed");
+                tracing::warn!(error = %e, "a WAL checkpoint beside a sync's writes failed; SQLite's own at commit remains");
             }
             running.store(false, Ordering::Release);
         });

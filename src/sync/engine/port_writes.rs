@@ -12,7 +12,7 @@ use entity::{port, splitter};
 
 use super::listing::Table;
 use super::ports;
-use super::upsert::{upsert, upsert_setting};
+use super::upsert::upsert_narrowly;
 use super::write::{fid_num, kind_item};
 use super::{Engine, Step};
 use crate::platform::{RemotePort, SplitterKind};
@@ -191,17 +191,20 @@ impl<'a> Engine<'a> {
         plant::park_ports(txn, &displaced).await?;
         // A port that stays where it was (project, splitter, number) changes none of its
         // indexed columns: only the others are set.
-        let (stay, go): (Vec<_>, Vec<_>) = writes.into_iter().partition(|row| {
-            let fid = row.fid.as_ref().as_str();
-            existing.get(fid).is_some_and(|p| {
-                row.project_id.as_ref() == &p.project_id
-                    && row.splitter_id.as_ref() == &p.splitter_id
-                    && row.number.as_ref() == &p.number
-            })
-        });
-        let key = || vec![port::Column::IntegrationId, port::Column::Fid];
-        upsert::<port::Entity, _>(txn, go, key()).await?;
-        upsert_setting::<port::Entity, _>(txn, stay, key(), STATE_COLUMNS.to_vec()).await?;
+        upsert_narrowly::<port::Entity, _>(
+            txn,
+            writes,
+            vec![port::Column::IntegrationId, port::Column::Fid],
+            &STATE_COLUMNS,
+            |row| {
+                existing.get(row.fid.as_ref().as_str()).is_some_and(|p| {
+                    row.project_id.as_ref() == &p.project_id
+                        && row.splitter_id.as_ref() == &p.splitter_id
+                        && row.number.as_ref() == &p.number
+                })
+            },
+        )
+        .await?;
         let page_splitters: Vec<i64> = splitters.values().map(|(id, _)| *id).collect();
         self.counts.conflicts += crate::store::bindings::reconcile_bindings(
             txn,

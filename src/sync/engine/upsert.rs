@@ -36,6 +36,26 @@ where
     upsert_setting::<E, C>(txn, rows, key, update).await
 }
 
+/// Upserts `rows` keyed by `key`: those for which `stays` holds (a row already there whose
+/// indexed columns do not change) set only the `state` columns ([`upsert_setting`]), the others
+/// every column ([`upsert`]).
+pub(super) async fn upsert_narrowly<E, C>(
+    txn: &C,
+    rows: Vec<E::ActiveModel>,
+    key: Vec<E::Column>,
+    state: &[E::Column],
+    stays: impl Fn(&E::ActiveModel) -> bool,
+) -> Result<()>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
+    C: ConnectionTrait,
+{
+    let (stay, go): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| stays(row));
+    upsert::<E, C>(txn, go, key.clone()).await?;
+    upsert_setting::<E, C>(txn, stay, key, state.to_vec()).await
+}
+
 /// [`upsert`] that updates only the `update` columns of a row already there: for rows whose
 /// indexed columns are known not to change, SQLite then leaves their indexes alone (it rewrites
 /// the entries of every index a `SET` names, equal or not), a page of the table less to write.

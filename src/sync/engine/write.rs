@@ -10,7 +10,7 @@ use sea_orm::{
 use entity::{element, splitter};
 
 use super::listing::{Batch, Table};
-use super::upsert::{upsert, upsert_setting};
+use super::upsert::upsert_narrowly;
 use super::{Engine, Step};
 use crate::catalog::ElementItem;
 use crate::platform::{RemoteElement, RemoteSplitter, SplitterKind};
@@ -146,23 +146,25 @@ impl<'a> Engine<'a> {
             });
         }
         // A box that stays in its project and place gets only its name and times set: SQLite
-        // then leaves its project and coordinate indexes alone ([`upsert_setting`]).
-        let (stay, go): (Vec<_>, Vec<_>) = writes.into_iter().partition(|row| {
-            existing.get(row.fid.as_ref().as_str()).is_some_and(|e| {
-                row.project_id.as_ref() == &e.project_id
-                    && row.latitude.as_ref() == &e.latitude
-                    && row.longitude.as_ref() == &e.longitude
-            })
-        });
-        let key = || {
+        // then leaves its project and coordinate indexes alone ([`upsert_narrowly`]).
+        upsert_narrowly::<element::Entity, _>(
+            txn,
+            writes,
             vec![
                 element::Column::IntegrationId,
                 element::Column::Item,
                 element::Column::Fid,
-            ]
-        };
-        upsert::<element::Entity, _>(txn, go, key()).await?;
-        upsert_setting::<element::Entity, _>(txn, stay, key(), ELEMENT_STATE.to_vec()).await?;
+            ],
+            &ELEMENT_STATE,
+            |row| {
+                existing.get(row.fid.as_ref().as_str()).is_some_and(|e| {
+                    row.project_id.as_ref() == &e.project_id
+                        && row.latitude.as_ref() == &e.latitude
+                        && row.longitude.as_ref() == &e.longitude
+                })
+            },
+        )
+        .await?;
         Ok(records.iter().map(|r| r.fid.as_str()).collect())
     }
     /// Upserts the splitters of selected kinds; returns the fids kept. A listed splitter whose
@@ -258,18 +260,22 @@ impl<'a> Engine<'a> {
             });
         }
         // A splitter whose indexed columns stay as they are gets only the others set: SQLite
-        // then leaves its five indexes alone ([`upsert_setting`]).
-        let (stay, go): (Vec<_>, Vec<_>) = writes.into_iter().partition(|row| {
-            existing.get(row.fid.as_ref().as_str()).is_some_and(|s| {
-                row.project_id.as_ref() == &s.project_id
-                    && row.kind.as_ref() == &s.kind
-                    && row.box_fid.as_ref() == &s.box_fid
-                    && row.element_id.as_ref() == &s.element_id
-            })
-        });
-        let key = || vec![splitter::Column::IntegrationId, splitter::Column::Fid];
-        upsert::<splitter::Entity, _>(txn, go, key()).await?;
-        upsert_setting::<splitter::Entity, _>(txn, stay, key(), SPLITTER_STATE.to_vec()).await?;
+        // then leaves its five indexes alone ([`upsert_narrowly`]).
+        upsert_narrowly::<splitter::Entity, _>(
+            txn,
+            writes,
+            vec![splitter::Column::IntegrationId, splitter::Column::Fid],
+            &SPLITTER_STATE,
+            |row| {
+                existing.get(row.fid.as_ref().as_str()).is_some_and(|s| {
+                    row.project_id.as_ref() == &s.project_id
+                        && row.kind.as_ref() == &s.kind
+                        && row.box_fid.as_ref() == &s.box_fid
+                        && row.element_id.as_ref() == &s.element_id
+                })
+            },
+        )
+        .await?;
         Ok(keep)
     }
     /// Links splitters to boxes synced after them (or re-selected), fenced like a page: only
