@@ -52,6 +52,15 @@ pub enum Share {
 }
 
 impl Share {
+    /// The page cache of each SQLite connection of the pool, in KiB: the sockets' share writes no
+    /// sync and keeps SQLite's default.
+    fn cache_kib(self) -> u32 {
+        match self {
+            Share::Main => SQLITE_CACHE_KIB,
+            Share::Sockets => 2_000,
+        }
+    }
+
     /// Connections of the pool on each engine.
     fn size(self, engine: Engine) -> u32 {
         match (self, engine) {
@@ -73,6 +82,14 @@ impl Share {
 /// sync page repeats are fewer, so they stay prepared (16 was too few: a page's repeated writes
 /// were pushed out by its one-off lookups, and the full sync slowed by a tenth).
 pub const SQLITE_STATEMENTS_KEPT: usize = 32;
+
+/// The page cache of each SQLite connection of the main pool, in KiB (SQLite's default is 2,000
+/// KiB), taken as pages are read. An incremental sync writes the pages of a listing already fetched in one
+/// transaction (up to 2,000 scattered rows, `sync::engine::listing::MERGED_RECORDS`): their
+/// lookups and writes touch about 4,000 pages of the file, which SQLite's default spilled and read
+/// again. Measured at 200,000 boxes, 1% changed: 1.21-1.35 s against 1.42-1.52 s with the
+/// default (docs/BENCHMARKS.md, "Incremental pages together").
+pub const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
 /// Pages a SQLite file's WAL holds before the connection that commits past them copies them into
 /// the database (`wal_autocheckpoint`; SQLite's default is 1,000). A sync copies them beside its
@@ -154,7 +171,7 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
             // Per-connection settings go on every connection the pool opens: a PRAGMA run once
             // after connecting reaches one of them only, and the others kept SQLite's
             // `synchronous = FULL` (a WAL fsync per commit, one per sync page).
-            options.map_sqlx_sqlite_opts(|o| {
+            options.map_sqlx_sqlite_opts(move |o| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 // WAL lets readers go on while a sync writes; NORMAL sync is safe under WAL.
                 o.journal_mode(SqliteJournalMode::Wal)
@@ -162,6 +179,7 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
                     .foreign_keys(true)
                     .statement_cache_capacity(SQLITE_STATEMENTS_KEPT)
                     .pragma("wal_autocheckpoint", SQLITE_WAL_PAGES.to_string())
+                    .pragma("cache_size", format!("-{}", share.cache_kib()))
             });
         }
         Engine::Postgres => {

@@ -25,6 +25,7 @@ mod m20261205_000015_secrets_check;
 mod m20261205_000016_key_lifecycle;
 mod m20261206_000017_port_splitter_check;
 mod m20261206_000018_splitters_by_kind;
+mod m20261207_000019_room_for_updates;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_key_lifecycle::Migration),
             Box::new(m20261206_000017_port_splitter_check::Migration),
             Box::new(m20261206_000018_splitters_by_kind::Migration),
+            Box::new(m20261207_000019_room_for_updates::Migration),
         ]
     }
 }

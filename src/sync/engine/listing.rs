@@ -1,10 +1,11 @@
-//! Walking a listing page by page: each page is written in its own transaction, and in a full
-//! listing the local rows of the page's fid range that the page lacks are doomed.
+//! Walking a listing page by page: each page is written in its own transaction (an incremental
+//! listing's pages already fetched, together), and in a full listing the local rows of the
+//! page's fid range that the page lacks are doomed.
 
 use std::collections::HashSet;
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::stream::{Peekable, Stream, StreamExt};
 use sea_orm::ConnectionTrait;
 
 use super::write::fid_num;
@@ -23,6 +24,24 @@ use super::{Engine, Step, Stop};
 use crate::catalog::ElementItem;
 use crate::platform::{ListPage, Listing, RemoteElement, RemotePort, RemoteSplitter};
 use crate::{Error, Result};
+
+/// Most records an incremental listing writes in one transaction: the page in hand and those
+/// already fetched behind it ([`Engine::take_ready`]). An incremental run's records are scattered
+/// (about one port of each splitter), so every page costs its transaction's fixed part (the
+/// statements that read and reconcile the page, the commit) for little writing.
+const MERGED_RECORDS: usize = 2_000;
+
+/// Pages of each listing fetched ahead of the writes: enough to keep the platform busy while a
+/// page is written, little enough that memory does not follow the project's size. An
+/// incremental listing lets four Geosite pages wait, which it writes together
+/// ([`MERGED_RECORDS`]).
+pub(super) fn pages_ahead(incremental: bool) -> usize {
+    if incremental {
+        4
+    } else {
+        2
+    }
+}
 
 /// A table the engine lists into and deletes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +133,26 @@ impl Batch {
         }
     }
 
+    /// Drops every record but the last of each fid.
+    fn keep_last_of_each_fid(&mut self) {
+        fn keep_last<T>(records: &mut Vec<T>, fid: impl Fn(&T) -> &str) {
+            let mut seen = HashSet::new();
+            let mut keep: Vec<bool> = records
+                .iter()
+                .rev()
+                .map(|r| seen.insert(fid(r).to_owned()))
+                .collect();
+            keep.reverse();
+            let mut keep = keep.into_iter();
+            records.retain(|_| keep.next().unwrap_or(true));
+        }
+        match self {
+            Batch::Elements(_, r) => keep_last(r, |x| &x.fid),
+            Batch::Splitters(r) => keep_last(r, |x| &x.fid),
+            Batch::Ports(r) => keep_last(r, |x| &x.fid),
+        }
+    }
+
     fn fid_nums(&self) -> Vec<Option<i64>> {
         self.fids().into_iter().map(fid_num).collect()
     }
@@ -165,10 +204,10 @@ fn refresh_statistics(backend: sea_orm::DbBackend, page: i64) -> bool {
 }
 
 impl<'a> Engine<'a> {
-    pub(super) async fn next_page<T>(
-        &mut self,
-        listing: &mut Listing<T>,
-    ) -> Step<Option<ListPage<T>>> {
+    pub(super) async fn next_page<T, S>(&mut self, listing: &mut S) -> Step<Option<ListPage<T>>>
+    where
+        S: Stream<Item = Result<ListPage<T>>> + Unpin,
+    {
         self.checkpoint()?;
         let page = tokio::select! {
             page = listing.next() => page,
@@ -179,13 +218,43 @@ impl<'a> Engine<'a> {
             None => Ok(None),
             Some(Err(e)) => Err(Stop::Error(e)),
             Some(Ok(page)) => {
-                // Listings are fetched concurrently, so the run's clock is the earliest any
-                // page gave: the next incremental run starts there.
-                let clock = page.clock.unwrap_or_else(Utc::now);
-                self.clock = Some(self.clock.map_or(clock, |c| c.min(clock)));
+                self.saw_clock(&page);
                 Ok(Some(page))
             }
         }
+    }
+
+    /// Listings are fetched concurrently, so the run's clock is the earliest any page gave: the
+    /// next incremental run starts there.
+    fn saw_clock<T>(&mut self, page: &ListPage<T>) {
+        let clock = page.clock.unwrap_or_else(Utc::now);
+        self.clock = Some(self.clock.map_or(clock, |c| c.min(clock)));
+    }
+
+    /// Adds to `page` the pages of `listing` already fetched, up to [`MERGED_RECORDS`], so that
+    /// they are written in one transaction. An error or the listing's end is left for
+    /// [`Engine::next_page`], after the pages before it are written.
+    fn take_ready<T, S>(&mut self, listing: &mut Peekable<S>, page: &mut ListPage<T>) -> bool
+    where
+        S: Stream<Item = Result<ListPage<T>>> + Unpin,
+    {
+        use futures::FutureExt;
+        let mut took = false;
+        while page.records.len() + page.unreadable.len() < MERGED_RECORDS {
+            let ready = std::pin::Pin::new(&mut *listing).peek().now_or_never();
+            if !matches!(ready, Some(Some(Ok(_)))) {
+                break;
+            }
+            let Some(Some(Ok(next))) = listing.next().now_or_never() else {
+                break;
+            };
+            self.saw_clock(&next);
+            self.live.page += 1;
+            page.records.extend(next.records);
+            page.unreadable.extend(next.unreadable);
+            took = true;
+        }
+        took
     }
     /// Local rows of `table` in `scope` whose fid falls in (lo, hi] and is not in `keep`.
     pub(super) async fn gone_in_range<C: ConnectionTrait>(
@@ -204,13 +273,14 @@ impl<'a> Engine<'a> {
         plant::gone_in_range(db, table.name(), scope, range, keep).await
     }
 
-    /// Lists one feature page by page and writes each page in its own transaction. With `full`
+    /// Lists one feature page by page and writes each page in its own transaction (without `full`,
+    /// with the pages already fetched behind it: [`Engine::take_ready`]). With `full`
     /// the listing covers the whole scope of the target table, so local rows of each page's fid range
     /// that the page lacks (or that are no longer selected) are doomed, and so is whatever lies
     /// past the last fid. With `collect`, returns every fid kept (element syncs, one box).
     pub(super) async fn sync_listing<T: Send + 'static>(
         &mut self,
-        mut listing: Listing<T>,
+        listing: Listing<T>,
         wrap: impl Fn(Vec<T>) -> Batch,
         target: (Table, Scope),
         full: bool,
@@ -232,6 +302,7 @@ impl<'a> Engine<'a> {
         let mut unnumbered: Vec<u64> = Vec::new();
         let mut announced = 0u64;
         let doomed_before = self.doomed.of(target.0).len();
+        let mut listing = listing.peekable();
         while let Some(mut page) = self.next_page(&mut listing).await? {
             if first {
                 announced = page.total;
@@ -241,6 +312,7 @@ impl<'a> Engine<'a> {
                 first = false;
             }
             self.live.page += 1;
+            let merged = !full && self.take_ready(&mut listing, &mut page);
             for unreadable in std::mem::take(&mut page.unreadable) {
                 self.counts.unreadable += 1;
                 self.counts.processed += 1;
@@ -255,6 +327,12 @@ impl<'a> Engine<'a> {
             let mut batch = wrap(page.records);
             batch.make_plain();
             let bounds = range.advance(&batch.fid_nums())?;
+            let listed = batch.len();
+            if merged {
+                // Paged by offset while records change, a listing can give one record twice
+                // (numbered fids out of order stop the run above): its last state is written.
+                batch.keep_last_of_each_fid();
+            }
             let txn = crate::db::page_txn(self.db).await?;
             // The pages committed before this one are copied into the file while it is written,
             // started once it holds the write lock: a checkpoint started at the commit before
@@ -276,7 +354,7 @@ impl<'a> Engine<'a> {
                 }
                 unnumbered.extend(hashes.map(|fid| fid_hash(fid)));
             }
-            self.counted_page(&txn, batch.len()).await?;
+            self.counted_page(&txn, listed).await?;
             txn.commit().await?;
             self.publish();
             if refresh_statistics(self.db.get_database_backend(), self.live.page) {
@@ -365,6 +443,36 @@ mod tests {
             .collect();
         assert_eq!(pages, [8, 32, 128, 512]);
         assert!(!(1..=2000).any(|p| refresh_statistics(sea_orm::DbBackend::Sqlite, p)));
+    }
+
+    #[test]
+    fn a_record_listed_twice_is_kept_in_its_last_state() {
+        let record = |fid: &str, name: &str| RemoteElement {
+            fid: fid.into(),
+            name: name.into(),
+            project_id: None,
+            latitude: None,
+            longitude: None,
+            updated_at: None,
+        };
+        let mut batch = Batch::Elements(
+            ElementItem::Cto,
+            vec![
+                record("a", "1"),
+                record("b", "1"),
+                record("a", "2"),
+                record("c", "1"),
+            ],
+        );
+        batch.keep_last_of_each_fid();
+        let Batch::Elements(_, kept) = batch else {
+            unreachable!()
+        };
+        let kept: Vec<(&str, &str)> = kept
+            .iter()
+            .map(|r| (r.fid.as_str(), r.name.as_str()))
+            .collect();
+        assert_eq!(kept, [("b", "1"), ("a", "2"), ("c", "1")]);
     }
 
     #[test]

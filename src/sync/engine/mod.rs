@@ -40,10 +40,6 @@ use crate::{Error, Result};
 use delete::Doomed;
 use listing::{Batch, Scope, Table};
 
-/// Pages of each listing fetched ahead of the writes: enough to keep the platform busy while a
-/// page is written, little enough that memory does not follow the project's size.
-const PAGES_AHEAD: usize = 2;
-
 /// Why a run stopped early.
 enum Stop {
     Cancelled,
@@ -297,7 +293,8 @@ impl<'a> Engine<'a> {
             Mode::Full | Mode::Incremental => {
                 // Every listing starts now and is fetched a few pages ahead of the writes,
                 // within one limit of requests in flight; the writes stay in order (elements,
-                // splitters, ports), one page per transaction.
+                // splitters, ports), a page per transaction (an incremental listing's pages
+                // already fetched together).
                 let gate = Arc::new(tokio::sync::Semaphore::new(
                     self.app.settings.sync.requests_in_flight.max(1),
                 ));
@@ -308,7 +305,7 @@ impl<'a> Engine<'a> {
                         let since = self.since(&[item]);
                         let listing = ahead::ahead(
                             self.platform.elements(item, self.query(since)),
-                            PAGES_AHEAD,
+                            listing::pages_ahead(since.is_some()),
                             gate.clone(),
                         );
                         (item, since, listing)
@@ -321,12 +318,12 @@ impl<'a> Engine<'a> {
                 let since = self.since(&kinds);
                 let splitters = ahead::ahead(
                     self.platform.splitters(self.query(since)),
-                    PAGES_AHEAD,
+                    listing::pages_ahead(since.is_some()),
                     gate.clone(),
                 );
                 let ports = ahead::ahead(
                     self.platform.ports(self.query(since)),
-                    PAGES_AHEAD,
+                    listing::pages_ahead(since.is_some()),
                     gate.clone(),
                 );
                 for (item, since, listing) in elements {

@@ -197,18 +197,21 @@ impl<'a> Engine<'a> {
             vec![port::Column::IntegrationId, port::Column::Fid],
             &STATE_COLUMNS,
             |row| {
-                existing.get(row.fid.as_ref().as_str()).is_some_and(|p| {
-                    row.project_id.as_ref() == &p.project_id
-                        && row.splitter_id.as_ref() == &p.splitter_id
-                        && row.number.as_ref() == &p.number
-                })
+                existing
+                    .get(row.fid.as_ref().as_str())
+                    .filter(|p| {
+                        row.project_id.as_ref() == &p.project_id
+                            && row.splitter_id.as_ref() == &p.splitter_id
+                            && row.number.as_ref() == &p.number
+                    })
+                    .map(|p| p.id)
             },
         )
         .await?;
-        let page_splitters: Vec<i64> = splitters.values().map(|(id, _)| *id).collect();
+        let page_ports: Vec<i64> = existing.values().map(|p| p.id).collect();
         self.counts.conflicts += crate::store::bindings::reconcile_bindings(
             txn,
-            &page_splitters,
+            &page_ports,
             self.live.started_at,
             self.db_now(),
         )

@@ -36,30 +36,97 @@ where
     upsert_setting::<E, C>(txn, rows, key, update).await
 }
 
-/// Upserts `rows` keyed by `key`: those for which `stays` holds (a row already there whose
-/// indexed columns do not change) set only the `state` columns ([`upsert_setting`]), the others
-/// every column ([`upsert`]).
+/// Upserts `rows` keyed by `key`: those for which `stays` gives the id of the row already there
+/// (one whose indexed columns do not change) get only their `state` columns set, found by that
+/// id ([`update_by_id`]); the others are upserted setting every column ([`upsert`]).
 pub(super) async fn upsert_narrowly<E, C>(
     txn: &C,
     rows: Vec<E::ActiveModel>,
     key: Vec<E::Column>,
     state: &[E::Column],
-    stays: impl Fn(&E::ActiveModel) -> bool,
+    stays: impl Fn(&E::ActiveModel) -> Option<i64>,
 ) -> Result<()>
 where
     E: EntityTrait,
     E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
     C: ConnectionTrait,
 {
-    let (stay, go): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| stays(row));
-    upsert::<E, C>(txn, go, key.clone()).await?;
-    upsert_setting::<E, C>(txn, stay, key, state.to_vec()).await
+    let mut stay = Vec::new();
+    let mut go = Vec::new();
+    for row in rows {
+        match stays(&row) {
+            Some(id) => stay.push((id, row)),
+            None => go.push(row),
+        }
+    }
+    upsert::<E, C>(txn, go, key).await?;
+    update_by_id::<E, C>(txn, stay, state).await
 }
 
-/// [`upsert`] that updates only the `update` columns of a row already there: for rows whose
-/// indexed columns are known not to change, SQLite then leaves their indexes alone (it rewrites
-/// the entries of every index a `SET` names, equal or not), a page of the table less to write.
-pub(super) async fn upsert_setting<E, C>(
+/// Sets the `columns` of rows already there, each found by its id: one probe of the table by
+/// its primary key, where an upsert probes its conflict target's unique index first (and on
+/// PostgreSQL locks the row it found, a WAL record more, before updating it). SQLite leaves the
+/// indexes alone as no indexed column is set; PostgreSQL writes the new version on the same page
+/// when there is room (migration `m20261207_000019_room_for_updates`). The rows go as one JSON
+/// parameter, in one statement whose text is the same for every page.
+async fn update_by_id<E, C>(
+    txn: &C,
+    rows: Vec<(i64, E::ActiveModel)>,
+    columns: &[E::Column],
+) -> Result<()>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
+    C: ConnectionTrait,
+{
+    use sea_orm::IdenStatic;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    let table = E::default().table_name().to_owned();
+    let (ids, rows): (Vec<i64>, Vec<E::ActiveModel>) = rows.into_iter().unzip();
+    let (page, types) = json_rows::<E>(&rows, columns, Some(&ids))?;
+    let sql = if backend == sea_orm::DbBackend::Postgres {
+        let set: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = r.c{}", c.as_str(), i + 1))
+            .collect();
+        let record: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("c{i} {t}"))
+            .collect();
+        format!(
+            "UPDATE {table} AS t SET {set} FROM json_to_recordset($1::json) AS r({record}) \
+             WHERE t.id = r.c0",
+            set = set.join(", "),
+            record = record.join(", "),
+        )
+    } else {
+        let set: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = r.value ->> 'c{}'", c.as_str(), i + 1))
+            .collect();
+        format!(
+            "UPDATE {table} SET {set} FROM json_each(?) AS r WHERE {table}.id = r.value ->> 'c0'",
+            set = set.join(", "),
+        )
+    };
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend,
+        sql,
+        [sea_orm::Value::from(page)],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`upsert`]'s statements: inserts `rows`, or sets the `update` columns of the row already there
+/// with the same `key`.
+async fn upsert_setting<E, C>(
     txn: &C,
     rows: Vec<E::ActiveModel>,
     key: Vec<E::Column>,
@@ -107,37 +174,8 @@ where
     C: ConnectionTrait,
 {
     use sea_orm::{IdenStatic, Iterable};
-    use std::io::Write;
     let columns: Vec<E::Column> = E::Column::iter().filter(|c| c.as_str() != "id").collect();
-    let mut types: Vec<&str> = Vec::new();
-    let mut page: Vec<u8> = Vec::with_capacity(rows.len() * 24 * columns.len());
-    page.push(b'[');
-    for (r, row) in rows.iter().enumerate() {
-        if r > 0 {
-            page.push(b',');
-        }
-        page.push(b'{');
-        for (i, column) in columns.iter().enumerate() {
-            let value = row.get(*column).into_value().ok_or_else(|| {
-                crate::Error::internal(anyhow::anyhow!(
-                    "column {} of a synced row was not set",
-                    column.as_str()
-                ))
-            })?;
-            let (ty, json) = json_value(&value)?;
-            if types.len() == i {
-                types.push(ty);
-            }
-            if i > 0 {
-                page.push(b',');
-            }
-            write!(page, "\"c{i}\":").map_err(crate::Error::internal)?;
-            serde_json::to_writer(&mut page, &json).map_err(crate::Error::internal)?;
-        }
-        page.push(b'}');
-    }
-    page.push(b']');
-    let page = String::from_utf8(page).map_err(crate::Error::internal)?;
+    let (page, types) = json_rows::<E>(&rows, &columns, None)?;
     let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
     let positions: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();
     let record: Vec<String> = positions
@@ -168,7 +206,64 @@ where
     Ok(())
 }
 
-/// A synced column's SQL type and its value in JSON.
+/// `rows` as one JSON array of objects, their keys the columns' positions (`c0`, `c1`, …: a page
+/// of ports is 40% shorter so than with the columns' names), with the PostgreSQL type of each
+/// position. With `ids`, `c0` is each row's id and the `columns` follow it.
+fn json_rows<E>(
+    rows: &[E::ActiveModel],
+    columns: &[E::Column],
+    ids: Option<&[i64]>,
+) -> Result<(String, Vec<&'static str>)>
+where
+    E: EntityTrait,
+    E::ActiveModel: ActiveModelTrait<Entity = E>,
+{
+    use sea_orm::IdenStatic;
+    use std::io::Write;
+    let first = usize::from(ids.is_some());
+    let mut types: Vec<&str> = if ids.is_some() {
+        vec!["bigint"]
+    } else {
+        Vec::new()
+    };
+    let mut page: Vec<u8> = Vec::with_capacity(rows.len() * 24 * (columns.len() + first));
+    page.push(b'[');
+    for (r, row) in rows.iter().enumerate() {
+        if r > 0 {
+            page.push(b',');
+        }
+        page.push(b'{');
+        if let Some(ids) = ids {
+            write!(page, "\"c0\":{}", ids[r]).map_err(crate::Error::internal)?;
+        }
+        for (i, column) in columns.iter().enumerate() {
+            let value = row.get(*column).into_value().ok_or_else(|| {
+                crate::Error::internal(anyhow::anyhow!(
+                    "column {} of a synced row was not set",
+                    column.as_str()
+                ))
+            })?;
+            let (ty, json) = json_value(&value)?;
+            let i = i + first;
+            if types.len() == i {
+                types.push(ty);
+            }
+            if i > 0 {
+                page.push(b',');
+            }
+            write!(page, "\"c{i}\":").map_err(crate::Error::internal)?;
+            serde_json::to_writer(&mut page, &json).map_err(crate::Error::internal)?;
+        }
+        page.push(b'}');
+    }
+    page.push(b']');
+    let page = String::from_utf8(page).map_err(crate::Error::internal)?;
+    Ok((page, types))
+}
+
+/// A synced column's SQL type and its value in JSON. A time is written as sqlx writes it to
+/// SQLite (`2026-12-07T17:02:12.633+00:00`), which PostgreSQL reads as well: the text SQLite
+/// keeps is then the same whichever statement wrote it.
 fn json_value(v: &sea_orm::Value) -> Result<(&'static str, serde_json::Value)> {
     use sea_orm::Value;
     use serde_json::Value as Json;
@@ -180,7 +275,7 @@ fn json_value(v: &sea_orm::Value) -> Result<(&'static str, serde_json::Value)> {
         Value::ChronoDateTimeUtc(t) => (
             "timestamptz",
             t.map_or(Json::Null, |t| {
-                Json::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                Json::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
             }),
         ),
         other => {

@@ -157,11 +157,14 @@ impl<'a> Engine<'a> {
             ],
             &ELEMENT_STATE,
             |row| {
-                existing.get(row.fid.as_ref().as_str()).is_some_and(|e| {
-                    row.project_id.as_ref() == &e.project_id
-                        && row.latitude.as_ref() == &e.latitude
-                        && row.longitude.as_ref() == &e.longitude
-                })
+                existing
+                    .get(row.fid.as_ref().as_str())
+                    .filter(|e| {
+                        row.project_id.as_ref() == &e.project_id
+                            && row.latitude.as_ref() == &e.latitude
+                            && row.longitude.as_ref() == &e.longitude
+                    })
+                    .map(|e| e.id)
             },
         )
         .await?;
@@ -267,12 +270,15 @@ impl<'a> Engine<'a> {
             vec![splitter::Column::IntegrationId, splitter::Column::Fid],
             &SPLITTER_STATE,
             |row| {
-                existing.get(row.fid.as_ref().as_str()).is_some_and(|s| {
-                    row.project_id.as_ref() == &s.project_id
-                        && row.kind.as_ref() == &s.kind
-                        && row.box_fid.as_ref() == &s.box_fid
-                        && row.element_id.as_ref() == &s.element_id
-                })
+                existing
+                    .get(row.fid.as_ref().as_str())
+                    .filter(|s| {
+                        row.project_id.as_ref() == &s.project_id
+                            && row.kind.as_ref() == &s.kind
+                            && row.box_fid.as_ref() == &s.box_fid
+                            && row.element_id.as_ref() == &s.element_id
+                    })
+                    .map(|s| s.id)
             },
         )
         .await?;
