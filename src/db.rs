@@ -84,10 +84,10 @@ impl Share {
 pub const SQLITE_STATEMENTS_KEPT: usize = 32;
 
 /// The page cache of each SQLite connection of the main pool, in KiB (SQLite's default is 2,000
-/// KiB), taken as pages are read. An incremental sync writes the pages of a listing already fetched in one
-/// transaction (up to 2,000 scattered rows, `sync::engine::listing::MERGED_RECORDS`): their
-/// lookups and writes touch about 4,000 pages of the file, which SQLite's default spilled and read
-/// again. Measured at 200,000 boxes, 1% changed: 1.21-1.35 s against 1.42-1.52 s with the
+/// KiB), taken as pages are read. An incremental sync writes the pages of a listing already
+/// fetched in one transaction (up to 2,000 scattered rows, `sync::engine::listing::
+/// MERGED_RECORDS`): their lookups and writes touch about 4,000 pages of the file, which
+/// SQLite's default spilled and read again. Measured at 200,000 boxes, 1% changed: 1.21-1.35 s against 1.42-1.52 s with the
 /// default (docs/BENCHMARKS.md, "Incremental pages together").
 pub const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
