@@ -1,14 +1,17 @@
 //! The ports' reference to their splitter holds on both engines: a foreign key on SQLite,
-//! statement-level triggers on PostgreSQL (migration 17, one check per statement instead of one
-//! per row). No port names a missing splitter, a deleted splitter takes its ports, and a port
-//! written while its splitter is deleted leaves no orphan, whichever of the two goes first.
+//! triggers on PostgreSQL (migration 17: one check per statement of inserts; migration 20: a
+//! check per row an update moves to another splitter, none for the rows that stay). No port
+//! names a missing splitter, a deleted splitter takes its ports, and a port written or moved
+//! while its splitter is deleted leaves no orphan, whichever of the two goes first.
 
 mod common;
 
 use common::world::synced;
 use common::{Engine, TestApp};
 use mapping_gateway::store::plant::placeholder;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait, Value,
+};
 
 /// Runs `sql` with `values` bound to its `{}` placeholders, in order.
 fn statement(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
@@ -101,6 +104,54 @@ async fn blocked_or_done(db: &DatabaseConnection, done: &tokio::task::JoinHandle
     .expect("the other transaction waited or finished within 20 s");
 }
 
+/// A PostgreSQL gateway synced with 20 boxes, one of its splitters, and a transaction begun on
+/// a connection of its own; `None` without PostgreSQL.
+struct Raced {
+    app: TestApp,
+    _sim: mapping_gateway::simulator::RunningSimulator,
+    splitter: i64,
+    writer: DatabaseTransaction,
+}
+
+async fn raced() -> Option<Raced> {
+    let app = TestApp::start(Engine::Postgres).await?;
+    let (sim, _id) = synced(&app, 20, &["SERVICE", "CTO", "CEO"]).await;
+    let (splitter, _) = a_splitter(&app.state.db).await;
+    let writer = second_connection(&app).await.begin().await.unwrap();
+    Some(Raced {
+        app,
+        _sim: sim,
+        splitter,
+        writer,
+    })
+}
+
+/// Deletes `splitter` from another connection while `writer` holds a write naming it: the
+/// deletion waits for the writer (the splitter is locked as a foreign key locks it), and once both
+/// are done no port outlives its splitter.
+async fn deleted_while_written(app: &TestApp, splitter: i64, writer: DatabaseTransaction) {
+    let deleter_db = second_connection(app).await;
+    let deletion = tokio::spawn(async move {
+        deleter_db
+            .execute_raw(statement(
+                &deleter_db,
+                "DELETE FROM splitters WHERE id = {}",
+                vec![splitter.into()],
+            ))
+            .await
+            .unwrap();
+    });
+    blocked_or_done(&app.state.db, &deletion).await;
+    assert!(!deletion.is_finished(), "the deletion waits for the writer");
+    writer.commit().await.unwrap();
+    deletion.await.unwrap();
+    assert_eq!(
+        orphans(&app.state.db).await,
+        0,
+        "a port outlived its splitter"
+    );
+}
+
 on_both_engines! {
     /// A port naming a missing splitter is refused, written or moved; deleting a splitter
     /// deletes its ports and no other.
@@ -143,33 +194,17 @@ on_both_engines! {
 /// the writer (its splitter is locked as a foreign key locks it) and takes the new port too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_splitter_deleted_while_a_port_is_written_takes_it() {
-    let Some(app) = TestApp::start(Engine::Postgres).await else {
+    let Some(Raced {
+        app,
+        splitter,
+        writer,
+        ..
+    }) = raced().await
+    else {
         return;
     };
-    let (_sim, _id) = synced(&app, 20, &["SERVICE", "CTO", "CEO"]).await;
-    let (splitter, _) = a_splitter(&app.state.db).await;
-    let writer_db = second_connection(&app).await;
-    let writer = writer_db.begin().await.unwrap();
     assert_eq!(insert_port(&writer, splitter, "raced-1").await.unwrap(), 1);
-    let deleter_db = second_connection(&app).await;
-    let deletion = tokio::spawn(async move {
-        deleter_db
-            .execute_raw(statement(
-                &deleter_db,
-                "DELETE FROM splitters WHERE id = {}",
-                vec![splitter.into()],
-            ))
-            .await
-            .unwrap();
-    });
-    blocked_or_done(&app.state.db, &deletion).await;
-    writer.commit().await.unwrap();
-    deletion.await.unwrap();
-    assert_eq!(
-        orphans(&app.state.db).await,
-        0,
-        "a port outlived its splitter"
-    );
+    deleted_while_written(&app, splitter, writer).await;
 }
 
 /// A splitter being deleted, and a port written on it meanwhile: the writer waits for the
@@ -209,4 +244,69 @@ async fn a_port_written_on_a_splitter_being_deleted_is_refused() {
         0,
         "a port was written on a deleted splitter"
     );
+}
+
+/// A port moved to a splitter that another transaction then deletes: the deletion waits for the
+/// mover (the new splitter is locked as a foreign key locks it) and takes the port with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_splitter_deleted_while_a_port_moves_to_it_takes_it() {
+    let Some(Raced {
+        app,
+        splitter,
+        writer: mover,
+        ..
+    }) = raced().await
+    else {
+        return;
+    };
+    let moved = mover
+        .execute_raw(statement(
+            &mover,
+            "UPDATE ports SET splitter_id = {}, number = 901 \
+             WHERE id = (SELECT min(id) FROM ports WHERE splitter_id <> {})",
+            vec![splitter.into(), splitter.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    deleted_while_written(&app, splitter, mover).await;
+}
+
+/// A port whose state changes but not its splitter leaves the splitter unlocked (migration 20):
+/// an incremental run rewrites thousands of ports in place, and locking each one's splitter
+/// wrote a lock record and dirtied a page per splitter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_stays_on_its_splitter_leaves_it_unlocked() {
+    let Some(Raced {
+        app,
+        splitter,
+        writer,
+        ..
+    }) = raced().await
+    else {
+        return;
+    };
+    let written = writer
+        .execute_raw(statement(
+            &writer,
+            "UPDATE ports SET status = 'RESERVED', splitter_id = splitter_id \
+             WHERE id = (SELECT min(id) FROM ports WHERE splitter_id = {})",
+            vec![splitter.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(written.rows_affected(), 1);
+    let other = second_connection(&app).await;
+    let locked = other
+        .execute_raw(statement(
+            &other,
+            "SELECT id FROM splitters WHERE id = {} FOR UPDATE NOWAIT",
+            vec![splitter.into()],
+        ))
+        .await;
+    assert!(
+        locked.is_ok(),
+        "the splitter of a port that stays was locked: {locked:?}"
+    );
+    writer.rollback().await.unwrap();
 }

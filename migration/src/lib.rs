@@ -26,6 +26,7 @@ mod m20261205_000016_key_lifecycle;
 mod m20261206_000017_port_splitter_check;
 mod m20261206_000018_splitters_by_kind;
 mod m20261207_000019_room_for_updates;
+mod m20261207_000020_port_moves_checked;
 
 /// Every migration of the gateway, oldest first.
 pub struct Migrator;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_port_splitter_check::Migration),
             Box::new(m20261206_000018_splitters_by_kind::Migration),
             Box::new(m20261207_000019_room_for_updates::Migration),
+            Box::new(m20261207_000020_port_moves_checked::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@
 mod ahead;
 mod cursors;
 mod delete;
+mod in_place;
 mod listing;
 mod one_box;
 mod port_writes;

@@ -10,6 +10,7 @@ use sea_orm::{
 
 use entity::{port, splitter};
 
+use super::in_place::write_ports_in_place;
 use super::listing::Table;
 use super::ports;
 use super::upsert::upsert_narrowly;
@@ -38,12 +39,60 @@ impl<'a> Engine<'a> {
         records: &'r [RemotePort],
     ) -> Step<HashSet<&'r str>> {
         let mut candidates = std::mem::take(&mut self.pending_ports);
-        candidates.extend(records.iter().cloned());
-        let kept = self.apply_ports(txn, candidates, false).await?;
+        let in_place = self.ports_in_place(txn, records, &candidates).await?;
+        candidates.extend(
+            records
+                .iter()
+                .filter(|r| !in_place.contains_key(&r.fid))
+                .cloned(),
+        );
+        let in_place_ids: Vec<i64> = in_place.values().copied().collect();
+        let kept = self
+            .apply_ports(txn, candidates, false, in_place_ids)
+            .await?;
         Ok(records
             .iter()
-            .filter(|r| kept.contains(&r.fid))
+            .filter(|r| kept.contains(&r.fid) || in_place.contains_key(&r.fid))
             .map(|r| r.fid.as_str())
+            .collect())
+    }
+
+    /// In an incremental run, writes the records whose port stays on its slot in one statement
+    /// ([`write_ports_in_place`]), but for ports with a write deferred by an earlier page (those
+    /// go in order, the general way); returns the ids of the ports written, by fid.
+    async fn ports_in_place<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        records: &[RemotePort],
+        deferred: &[RemotePort],
+    ) -> Step<HashMap<String, i64>> {
+        if self.mode != super::Mode::Incremental || self.empty.contains(&Table::Ports) {
+            return Ok(HashMap::new());
+        }
+        let deferred: HashSet<&str> = deferred.iter().map(|r| r.fid.as_str()).collect();
+        let records: Vec<&RemotePort> = records
+            .iter()
+            .filter(|r| !deferred.contains(r.fid.as_str()))
+            .collect();
+        let kinds: Vec<SplitterKind> = [SplitterKind::Service, SplitterKind::Distribution]
+            .into_iter()
+            .filter(|k| self.selected(kind_item(*k)))
+            .collect();
+        let written = write_ports_in_place(
+            txn,
+            self.integration.id,
+            self.project.id,
+            &kinds,
+            &records,
+            Utc::now(),
+        )
+        .await?;
+        Ok(written
+            .into_iter()
+            .map(|(id, fid)| {
+                self.counts.tally(true, false);
+                (fid, id)
+            })
             .collect())
     }
 
@@ -56,26 +105,28 @@ impl<'a> Engine<'a> {
         }
         let pending = std::mem::take(&mut self.pending_ports);
         let txn = crate::db::page_txn(self.db).await?;
-        self.apply_ports(&txn, pending, true).await?;
+        self.apply_ports(&txn, pending, true, Vec::new()).await?;
         self.save_progress_in(&txn).await?;
         txn.commit().await?;
         self.publish();
         Ok(())
     }
 
-    /// Plans and writes port records; with `last`, nothing is deferred any more.
+    /// Plans and writes port records; with `last`, nothing is deferred any more. The bindings of
+    /// the ports found, and of the `written` ones (by [`Self::ports_in_place`]), are reconciled.
     async fn apply_ports<C: ConnectionTrait>(
         &mut self,
         txn: &C,
         records: Vec<RemotePort>,
         last: bool,
+        written: Vec<i64>,
     ) -> Step<HashSet<String>> {
         // The splitter of a record whose port stays on it comes with the port; the others'
         // splitters are looked up by fid.
         let wanted: HashSet<String> = records.iter().map(|r| r.splitter_fid.clone()).collect();
         let mut splitters: HashMap<String, (i64, SplitterKind)> = HashMap::new();
         let mut existing: HashMap<String, port::Model> = HashMap::new();
-        if !self.empty.contains(&Table::Ports) {
+        if !self.empty.contains(&Table::Ports) && !records.is_empty() {
             let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
             for (port, splitter_fid, kind) in
                 plant::ports_with_splitters(txn, self.integration.id, &fids).await?
@@ -208,7 +259,8 @@ impl<'a> Engine<'a> {
             },
         )
         .await?;
-        let page_ports: Vec<i64> = existing.values().map(|p| p.id).collect();
+        let mut page_ports = written;
+        page_ports.extend(existing.values().map(|p| p.id));
         self.counts.conflicts += crate::store::bindings::reconcile_bindings(
             txn,
             &page_ports,
