@@ -79,6 +79,7 @@ on_both_engines! {
         // Listed again with nothing new (the cursor's overlap), nothing is rewritten.
         let again = succeeded(&app, &w.id, "INCREMENTAL").await;
         assert_eq!(again["counts"]["updated"], 0, "{again}");
+        assert!(again["counts"]["unchanged"].as_u64().unwrap() >= 4, "relisted: {again}");
         assert_eq!(local_port(&app, &stays.fid).await, now);
     }
 }
