@@ -111,18 +111,21 @@ struct Raced {
     _sim: mapping_gateway::simulator::RunningSimulator,
     splitter: i64,
     writer: DatabaseTransaction,
+    _writer_db: DatabaseConnection,
 }
 
 async fn raced() -> Option<Raced> {
     let app = TestApp::start(Engine::Postgres).await?;
     let (sim, _id) = synced(&app, 20, &["SERVICE", "CTO", "CEO"]).await;
     let (splitter, _) = a_splitter(&app.state.db).await;
-    let writer = second_connection(&app).await.begin().await.unwrap();
+    let writer_db = second_connection(&app).await;
+    let writer = writer_db.begin().await.unwrap();
     Some(Raced {
         app,
         _sim: sim,
         splitter,
         writer,
+        _writer_db: writer_db,
     })
 }
 

@@ -74,8 +74,7 @@ impl<'a> Engine<'a> {
             .iter()
             .filter(|r| !deferred.contains(r.fid.as_str()))
             .collect();
-        let kinds: Vec<SplitterKind> = [SplitterKind::Service, SplitterKind::Distribution]
-            .into_iter()
+        let kinds: Vec<SplitterKind> = <SplitterKind as sea_orm::Iterable>::iter()
             .filter(|k| self.selected(kind_item(*k)))
             .collect();
         let written = write_ports_in_place(
