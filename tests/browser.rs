@@ -17,8 +17,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use chromium::{
-    chromium, docs_list_the_root_types, enter, launch, result_contains, run_button, shut,
-    target_dir, until, value, HEADERS, QUERY, RESULT,
+    chromium, docs_list_the_root_types, enter, launch, navigate, open, result_contains, run_button,
+    shut, target_dir, until, value, HEADERS, QUERY, RESULT,
 };
 use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
 use chromiumoxide::page::ScreenshotParams;
@@ -57,7 +57,13 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
         .await;
 
     let (browser, events, profile) = launch(executable).await;
-    let page = browser.new_page("about:blank").await.expect("a page");
+    let page = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        browser.new_page("about:blank"),
+    )
+    .await
+    .expect("a tab within 30 s")
+    .expect("a page");
     let requested = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut requests = page
         .event_listener::<EventRequestWillBeSent>()
@@ -73,9 +79,7 @@ async fn graphiql_runs_queries_and_subscriptions(engine: Engine) {
     };
 
     let steps = async {
-        page.goto(format!("{origin}{BASE}/graphql"))
-            .await
-            .map_err(|e| e.to_string())?;
+        navigate(&page, &format!("{origin}{BASE}/graphql")).await?;
         until(
             &page,
             "GraphiQL has rendered its editors",
@@ -291,10 +295,7 @@ async fn a_demo_page_starts_with_its_key(engine: Engine) {
         .await;
     let (browser, events, profile) = launch(executable).await;
     let steps = async {
-        let page = browser
-            .new_page(format!("{origin}/graphql#key={}", app.admin_key))
-            .await
-            .map_err(|e| e.to_string())?;
+        let page = open(&browser, &format!("{origin}/graphql#key={}", app.admin_key)).await?;
         until(
             &page,
             "GraphiQL has rendered its editors",
@@ -370,7 +371,7 @@ async fn a_shared_link_opens_its_query(engine: Engine) {
     );
     let (browser, events, profile) = launch(executable).await;
     let steps = async {
-        let page = browser.new_page(link).await.map_err(|e| e.to_string())?;
+        let page = open(&browser, &link).await?;
         until(
             &page,
             "GraphiQL shows the linked query",

@@ -9,7 +9,7 @@ mod chromium;
 mod common;
 
 use axum::http::HeaderMap;
-use chromium::{chromium, launch, shut, until};
+use chromium::{chromium, launch, open, shut, until};
 use common::*;
 use mapping_gateway::http::Surface;
 use serde_json::{json, Value};
@@ -252,10 +252,7 @@ async fn a_page_of_an_allowed_origin_queries_and_subscribes(engine: Engine) {
     let (browser, events, profile) = launch(executable).await;
     let before = app.state.events.subscribers();
     let steps = async {
-        let page = browser
-            .new_page(&allowed_origin)
-            .await
-            .map_err(|e| e.to_string())?;
+        let page = open(&browser, &allowed_origin).await?;
         until(
             &page,
             "the query answers",
@@ -278,10 +275,7 @@ async fn a_page_of_an_allowed_origin_queries_and_subscribes(engine: Engine) {
         )
         .await?;
 
-        let refused = browser
-            .new_page(&other_origin)
-            .await
-            .map_err(|e| e.to_string())?;
+        let refused = open(&browser, &other_origin).await?;
         until(
             &refused,
             "the other origin's fetch ends",
