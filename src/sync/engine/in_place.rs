@@ -4,8 +4,8 @@
 //! An incremental page names ports scattered over the whole table (1% of 200,000 boxes' ports
 //! are on about half the ports' pages). Read first and updated by id after, each changed port's
 //! index and heap pages were visited twice, by two statements, and its row went to the gateway
-//! and back: on PostgreSQL, with pages mostly outside `shared_buffers`, the read was the larger
-//! half of a 1% run (docs/BENCHMARKS.md, "Ports written where they stand"). A record whose port
+//! and back: on PostgreSQL, with pages mostly outside `shared_buffers`, the read was about a
+//! third of a 1% run (docs/BENCHMARKS.md, "Ports written where they stand"). A record whose port
 //! is not found on its slot (new, moved, renumbered, on an unknown splitter or on one of a kind
 //! not selected) or whose state is unchanged is not written here and goes the general way
 //! ([`super::port_writes`]), which reads, plans the renumberings and counts the unchanged.
