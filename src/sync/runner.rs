@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -12,6 +13,8 @@ use tokio_util::task::TaskTracker;
 pub struct Runner {
     tokens: Mutex<HashMap<i64, CancellationToken>>,
     tasks: TaskTracker,
+    /// Woken each time a run's task ends ([`Runner::idle_of`], [`Runner::idle`]).
+    ended: Notify,
 }
 
 impl std::fmt::Debug for Runner {
@@ -35,6 +38,7 @@ impl Runner {
         self.tasks.spawn(async move {
             running.await;
             runner.tokens.lock().unwrap().remove(&run_id);
+            runner.ended.notify_waiters();
         });
     }
 
@@ -60,18 +64,25 @@ impl Runner {
 
     /// Waits until this instance's task of the run is done.
     pub async fn idle_of(&self, run_id: i64) {
-        while self.tokens.lock().unwrap().contains_key(&run_id) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.until(|tokens| !tokens.contains_key(&run_id)).await;
     }
 
     /// Waits until no run of this instance is in progress (tests, benchmarks).
     pub async fn idle(&self) {
+        self.until(HashMap::is_empty).await;
+    }
+
+    /// Waits until `done` holds of the runs in progress, woken as each run's task ends: no
+    /// polling interval adds to the wait.
+    async fn until(&self, done: impl Fn(&HashMap<i64, CancellationToken>) -> bool) {
         loop {
-            if self.tokens.lock().unwrap().is_empty() {
+            // Registered before the check, so an end between the check and the wait wakes it.
+            let mut ended = std::pin::pin!(self.ended.notified());
+            ended.as_mut().enable();
+            if done(&self.tokens.lock().unwrap()) {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            ended.await;
         }
     }
 }
