@@ -24,6 +24,8 @@ pub(crate) fn local_settings() -> Options {
 #[derive(Clone, Default)]
 pub(crate) struct Profile(
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Duration)>>>,
+    /// With `BENCH_PROFILE=timeline`: each statement's end (since attached), time and text.
+    std::sync::Arc<std::sync::Mutex<Vec<(std::time::Duration, std::time::Duration, String)>>>,
 );
 
 impl Profile {
@@ -32,8 +34,16 @@ impl Profile {
         let profile = Self::default();
         if std::env::var("BENCH_PROFILE").is_ok() {
             let sink = profile.0.clone();
+            let timeline = (std::env::var("BENCH_PROFILE").as_deref() == Ok("timeline"))
+                .then(|| (profile.1.clone(), std::time::Instant::now()));
             db.set_metric_callback(move |info| {
                 let sql = info.statement.sql.chars().take(70).collect::<String>();
+                if let Some((lines, since)) = &timeline {
+                    lines
+                        .lock()
+                        .unwrap()
+                        .push((since.elapsed(), info.elapsed, sql.clone()));
+                }
                 let mut map = sink.lock().unwrap();
                 let entry = map.entry(sql).or_default();
                 entry.0 += 1;
@@ -46,6 +56,7 @@ impl Profile {
     /// Forgets what was recorded so far.
     pub(crate) fn reset(&self) {
         self.0.lock().unwrap().clear();
+        self.1.lock().unwrap().clear();
     }
 
     /// Prints the twelve shapes that took longest, tagged `kind`, and the time of all of them.
@@ -53,6 +64,13 @@ impl Profile {
         let mut shapes: Vec<_> = self.0.lock().unwrap().clone().into_iter().collect();
         if shapes.is_empty() {
             return;
+        }
+        for (end, took, sql) in self.1.lock().unwrap().iter() {
+            eprintln!(
+                "  [{kind}] at {:>8.1} ms {:>7.1} ms  {sql}",
+                (*end - *took).as_secs_f64() * 1000.0,
+                took.as_secs_f64() * 1000.0
+            );
         }
         shapes.sort_by_key(|s| std::cmp::Reverse(s.1 .1));
         let (n, t) = shapes

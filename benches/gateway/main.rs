@@ -29,6 +29,7 @@ mod fanout_bench;
 mod live_bench;
 mod raw_write;
 mod read_bench;
+mod scale_bench;
 mod sync_bench;
 
 use common::*;
@@ -222,6 +223,14 @@ async fn main() -> anyhow::Result<()> {
                 database_url: db,
                 master_key: Some(master_key),
             };
+            if let Ok(filter) = std::env::var("BENCH_LOG") {
+                // What the engine logs during the phase, with times, on stderr.
+                tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                    .with_writer(std::io::stderr)
+                    .with_timer(tracing_subscriber::fmt::time::uptime())
+                    .init();
+            }
             let mut state = server::open_with(&config, local_settings()).await?;
             let profile = Profile::attach(&mut state.db);
             let started = Instant::now();
@@ -232,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
                 "raw" => sync_bench::raw(&state, &sim).await?,
                 "full" => engine_run(&state, &sim, Mode::Full).await?,
                 "incremental" => engine_run(&state, &sim, Mode::Incremental).await?,
+                "incremental-running" => sync_bench::running(&state, &sim).await?,
                 other => anyhow::bail!("unknown phase {other}"),
             };
             // The raw write times itself: its fetching is not part of it.
@@ -246,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Sync(m) => orchestrate(m.boxes, m.engines, m.postgres_url, m.platforms).await,
-        Cmd::Scale(m) => sync_bench::scale(m.boxes, m.engines, m.postgres_url, m.platforms).await,
+        Cmd::Scale(m) => scale_bench::scale(m.boxes, m.engines, m.postgres_url, m.platforms).await,
         Cmd::Read {
             boxes,
             seconds,

@@ -283,7 +283,13 @@ pub(crate) async fn fetch_incremental(state: &AppState, sim: &str) -> anyhow::Re
 }
 
 /// One measured phase in a process of its own, against a simulator playing `platform`.
-fn phase_on(kind: &str, sim: &str, db: &str, key: &str, platform: &str) -> anyhow::Result<Value> {
+pub(crate) fn phase_on(
+    kind: &str,
+    sim: &str,
+    db: &str,
+    key: &str,
+    platform: &str,
+) -> anyhow::Result<Value> {
     let out = Command::new(std::env::current_exe()?)
         .args(["phase", kind, "--sim", sim, "--db", db, "--master-key", key])
         .env("RUST_LOG", "warn")
@@ -307,8 +313,8 @@ pub(crate) async fn orchestrate(
     // Full sync seconds by (boxes, engine) on the first platform: the others' ratio to it.
     let mut first_full: std::collections::HashMap<(usize, String), f64> = Default::default();
     let mut ratios = Vec::new();
-    println!("| platform | boxes | engine | records | baseline s | fetch-only s | raw write s | full s | full/baseline | full/(fetch+raw) | full/max(fetch,raw) | full peak RSS MiB | baseline peak RSS MiB | incremental, nothing changed s | incremental, 1% changed s | incremental/full | its fetch-only s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| platform | boxes | engine | records | baseline s | fetch-only s | raw write s | full s | full/baseline | full/(fetch+raw) | full/max(fetch,raw) | full peak RSS MiB | baseline peak RSS MiB | incremental, nothing changed s | incremental, 1% changed s | incremental/full | its fetch-only s | running gateway: 1% changed s | running: 1%/full |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (boxes, engine, platform_name, platform) in cells(&sizes, &engines, &platforms)? {
         let phase = |kind: &str, sim: &str, db: &str, key: &str| {
             phase_on(kind, sim, db, key, platform_name)
@@ -330,6 +336,7 @@ pub(crate) async fn orchestrate(
         touch_one_percent(&reqwest::Client::new(), &sim).await?;
         let incr_fetch = phase("fetch-incremental", &sim, &db, &key)?;
         let incr = phase("incremental", &sim, &db, &key)?;
+        let running = phase("incremental-running", &sim, &db, &key)?;
         let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
         let mib = |v: &Value| v["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0;
         let (f, w) = (secs(&fetch), secs(&raw));
@@ -344,7 +351,7 @@ pub(crate) async fn orchestrate(
             )),
         }
         println!(
-        "| {platform_name} | {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        "| {platform_name} | {boxes} | {engine} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
         base["counts"]["written"],
         secs(&base),
         f,
@@ -359,6 +366,8 @@ pub(crate) async fn orchestrate(
         secs(&incr),
         secs(&incr) / secs(&full),
         secs(&incr_fetch),
+        secs(&running),
+        secs(&running) / secs(&full),
     );
         eprintln!(
             "  full: {}  incremental: {}  fetched: {}  raw: {}",
@@ -372,7 +381,7 @@ pub(crate) async fn orchestrate(
 }
 
 /// Every (boxes, engine, platform) a run measures, in order, the platform read.
-fn cells<'a>(
+pub(crate) fn cells<'a>(
     sizes: &[usize],
     engines: &'a [String],
     platforms: &'a [String],
@@ -399,7 +408,7 @@ fn cells<'a>(
 
 /// Changes 1% of the boxes, splitters and ports on the simulator at `sim`, then lets their
 /// time move past the platform clock's second.
-async fn touch_one_percent(client: &reqwest::Client, sim: &str) -> anyhow::Result<()> {
+pub(crate) async fn touch_one_percent(client: &reqwest::Client, sim: &str) -> anyhow::Result<()> {
     for feature in ["cto", "splitter", "portaSplitter"] {
         client
             .post(format!("{sim}/_sim/touch"))
@@ -412,79 +421,20 @@ async fn touch_one_percent(client: &reqwest::Client, sim: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// The platform requests the simulator at `sim` has answered so far.
-async fn calls(client: &reqwest::Client, sim: &str) -> anyhow::Result<u64> {
-    let stats: Value = client
-        .get(format!("{sim}/_sim/stats"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(stats["calls"].as_u64().unwrap_or(0))
-}
-
-/// The database's size on disk, in MiB: SQLite's file with its WAL, PostgreSQL's database.
-async fn size_on_disk(db: &str) -> anyhow::Result<f64> {
-    let bytes = match db.strip_prefix("sqlite://") {
-        Some(path) => ["", "-wal", "-shm"]
-            .iter()
-            .filter_map(|end| std::fs::metadata(format!("{path}{end}")).ok())
-            .map(|m| m.len() as f64)
-            .sum(),
-        None => {
-            use sea_orm::ConnectionTrait;
-            let conn = sea_orm::Database::connect(db).await?;
-            conn.query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT pg_database_size(current_database())::float8 AS bytes",
-            ))
-            .await?
-            .map(|r| r.try_get::<f64>("", "bytes"))
-            .transpose()?
-            .unwrap_or(0.0)
-        }
-    };
-    Ok(bytes / 1024.0 / 1024.0)
-}
-
-/// The scale table (`scale`): for each size, engine and platform, a full run into a fresh
-/// database, an incremental run with nothing changed, one after 1% of the boxes, splitters and
-/// ports changed, the platform requests of each incremental run, the full run's peak RSS and
-/// the database's size on disk after it. Each run in a child process of its own.
-pub(crate) async fn scale(
-    sizes: Vec<usize>,
-    engines: Vec<String>,
-    pg: Option<String>,
-    platforms: Vec<String>,
-) -> anyhow::Result<()> {
-    let key = mapping_gateway::crypto::MasterKey::generate().1;
-    let client = reqwest::Client::new();
-    println!("| platform | boxes | engine | records written | full s | peak RSS MiB | database MiB | incremental, nothing changed s (requests) | incremental, 1% changed s (requests) | 1% / full |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (boxes, engine, platform_name, platform) in cells(&sizes, &engines, &platforms)? {
-        let phase = |kind: &str, db: &str, sim: &str| phase_on(kind, sim, db, &key, platform_name);
-        let (_simulator, sim) = crate::common::spawn_simulator_on(boxes, platform)?;
-        let db = fresh_db(engine, pg.as_deref(), &format!("scale_{boxes}")).await?;
-        let full = phase("full", &db, &sim)?;
-        let size = size_on_disk(&db).await?;
-        let before = calls(&client, &sim).await?;
-        let noop = phase("incremental", &db, &sim)?;
-        let noop_calls = calls(&client, &sim).await? - before;
-        touch_one_percent(&client, &sim).await?;
-        let before = calls(&client, &sim).await?;
-        let changed = phase("incremental", &db, &sim)?;
-        let changed_calls = calls(&client, &sim).await? - before;
-        let secs = |v: &Value| v["secs"].as_f64().unwrap_or(0.0);
-        let written = full["counts"]["created"].as_i64().unwrap_or(0)
-            + full["counts"]["updated"].as_i64().unwrap_or(0);
-        println!(
-            "| {platform_name} | {boxes} | {engine} | {written} | {:.2} | {:.0} | {size:.0} | {:.3} ({noop_calls}) | {:.3} ({changed_calls}) | {:.3} |",
-            secs(&full),
-            full["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
-            secs(&noop),
-            secs(&changed),
-            secs(&changed) / secs(&full),
-        );
-    }
-    Ok(())
+/// An incremental run of a running gateway: one process runs an incremental sync first (a
+/// warm-up: it relists what the run before changed, inside the cursor's overlap), then, once 1%
+/// of the records changed on the simulator, the measured one. Its pool's connections, prepared
+/// statements, platform session and column lists are then what a server's scheduled runs find:
+/// made by an earlier run. The warm-up reads no more of the plant than it relists.
+/// `timed_secs` is the measured run's.
+pub(crate) async fn running(state: &AppState, sim: &str) -> anyhow::Result<Value> {
+    let warm_up = engine_run(state, sim, mapping_gateway::sync::Mode::Incremental).await?;
+    touch_one_percent(&reqwest::Client::new(), sim).await?;
+    let started = std::time::Instant::now();
+    let changed = engine_run(state, sim, mapping_gateway::sync::Mode::Incremental).await?;
+    Ok(json!({
+        "timed_secs": started.elapsed().as_secs_f64(),
+        "warm_up": warm_up,
+        "changed": changed,
+    }))
 }
