@@ -107,3 +107,29 @@ on_every_platform! {
         assert!(seen["conflict"].is_null(), "{seen}");
     }
 }
+
+on_both_engines! {
+    async fn a_changed_port_of_a_splitter_not_selected_stays_out_of_an_incremental_run(app: TestApp) {
+        let w = world(&app, 20).await;
+        succeeded(&app, &w.id, "FULL").await;
+        // Distribution splitters are not selected by default: their ports are not kept.
+        let distribution: Vec<serde_json::Value> =
+            fids(&w.sim, "splitter", w.project, |r| r[4] != json!("Atendimento"))
+                .into_iter()
+                .map(|f| json!(f))
+                .collect();
+        let outside = pick(&w.sim, "portaSplitter", w.project, |r| distribution.contains(&r[1]));
+        let inside = service_port(&w.sim, w.project);
+        let (outside_fid, inside_fid) = (w.fid("portaSplitter", outside), w.fid("portaSplitter", inside));
+        assert!(!entity_exists_port(&app, &outside_fid).await, "a distribution port is not kept");
+        w.save("portaSplitter", outside, &[("status", json!("OCUPADA")), ("contrato", json!("880001"))]);
+        w.save("portaSplitter", inside, &[("status", json!("DANIFICADA"))]);
+
+        let run = succeeded(&app, &w.id, "INCREMENTAL").await;
+        assert!(run["counts"]["fetched"].as_u64().unwrap() >= 2, "both listed: {run}");
+        assert_eq!(run["counts"]["updated"], 1, "{run}");
+        assert_eq!(run["counts"]["created"], 0, "{run}");
+        assert!(!entity_exists_port(&app, &outside_fid).await, "still not kept");
+        assert_eq!(local_port(&app, &inside_fid).await.status, PortStatus::Damaged);
+    }
+}

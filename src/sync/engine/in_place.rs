@@ -5,15 +5,17 @@
 //! are on about half the ports' pages). Read first and updated by id after, each changed port's
 //! index and heap pages were visited twice, by two statements, and its row went to the gateway
 //! and back: on PostgreSQL, with pages mostly outside `shared_buffers`, the read was about a
-//! third of a 1% run (docs/BENCHMARKS.md, "Ports written where they stand"). A record whose port
-//! is not found on its slot (new, moved, renumbered, on an unknown splitter or on one of a kind
-//! not selected) or whose state is unchanged is not written here and goes the general way
-//! ([`super::port_writes`]), which reads, plans the renumberings and counts the unchanged.
+//! third of a 1% run (docs/BENCHMARKS.md, "Ports written where they stand").
+//!
+//! The records' splitters are looked up first, once for the page ([`super::port_writes`]): a
+//! record of a splitter not known here or of a kind not selected is dropped there, as the
+//! general way would skip it, without its port being looked for (a third of an incremental
+//! page's ports at the simulator's mix of kinds). A record whose port is not found on its slot
+//! (new, moved, renumbered) or whose state is unchanged is not written here and goes the general
+//! way, which reads, plans the renumberings and counts the unchanged.
 
-use sea_orm::{ActiveEnum, ConnectionTrait, DbBackend, Iterable, Statement, Value};
+use sea_orm::{ActiveEnum, ConnectionTrait, DbBackend, Statement, Value};
 use serde::Serialize;
-
-use entity::splitter::SplitterKind;
 
 use crate::platform::RemotePort;
 use crate::Result;
@@ -22,7 +24,8 @@ use crate::Result;
 #[derive(Serialize)]
 struct Row<'r> {
     f: &'r str,
-    s: &'r str,
+    /// The id of the splitter the record names, looked up by its fid before.
+    s: i64,
     n: i32,
     st: String,
     c: Option<&'r str>,
@@ -33,26 +36,26 @@ struct Row<'r> {
 }
 
 /// Sets the state of the ports these records keep on their slot (the project's port with that
-/// fid, on the splitter the record names with that number, of one of `kinds`) where it changed;
-/// returns the id and fid of each port written.
+/// fid, on the splitter given with the record, which the caller found by the record's splitter
+/// fid and of a selected kind, with that number) where it changed; returns the id and fid of
+/// each port written.
 pub(super) async fn write_ports_in_place<C: ConnectionTrait>(
     txn: &C,
     integration_id: i64,
     project_id: i64,
-    kinds: &[SplitterKind],
-    records: &[&RemotePort],
+    records: &[(&RemotePort, i64)],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<(i64, String)>> {
-    if records.is_empty() || kinds.is_empty() {
+    if records.is_empty() {
         return Ok(Vec::new());
     }
     let rows: Vec<Row> = records
         .iter()
-        .map(|r| {
+        .map(|(r, splitter_id)| {
             let customer = r.customer.as_ref();
             Row {
                 f: &r.fid,
-                s: &r.splitter_fid,
+                s: *splitter_id,
                 n: r.number,
                 st: r.status.to_value(),
                 c: customer.and_then(|c| c.contract.as_deref()),
@@ -64,43 +67,32 @@ pub(super) async fn write_ports_in_place<C: ConnectionTrait>(
         })
         .collect();
     let page = serde_json::to_string(&rows).map_err(crate::Error::internal)?;
-    let kinds: Vec<String> = SplitterKind::iter()
-        .filter(|k| kinds.contains(k))
-        .map(|k| format!("'{}'", k.to_value()))
-        .collect();
     let backend = txn.get_database_backend();
     let sql = if backend == DbBackend::Postgres {
-        format!(
-            "UPDATE ports AS t SET status = r.st, customer_contract = r.c, customer_document = r.d, \
-               customer_name = r.m, remote_updated_at = r.u, synced_at = $1 \
-             FROM json_to_recordset($2::json) AS r(f varchar, s varchar, n integer, st varchar, \
-               c varchar, d varchar, m varchar, u timestamptz) \
-             JOIN splitters sp ON sp.integration_id = $3 AND sp.fid = r.s \
-             WHERE t.integration_id = $3 AND t.fid = r.f AND t.splitter_id = sp.id \
-               AND t.number = r.n AND t.project_id = $4 AND sp.kind IN ({kinds}) \
-               AND (t.status, t.customer_contract, t.customer_document, t.customer_name, \
-                 t.remote_updated_at) IS DISTINCT FROM (r.st, r.c, r.d, r.m, r.u) \
-             RETURNING t.id, t.fid",
-            kinds = kinds.join(", "),
-        )
+        "UPDATE ports AS t SET status = r.st, customer_contract = r.c, customer_document = r.d, \
+           customer_name = r.m, remote_updated_at = r.u, synced_at = $1 \
+         FROM json_to_recordset($2::json) AS r(f varchar, s bigint, n integer, st varchar, \
+           c varchar, d varchar, m varchar, u timestamptz) \
+         WHERE t.integration_id = $3 AND t.fid = r.f AND t.splitter_id = r.s \
+           AND t.number = r.n AND t.project_id = $4 \
+           AND (t.status, t.customer_contract, t.customer_document, t.customer_name, \
+             t.remote_updated_at) IS DISTINCT FROM (r.st, r.c, r.d, r.m, r.u) \
+         RETURNING t.id, t.fid"
     } else {
         // SQLite would walk the ports first and the records inside: the rows to write are found
         // first, in the order written (`CROSS JOIN`), then updated by id.
-        format!(
-            "WITH m AS MATERIALIZED (SELECT p.id AS id, r.value AS v FROM json_each(?2) AS r \
-               CROSS JOIN ports AS p CROSS JOIN splitters AS sp \
-               WHERE p.integration_id = ?3 AND p.fid = r.value ->> 'f' AND sp.id = p.splitter_id \
-                 AND sp.fid = r.value ->> 's' AND p.number = r.value ->> 'n' \
-                 AND p.project_id = ?4 AND sp.kind IN ({kinds}) \
-                 AND (p.status, p.customer_contract, p.customer_document, p.customer_name, \
-                   p.remote_updated_at) IS NOT (r.value ->> 'st', r.value ->> 'c', \
-                   r.value ->> 'd', r.value ->> 'm', r.value ->> 'u')) \
-             UPDATE ports SET status = m.v ->> 'st', customer_contract = m.v ->> 'c', \
-               customer_document = m.v ->> 'd', customer_name = m.v ->> 'm', \
-               remote_updated_at = m.v ->> 'u', synced_at = ?1 \
-             FROM m WHERE ports.id = m.id RETURNING ports.id, ports.fid",
-            kinds = kinds.join(", "),
-        )
+        "WITH m AS MATERIALIZED (SELECT p.id AS id, r.value AS v FROM json_each(?2) AS r \
+           CROSS JOIN ports AS p \
+           WHERE p.integration_id = ?3 AND p.fid = r.value ->> 'f' \
+             AND p.splitter_id = r.value ->> 's' AND p.number = r.value ->> 'n' \
+             AND p.project_id = ?4 \
+             AND (p.status, p.customer_contract, p.customer_document, p.customer_name, \
+               p.remote_updated_at) IS NOT (r.value ->> 'st', r.value ->> 'c', \
+               r.value ->> 'd', r.value ->> 'm', r.value ->> 'u')) \
+         UPDATE ports SET status = m.v ->> 'st', customer_contract = m.v ->> 'c', \
+           customer_document = m.v ->> 'd', customer_name = m.v ->> 'm', \
+           remote_updated_at = m.v ->> 'u', synced_at = ?1 \
+         FROM m WHERE ports.id = m.id RETURNING ports.id, ports.fid"
     };
     let statement = Statement::from_sql_and_values(
         backend,

@@ -30,6 +30,26 @@ const STATE_COLUMNS: [port::Column; 6] = [
     port::Column::SyncedAt,
 ];
 
+/// What [`Engine::ports_in_place`] did with a page's records.
+#[derive(Default)]
+struct InPlace {
+    /// Whether the records' splitters were looked up (an incremental run): a record whose
+    /// splitter is not in `splitters` was dropped.
+    looked_up: bool,
+    /// The records' splitters of selected kinds: id and kind by fid.
+    splitters: HashMap<String, (i64, SplitterKind)>,
+    /// The ports written, id by fid.
+    written: HashMap<String, i64>,
+}
+
+impl InPlace {
+    /// Whether `record` is left to the general way: neither written nor dropped.
+    fn goes_the_general_way(&self, record: &RemotePort) -> bool {
+        !self.written.contains_key(&record.fid)
+            && (!self.looked_up || self.splitters.contains_key(&record.splitter_fid))
+    }
+}
+
 impl<'a> Engine<'a> {
     /// Upserts ports of known splitters of selected kinds, with the writes deferred by earlier
     /// pages; returns the fids kept (written, unchanged or deferred). See [`super::ports`].
@@ -43,56 +63,70 @@ impl<'a> Engine<'a> {
         candidates.extend(
             records
                 .iter()
-                .filter(|r| !in_place.contains_key(&r.fid))
+                .filter(|r| in_place.goes_the_general_way(r))
                 .cloned(),
         );
-        let in_place_ids: Vec<i64> = in_place.values().copied().collect();
+        let written: Vec<i64> = in_place.written.values().copied().collect();
         let kept = self
-            .apply_ports(txn, candidates, false, in_place_ids)
+            .apply_ports(txn, candidates, false, written, in_place.splitters)
             .await?;
         Ok(records
             .iter()
-            .filter(|r| kept.contains(&r.fid) || in_place.contains_key(&r.fid))
+            .filter(|r| kept.contains(&r.fid) || in_place.written.contains_key(&r.fid))
             .map(|r| r.fid.as_str())
             .collect())
     }
 
-    /// In an incremental run, writes the records whose port stays on its slot in one statement
-    /// ([`write_ports_in_place`]), but for ports with a write deferred by an earlier page (those
-    /// go in order, the general way); returns the ids of the ports written, by fid.
+    /// In an incremental run, looks the records' splitters up, drops the records of a splitter
+    /// unknown here or of a kind not selected (the general way skips them too), and writes those
+    /// whose port stays on its slot in one statement ([`write_ports_in_place`]), but for ports
+    /// with a write deferred by an earlier page (those go in order, the general way).
     async fn ports_in_place<C: ConnectionTrait>(
         &mut self,
         txn: &C,
         records: &[RemotePort],
         deferred: &[RemotePort],
-    ) -> Step<HashMap<String, i64>> {
+    ) -> Step<InPlace> {
         if self.mode != super::Mode::Incremental || self.empty.contains(&Table::Ports) {
-            return Ok(HashMap::new());
+            return Ok(InPlace::default());
         }
+        let wanted: HashSet<&str> = records.iter().map(|r| r.splitter_fid.as_str()).collect();
+        let splitters = self
+            .splitters_by_fid(txn, wanted.into_iter().map(str::to_owned).collect())
+            .await?;
         let deferred: HashSet<&str> = deferred.iter().map(|r| r.fid.as_str()).collect();
-        let records: Vec<&RemotePort> = records
+        let records: Vec<(&RemotePort, i64)> = records
             .iter()
             .filter(|r| !deferred.contains(r.fid.as_str()))
-            .collect();
-        let kinds: Vec<SplitterKind> = <SplitterKind as sea_orm::Iterable>::iter()
-            .filter(|k| self.selected(kind_item(*k)))
+            .filter_map(|r| match splitters.get(&r.splitter_fid) {
+                Some((id, kind)) if self.selected(kind_item(*kind)) => Some((r, *id)),
+                _ => None,
+            })
             .collect();
         let written = write_ports_in_place(
             txn,
             self.integration.id,
             self.project.id,
-            &kinds,
             &records,
             Utc::now(),
         )
         .await?;
-        Ok(written
+        let written = written
             .into_iter()
             .map(|(id, fid)| {
                 self.counts.tally(true, false);
                 (fid, id)
             })
-            .collect())
+            .collect();
+        let selected = splitters
+            .into_iter()
+            .filter(|(_, (_, kind))| self.selected(kind_item(*kind)))
+            .collect();
+        Ok(InPlace {
+            looked_up: true,
+            splitters: selected,
+            written,
+        })
     }
 
     /// Writes the port writes still deferred when the listings are over and the rows found gone
@@ -104,7 +138,8 @@ impl<'a> Engine<'a> {
         }
         let pending = std::mem::take(&mut self.pending_ports);
         let txn = crate::db::page_txn(self.db).await?;
-        self.apply_ports(&txn, pending, true, Vec::new()).await?;
+        self.apply_ports(&txn, pending, true, Vec::new(), HashMap::new())
+            .await?;
         self.save_progress_in(&txn).await?;
         txn.commit().await?;
         self.publish();
@@ -119,11 +154,12 @@ impl<'a> Engine<'a> {
         records: Vec<RemotePort>,
         last: bool,
         written: Vec<i64>,
+        known: HashMap<String, (i64, SplitterKind)>,
     ) -> Step<HashSet<String>> {
-        // The splitter of a record whose port stays on it comes with the port; the others'
-        // splitters are looked up by fid.
+        // Splitters are `known` (looked up for the page already), or come with the port of a
+        // record that stays on its splitter; the others are looked up by fid.
         let wanted: HashSet<String> = records.iter().map(|r| r.splitter_fid.clone()).collect();
-        let mut splitters: HashMap<String, (i64, SplitterKind)> = HashMap::new();
+        let mut splitters: HashMap<String, (i64, SplitterKind)> = known;
         let mut existing: HashMap<String, port::Model> = HashMap::new();
         if !self.empty.contains(&Table::Ports) && !records.is_empty() {
             let fids: Vec<String> = records.iter().map(|r| r.fid.clone()).collect();
