@@ -99,17 +99,6 @@ pub const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 /// that start none: the WAL stays under about 40 MiB.
 pub const SQLITE_WAL_PAGES: u32 = 10_000;
 
-/// Bytes of SQLite's statement journal kept in memory before it goes to a temporary file
-/// (SQLite's default is 64 KiB): set at build time by `LIBSQLITE3_FLAGS` in
-/// `.cargo/config.toml`, which builds the bundled SQLite. A statement that writes many rows inside
-/// a transaction (a sync page's upsert, an incremental run's ports written in place) keeps the
-/// pages it changes until it ends, so that it can be undone alone; past 64 KiB each page was
-/// written to a temporary file (measured at 20,000 boxes, 1% changed: 6% of the run's CPU in
-/// those writes). SQLite has one writer at a time, so this is the most such memory there is;
-/// a statement that changes more spills past it as before (docs/BENCHMARKS.md, "The statement
-/// journal in memory").
-pub const SQLITE_STATEMENT_JOURNAL_BYTES: u32 = 16 * 1024 * 1024;
-
 /// Checkpoints of a SQLite file's WAL started beside a run of writes (a sync's pages), on
 /// another connection of the pool and the other core, instead of inside one of their commits.
 /// At most one is in flight; on PostgreSQL none is started. A passive checkpoint waits on no

@@ -55,33 +55,3 @@ on_both_engines! {
         }
     }
 }
-
-on_both_engines! {
-    async fn sqlites_statement_journal_stays_in_memory_up_to_its_bound(app: TestApp) {
-        use sea_orm::ConnectionTrait;
-        let Engine::Sqlite = app.engine else {
-            // PostgreSQL has no statement journal; its settings are the server's.
-            return;
-        };
-        let options: Vec<String> = app
-            .state
-            .db
-            .query_all_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                "PRAGMA compile_options",
-            ))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|row| row.try_get_by_index::<String>(0).unwrap())
-            .collect();
-        let wanted = format!(
-            "STMTJRNL_SPILL={}",
-            mapping_gateway::db::SQLITE_STATEMENT_JOURNAL_BYTES
-        );
-        assert!(
-            options.contains(&wanted),
-            "the bundled SQLite was built without {wanted} (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
-        );
-    }
-}
