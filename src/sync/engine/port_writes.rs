@@ -90,6 +90,13 @@ impl<'a> Engine<'a> {
         if self.mode != super::Mode::Incremental || self.empty.contains(&Table::Ports) {
             return Ok(InPlace::default());
         }
+        if records.is_empty() {
+            // A listing with nothing changed: no splitter to look up.
+            return Ok(InPlace {
+                looked_up: true,
+                ..InPlace::default()
+            });
+        }
         let wanted: HashSet<&str> = records.iter().map(|r| r.splitter_fid.as_str()).collect();
         let splitters = self
             .splitters_by_fid(txn, wanted.into_iter().map(str::to_owned).collect())
