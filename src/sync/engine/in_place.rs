@@ -81,7 +81,7 @@ pub(super) async fn write_ports_in_place<C: ConnectionTrait>(
     } else {
         // SQLite would walk the ports first and the records inside: the rows to write are found
         // first, in the order written (`CROSS JOIN`), then updated by id.
-        "WITH m AS MATERIALIZED (SELECT p.id AS id, r.value AS v FROM json_each(?2) AS r \
+        "WITH m AS MATERIALIZED (SELECT p.id AS id, r.value AS v FROM jsonb_each(?2) AS r \
            CROSS JOIN ports AS p \
            WHERE p.integration_id = ?3 AND p.fid = r.value ->> 'f' \
              AND p.splitter_id = r.value ->> 's' AND p.number = r.value ->> 'n' \

@@ -111,7 +111,7 @@ where
             .map(|(i, c)| format!("{} = r.value ->> 'c{}'", c.as_str(), i + 1))
             .collect();
         format!(
-            "UPDATE {table} SET {set} FROM json_each(?) AS r WHERE {table}.id = r.value ->> 'c0'",
+            "UPDATE {table} SET {set} FROM jsonb_each(?) AS r WHERE {table}.id = r.value ->> 'c0'",
             set = set.join(", "),
         )
     };
