@@ -42,9 +42,13 @@ fn assert_ordered_to_the_end(events: &[Value], run_id: &str) {
 }
 
 async fn start_full(app: &TestApp, id: &str) -> String {
+    start(app, id, "FULL").await
+}
+
+async fn start(app: &TestApp, id: &str, mode: &str) -> String {
     app.ok(
-        "mutation($i: ID!) { startSync(integrationId: $i, mode: FULL) { id } }",
-        json!({ "i": id }),
+        "mutation($i: ID!, $m: SyncMode!) { startSync(integrationId: $i, mode: $m) { id } }",
+        json!({ "i": id, "m": mode }),
     )
     .await["startSync"]["id"]
         .as_str()
@@ -116,6 +120,37 @@ on_every_platform! {
             assert_eq!(last["mode"], "FULL");
         }
         assert!(row["created"].as_i64().unwrap() > 100);
+    }
+
+    /// A run tells its subscribers it is deleting only when it deletes: runs with nothing gone
+    /// and nothing deselected go from their listings to their end; a full run after a box went
+    /// away on the platform, and a run after an item was deselected (its purge), say so.
+    async fn a_run_tells_of_deleting_only_when_it_deletes(app: TestApp) {
+        let w = common::world::world(&app, 20).await;
+        let mut watcher = Subscription::start(&app.ws_url(), TRANSPORT_WS, &app.admin_key, PROGRESS, json!({ "i": w.id })).await;
+        app.wait_subscribers(1).await;
+        let mut follow = async |mode: &str| {
+            let run = start(&app, &w.id, mode).await;
+            let events = until_end(&mut watcher, &run).await;
+            assert_ordered_to_the_end(&events, &run);
+            let deleting = events.iter().find(|e| e["phase"] == "DELETING").cloned();
+            (deleting, events.last().unwrap()["deleted"].as_i64().unwrap())
+        };
+        let set = "mutation($i: ID!, $items: [ElementItemKey!]!) { setElementSelection(integrationId: $i, items: $items) { elementSelection } }";
+        app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "DISTRIBUTION", "CTO"] })).await;
+        for mode in ["FULL", "INCREMENTAL", "FULL"] {
+            assert_eq!(follow(mode).await, (None, 0), "{mode}: nothing gone");
+        }
+        let gone = common::world::pick(&w.sim, "cto", w.project, |_| true);
+        w.delete("cto", gone);
+        let (deleting, deleted) = follow("FULL").await;
+        let deleting = deleting.expect("a full run that deletes says so");
+        assert_eq!(deleting["message"], "deleting records gone from the platform", "{deleting}");
+        assert!(deleted >= 1);
+        app.ok(set, json!({ "i": w.id, "items": ["SERVICE", "CTO"] })).await;
+        let (purging, purged) = follow("INCREMENTAL").await;
+        assert!(purging.is_some() && purged >= 1, "a purge says so: {purging:?}, {purged}");
+        assert_eq!(follow("INCREMENTAL").await, (None, 0), "nothing left to purge");
     }
 
     async fn two_hundred_subscribers_each_receive_every_event_in_order(app: TestApp) {

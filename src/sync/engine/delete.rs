@@ -51,9 +51,9 @@ impl<'a> Engine<'a> {
     pub(super) fn doom(&mut self, table: Table, ids: Vec<i64>) {
         self.doomed.of(table).extend(ids);
     }
-    /// Purges records of items no longer selected (any mode).
+    /// Purges records of items no longer selected (any mode). The phase is entered (and told)
+    /// only when there is something to purge.
     pub(super) async fn purge_deselected(&mut self) -> Step {
-        self.set_phase("PURGING", None).await?;
         let integration = self.integration.id;
         // By the items not selected, each an index range of its own (usually empty), not by
         // the items kept: that read every row of the integration (46 ms at 200,000 boxes).
@@ -92,6 +92,10 @@ impl<'a> Engine<'a> {
                 .all(self.db)
                 .await?
         };
+        if splitters.is_empty() && elements.is_empty() {
+            return Ok(());
+        }
+        self.set_phase("PURGING", None).await?;
         self.spare_bound_splitters(&mut splitters).await?;
         if splitters.is_empty() && elements.is_empty() {
             return Ok(());
@@ -135,15 +139,16 @@ impl<'a> Engine<'a> {
         Ok(())
     }
     /// Deletes what the listings found gone, behind the mass-deletion guard (every mode: a
-    /// FULL run, an INCREMENTAL run that listed an item in full, an element sync).
+    /// FULL run, an INCREMENTAL run that listed an item in full, an element sync). The phase is
+    /// entered (and told) only when something was found gone.
     pub(super) async fn apply_deletions(&mut self) -> Step {
         self.checkpoint()?;
-        self.set_phase("DELETING", None).await?;
         let mut doomed = std::mem::take(&mut self.doomed);
         doomed.normalize();
         if doomed.is_empty() {
             return Ok(());
         }
+        self.set_phase("DELETING", None).await?;
         if !self.allow_mass_deletion {
             let share = self.app.settings.sync.mass_deletion_share;
             for level in self.levels(&doomed).await? {

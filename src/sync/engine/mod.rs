@@ -62,7 +62,7 @@ impl From<sea_orm::DbErr> for Stop {
 
 type Step<T = ()> = std::result::Result<T, Stop>;
 
-#[derive(Default, Debug, Clone, Copy)]
+#[derive(Default, Debug, Clone, Copy, PartialEq)]
 struct Counts {
     fetched: i64,
     created: i64,
@@ -142,6 +142,19 @@ struct Live {
     last_event: Option<std::time::Instant>,
     /// When the engine started (on the database's clock), for what is counted once per run.
     started_at: DateTime<Utc>,
+    /// What the row last written says, to leave out a write that would say nothing new.
+    written: Option<Said>,
+}
+
+/// What a progress write records of the run, but for its heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Said {
+    counts: Counts,
+    phase: &'static str,
+    item: Option<&'static str>,
+    page: i64,
+    pages: Option<i64>,
+    warnings: usize,
 }
 
 impl<'a> Engine<'a> {
@@ -155,8 +168,14 @@ impl<'a> Engine<'a> {
         let outcome = match Self::prepare(app, run, cancel, actor).await {
             Ok(mut engine) => {
                 let result = engine.go().await;
-                if let Err(e) = engine.save_progress().await {
-                    tracing::warn!(error = %e.for_log(), "could not save the last progress");
+                // The last counts, unless a run that went well wrote them last in a transaction
+                // (the last page's, the cursors'): its end is written next anyway, and on
+                // PostgreSQL every write outside a page's transaction waits for the disk.
+                let written = result.is_ok() && engine.live.written == Some(engine.said());
+                if !written {
+                    if let Err(e) = engine.save_progress().await {
+                        tracing::warn!(error = %e.for_log(), "could not save the last progress");
+                    }
                 }
                 // What the last pages wrote goes into the file beside the run's end.
                 engine.checkpoints.start(engine.db);
@@ -263,6 +282,7 @@ impl<'a> Engine<'a> {
                 unpublished: None,
                 last_event: None,
                 started_at: app.settings.clock.now() + skew,
+                written: None,
             },
         })
     }
@@ -454,7 +474,19 @@ impl<'a> Engine<'a> {
             self.cancel.cancel();
         }
         self.live.unpublished = announce.then_some(row);
+        self.live.written = Some(self.said());
         Ok(())
+    }
+    /// What a progress write would record now.
+    fn said(&self) -> Said {
+        Said {
+            counts: self.counts,
+            phase: self.phase,
+            item: self.item,
+            page: self.live.page,
+            pages: self.live.pages,
+            warnings: self.warnings.len(),
+        }
     }
     /// Notes what a person should know of the run.
     fn warn(&mut self, line: String) {

@@ -98,17 +98,17 @@ impl<'a> Engine<'a> {
             });
         }
         let wanted: HashSet<&str> = records.iter().map(|r| r.splitter_fid.as_str()).collect();
-        let splitters = self
+        let splitters: HashMap<String, (i64, SplitterKind)> = self
             .splitters_by_fid(txn, wanted.into_iter().map(str::to_owned).collect())
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|(_, (_, kind))| self.selected(kind_item(*kind)))
+            .collect();
         let deferred: HashSet<&str> = deferred.iter().map(|r| r.fid.as_str()).collect();
         let records: Vec<(&RemotePort, i64)> = records
             .iter()
             .filter(|r| !deferred.contains(r.fid.as_str()))
-            .filter_map(|r| match splitters.get(&r.splitter_fid) {
-                Some((id, kind)) if self.selected(kind_item(*kind)) => Some((r, *id)),
-                _ => None,
-            })
+            .filter_map(|r| Some((r, splitters.get(&r.splitter_fid)?.0)))
             .collect();
         let written = write_ports_in_place(
             txn,
@@ -125,13 +125,9 @@ impl<'a> Engine<'a> {
                 (fid, id)
             })
             .collect();
-        let selected = splitters
-            .into_iter()
-            .filter(|(_, (_, kind))| self.selected(kind_item(*kind)))
-            .collect();
         Ok(InPlace {
             looked_up: true,
-            splitters: selected,
+            splitters,
             written,
         })
     }
