@@ -9,7 +9,7 @@
 //! The engine is split by concern: [`listing`] walks a listing page by page and finds what is
 //! gone in each page's fid range, [`write`] turns a page into [`upsert`]s, [`delete`] holds what is
 //! doomed until the listing is complete and applies it behind the mass-deletion guard, and
-//! [`one_box`] is the ELEMENT mode.
+//! [`one_box`] is the ELEMENT mode; [`progress`] writes the run's row and tells subscribers.
 
 mod ahead;
 mod cursors;
@@ -19,15 +19,16 @@ mod listing;
 mod one_box;
 mod port_writes;
 mod ports;
+mod progress;
+
+use progress::Live;
 mod upsert;
 mod write;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
 
 use entity::{element_selection, integration, project, sync_run};
@@ -36,7 +37,7 @@ use super::{Mode, Outcome};
 use crate::catalog::ElementItem;
 use crate::platform::{ListQuery, Platform};
 use crate::state::AppState;
-use crate::{Error, Result};
+use crate::Error;
 
 use delete::Doomed;
 use listing::{Batch, Scope, Table};
@@ -131,32 +132,6 @@ pub struct Engine<'a> {
 
 const WARNINGS_KEPT: usize = 20; // past them, one more line says how many were left out
 
-/// What subscribers are told of the run: its sequence number, the listing's page, the row
-/// written in a page's transaction (published once committed), when the last event went out.
-#[derive(Debug)]
-struct Live {
-    seq: i64,
-    page: i64,
-    pages: Option<i64>,
-    unpublished: Option<sync_run::Model>,
-    last_event: Option<std::time::Instant>,
-    /// When the engine started (on the database's clock), for what is counted once per run.
-    started_at: DateTime<Utc>,
-    /// What the row last written says, to leave out a write that would say nothing new.
-    written: Option<Said>,
-}
-
-/// What a progress write records of the run, but for its heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Said {
-    counts: Counts,
-    phase: &'static str,
-    item: Option<&'static str>,
-    page: i64,
-    pages: Option<i64>,
-    warnings: usize,
-}
-
 impl<'a> Engine<'a> {
     /// Runs a sync to its end and says how it went; never panics, never half-deletes.
     pub async fn run(
@@ -171,7 +146,7 @@ impl<'a> Engine<'a> {
                 // The last counts, unless a run that went well wrote them last in a transaction
                 // (the last page's, the cursors'): its end is written next anyway, and on
                 // PostgreSQL every write outside a page's transaction waits for the disk.
-                let written = result.is_ok() && engine.live.written == Some(engine.said());
+                let written = result.is_ok() && engine.all_said();
                 if !written {
                     if let Err(e) = engine.save_progress().await {
                         tracing::warn!(error = %e.for_log(), "could not save the last progress");
@@ -275,15 +250,7 @@ impl<'a> Engine<'a> {
             new_boxes: Default::default(),
             skew,
             checkpoints: Default::default(),
-            live: Live {
-                seq: run.seq,
-                page: 0,
-                pages: None,
-                unpublished: None,
-                last_event: None,
-                started_at: app.settings.clock.now() + skew,
-                written: None,
-            },
+            live: Live::new(run.seq, app.settings.clock.now() + skew),
         })
     }
     /// The database's clock now (this instance's, moved by the skew measured at the start).
@@ -390,14 +357,6 @@ impl<'a> Engine<'a> {
         }
         Ok(())
     }
-    /// Enters a phase (and the listing of an item), and tells subscribers.
-    async fn set_phase(&mut self, phase: &'static str, item: Option<&'static str>) -> Result<()> {
-        self.phase = phase;
-        self.item = item;
-        self.live.page = 0;
-        self.live.pages = None;
-        self.save_progress().await
-    }
     fn checkpoint(&self) -> Step {
         if self.cancel.is_cancelled() {
             Err(Stop::Cancelled)
@@ -415,79 +374,6 @@ impl<'a> Engine<'a> {
             self.app.settings.sync.time_budget.as_secs()
         )))
     }
-    /// Writes the run's progress and publishes it.
-    async fn save_progress(&mut self) -> Result<()> {
-        self.save_progress_in(self.db).await?;
-        self.publish();
-        Ok(())
-    }
-    /// Writes the run's progress; inside a page's transaction it shares that page's commit, and
-    /// is published by [`Engine::publish`] once committed.
-    async fn save_progress_in<C: ConnectionTrait>(&mut self, db: &C) -> Result<()> {
-        let c = self.counts;
-        // Every write of the row records the counts; an event (a new sequence number) goes out
-        // on a phase change, on the first page of a listing, and otherwise at most every
-        // `progress_every`. Measured with 1,000 subscribers of a 20,000-box sync on SQLite, an
-        // event per page (1,069 of them) made the sync 2.2 times slower on this 2-core machine:
-        // every event is executed and written once per subscriber.
-        let every = self.app.settings.sync.progress_every;
-        let announce =
-            self.live.page <= 1 || self.live.last_event.is_none_or(|t| t.elapsed() >= every);
-        if announce {
-            self.live.seq += 1;
-            self.live.last_event = Some(std::time::Instant::now());
-        }
-        let warnings = (!self.warnings.is_empty()).then(|| self.warnings.join("\n"));
-        let row = sync_run::ActiveModel {
-            id: Set(self.run_id),
-            unreadable: Set(c.unreadable),
-            purged: Set(c.purged),
-            warnings: Set(warnings),
-            phase: Set(Some(self.phase.to_owned())),
-            current_item: Set(self.item.map(str::to_owned)),
-            processed: Set(c.processed),
-            total: Set(Some(c.total)),
-            fetched: Set(c.fetched),
-            created: Set(c.created),
-            updated: Set(c.updated),
-            deleted: Set(c.deleted),
-            unchanged: Set(c.unchanged),
-            orphaned: Set(c.orphaned),
-            conflicts: Set(c.conflicts),
-            heartbeat_at: Set(Some(self.db_now())),
-            seq: Set(self.live.seq),
-            page: Set(self.live.page),
-            pages: Set(self.live.pages),
-            ..Default::default()
-        };
-        // Fenced: only while the run is RUNNING on this instance. A run another instance marked
-        // failed (its heartbeats stopped reaching the database) writes nothing more: the page's
-        // transaction is rolled back with this error.
-        let row = super::liveness::fenced(row, &self.app.settings.sync.instance_id)?
-            .exec(db)
-            .await
-            .map_err(|e| match e {
-                sea_orm::DbErr::RecordNotUpdated => super::liveness::lost(self.run_id),
-                e => e.into(),
-            })?;
-        if row.cancel_requested {
-            self.cancel.cancel();
-        }
-        self.live.unpublished = announce.then_some(row);
-        self.live.written = Some(self.said());
-        Ok(())
-    }
-    /// What a progress write would record now.
-    fn said(&self) -> Said {
-        Said {
-            counts: self.counts,
-            phase: self.phase,
-            item: self.item,
-            page: self.live.page,
-            pages: self.live.pages,
-            warnings: self.warnings.len(),
-        }
-    }
     /// Notes what a person should know of the run.
     fn warn(&mut self, line: String) {
         tracing::warn!(run_id = self.run_id, "{line}");
@@ -496,18 +382,6 @@ impl<'a> Engine<'a> {
             WARNINGS_KEPT => self.warnings.push("(more warnings in the log)".into()),
             _ => {}
         }
-    }
-    /// Tells subscribers of the progress last written, once its transaction has committed.
-    fn publish(&mut self) {
-        if let Some(row) = self.live.unpublished.take() {
-            self.app.events.publish_run(&row);
-        }
-    }
-    async fn counted_page<C: ConnectionTrait>(&mut self, txn: &C, n: usize) -> Step {
-        self.counts.fetched += n as i64;
-        self.counts.processed += n as i64;
-        self.save_progress_in(txn).await?;
-        Ok(())
     }
 }
 
