@@ -44,7 +44,9 @@ async fn size_on_disk(db: &str) -> anyhow::Result<f64> {
 /// The scale table (`scale`): for each size, engine and platform, a full run into a fresh
 /// database, an incremental run with nothing changed, one after 1% of the boxes, splitters and
 /// ports changed, the platform requests of each incremental run, the full run's peak RSS and
-/// the database's size on disk after it. Each run in a child process of its own.
+/// the database's size on disk after it, and a running gateway's 1% run (an incremental run in
+/// the same process before it, [`crate::sync_bench::running`]). Each run in a child process of
+/// its own.
 pub(crate) async fn scale(
     sizes: Vec<usize>,
     engines: Vec<String>,
