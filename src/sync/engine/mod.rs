@@ -20,8 +20,6 @@ mod one_box;
 mod port_writes;
 mod ports;
 mod progress;
-
-use progress::Live;
 mod upsert;
 mod write;
 
@@ -41,6 +39,7 @@ use crate::Error;
 
 use delete::Doomed;
 use listing::{Batch, Scope, Table};
+use progress::Live;
 
 /// Why a run stopped early.
 enum Stop {
