@@ -91,13 +91,21 @@ pub const SQLITE_STATEMENTS_KEPT: usize = 32;
 /// default (docs/BENCHMARKS.md, "Incremental pages together").
 pub const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
-/// Pages a SQLite file's WAL holds before the connection that commits past them copies them into
-/// the database (`wal_autocheckpoint`; SQLite's default is 1,000). A sync copies them beside its
-/// writes instead ([`Checkpoints`]): with 1,000, every third page of a 1% incremental sync paid a
-/// checkpoint in its commit, fsyncs included, 460 ms of its 2.3 s at 200,000 boxes
-/// (docs/BENCHMARKS.md, "Checkpoints beside the writes"). This is the backstop for the writes
-/// that start none: the WAL stays under about 40 MiB.
-pub const SQLITE_WAL_PAGES: u32 = 10_000;
+/// What a SQLite file's WAL holds before the connection that commits past it copies it into the
+/// database (`wal_autocheckpoint`, set in pages of the file's size: SQLite's default is 1,000).
+/// A sync copies them beside its writes instead ([`Checkpoints`]): with 1,000 pages of 4 KiB,
+/// every third page of a 1% incremental sync paid a checkpoint in its commit, fsyncs included,
+/// 460 ms of its 2.3 s at 200,000 boxes (docs/BENCHMARKS.md, "Checkpoints beside the writes").
+/// This is the backstop for the writes that start none: the WAL stays under about 40 MiB.
+pub const SQLITE_WAL_BYTES: i64 = 40 * 1024 * 1024;
+
+/// The page size of a SQLite file this gateway creates (SQLite's default is 4,096). A changed
+/// row costs the WAL, then the checkpoint, its whole page: an incremental run changes rows
+/// scattered over the whole file, one or two a page, and a 1 KiB page writes a quarter of the
+/// bytes for each (at 20,000 boxes, a 1% run 14-19% shorter; a full run, which fills pages in
+/// order, the same; docs/BENCHMARKS.md, "Pages of 1 KiB"). A file made with another size keeps
+/// it: SQLite changes it only in a `VACUUM` outside WAL mode (docs/OPERATIONS.md).
+pub const SQLITE_PAGE_BYTES: u32 = 1024;
 
 /// Checkpoints of a SQLite file's WAL started beside a run of writes (a sync's pages), on
 /// another connection of the pool and the other core, instead of inside one of their commits.
@@ -126,6 +134,25 @@ impl Checkpoints {
             running.store(false, Ordering::Release);
         });
     }
+}
+
+/// Sets a new SQLite connection's `wal_autocheckpoint` to [`SQLITE_WAL_BYTES`] in the pages of
+/// its file.
+async fn wal_bound_in_pages(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+) -> Result<(), sea_orm::sqlx::Error> {
+    use sea_orm::sqlx;
+    let (page,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(&mut *conn)
+        .await?;
+    let pages = SQLITE_WAL_BYTES / page.max(512);
+    // A number this function computed: nothing of a client's in the text.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA wal_autocheckpoint = {pages}"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Connects to the database; a SQLite file is created when missing.
@@ -174,12 +201,17 @@ async fn connect_share(url: &str, share: Share) -> anyhow::Result<DatabaseConnec
             options.map_sqlx_sqlite_opts(move |o| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 // WAL lets readers go on while a sync writes; NORMAL sync is safe under WAL.
-                o.journal_mode(SqliteJournalMode::Wal)
+                // The page size first: it only counts before the file's first table.
+                o.page_size(SQLITE_PAGE_BYTES)
+                    .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .statement_cache_capacity(SQLITE_STATEMENTS_KEPT)
-                    .pragma("wal_autocheckpoint", SQLITE_WAL_PAGES.to_string())
                     .pragma("cache_size", format!("-{}", share.cache_kib()))
+            });
+            // The WAL's bound is counted in the pages of the file, whatever their size.
+            options.map_sqlx_sqlite_pool_opts(|pool| {
+                pool.after_connect(|conn, _| Box::pin(wal_bound_in_pages(conn)))
             });
         }
         Engine::Postgres => {

@@ -1,5 +1,5 @@
 //! A sync copies SQLite's WAL into the database file beside its pages' writes, instead of
-//! leaving it to the commit that crosses SQLite's mark (`db::SQLITE_WAL_PAGES`, far more pages
+//! leaving it to the commit that crosses SQLite's mark (`db::SQLITE_WAL_BYTES`, far more pages
 //! than a small sync writes): what a run wrote reaches the file itself while the gateway runs.
 //! (The tests' pages are 40 records: a sync of 30 boxes commits a dozen port pages.)
 

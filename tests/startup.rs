@@ -46,8 +46,9 @@ async fn migrations_up_down_up(engine: Engine) {
 
 each_engine!(migrations_up_down_up);
 
-/// Every connection of the SQLite pool runs with WAL, `synchronous = NORMAL` and foreign keys
-/// on, not only the first one opened: eight transactions held at once are eight connections.
+/// Every connection of the SQLite pool runs with WAL, `synchronous = NORMAL`, foreign keys on
+/// and the WAL's bound, not only the first one opened: eight transactions held at once are eight
+/// connections.
 #[tokio::test]
 async fn every_sqlite_connection_has_the_settings() {
     use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -77,6 +78,14 @@ async fn every_sqlite_connection_has_the_settings() {
         assert_eq!(synchronous, 1, "NORMAL");
         let foreign_keys: i64 = pragma("foreign_keys").await.try_get_by_index(0).unwrap();
         assert_eq!(foreign_keys, 1);
+        // A file the gateway created: its pages, and the WAL's bound counted in them.
+        let page: i64 = pragma("page_size").await.try_get_by_index(0).unwrap();
+        assert_eq!(page, i64::from(mapping_gateway::db::SQLITE_PAGE_BYTES));
+        let bound: i64 = pragma("wal_autocheckpoint")
+            .await
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(bound, mapping_gateway::db::SQLITE_WAL_BYTES / page);
     }
 }
 
