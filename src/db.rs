@@ -101,11 +101,12 @@ pub const SQLITE_WAL_BYTES: i64 = 40 * 1024 * 1024;
 
 /// The page size of a SQLite file this gateway creates (SQLite's default is 4,096). A changed
 /// row costs the WAL, then the checkpoint, its whole page: an incremental run changes rows
-/// scattered over the whole file, one or two a page, and a 1 KiB page writes a quarter of the
-/// bytes for each (at 20,000 boxes, a 1% run 14-19% shorter; a full run, which fills pages in
-/// order, the same; docs/BENCHMARKS.md, "Pages of 1 KiB"). A file made with another size keeps
+/// scattered over the whole file, one or two a page, and a 2 KiB page writes half the bytes for
+/// each. At 20,000 boxes a 1% run is 12% shorter (15% with 1 KiB pages, but those made a scan of
+/// the ports table twice as long; 2 KiB, a tenth longer); a full run, which fills pages in
+/// order, the same (docs/BENCHMARKS.md, "Pages of 2 KiB"). A file made with another size keeps
 /// it: SQLite changes it only in a `VACUUM` outside WAL mode (docs/OPERATIONS.md).
-pub const SQLITE_PAGE_BYTES: u32 = 1024;
+pub const SQLITE_PAGE_BYTES: u32 = 2048;
 
 /// Checkpoints of a SQLite file's WAL started beside a run of writes (a sync's pages), on
 /// another connection of the pool and the other core, instead of inside one of their commits.
